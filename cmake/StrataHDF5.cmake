@@ -1,0 +1,20 @@
+# Parallel HDF5 (Debian: libhdf5-openmpi-dev). Checkpoints and sharded datasets need MPI-IO,
+# so a serial HDF5 is rejected at configure time rather than failing at run time.
+set(HDF5_PREFER_PARALLEL TRUE)
+find_package(HDF5 REQUIRED COMPONENTS C)
+if(NOT HDF5_IS_PARALLEL)
+  message(FATAL_ERROR "HDF5 at ${HDF5_INCLUDE_DIRS} is serial; Strata needs parallel HDF5 (H5_HAVE_PARALLEL). "
+                      "On Debian: apt-get install libhdf5-openmpi-dev")
+endif()
+include(CheckSymbolExists)
+set(CMAKE_REQUIRED_INCLUDES ${HDF5_INCLUDE_DIRS} ${MPI_C_INCLUDE_DIRS})
+check_symbol_exists(H5_HAVE_PARALLEL "H5pubconf.h" STRATA_H5_HAVE_PARALLEL)
+unset(CMAKE_REQUIRED_INCLUDES)
+if(NOT STRATA_H5_HAVE_PARALLEL)
+  message(FATAL_ERROR "H5pubconf.h in ${HDF5_INCLUDE_DIRS} does not define H5_HAVE_PARALLEL")
+endif()
+add_library(strata_hdf5 INTERFACE)
+add_library(strata::hdf5 ALIAS strata_hdf5)
+target_include_directories(strata_hdf5 SYSTEM INTERFACE ${HDF5_INCLUDE_DIRS})
+target_link_libraries(strata_hdf5 INTERFACE ${HDF5_C_LIBRARIES} MPI::MPI_C)
+target_compile_definitions(strata_hdf5 INTERFACE ${HDF5_DEFINITIONS})

@@ -1,0 +1,50 @@
+#pragma once
+// Fused softmax cross-entropy over a vocabulary, stable for large logits (max subtracted, log-sum-exp).
+#include "kernels/common.hpp"
+
+namespace strata {
+
+// losses[N] = logsumexp(logits[n, :]) - logits[n, target[n]]; lse[N] saved for backward.
+// logits[N, V], targets[N] (int32, each < V).
+template <class T>
+void cross_entropy_forward(const Vec<T>& losses, const Vec<T>& lse, const Vec<T>& logits,
+                           const Vec<const int32_t>& targets, int rows, int vocab) {
+  const int64_t V = vocab;
+  Kokkos::parallel_for(
+      "strata::cross_entropy::forward", range(rows), KOKKOS_LAMBDA(const int64_t n) {
+        const int64_t base = n * V;
+        T mx = logits(base);
+        for (int64_t v = 1; v < V; ++v) mx = logits(base + v) > mx ? logits(base + v) : mx;
+        T sum = 0;
+        for (int64_t v = 0; v < V; ++v) sum += Kokkos::exp(logits(base + v) - mx);
+        const T l = mx + Kokkos::log(sum);
+        lse(n) = l;
+        losses(n) = l - logits(base + targets(n));
+      });
+}
+
+// Mean of losses[N] (the reported loss).
+template <class T>
+T mean_loss(const Vec<T>& losses, int rows) {
+  double total = 0;
+  Kokkos::parallel_reduce(
+      "strata::cross_entropy::mean", range(rows), KOKKOS_LAMBDA(const int64_t n, double& acc) { acc += losses(n); },
+      total);
+  return T(total / rows);
+}
+
+// In place: logits[N, V] becomes dlogits = (softmax - onehot(target)) * dloss, with dloss = 1/N for a mean.
+template <class T>
+void cross_entropy_backward(const Vec<T>& logits, const Vec<T>& lse, const Vec<const int32_t>& targets, int rows,
+                            int vocab, T dloss) {
+  const int64_t V = vocab;
+  Kokkos::parallel_for(
+      "strata::cross_entropy::backward", range(rows), KOKKOS_LAMBDA(const int64_t n) {
+        const int64_t base = n * V;
+        const T l = lse(n);
+        for (int64_t v = 0; v < V; ++v) logits(base + v) = Kokkos::exp(logits(base + v) - l) * dloss;
+        logits(base + targets(n)) -= dloss;
+      });
+}
+
+}  // namespace strata

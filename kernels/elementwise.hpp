@@ -1,0 +1,43 @@
+#pragma once
+// Residual add and the small elementwise helpers the layers share.
+#include "kernels/common.hpp"
+
+namespace strata {
+
+// out[n] = a[n] + b[n]  (residual add; its backward is the identity into both inputs)
+template <class T>
+void residual_forward(const Vec<T>& out, const Vec<T>& a, const Vec<T>& b, size_t n) {
+  Kokkos::parallel_for(
+      "strata::elementwise::residual_forward", range(n), KOKKOS_LAMBDA(const int64_t i) { out(i) = a(i) + b(i); });
+}
+
+// dst[n] += src[n]
+template <class T>
+void accumulate(const Vec<T>& dst, const Vec<T>& src, size_t n) {
+  Kokkos::parallel_for(
+      "strata::elementwise::accumulate", range(n), KOKKOS_LAMBDA(const int64_t i) { dst(i) += src(i); });
+}
+
+// y[N, O] = bias broadcast over rows (a GEMM with beta = 1 then adds x W^T). bias[O].
+template <class T>
+void broadcast_rows(const Vec<T>& y, const Vec<T>& bias, int rows, int cols) {
+  const int64_t O = cols;
+  Kokkos::parallel_for(
+      "strata::elementwise::broadcast_rows", range(rows), KOKKOS_LAMBDA(const int64_t n) {
+        for (int64_t o = 0; o < O; ++o) y(n * O + o) = bias(o);
+      });
+}
+
+// dbias[O] += sum over rows of dy[N, O]; one thread per column, deterministic.
+template <class T>
+void sum_rows(const Vec<T>& dbias, const Vec<T>& dy, int rows, int cols) {
+  const int64_t O = cols, N = rows;
+  Kokkos::parallel_for(
+      "strata::elementwise::sum_rows", range(cols), KOKKOS_LAMBDA(const int64_t o) {
+        T s = 0;
+        for (int64_t n = 0; n < N; ++n) s += dy(n * O + o);
+        dbias(o) += s;
+      });
+}
+
+}  // namespace strata

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Installs every build, test and demo dependency from Debian 12's packages. Idempotent; run as root.
+set -euo pipefail
+if [ "$(id -u)" -ne 0 ]; then
+  echo "install-deps.sh: must run as root (it calls apt-get)" >&2; exit 1
+fi
+packages=(
+  build-essential cmake ninja-build pkg-config
+  openmpi-bin libopenmpi-dev                 # MPI
+  libhdf5-openmpi-dev hdf5-tools             # parallel HDF5
+  libtrilinos-kokkos-dev                     # Kokkos 3.4 (Serial backend)
+  libopenblas-dev                            # CBLAS for host GEMMs
+  libgtest-dev                               # GoogleTest
+  libtoml11-dev libcli11-dev libfmt-dev libspdlog-dev nlohmann-json3-dev libxxhash-dev
+  python3-torch python3-h5py python3-numpy   # reference tests and perf comparison
+  fortunes                                   # demo corpus
+)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [ "${#missing[@]}" -eq 0 ]; then
+  echo "install-deps: all ${#packages[@]} packages present"; exit 0
+fi
+echo "install-deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}"

@@ -1,0 +1,61 @@
+#pragma once
+// Thin RAII over the HDF5 C API: every call checked (STRATA_H5), every handle closed.
+// Serial use here; the parallel (MPI-IO) file access joins with sharded data and checkpoints.
+#include <hdf5.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace strata::h5 {
+
+// Silences HDF5's own stderr printing: errors arrive as strata::Error with the stack in the message.
+void quiet_errors();
+
+class Handle {
+ public:
+  using Closer = herr_t (*)(hid_t);
+  Handle() = default;
+  Handle(hid_t id, Closer closer) : id_(id), closer_(closer) {}
+  Handle(const Handle&) = delete;
+  Handle& operator=(const Handle&) = delete;
+  Handle(Handle&& o) noexcept : id_(o.id_), closer_(o.closer_) { o.id_ = -1; }
+  Handle& operator=(Handle&& o) noexcept;
+  ~Handle();
+  hid_t id() const { return id_; }
+  operator hid_t() const { return id_; }
+
+ private:
+  hid_t id_ = -1;
+  Closer closer_ = nullptr;
+};
+
+// The HDF5 type matching a C++ element type.
+template <class T> hid_t native_type();
+
+Handle create_file(const std::string& path);  // truncates
+Handle open_file(const std::string& path, bool writable = false);  // error names the path
+bool exists(hid_t loc, const std::string& name);  // a link (group or dataset) at this path
+Handle create_group(hid_t loc, const std::string& name);
+
+// Shape of a dataset; throws naming `what` (e.g. the file) if it is missing.
+std::vector<hsize_t> dataset_shape(hid_t loc, const std::string& name, const std::string& what);
+
+template <class T>
+void write_dataset(hid_t loc, const std::string& name, const std::vector<hsize_t>& shape, const T* data);
+// Reads the whole dataset, converted to T by HDF5 (any integer or float type stored).
+template <class T>
+std::vector<T> read_dataset(hid_t loc, const std::string& name, const std::string& what);
+// Reads elements [offset, offset+count) of a 1-D dataset into out.
+template <class T>
+void read_range(hid_t dataset, hsize_t offset, hsize_t count, T* out);
+
+void write_attr(hid_t obj, const std::string& name, const std::string& value);
+void write_attr(hid_t obj, const std::string& name, int64_t value);
+void write_attr(hid_t obj, const std::string& name, double value);
+bool has_attr(hid_t obj, const std::string& name);
+std::string read_attr_string(hid_t obj, const std::string& name, const std::string& what);
+int64_t read_attr_int(hid_t obj, const std::string& name, const std::string& what);
+double read_attr_double(hid_t obj, const std::string& name, const std::string& what);
+
+}  // namespace strata::h5
