@@ -1,0 +1,121 @@
+"""PyTorch twin of Strata's GPT, shared by tests/reference and perf/.
+
+It must compute exactly Strata's function: pre-LayerNorm decoder, learned
+positions, tied wte/head, GELU (tanh), LayerNorm eps 1e-5. Parameter names
+(model.named_parameters()) are the names used in Strata's dumps, e.g.
+"wte", "h.0.attn.c_attn.weight", "ln_f.bias".
+"""
+import math
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+class Attention(nn.Module):
+    def __init__(self, d_model, n_head):
+        super().__init__()
+        assert d_model % n_head == 0, "d_model must be divisible by n_head"
+        self.n_head = n_head
+        self.c_attn = nn.Linear(d_model, 3 * d_model)
+        self.c_proj = nn.Linear(d_model, d_model)
+
+    def forward(self, x):
+        B, T, C = x.shape
+        H, D = self.n_head, C // self.n_head
+        q, k, v = self.c_attn(x).split(C, dim=2)
+        # Head h owns columns h*D..(h+1)*D-1 of q, k and v.
+        q = q.view(B, T, H, D).transpose(1, 2)
+        k = k.view(B, T, H, D).transpose(1, 2)
+        v = v.view(B, T, H, D).transpose(1, 2)
+        att = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(D))
+        # torch 1.13 has no scaled_dot_product_attention: mask by hand.
+        future = torch.ones(T, T, dtype=torch.bool, device=x.device).triu(1)
+        att = att.masked_fill(future, float("-inf")).softmax(dim=-1)
+        y = (att @ v).transpose(1, 2).reshape(B, T, C)
+        return self.c_proj(y)
+
+
+class MLP(nn.Module):
+    def __init__(self, d_model):
+        super().__init__()
+        self.c_fc = nn.Linear(d_model, 4 * d_model)
+        self.c_proj = nn.Linear(4 * d_model, d_model)
+
+    def forward(self, x):
+        return self.c_proj(F.gelu(self.c_fc(x), approximate="tanh"))
+
+
+class Block(nn.Module):
+    def __init__(self, d_model, n_head):
+        super().__init__()
+        self.ln_1 = nn.LayerNorm(d_model, eps=1e-5)
+        self.attn = Attention(d_model, n_head)
+        self.ln_2 = nn.LayerNorm(d_model, eps=1e-5)
+        self.mlp = MLP(d_model)
+
+    def forward(self, x):
+        x = x + self.attn(self.ln_1(x))
+        return x + self.mlp(self.ln_2(x))
+
+
+class GPT(nn.Module):
+    def __init__(self, n_layer, n_head, d_model, vocab_size, seq_len):
+        super().__init__()
+        self.seq_len = seq_len
+        # Bare Parameters (not nn.Embedding) so the names are "wte"/"wpe".
+        self.wte = nn.Parameter(torch.empty(vocab_size, d_model))
+        self.wpe = nn.Parameter(torch.empty(seq_len, d_model))
+        self.h = nn.ModuleList(Block(d_model, n_head) for _ in range(n_layer))
+        self.ln_f = nn.LayerNorm(d_model, eps=1e-5)
+        self.init_weights()
+
+    def init_weights(self, std=0.02, perturb=False, generator=None):
+        """normal(0, std) matrices; biases/LN at 0/1, or random if perturb
+        (so a reference check exercises every parameter)."""
+        with torch.no_grad():
+            for name, p in self.named_parameters():
+                ln_weight = ".ln_" in "." + name and name.endswith("weight")
+                base = 1.0 if ln_weight else 0.0
+                if p.dim() >= 2:
+                    p.normal_(0.0, std, generator=generator)
+                elif perturb:
+                    p.normal_(base, 0.1, generator=generator)
+                else:
+                    p.fill_(base)
+
+    def forward(self, x):
+        T = x.shape[1]
+        h = self.wte[x] + self.wpe[:T]
+        for block in self.h:
+            h = block(h)
+        return self.ln_f(h) @ self.wte.t()
+
+    def loss(self, x, y):
+        logits = self(x)
+        return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1))
+
+
+def n_params(model, non_embedding=True):
+    skip = {"wte", "wpe"} if non_embedding else set()
+    return sum(p.numel() for n, p in model.named_parameters() if n not in skip)
+
+
+def make_adamw(model, lr, betas=(0.9, 0.95), eps=1e-8, weight_decay=0.1):
+    """AdamW with weight decay on every 2-D tensor, none on 1-D ones."""
+    decay = [p for p in model.parameters() if p.dim() >= 2]
+    no_decay = [p for p in model.parameters() if p.dim() < 2]
+    groups = [{"params": decay, "weight_decay": weight_decay},
+              {"params": no_decay, "weight_decay": 0.0}]
+    return torch.optim.AdamW(groups, lr=lr, betas=betas, eps=eps)
+
+
+def train_step(model, opt, x, y, grad_clip):
+    """One full step; returns the loss before the update."""
+    opt.zero_grad(set_to_none=True)
+    loss = model.loss(x, y)
+    loss.backward()
+    if grad_clip > 0:
+        torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+    opt.step()
+    return loss.detach()

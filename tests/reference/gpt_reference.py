@@ -1,0 +1,200 @@
+#!/usr/bin/python3
+"""Check a Strata GPT dump against the PyTorch twin (perf/torch_gpt.py).
+
+  gpt_reference.py --dump DUMP.h5
+      Rebuild the model from DUMP's weights/, compare logits, loss, every
+      gradient (rel L2 <= 1e-5) and the loss curve of `steps` AdamW steps on
+      the same batch (rel <= 1e-4). Prints one line per check, then
+      "N passed, M failed"; exit 1 on any failure or malformed dump.
+  gpt_reference.py --generate-selfcheck OUT.h5 [--corrupt]
+      Write a dump in the same format from the torch model itself, so this
+      script can be tested without Strata. --corrupt perturbs one gradient
+      tensor by 1e-3 relative; --dump must then fail.
+"""
+import argparse
+import os
+import sys
+
+import h5py
+import numpy as np
+import torch
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.join(REPO, "perf"))
+import torch_gpt  # noqa: E402
+
+TOL_FWD = 1e-5    # logits, loss, gradients
+TOL_STEPS = 1e-4  # loss after k AdamW steps (errors compound per step)
+
+CONFIG_INT = ["n_layer", "n_head", "d_model", "vocab_size", "seq_len", "batch_size", "steps"]
+CONFIG_FLOAT = ["lr", "beta1", "beta2", "eps", "weight_decay", "grad_clip"]
+
+
+class DumpError(Exception):
+    pass
+
+
+def rel_l2(a, b):
+    a = np.asarray(a, dtype=np.float64)
+    b = np.asarray(b, dtype=np.float64)
+    denom = np.linalg.norm(b)
+    # An all-zero reference would divide by zero: fall back to absolute error.
+    return float(np.linalg.norm(a - b) / denom) if denom > 0 else float(np.linalg.norm(a))
+
+
+def read(f, name, shape=None):
+    if name not in f:
+        raise DumpError(f"dump is missing '{name}'")
+    arr = f[name][()]
+    if shape is not None and tuple(arr.shape) != tuple(shape):
+        raise DumpError(f"'{name}' has shape {tuple(arr.shape)}, expected {tuple(shape)}")
+    return arr
+
+
+def read_config(f):
+    cfg = {}
+    for key in CONFIG_INT + CONFIG_FLOAT:
+        if key not in f.attrs:
+            raise DumpError(f"dump is missing root attribute '{key}'")
+        val = f.attrs[key]
+        cfg[key] = int(val) if key in CONFIG_INT else float(val)
+    return cfg
+
+
+def build_model(cfg):
+    return torch_gpt.GPT(cfg["n_layer"], cfg["n_head"], cfg["d_model"],
+                         cfg["vocab_size"], cfg["seq_len"])
+
+
+def make_opt(model, cfg):
+    return torch_gpt.make_adamw(model, cfg["lr"], (cfg["beta1"], cfg["beta2"]),
+                                cfg["eps"], cfg["weight_decay"])
+
+
+def check_dump(path):
+    results = []  # (name, error, tol)
+
+    def record(name, err, tol):
+        ok = err <= tol
+        results.append(ok)
+        print(f"{'PASS' if ok else 'FAIL'} {name}: rel err {err:.3e} (tol {tol:.0e})")
+
+    with h5py.File(path, "r") as f:
+        cfg = read_config(f)
+        B, T, V = cfg["batch_size"], cfg["seq_len"], cfg["vocab_size"]
+        model = build_model(cfg)
+        params = dict(model.named_parameters())
+        with torch.no_grad():
+            for name, p in params.items():
+                p.copy_(torch.from_numpy(read(f, "weights/" + name, p.shape).astype(np.float32)))
+        x = torch.from_numpy(read(f, "x", (B, T)).astype(np.int64))
+        y = torch.from_numpy(read(f, "y", (B, T)).astype(np.int64))
+        ref_logits = read(f, "logits", (B, T, V))
+        ref_loss = read(f, "loss").reshape(-1)
+        if ref_loss.size != 1:
+            raise DumpError(f"'loss' has {ref_loss.size} elements, expected 1")
+        ref_grads = {n: read(f, "grads/" + n, p.shape) for n, p in params.items()}
+        ref_losses = read(f, "losses", (cfg["steps"] + 1,))
+
+    print(f"config: {cfg}")
+    logits = model(x)
+    loss = torch.nn.functional.cross_entropy(logits.reshape(-1, V), y.reshape(-1))
+    loss.backward()
+    record("logits", rel_l2(logits.detach().numpy(), ref_logits), TOL_FWD)
+    record("loss", abs(loss.item() - float(ref_loss[0])) / abs(float(ref_loss[0])), TOL_FWD)
+
+    worst = ("", -1.0)
+    for name, p in params.items():
+        err = rel_l2(p.grad.numpy(), ref_grads[name])
+        worst = max(worst, (name, err), key=lambda t: t[1])
+        record(f"grad {name}", err, TOL_FWD)
+    print(f"worst gradient: {worst[0]} rel err {worst[1]:.3e}")
+
+    # Loss curve: losses[k] = loss after k steps, all on the same batch.
+    opt = make_opt(model, cfg)
+    for k in range(cfg["steps"] + 1):
+        step_loss = torch_gpt.train_step(model, opt, x, y, cfg["grad_clip"]) \
+            if k < cfg["steps"] else model.loss(x, y).detach()
+        ref = float(ref_losses[k])
+        record(f"losses[{k}]", abs(step_loss.item() - ref) / abs(ref), TOL_STEPS)
+
+    passed = sum(results)
+    failed = len(results) - passed
+    print(f"{passed} passed, {failed} failed")
+    return failed == 0
+
+
+def generate_selfcheck(path, corrupt):
+    cfg = dict(n_layer=2, n_head=3, d_model=48, vocab_size=67, seq_len=13,
+               batch_size=3, steps=5, lr=1e-3, beta1=0.9, beta2=0.95,
+               eps=1e-8, weight_decay=0.1, grad_clip=0.0)
+    gen = torch.Generator().manual_seed(1234)
+    model = build_model(cfg)
+    model.init_weights(std=0.02, perturb=True, generator=gen)
+    B, T, V = cfg["batch_size"], cfg["seq_len"], cfg["vocab_size"]
+    x = torch.randint(0, V, (B, T), generator=gen)
+    y = torch.randint(0, V, (B, T), generator=gen)
+    weights = {n: p.detach().clone() for n, p in model.named_parameters()}
+
+    # Reference values in float64 from the float32 weights: like Strata, an
+    # independent float32 computation, so the tolerances are tested for real.
+    model = model.double()
+    logits = model(x)
+    loss = torch.nn.functional.cross_entropy(logits.reshape(-1, V), y.reshape(-1))
+    loss.backward()
+    grads = {n: p.grad.detach().clone() for n, p in model.named_parameters()}
+    gnorm = torch.sqrt(sum((g * g).sum() for g in grads.values())).item()
+    cfg["grad_clip"] = round(0.5 * gnorm, 4)  # so that clipping is exercised
+    model.zero_grad(set_to_none=True)
+    opt = make_opt(model, cfg)
+    losses = [torch_gpt.train_step(model, opt, x, y, cfg["grad_clip"]).item()
+              for _ in range(cfg["steps"])]
+    losses.append(model.loss(x, y).item())
+
+    if corrupt:
+        g = grads["h.1.attn.c_attn.weight"]
+        noise = torch.randn(g.shape, generator=gen, dtype=g.dtype)
+        g += noise * (1e-3 * g.norm() / noise.norm())
+
+    with h5py.File(path, "w") as f:
+        for k, v in cfg.items():
+            f.attrs[k] = np.int64(v) if k in CONFIG_INT else np.float64(v)
+        for n, w in weights.items():
+            f["weights/" + n] = w.numpy().astype(np.float32)
+            f["grads/" + n] = grads[n].numpy().astype(np.float32)
+        f["x"] = x.numpy().astype(np.int32)
+        f["y"] = y.numpy().astype(np.int32)
+        f["logits"] = logits.detach().numpy().astype(np.float32)
+        f["loss"] = np.array([loss.item()], dtype=np.float32)
+        f["losses"] = np.array(losses, dtype=np.float32)
+    print(f"wrote {path} (grad norm {gnorm:.4f}, grad_clip {cfg['grad_clip']}"
+          f"{', corrupted h.1.attn.c_attn.weight' if corrupt else ''})")
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    mode = ap.add_mutually_exclusive_group(required=True)
+    mode.add_argument("--dump", help="Strata dump to check")
+    mode.add_argument("--generate-selfcheck", metavar="OUT", help="write a torch-made dump")
+    ap.add_argument("--corrupt", action="store_true",
+                    help="with --generate-selfcheck: perturb one gradient by 1e-3")
+    args = ap.parse_args()
+    torch.set_num_threads(1)  # deterministic reductions
+
+    if args.generate_selfcheck:
+        generate_selfcheck(args.generate_selfcheck, args.corrupt)
+        return 0
+    if not os.path.exists(args.dump):
+        print(f"error: dump '{args.dump}' not found", file=sys.stderr)
+        return 1
+    try:
+        return 0 if check_dump(args.dump) else 1
+    except DumpError as e:
+        print(f"error: {args.dump}: {e}", file=sys.stderr)
+        print("0 passed, 1 failed")
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
