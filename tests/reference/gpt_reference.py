@@ -10,6 +10,13 @@
       Write a dump in the same format from the torch model itself, so this
       script can be tested without Strata. --corrupt perturbs one gradient
       tensor by 1e-3 relative; --dump must then fail.
+
+Dump layout: root attrs (int64/float64) n_layer n_head d_model vocab_size
+seq_len batch_size steps lr beta1 beta2 eps weight_decay grad_clip;
+weights/<name> and grads/<name> float32 (names as in torch_gpt.GPT, grads of
+the mean loss at the initial weights, unclipped); x, y int32 [B,T]; logits
+float32 [B,T,V]; loss float32 [1]; losses float32 [steps+1] (loss after k
+AdamW steps on the same batch, constant lr).
 """
 import argparse
 import os
