@@ -23,7 +23,7 @@ void adamw_update(const Vec<T>& p, const Vec<T>& g, const Vec<T>& m, const Vec<T
         const T vi = b2 * v(i) + (T(1) - b2) * gi * gi;
         m(i) = mi;
         v(i) = vi;
-        const T denom = Kokkos::sqrt(vi) / bc2_sqrt + eps;
+        const T denom = kmath::sqrt(vi) / bc2_sqrt + eps;
         p(i) = p(i) * decay - step_size * mi / denom;
       });
 }

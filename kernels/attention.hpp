@@ -23,7 +23,7 @@ void causal_softmax_forward(const Vec<T>& att, int64_t rows, int seq) {
         for (int64_t j = 1; j <= i; ++j) mx = att(base + j) > mx ? att(base + j) : mx;
         T sum = 0;
         for (int64_t j = 0; j <= i; ++j) {
-          const T e = Kokkos::exp(att(base + j) - mx);
+          const T e = kmath::exp(att(base + j) - mx);
           att(base + j) = e;
           sum += e;
         }

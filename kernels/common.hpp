@@ -3,6 +3,8 @@
 // each kernel states the logical shape of its arguments in a comment at its signature (row-major).
 #include <Kokkos_Core.hpp>
 
+#include "kernels/math.hpp"
+
 namespace strata {
 
 using ExecSpace = Kokkos::DefaultExecutionSpace;

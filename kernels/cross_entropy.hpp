@@ -16,8 +16,8 @@ void cross_entropy_forward(const Vec<T>& losses, const Vec<T>& lse, const Vec<T>
         T mx = logits(base);
         for (int64_t v = 1; v < V; ++v) mx = logits(base + v) > mx ? logits(base + v) : mx;
         T sum = 0;
-        for (int64_t v = 0; v < V; ++v) sum += Kokkos::exp(logits(base + v) - mx);
-        const T l = mx + Kokkos::log(sum);
+        for (int64_t v = 0; v < V; ++v) sum += kmath::exp(logits(base + v) - mx);
+        const T l = mx + kmath::log(sum);
         lse(n) = l;
         losses(n) = l - logits(base + targets(n));
       });
@@ -42,7 +42,7 @@ void cross_entropy_backward(const Vec<T>& logits, const Vec<T>& lse, const Vec<c
       "strata::cross_entropy::backward", range(rows), KOKKOS_LAMBDA(const int64_t n) {
         const int64_t base = n * V;
         const T l = lse(n);
-        for (int64_t v = 0; v < V; ++v) logits(base + v) = Kokkos::exp(logits(base + v) - l) * dloss;
+        for (int64_t v = 0; v < V; ++v) logits(base + v) = kmath::exp(logits(base + v) - l) * dloss;
         logits(base + targets(n)) -= dloss;
       });
 }

@@ -41,3 +41,17 @@ void sum_rows(const Vec<T>& dbias, const Vec<T>& dy, int rows, int cols) {
 }
 
 }  // namespace strata
+
+namespace strata {
+
+// y[N, O] = r[N, O] + bias[O]  (the residual plus bias; a GEMM with beta = 1 then adds x W^T)
+template <class T>
+void residual_bias(const Vec<T>& y, const Vec<T>& r, const Vec<T>& bias, int rows, int cols) {
+  const int64_t O = cols;
+  Kokkos::parallel_for(
+      "strata::elementwise::residual_bias", range(rows), KOKKOS_LAMBDA(const int64_t n) {
+        for (int64_t o = 0; o < O; ++o) y(n * O + o) = r(n * O + o) + bias(o);
+      });
+}
+
+}  // namespace strata

@@ -23,7 +23,7 @@ void layernorm_forward(const Vec<T>& y, const Vec<T>& mean, const Vec<T>& rstd, 
           var += d * d;
         }
         var /= T(C);
-        const T r = T(1) / Kokkos::sqrt(var + T(kLayerNormEps));
+        const T r = T(1) / kmath::sqrt(var + T(kLayerNormEps));
         for (int64_t c = 0; c < C; ++c) y(base + c) = (x(base + c) - m) * r * w(c) + b(c);
         mean(n) = m;
         rstd(n) = r;

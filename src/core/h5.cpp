@@ -2,6 +2,8 @@
 
 #include "core/error.hpp"
 
+#include <filesystem>
+
 namespace strata::h5 {
 
 void quiet_errors() { H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr); }
@@ -35,7 +37,8 @@ Handle create_file(const std::string& path) {
 }
 
 Handle open_file(const std::string& path, bool writable) {
-  STRATA_CHECK(H5Fis_accessible(path.c_str(), H5P_DEFAULT) > 0, "'{}': not a readable HDF5 file", path);
+  STRATA_CHECK(std::filesystem::exists(path), "'{}': no such file", path);
+  STRATA_CHECK(H5Fis_hdf5(path.c_str()) > 0, "'{}': not an HDF5 file (or unreadable)", path);
   hid_t id = H5Fopen(path.c_str(), writable ? H5F_ACC_RDWR : H5F_ACC_RDONLY, H5P_DEFAULT);
   STRATA_CHECK(id >= 0, "'{}': cannot open HDF5 file", path);
   return Handle(id, H5Fclose);

@@ -1,0 +1,69 @@
+#pragma once
+// One TOML config (DESIGN.md principle 12): every field has a type, a default and a line of doc
+// (config_fields() lists them; `strata config --doc` prints them), any field can be overridden with
+// `--set section.key=value`, and the resolved config is printed at start and stored with results.
+#include <cstdint>
+#include <string>
+#include <variant>
+#include <vector>
+
+namespace strata {
+
+struct ModelConfig {
+  int n_layer = 6, n_head = 6, d_model = 384, vocab_size = 257, seq_len = 256;
+};
+
+struct DataConfig {
+  std::string path;
+  bool shuffle = true;
+  int64_t seed = 1234;
+};
+
+struct TrainConfig {
+  int batch_size = 8;
+  int64_t steps = 100;
+  double lr = 3e-4, min_lr = 3e-5;
+  int64_t warmup_steps = 10;
+  std::string lr_schedule = "cosine";
+  double weight_decay = 0.1, beta1 = 0.9, beta2 = 0.95, eps = 1e-8, grad_clip = 1.0;
+  int64_t seed = 42;
+  int64_t log_every = 1, eval_every = 0, eval_batches = 8;
+  std::string out_dir = "runs/default";
+  std::string save_weights;
+  int64_t sample_tokens = 0;
+  double sample_temperature = 0.8;
+};
+
+struct ParallelConfig {
+  int dp = 1, tp = 1, pp = 1;
+};
+
+struct Config {
+  ModelConfig model;
+  DataConfig data;
+  TrainConfig train;
+  ParallelConfig parallel;
+  std::string source = "<defaults>";  // the file it came from, for error messages
+};
+
+using ConfigValue = std::variant<int64_t, double, bool, std::string>;
+
+struct ConfigField {
+  std::string key;  // "section.name"
+  ConfigValue default_value;
+  std::string doc;
+};
+
+const std::vector<ConfigField>& config_fields();
+
+// Reads `path` (empty: defaults only), applies `overrides` ("a.b=value"), validates.
+// Throws strata::Error naming the file, the field and what was expected.
+Config load_config(const std::string& path, const std::vector<std::string>& overrides = {});
+
+// Checks the relations between fields (d_model divisible by n_head, ...).
+void validate_config(const Config& config);
+
+// The resolved config as TOML text.
+std::string to_toml(const Config& config);
+
+}  // namespace strata

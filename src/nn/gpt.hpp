@@ -1,0 +1,55 @@
+#pragma once
+// GPT: pre-LayerNorm decoder, learned positions, token embedding tied to the output head.
+// Explicit forward/backward over planned activation buffers (DESIGN.md principle 1).
+#include <memory>
+#include <vector>
+
+#include "core/config.hpp"
+#include "kernels/common.hpp"
+#include "nn/gpt_layout.hpp"
+#include "nn/param_buffer.hpp"
+
+namespace strata {
+
+template <class T>
+class Gpt {
+ public:
+  // Allocates parameters (uninitialised: call params().initialize or load weights) and activations for
+  // `batch` sequences of model.seq_len tokens.
+  Gpt(const ModelConfig& model, int batch);
+  // Shares another model's parameters (e.g. a batch-1 copy for generation).
+  Gpt(std::shared_ptr<ParamBuffer<T>> params, const ModelConfig& model, int batch);
+
+  // tokens, targets: [B*T] int32. Returns the mean cross-entropy; keeps what backward needs.
+  T forward(const Vec<int32_t>& tokens, const Vec<int32_t>& targets);
+  // Logits only (no loss): for generation and evaluation of a prefix.
+  void forward_logits(const Vec<int32_t>& tokens);
+  // Gradient of the mean loss of the last forward, added into params().grads().
+  void backward();
+
+  ParamBuffer<T>& params() { return *params_; }
+  std::shared_ptr<ParamBuffer<T>> shared_params() { return params_; }
+  const GptLayout& layout() const { return layout_; }
+  const ModelConfig& config() const { return model_; }
+  int batch() const { return batch_; }
+  const Vec<T>& logits() const { return logits_; }  // [B*T, V]; after backward it holds dlogits
+
+ private:
+  struct BlockActs {
+    Vec<T> ln1, ln1_mean, ln1_rstd, qkv, att, atty, res1, ln2, ln2_mean, ln2_rstd, fc, fc_gelu, res2;
+  };
+  void allocate();
+  void run_forward(const Vec<int32_t>& tokens);
+
+  ModelConfig model_;
+  int batch_;
+  GptLayout layout_;
+  std::shared_ptr<ParamBuffer<T>> params_;
+  Vec<int32_t> tokens_, targets_;
+  Vec<T> encoded_, lnf_, lnf_mean_, lnf_rstd_, logits_, losses_, lse_;
+  std::vector<BlockActs> acts_;
+  // Backward scratch.
+  Vec<T> dres_, dln_, dhidden_, dqkv_, datty_, att_scratch_;
+};
+
+}  // namespace strata

@@ -1,0 +1,50 @@
+#include "nn/gpt_layout.hpp"
+
+#include <cmath>
+
+#include <fmt/format.h>
+
+namespace strata {
+
+GptLayout gpt_layout(const ModelConfig& m) {
+  GptLayout layout;
+  const int64_t C = m.d_model, V = m.vocab_size, Tn = m.seq_len;
+  const double std = 0.02;
+  // Residual projections are scaled down by sqrt(2 * n_layer), as in GPT-2.
+  const double proj_std = std / std::sqrt(2.0 * m.n_layer);
+  auto add = [&](std::string name, std::vector<int64_t> shape, InitKind init, double s) {
+    const bool decay = shape.size() == 2;
+    layout.specs.push_back(TensorSpec{std::move(name), std::move(shape), init, s, decay, 0});
+    return int(layout.specs.size() - 1);
+  };
+  layout.wte = add("wte", {V, C}, InitKind::Normal, std);
+  layout.wpe = add("wpe", {Tn, C}, InitKind::Normal, 0.01);
+  for (int l = 0; l < m.n_layer; ++l) {
+    auto n = [&](const char* suffix) { return fmt::format("h.{}.{}", l, suffix); };
+    BlockParams b{};
+    b.ln1_w = add(n("ln_1.weight"), {C}, InitKind::Ones, 0);
+    b.ln1_b = add(n("ln_1.bias"), {C}, InitKind::Zeros, 0);
+    b.qkv_w = add(n("attn.c_attn.weight"), {3 * C, C}, InitKind::Normal, std);
+    b.qkv_b = add(n("attn.c_attn.bias"), {3 * C}, InitKind::Zeros, 0);
+    b.attn_proj_w = add(n("attn.c_proj.weight"), {C, C}, InitKind::Normal, proj_std);
+    b.attn_proj_b = add(n("attn.c_proj.bias"), {C}, InitKind::Zeros, 0);
+    b.ln2_w = add(n("ln_2.weight"), {C}, InitKind::Ones, 0);
+    b.ln2_b = add(n("ln_2.bias"), {C}, InitKind::Zeros, 0);
+    b.fc_w = add(n("mlp.c_fc.weight"), {4 * C, C}, InitKind::Normal, std);
+    b.fc_b = add(n("mlp.c_fc.bias"), {4 * C}, InitKind::Zeros, 0);
+    b.mlp_proj_w = add(n("mlp.c_proj.weight"), {C, 4 * C}, InitKind::Normal, proj_std);
+    b.mlp_proj_b = add(n("mlp.c_proj.bias"), {C}, InitKind::Zeros, 0);
+    layout.blocks.push_back(b);
+  }
+  layout.lnf_w = add("ln_f.weight", {C}, InitKind::Ones, 0);
+  layout.lnf_b = add("ln_f.bias", {C}, InitKind::Zeros, 0);
+  return layout;
+}
+
+int64_t non_embedding_params(const ModelConfig& m) {
+  const int64_t C = m.d_model;
+  const int64_t per_block = 2 * C + (3 * C * C + 3 * C) + (C * C + C) + 2 * C + (4 * C * C + 4 * C) + (4 * C * C + C);
+  return m.n_layer * per_block + 2 * C;
+}
+
+}  // namespace strata

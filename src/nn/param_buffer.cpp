@@ -1,0 +1,65 @@
+#include "nn/param_buffer.hpp"
+
+#include "core/error.hpp"
+#include "core/rng.hpp"
+
+namespace strata {
+
+int64_t TensorSpec::numel() const {
+  int64_t n = 1;
+  for (auto d : shape) n *= d;
+  return n;
+}
+
+template <class T>
+ParamBuffer<T>::ParamBuffer(std::vector<TensorSpec> specs) : specs_(std::move(specs)) {
+  int64_t offset = 0;
+  for (auto& s : specs_) {
+    s.offset = offset;
+    offset += s.numel();
+  }
+  size_ = size_t(offset);
+  params_ = Vec<T>("strata::params", size_);
+  grads_ = Vec<T>("strata::grads", size_);
+  m_ = Vec<T>("strata::adam_m", size_);
+  v_ = Vec<T>("strata::adam_v", size_);
+}
+
+template <class T>
+int ParamBuffer<T>::index_of(const std::string& name) const {
+  for (size_t i = 0; i < specs_.size(); ++i)
+    if (specs_[i].name == name) return int(i);
+  STRATA_FAIL("no parameter tensor named '{}'", name);
+}
+
+template <class T>
+void ParamBuffer<T>::initialize(uint64_t seed) {
+  for (size_t i = 0; i < specs_.size(); ++i) {
+    const auto& s = specs_[i];
+    auto p = param(int(i));
+    const uint64_t key = rng::make_key(seed, s.name);
+    const double std = s.init_std;
+    switch (s.init) {
+      case InitKind::Zeros: Kokkos::deep_copy(p, T(0)); break;
+      case InitKind::Ones: Kokkos::deep_copy(p, T(1)); break;
+      case InitKind::Normal:
+        Kokkos::parallel_for(
+            "strata::param_buffer::init_normal", range(p.extent(0)),
+            KOKKOS_LAMBDA(const int64_t j) { p(j) = T(std * rng::normal(key, uint64_t(j))); });
+        break;
+    }
+  }
+  Kokkos::deep_copy(m_, T(0));
+  Kokkos::deep_copy(v_, T(0));
+  zero_grads();
+}
+
+template <class T>
+void ParamBuffer<T>::zero_grads() {
+  Kokkos::deep_copy(grads_, T(0));
+}
+
+template class ParamBuffer<float>;
+template class ParamBuffer<double>;
+
+}  // namespace strata

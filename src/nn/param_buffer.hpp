@@ -1,0 +1,53 @@
+#pragma once
+// Contiguous parameters (DESIGN.md principle 3): parameters, gradients and the two AdamW moments each
+// live in one buffer; a tensor is a named slice (offset, shape) of all four.
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "kernels/common.hpp"
+
+namespace strata {
+
+enum class InitKind { Normal, Zeros, Ones };
+
+struct TensorSpec {
+  std::string name;
+  std::vector<int64_t> shape;
+  InitKind init = InitKind::Zeros;
+  double init_std = 0;  // for Normal
+  bool decay = false;   // AdamW weight decay applies (2-D weights)
+  int64_t offset = 0;   // into the buffers, set by ParamBuffer
+  int64_t numel() const;
+};
+
+template <class T>
+class ParamBuffer {
+ public:
+  explicit ParamBuffer(std::vector<TensorSpec> specs);
+
+  size_t size() const { return size_; }
+  const std::vector<TensorSpec>& specs() const { return specs_; }
+  int index_of(const std::string& name) const;  // throws if absent
+
+  Vec<T> param(int i) const { return slice(params_, i); }
+  Vec<T> grad(int i) const { return slice(grads_, i); }
+  Vec<T> adam_m(int i) const { return slice(m_, i); }
+  Vec<T> adam_v(int i) const { return slice(v_, i); }
+  const Vec<T>& params() const { return params_; }
+  const Vec<T>& grads() const { return grads_; }
+
+  // Draws every tensor from the counter-based RNG keyed by (seed, name, element index).
+  void initialize(uint64_t seed);
+  void zero_grads();
+
+ private:
+  Vec<T> slice(const Vec<T>& all, int i) const {
+    return view_of(all.data() + specs_[i].offset, size_t(specs_[i].numel()));
+  }
+  std::vector<TensorSpec> specs_;
+  size_t size_ = 0;
+  Vec<T> params_, grads_, m_, v_;
+};
+
+}  // namespace strata

@@ -1,0 +1,130 @@
+// Writes what the PyTorch reference test (gpt_reference.py) checks: initial weights, one batch,
+// logits, loss, every gradient, and the losses of `steps` AdamW steps on that batch.
+// Usage: reference_dump --config FILE [--set k=v ...] --out DUMP.h5
+#include <CLI/CLI.hpp>
+#include <mpi.h>
+
+#include <iostream>
+
+#include "core/config.hpp"
+#include "core/error.hpp"
+#include "core/h5.hpp"
+#include "core/rng.hpp"
+#include "kernels/grad_norm.hpp"
+#include "nn/gpt.hpp"
+#include "optim/adamw.hpp"
+
+using namespace strata;
+
+namespace {
+
+void write_tensors(hid_t group, const ParamBuffer<float>& p, const Vec<float>& all) {
+  auto host = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), all);
+  for (const auto& s : p.specs()) {
+    std::vector<hsize_t> shape(s.shape.begin(), s.shape.end());
+    h5::write_dataset<float>(group, s.name, shape, host.data() + s.offset);
+  }
+}
+
+int run(int argc, char** argv) {
+  CLI::App app{"reference_dump"};
+  std::string config_path, out;
+  std::vector<std::string> sets;
+  int steps = 5;
+  app.add_option("--config", config_path)->required();
+  app.add_option("--set", sets);
+  app.add_option("--out", out)->required();
+  app.add_option("--steps", steps);
+  CLI11_PARSE(app, argc, argv);
+
+  Config cfg = load_config(config_path, sets);
+  const auto& m = cfg.model;
+  const int B = cfg.train.batch_size, N = B * m.seq_len;
+  Gpt<float> model(m, B);
+  auto& P = model.params();
+  P.initialize(uint64_t(cfg.train.seed));
+  // Non-trivial biases and LayerNorm parameters, so that the reference exercises them too.
+  {
+    auto host = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), P.params());
+    for (const auto& s : P.specs()) {
+      if (s.shape.size() != 1) continue;
+      const uint64_t key = rng::make_key(uint64_t(cfg.train.seed) + 1, s.name);
+      for (int64_t i = 0; i < s.numel(); ++i) host(s.offset + i) += float(0.1 * rng::normal(key, uint64_t(i)));
+    }
+    Kokkos::deep_copy(P.params(), host);
+  }
+  // A batch of random tokens; y is x shifted by one within a longer random stream.
+  Vec<int32_t> x("x", N), y("y", N);
+  auto hx = Kokkos::create_mirror_view(x);
+  auto hy = Kokkos::create_mirror_view(y);
+  const uint64_t key = rng::make_key(uint64_t(cfg.train.seed), "reference_batch");
+  for (int b = 0; b < B; ++b)
+    for (int t = 0; t <= m.seq_len; ++t) {
+      const int32_t tok = int32_t(rng::bits(key, uint64_t(b) * (m.seq_len + 1) + t) % uint64_t(m.vocab_size));
+      if (t < m.seq_len) hx(b * m.seq_len + t) = tok;
+      if (t > 0) hy(b * m.seq_len + t - 1) = tok;
+    }
+  Kokkos::deep_copy(x, hx);
+  Kokkos::deep_copy(y, hy);
+
+  auto file = h5::create_file(out);
+  for (auto [name, v] : std::vector<std::pair<const char*, int64_t>>{{"n_layer", m.n_layer}, {"n_head", m.n_head},
+                                                                     {"d_model", m.d_model}, {"vocab_size", m.vocab_size},
+                                                                     {"seq_len", m.seq_len}, {"batch_size", B},
+                                                                     {"steps", steps}})
+    h5::write_attr(file, name, v);
+  for (auto [name, v] : std::vector<std::pair<const char*, double>>{{"lr", cfg.train.lr}, {"beta1", cfg.train.beta1},
+                                                                    {"beta2", cfg.train.beta2}, {"eps", cfg.train.eps},
+                                                                    {"weight_decay", cfg.train.weight_decay},
+                                                                    {"grad_clip", cfg.train.grad_clip}})
+    h5::write_attr(file, name, v);
+  {
+    auto g = h5::create_group(file, "weights");
+    write_tensors(g, P, P.params());
+  }
+  h5::write_dataset<int32_t>(file, "x", {hsize_t(B), hsize_t(m.seq_len)}, hx.data());
+  h5::write_dataset<int32_t>(file, "y", {hsize_t(B), hsize_t(m.seq_len)}, hy.data());
+
+  AdamW<float> opt(cfg.train);
+  std::vector<float> losses;
+  for (int s = 0; s <= steps; ++s) {
+    P.zero_grads();
+    const float loss = model.forward(x, y);
+    losses.push_back(loss);
+    if (s == 0) {
+      auto logits = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), model.logits());
+      h5::write_dataset<float>(file, "logits", {hsize_t(B), hsize_t(m.seq_len), hsize_t(m.vocab_size)}, logits.data());
+      h5::write_dataset<float>(file, "loss", {1}, &loss);
+    }
+    if (s == steps) break;
+    model.backward();
+    if (s == 0) {
+      auto g = h5::create_group(file, "grads");
+      write_tensors(g, P, P.grads());
+    }
+    clip_grad_norm<float>(P.grads(), P.size(), cfg.train.grad_clip);
+    opt.step(P, cfg.train.lr);
+  }
+  h5::write_dataset<float>(file, "losses", {hsize_t(losses.size())}, losses.data());
+  std::cout << "reference_dump: wrote " << out << " (loss " << losses.front() << " -> " << losses.back() << ")\n";
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  MPI_Init(&argc, &argv);
+  int rc = 0;
+  {
+    Kokkos::ScopeGuard kokkos(argc, argv);
+    h5::quiet_errors();
+    try {
+      rc = run(argc, argv);
+    } catch (const std::exception& e) {
+      std::cerr << "reference_dump: error: " << e.what() << "\n";
+      rc = 1;
+    }
+  }
+  MPI_Finalize();
+  return rc;
+}
