@@ -1,0 +1,126 @@
+#include "data/token_dataset.hpp"
+
+#include <filesystem>
+#include <limits>
+#include <vector>
+
+#include "core/error.hpp"
+
+namespace strata::data {
+namespace {
+std::string tokens_name(const std::string& split) { return split + "/tokens"; }
+
+// Like h5::read_attr_string, but asks HDF5 for the stored character set: h5::read_attr_string requests ASCII and
+// fails on the UTF-8 strings that h5::write_attr (and h5py) write. Drop once core/h5.cpp matches the cset.
+std::string read_string_attr(hid_t obj, const std::string& name, const std::string& what) {
+  STRATA_CHECK(h5::has_attr(obj, name), "{}: root attribute '{}' is missing", what, name);
+  h5::Handle attr(STRATA_H5(H5Aopen(obj, name.c_str(), H5P_DEFAULT)), H5Aclose);
+  h5::Handle stored(STRATA_H5(H5Aget_type(attr)), H5Tclose);
+  STRATA_CHECK(H5Tget_class(stored) == H5T_STRING, "{}: root attribute '{}' should be a string", what, name);
+  if (H5Tis_variable_str(stored) > 0) {
+    h5::Handle type(STRATA_H5(H5Tcopy(H5T_C_S1)), H5Tclose);
+    STRATA_H5(H5Tset_size(type, H5T_VARIABLE));
+    STRATA_H5(H5Tset_cset(type, H5Tget_cset(stored)));
+    char* ptr = nullptr;
+    STRATA_H5(H5Aread(attr, type, &ptr));
+    std::string value = ptr ? ptr : "";
+    H5free_memory(ptr);
+    return value;
+  }
+  std::string value(H5Tget_size(stored), '\0');
+  STRATA_H5(H5Aread(attr, stored, value.data()));
+  return value.substr(0, value.find('\0'));
+}
+
+// Length of `split`/tokens after checking that it exists, is 1-D and stores integers.
+int64_t checked_split_length(hid_t file, const std::string& path, const std::string& split) {
+  std::string name = tokens_name(split);
+  STRATA_CHECK(h5::exists(file, name), "{}: dataset '{}' is missing (a token dataset needs train/tokens and val/tokens)",
+               path, name);
+  auto shape = h5::dataset_shape(file, name, path);
+  STRATA_CHECK(shape.size() == 1, "{}: dataset '{}' has {} dimensions, expected a 1-D array of token ids", path, name,
+               shape.size());
+  h5::Handle ds(STRATA_H5(H5Dopen2(file, name.c_str(), H5P_DEFAULT)), H5Dclose);
+  h5::Handle type(STRATA_H5(H5Dget_type(ds)), H5Tclose);
+  STRATA_CHECK(H5Tget_class(type) == H5T_INTEGER,
+               "{}: dataset '{}' does not store integers (token ids must be an integer type, e.g. uint16)", path, name);
+  return static_cast<int64_t>(shape[0]);
+}
+}  // namespace
+
+TokenDatasetInfo inspect_token_dataset(const std::string& path) {
+  std::error_code ec;
+  STRATA_CHECK(std::filesystem::is_regular_file(path, ec), "'{}': token dataset file not found", path);
+  auto file = h5::open_file(path);
+  TokenDatasetInfo info;
+  info.path = path;
+  STRATA_CHECK(h5::has_attr(file, "format"),
+               "{}: root attribute 'format' is missing, expected '{}' (not a Strata token dataset?)", path, kTokenFormat);
+  std::string format = read_string_attr(file, "format", path);
+  STRATA_CHECK(format == kTokenFormat, "{}: root attribute 'format' is '{}', expected '{}'", path, format,
+               kTokenFormat);
+  int64_t version = h5::read_attr_int(file, "format_version", path);
+  STRATA_CHECK(version == kTokenFormatVersion, "{}: root attribute 'format_version' is {}, this build reads version {}",
+               path, version, kTokenFormatVersion);
+  info.vocab_size = h5::read_attr_int(file, "vocab_size", path);
+  STRATA_CHECK(info.vocab_size > 0 && info.vocab_size <= std::numeric_limits<int32_t>::max(),
+               "{}: root attribute 'vocab_size' is {}, expected 1 .. 2^31-1", path, info.vocab_size);
+  info.eot_id = h5::read_attr_int(file, "eot_id", path);
+  STRATA_CHECK(info.eot_id >= 0 && info.eot_id < info.vocab_size,
+               "{}: root attribute 'eot_id' is {}, expected 0 <= eot_id < vocab_size {}", path, info.eot_id,
+               info.vocab_size);
+  info.tokenizer = read_string_attr(file, "tokenizer", path);
+  info.train_tokens = checked_split_length(file, path, "train");
+  info.val_tokens = checked_split_length(file, path, "val");
+  return info;
+}
+
+TokenWindows::TokenWindows(const std::string& path, const std::string& split, int seq_len, int64_t model_vocab_size)
+    : path_(path), split_(split), seq_len_(seq_len), model_vocab_size_(model_vocab_size) {
+  STRATA_CHECK(split == "train" || split == "val", "{}: split '{}' is not 'train' or 'val'", path, split);
+  STRATA_CHECK(seq_len > 0, "{}: {}: model.seq_len must be > 0, got {}", path, split, seq_len);
+  STRATA_CHECK(model_vocab_size > 0, "{}: model.vocab_size must be > 0, got {}", path, model_vocab_size);
+  info_ = inspect_token_dataset(path);
+  STRATA_CHECK(info_.vocab_size <= model_vocab_size,
+               "{}: root attribute 'vocab_size' is {} but model.vocab_size is {}: the model cannot embed every token id "
+               "of this dataset (set model.vocab_size >= {})",
+               path, info_.vocab_size, model_vocab_size, info_.vocab_size);
+  num_tokens_ = split == "train" ? info_.train_tokens : info_.val_tokens;
+  num_windows_ = num_tokens_ > 0 ? (num_tokens_ - 1) / seq_len : 0;
+  STRATA_CHECK(num_windows_ > 0,
+               "{}: {}: {} holds {} tokens, fewer than seq_len+1 = {} needed for one window (model.seq_len {})", path,
+               split, tokens_name(split), num_tokens_, int64_t{seq_len} + 1, seq_len);
+  file_ = h5::open_file(path);
+  dataset_ = h5::Handle(STRATA_H5(H5Dopen2(file_, tokens_name(split).c_str(), H5P_DEFAULT)), H5Dclose);
+}
+
+void TokenWindows::read_window(int64_t window, int32_t* x, int32_t* y) const {
+  STRATA_CHECK(window >= 0 && window < num_windows_, "{}: {}: window {} out of range [0, {})", path_, split_, window,
+               num_windows_);
+  // Read as int64 (HDF5 converts any stored integer type) so negative ids from signed files are seen, not clamped.
+  std::vector<int64_t> buf(static_cast<size_t>(seq_len_) + 1);
+  hsize_t offset = static_cast<hsize_t>(window) * seq_len_;
+  h5::read_range<int64_t>(dataset_, offset, buf.size(), buf.data());
+  for (size_t i = 0; i < buf.size(); ++i) {
+    int64_t id = buf[i];
+    if (id < 0 || id >= model_vocab_size_) {
+      STRATA_FAIL("{}: {}: token id {} at index {} {}", path_, tokens_name(split_), id, offset + i,
+                  id < 0 ? std::string("is negative") : fmt::format(">= model.vocab_size {}", model_vocab_size_));
+    }
+  }
+  for (int t = 0; t < seq_len_; ++t) {
+    x[t] = static_cast<int32_t>(buf[t]);
+    y[t] = static_cast<int32_t>(buf[t + 1]);
+  }
+}
+
+void load_batch(const WindowSource& source, const BatchSampler& sampler, int64_t step, int32_t* x, int32_t* y) {
+  STRATA_CHECK(sampler.num_windows() == source.num_windows(),
+               "{}: sampler built for {} windows but the split has {} (seq_len or dataset changed?)", source.describe(),
+               sampler.num_windows(), source.num_windows());
+  const int64_t T = source.seq_len();
+  auto windows = sampler.windows_for_step(step);
+  for (size_t j = 0; j < windows.size(); ++j) source.read_window(windows[j], x + j * T, y + j * T);
+}
+
+}  // namespace strata::data

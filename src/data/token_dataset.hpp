@@ -1,0 +1,54 @@
+#pragma once
+// Single-file token dataset (format: docs/dataset-format.md): inspection and one split read as windows.
+#include <hdf5.h>
+
+#include <cstdint>
+#include <string>
+
+#include "core/h5.hpp"
+#include "data/batch_sampler.hpp"
+#include "data/window_source.hpp"
+
+namespace strata::data {
+
+inline constexpr const char* kTokenFormat = "strata-tokens";
+inline constexpr int64_t kTokenFormatVersion = 1;
+
+struct TokenDatasetInfo {
+  std::string path;
+  int64_t vocab_size = 0, eot_id = 0;
+  int64_t train_tokens = 0, val_tokens = 0;
+  std::string tokenizer;
+};
+
+// Validates the file (HDF5, format/version attributes, vocab_size/eot_id, both splits 1-D integer) without
+// reading tokens; throws strata::Error naming the file and the field.
+TokenDatasetInfo inspect_token_dataset(const std::string& path);
+
+// One split ("train" or "val") of a token file, seen as windows of seq_len+1 tokens. Keeps the dataset open.
+// Not thread-safe (the HDF5 library is not built thread-safe): one reader per thread.
+class TokenWindows : public WindowSource {
+ public:
+  TokenWindows(const std::string& path, const std::string& split, int seq_len, int64_t model_vocab_size);
+
+  int64_t num_windows() const override { return num_windows_; }
+  int seq_len() const override { return seq_len_; }
+  void read_window(int64_t window, int32_t* x, int32_t* y) const override;
+  std::string describe() const override { return path_ + ": " + split_; }
+
+  const TokenDatasetInfo& info() const { return info_; }
+  int64_t num_tokens() const { return num_tokens_; }
+
+ private:
+  std::string path_, split_;
+  int seq_len_;
+  int64_t model_vocab_size_;
+  TokenDatasetInfo info_;
+  int64_t num_tokens_ = 0, num_windows_ = 0;
+  h5::Handle file_, dataset_;  // declared in this order so the dataset closes before the file
+};
+
+// Fills x[B*T] and y[B*T] (row j = window windows_for_step(step)[j]); B = sampler.batch(), T = source.seq_len().
+void load_batch(const WindowSource& source, const BatchSampler& sampler, int64_t step, int32_t* x, int32_t* y);
+
+}  // namespace strata::data
