@@ -1,1 +1,40 @@
-int main() { return 0; }
+// `strata <verb>`: thin entry points. Library code throws strata::Error; this reports one line per rank
+// and exits non-zero.
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
+#include <mpi.h>
+
+#include <Kokkos_Core.hpp>
+#include <iostream>
+
+#include "cli/commands.hpp"
+#include "core/error.hpp"
+#include "core/h5.hpp"
+
+int main(int argc, char** argv) {
+  MPI_Init(&argc, &argv);
+  int rank = 0;
+  MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+  strata::set_error_rank(rank);
+  int rc = 0;
+  {
+    Kokkos::ScopeGuard kokkos(argc, argv);
+    strata::h5::quiet_errors();
+    try {
+      rc = strata::cli::run(argc, argv);
+    } catch (const strata::Error& e) {
+      fmt::print(stderr, "strata: error: {} [rank {}, {}]\n", e.what(), e.rank(), e.where());
+      rc = 2;
+    } catch (const std::exception& e) {
+      fmt::print(stderr, "strata: error: {} [rank {}]\n", e.what(), rank);
+      rc = 2;
+    }
+  }
+  if (rc != 0) {
+    int size = 1;
+    MPI_Comm_size(MPI_COMM_WORLD, &size);
+    if (size > 1) MPI_Abort(MPI_COMM_WORLD, rc);  // take the other ranks down instead of leaving them hung
+  }
+  MPI_Finalize();
+  return rc;
+}

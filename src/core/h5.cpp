@@ -154,6 +154,7 @@ std::string read_attr_string(hid_t obj, const std::string& name, const std::stri
   if (H5Tis_variable_str(stored) > 0) {
     Handle type(STRATA_H5(H5Tcopy(H5T_C_S1)), H5Tclose);
     STRATA_H5(H5Tset_size(type, H5T_VARIABLE));
+    STRATA_H5(H5Tset_cset(type, H5Tget_cset(stored)));  // HDF5 will not convert UTF-8 to ASCII
     char* ptr = nullptr;
     STRATA_H5(H5Aread(attr, type, &ptr));
     std::string value = ptr ? ptr : "";

@@ -10,28 +10,6 @@ namespace strata::data {
 namespace {
 std::string tokens_name(const std::string& split) { return split + "/tokens"; }
 
-// Like h5::read_attr_string, but asks HDF5 for the stored character set: h5::read_attr_string requests ASCII and
-// fails on the UTF-8 strings that h5::write_attr (and h5py) write. Drop once core/h5.cpp matches the cset.
-std::string read_string_attr(hid_t obj, const std::string& name, const std::string& what) {
-  STRATA_CHECK(h5::has_attr(obj, name), "{}: root attribute '{}' is missing", what, name);
-  h5::Handle attr(STRATA_H5(H5Aopen(obj, name.c_str(), H5P_DEFAULT)), H5Aclose);
-  h5::Handle stored(STRATA_H5(H5Aget_type(attr)), H5Tclose);
-  STRATA_CHECK(H5Tget_class(stored) == H5T_STRING, "{}: root attribute '{}' should be a string", what, name);
-  if (H5Tis_variable_str(stored) > 0) {
-    h5::Handle type(STRATA_H5(H5Tcopy(H5T_C_S1)), H5Tclose);
-    STRATA_H5(H5Tset_size(type, H5T_VARIABLE));
-    STRATA_H5(H5Tset_cset(type, H5Tget_cset(stored)));
-    char* ptr = nullptr;
-    STRATA_H5(H5Aread(attr, type, &ptr));
-    std::string value = ptr ? ptr : "";
-    H5free_memory(ptr);
-    return value;
-  }
-  std::string value(H5Tget_size(stored), '\0');
-  STRATA_H5(H5Aread(attr, stored, value.data()));
-  return value.substr(0, value.find('\0'));
-}
-
 // Length of `split`/tokens after checking that it exists, is 1-D and stores integers.
 int64_t checked_split_length(hid_t file, const std::string& path, const std::string& split) {
   std::string name = tokens_name(split);
@@ -56,7 +34,7 @@ TokenDatasetInfo inspect_token_dataset(const std::string& path) {
   info.path = path;
   STRATA_CHECK(h5::has_attr(file, "format"),
                "{}: root attribute 'format' is missing, expected '{}' (not a Strata token dataset?)", path, kTokenFormat);
-  std::string format = read_string_attr(file, "format", path);
+  std::string format = h5::read_attr_string(file, "format", path);
   STRATA_CHECK(format == kTokenFormat, "{}: root attribute 'format' is '{}', expected '{}'", path, format,
                kTokenFormat);
   int64_t version = h5::read_attr_int(file, "format_version", path);
@@ -69,7 +47,7 @@ TokenDatasetInfo inspect_token_dataset(const std::string& path) {
   STRATA_CHECK(info.eot_id >= 0 && info.eot_id < info.vocab_size,
                "{}: root attribute 'eot_id' is {}, expected 0 <= eot_id < vocab_size {}", path, info.eot_id,
                info.vocab_size);
-  info.tokenizer = read_string_attr(file, "tokenizer", path);
+  info.tokenizer = h5::read_attr_string(file, "tokenizer", path);
   info.train_tokens = checked_split_length(file, path, "train");
   info.val_tokens = checked_split_length(file, path, "val");
   return info;

@@ -1,0 +1,103 @@
+#include "cli/commands.hpp"
+
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
+
+#include "core/config.hpp"
+#include "core/error.hpp"
+#include "data/preprocess_text.hpp"
+#include "data/token_dataset.hpp"
+#include "nn/gpt.hpp"
+#include "nn/weights_io.hpp"
+#include "strata_version.hpp"
+#include "train/evaluate.hpp"
+#include "train/trainer.hpp"
+
+namespace strata::cli {
+namespace {
+
+int run_train(const std::string& config_path, const std::vector<std::string>& sets) {
+  const Config config = load_config(config_path, sets);
+  const auto summary = train(config);
+  fmt::print("done: {} steps, loss {:.4f} -> {:.4f}, val loss {:.4f}, median {:.1f} ms/step\n", summary.steps,
+             summary.first_loss, summary.final_loss, summary.val_loss, summary.median_ms);
+  return 0;
+}
+
+int run_eval(const std::string& config_path, const std::vector<std::string>& sets, const std::string& weights) {
+  const Config config = load_config(config_path, sets);
+  data::TokenWindows val(config.data.path, "val", config.model.seq_len, config.model.vocab_size);
+  Gpt<float> model(config.model, config.train.batch_size);
+  load_weights(weights, model.params(), config.model);
+  const auto r = evaluate(model, val, config.train.eval_batches);
+  fmt::print("val loss {:.6f} over {} tokens ({})\n", r.loss, r.tokens, weights);
+  return 0;
+}
+
+int run_preprocess_text(data::TextPreprocessOptions options) {
+  const auto r = data::preprocess_text(options);
+  fmt::print("wrote {}: {} documents ({} train, {} val), {} train tokens, {} val tokens from {} bytes\n", options.output,
+             r.documents, r.train_documents, r.val_documents, r.train_tokens, r.val_tokens, r.bytes_in);
+  return 0;
+}
+
+void print_config_doc() {
+  std::string section;
+  for (const auto& f : config_fields()) {
+    const auto s = f.key.substr(0, f.key.find('.'));
+    if (s != section) fmt::print("{}[{}]\n", section.empty() ? "" : "\n", section = s);
+    std::string value;
+    std::visit([&](const auto& v) { value = fmt::format("{}", v); }, f.default_value);
+    if (f.default_value.index() == 3) value = "\"" + value + "\"";
+    fmt::print("{:<20} = {:<14} # {}\n", f.key.substr(f.key.find('.') + 1), value, f.doc);
+  }
+}
+
+}  // namespace
+
+int run(int argc, char** argv) {
+  CLI::App app{"Strata: train neural networks on clusters (MPI + Kokkos + HDF5)"};
+  app.set_version_flag("--version", std::string("strata ") + STRATA_VERSION);
+  app.require_subcommand(1);
+
+  std::string config_path, weights;
+  std::vector<std::string> sets;
+  auto* train_cmd = app.add_subcommand("train", "train a GPT from a TOML config");
+  train_cmd->add_option("--config", config_path, "TOML config file")->required();
+  train_cmd->add_option("--set", sets, "override a config field: section.key=value (repeatable)");
+
+  auto* eval_cmd = app.add_subcommand("eval", "validation loss of saved weights");
+  eval_cmd->add_option("--config", config_path, "TOML config file (model and data)")->required();
+  eval_cmd->add_option("--set", sets, "override a config field: section.key=value (repeatable)");
+  eval_cmd->add_option("--weights", weights, "HDF5 weights written by train.save_weights")->required();
+
+  auto* config_cmd = app.add_subcommand("config", "print the resolved config, or every field with --doc");
+  bool doc = false;
+  config_cmd->add_flag("--doc", doc, "list every field with its default and meaning");
+  config_cmd->add_option("--config", config_path, "TOML config file");
+  config_cmd->add_option("--set", sets, "override a config field");
+
+  auto* pre_cmd = app.add_subcommand("preprocess", "build datasets");
+  pre_cmd->require_subcommand(1);
+  data::TextPreprocessOptions text;
+  auto* text_cmd = pre_cmd->add_subcommand("text", "text files -> byte-level HDF5 token dataset (vocab 257)");
+  text_cmd->add_option("inputs", text.inputs, "text files")->required()->check(CLI::ExistingFile);
+  text_cmd->add_option("-o,--output", text.output, "output .h5 file")->required();
+  text_cmd->add_option("--doc-separator", text.doc_separator,
+                       "a line equal to this separates documents (e.g. % for fortune files)");
+  text_cmd->add_option("--val-fraction", text.val_fraction, "share of documents for validation")
+      ->check(CLI::Range(0.0, 1.0));
+  text_cmd->add_option("--seed", text.seed, "which documents go to validation");
+
+  CLI11_PARSE(app, argc, argv);
+  if (train_cmd->parsed()) return run_train(config_path, sets);
+  if (eval_cmd->parsed()) return run_eval(config_path, sets, weights);
+  if (text_cmd->parsed()) return run_preprocess_text(text);
+  if (config_cmd->parsed()) {
+    if (doc) print_config_doc();
+    else fmt::print("{}", to_toml(load_config(config_path, sets)));
+  }
+  return 0;
+}
+
+}  // namespace strata::cli

@@ -1,0 +1,38 @@
+#include "train/metrics_log.hpp"
+
+#include <fmt/format.h>
+
+#include <cmath>
+#include <nlohmann/json.hpp>
+
+#include "core/error.hpp"
+
+namespace strata {
+
+MetricsLog::MetricsLog(const std::string& jsonl_path, int64_t total_steps, int64_t print_every)
+    : out_(jsonl_path, std::ios::trunc), path_(jsonl_path), total_steps_(total_steps), print_every_(print_every) {
+  STRATA_CHECK(out_.good(), "cannot write metrics to '{}'", jsonl_path);
+}
+
+void MetricsLog::step(const StepMetrics& m) {
+  nlohmann::json j = {{"step", m.step},     {"loss", m.loss},         {"lr", m.lr},
+                      {"grad_norm", m.grad_norm}, {"tokens_per_s", m.tokens_per_s}, {"ms", m.ms}};
+  out_ << j.dump() << '\n';
+  out_.flush();
+  STRATA_CHECK(out_.good(), "write to '{}' failed", path_);
+  if (m.step % print_every_ == 0 || m.step == 1 || m.step == total_steps_)
+    fmt::print("step {:>6}/{} | loss {:.4f} | lr {:.3e} | grad norm {:.3f} | {:.0f} tok/s | {:.1f} ms\n", m.step,
+               total_steps_, m.loss, m.lr, m.grad_norm, m.tokens_per_s, m.ms);
+  std::fflush(stdout);
+}
+
+void MetricsLog::eval(int64_t step, double val_loss, int64_t tokens) {
+  nlohmann::json j = {{"step", step}, {"val_loss", val_loss}, {"val_tokens", tokens}};
+  out_ << j.dump() << '\n';
+  out_.flush();
+  fmt::print("eval  {:>6}       | val loss {:.4f} | perplexity {:.2f} | {} tokens\n", step, val_loss,
+             std::exp(val_loss), tokens);
+  std::fflush(stdout);
+}
+
+}  // namespace strata

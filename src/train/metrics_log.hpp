@@ -1,0 +1,27 @@
+#pragma once
+// Step metrics: one human line on stdout (every log_every steps) and one JSON object per line in
+// <out_dir>/metrics.jsonl (every step), flushed so a crashed run keeps what it logged.
+#include <cstdint>
+#include <fstream>
+#include <string>
+
+namespace strata {
+
+struct StepMetrics {
+  int64_t step = 0;  // 1-based
+  double loss = 0, lr = 0, grad_norm = 0, tokens_per_s = 0, ms = 0;
+};
+
+class MetricsLog {
+ public:
+  MetricsLog(const std::string& jsonl_path, int64_t total_steps, int64_t print_every);
+  void step(const StepMetrics& m);
+  void eval(int64_t step, double val_loss, int64_t tokens);
+
+ private:
+  std::ofstream out_;
+  std::string path_;
+  int64_t total_steps_, print_every_;
+};
+
+}  // namespace strata

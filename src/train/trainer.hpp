@@ -1,0 +1,17 @@
+#pragma once
+// The training loop on one rank: data -> forward -> backward -> clip -> AdamW, with metrics, periodic
+// evaluation, optional weight saving and a generated sample at the end.
+#include "core/config.hpp"
+
+namespace strata {
+
+struct TrainSummary {
+  int64_t steps = 0;
+  double first_loss = 0, final_loss = 0, val_loss = 0;
+  double median_ms = 0;
+};
+
+// Validates the dataset against the config before any work, then trains. Throws strata::Error.
+TrainSummary train(const Config& config);
+
+}  // namespace strata
