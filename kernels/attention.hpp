@@ -3,6 +3,7 @@
 // the dispatch (heads batched with strides straight into qkv: no permute copies); the causal softmax
 // and its backward are Kokkos kernels.
 #include "kernels/common.hpp"
+#include "kernels/fast_math.hpp"
 #include "kernels/gemm.hpp"
 
 namespace strata {
@@ -20,10 +21,12 @@ void causal_softmax_forward(const Vec<T>& att, int64_t rows, int seq) {
       "strata::attention::softmax_forward", range(rows), KOKKOS_LAMBDA(const int64_t r) {
         const int64_t i = r % Tn, base = r * Tn;
         T mx = att(base);
+        STRATA_SIMD_REDUCE(max, mx)
         for (int64_t j = 1; j <= i; ++j) mx = att(base + j) > mx ? att(base + j) : mx;
         T sum = 0;
+        STRATA_SIMD_REDUCE(+, sum)
         for (int64_t j = 0; j <= i; ++j) {
-          const T e = kmath::exp(att(base + j) - mx);
+          const T e = fastmath::exp(att(base + j) - mx);
           att(base + j) = e;
           sum += e;
         }
@@ -41,6 +44,7 @@ void causal_softmax_backward(const Vec<T>& datt, const Vec<T>& att, int64_t rows
       "strata::attention::softmax_backward", range(rows), KOKKOS_LAMBDA(const int64_t r) {
         const int64_t i = r % Tn, base = r * Tn;
         T dot = 0;
+        STRATA_SIMD_REDUCE(+, dot)
         for (int64_t j = 0; j <= i; ++j) dot += datt(base + j) * att(base + j);
         for (int64_t j = 0; j <= i; ++j) datt(base + j) = att(base + j) * (datt(base + j) - dot) * scale;
         for (int64_t j = i + 1; j < Tn; ++j) datt(base + j) = 0;

@@ -5,6 +5,11 @@
 
 #include "kernels/math.hpp"
 
+// Vectorises a host reduction loop without -ffast-math (built with -fopenmp-simd; no OpenMP runtime).
+// Only the marked loop may be reassociated; other compilers ignore the pragma.
+#define STRATA_PRAGMA(x) _Pragma(#x)
+#define STRATA_SIMD_REDUCE(op, ...) STRATA_PRAGMA(omp simd reduction(op : __VA_ARGS__))
+
 namespace strata {
 
 using ExecSpace = Kokkos::DefaultExecutionSpace;

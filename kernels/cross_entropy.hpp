@@ -1,6 +1,7 @@
 #pragma once
 // Fused softmax cross-entropy over a vocabulary, stable for large logits (max subtracted, log-sum-exp).
 #include "kernels/common.hpp"
+#include "kernels/fast_math.hpp"
 
 namespace strata {
 
@@ -14,9 +15,11 @@ void cross_entropy_forward(const Vec<T>& losses, const Vec<T>& lse, const Vec<T>
       "strata::cross_entropy::forward", range(rows), KOKKOS_LAMBDA(const int64_t n) {
         const int64_t base = n * V;
         T mx = logits(base);
+        STRATA_SIMD_REDUCE(max, mx)
         for (int64_t v = 1; v < V; ++v) mx = logits(base + v) > mx ? logits(base + v) : mx;
         T sum = 0;
-        for (int64_t v = 0; v < V; ++v) sum += kmath::exp(logits(base + v) - mx);
+        STRATA_SIMD_REDUCE(+, sum)
+        for (int64_t v = 0; v < V; ++v) sum += fastmath::exp(logits(base + v) - mx);
         const T l = mx + kmath::log(sum);
         lse(n) = l;
         losses(n) = l - logits(base + targets(n));
@@ -42,7 +45,7 @@ void cross_entropy_backward(const Vec<T>& logits, const Vec<T>& lse, const Vec<c
       "strata::cross_entropy::backward", range(rows), KOKKOS_LAMBDA(const int64_t n) {
         const int64_t base = n * V;
         const T l = lse(n);
-        for (int64_t v = 0; v < V; ++v) logits(base + v) = kmath::exp(logits(base + v) - l) * dloss;
+        for (int64_t v = 0; v < V; ++v) logits(base + v) = fastmath::exp(logits(base + v) - l) * dloss;
         logits(base + targets(n)) -= dloss;
       });
 }

@@ -28,15 +28,19 @@ void broadcast_rows(const Vec<T>& y, const Vec<T>& bias, int rows, int cols) {
       });
 }
 
-// dbias[O] += sum over rows of dy[N, O]; one thread per column, deterministic.
+// dbias[O] += sum over rows of dy[N, O]. Each thread owns a block of columns and walks the rows, so reads are
+// contiguous (vectorised on the host) and no two threads add into one element: deterministic.
 template <class T>
 void sum_rows(const Vec<T>& dbias, const Vec<T>& dy, int rows, int cols) {
-  const int64_t O = cols, N = rows;
+  constexpr int64_t kBlock = 64;
+  const int64_t O = cols, N = rows, blocks = (O + kBlock - 1) / kBlock;
   Kokkos::parallel_for(
-      "strata::elementwise::sum_rows", range(cols), KOKKOS_LAMBDA(const int64_t o) {
-        T s = 0;
-        for (int64_t n = 0; n < N; ++n) s += dy(n * O + o);
-        dbias(o) += s;
+      "strata::elementwise::sum_rows", range(blocks), KOKKOS_LAMBDA(const int64_t blk) {
+        const int64_t begin = blk * kBlock, end = begin + kBlock < O ? begin + kBlock : O;
+        T acc[kBlock] = {};
+        for (int64_t n = 0; n < N; ++n)
+          for (int64_t o = begin; o < end; ++o) acc[o - begin] += dy(n * O + o);
+        for (int64_t o = begin; o < end; ++o) dbias(o) += acc[o - begin];
       });
 }
 

@@ -15,9 +15,11 @@ void layernorm_forward(const Vec<T>& y, const Vec<T>& mean, const Vec<T>& rstd, 
       "strata::layernorm::forward", range(rows), KOKKOS_LAMBDA(const int64_t n) {
         const int64_t base = n * C;
         T m = 0;
+        STRATA_SIMD_REDUCE(+, m)
         for (int64_t c = 0; c < C; ++c) m += x(base + c);
         m /= T(C);
         T var = 0;
+        STRATA_SIMD_REDUCE(+, var)
         for (int64_t c = 0; c < C; ++c) {
           const T d = x(base + c) - m;
           var += d * d;
@@ -41,6 +43,7 @@ void layernorm_backward(const Vec<T>& dx, const Vec<T>& dw, const Vec<T>& db, co
         const T m = mean(n), r = rstd(n);
         // dxhat = dy * w; dx = r * (dxhat - mean(dxhat) - xhat * mean(dxhat * xhat))
         T sum_g = 0, sum_gx = 0;
+        STRATA_SIMD_REDUCE(+, sum_g, sum_gx)
         for (int64_t c = 0; c < C; ++c) {
           const T g = dy(base + c) * w(c);
           sum_g += g;
@@ -53,17 +56,25 @@ void layernorm_backward(const Vec<T>& dx, const Vec<T>& dw, const Vec<T>& db, co
           dx(base + c) += r * (dy(base + c) * w(c) - sum_g - xhat * sum_gx);
         }
       });
-  // Parameter gradients reduce over rows: one thread per channel, deterministic order.
+  // Parameter gradients reduce over rows. Each thread owns a block of channels and walks the rows: contiguous
+  // reads, no two threads adding into one element (deterministic), vectorised on the host.
+  constexpr int64_t kBlock = 64;
   Kokkos::parallel_for(
-      "strata::layernorm::backward_params", range(channels), KOKKOS_LAMBDA(const int64_t c) {
-        T sw = 0, sb = 0;
+      "strata::layernorm::backward_params", range((C + kBlock - 1) / kBlock), KOKKOS_LAMBDA(const int64_t blk) {
+        const int64_t begin = blk * kBlock, end = begin + kBlock < C ? begin + kBlock : C;
+        T acc_w[kBlock] = {}, acc_b[kBlock] = {};
         for (int64_t n = 0; n < N; ++n) {
-          const T g = dy(n * C + c);
-          sw += g * (x(n * C + c) - mean(n)) * rstd(n);
-          sb += g;
+          const T m = mean(n), r = rstd(n);
+          for (int64_t c = begin; c < end; ++c) {
+            const T g = dy(n * C + c);
+            acc_w[c - begin] += g * (x(n * C + c) - m) * r;
+            acc_b[c - begin] += g;
+          }
         }
-        dw(c) += sw;
-        db(c) += sb;
+        for (int64_t c = begin; c < end; ++c) {
+          dw(c) += acc_w[c - begin];
+          db(c) += acc_b[c - begin];
+        }
       });
 }
 
