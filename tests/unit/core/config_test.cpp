@@ -1,0 +1,226 @@
+// strata::load_config: defaults, values from a TOML file, --set overrides, the errors (each naming the
+// file or the --set argument, and the field), and to_toml round trips.
+#include "core/config.hpp"
+
+#include <gtest/gtest.h>
+#include <stdlib.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "core/error.hpp"
+
+namespace strata {
+namespace {
+
+// A fresh directory for one test's files, removed afterwards.
+class ConfigTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::string pattern = (std::filesystem::temp_directory_path() / "strata-config-test-XXXXXX").string();
+    ASSERT_NE(::mkdtemp(pattern.data()), nullptr);
+    dir_ = pattern;
+  }
+  void TearDown() override {
+    std::error_code ignored;
+    std::filesystem::remove_all(dir_, ignored);
+  }
+  std::string write(const std::string& name, const std::string& text) {
+    const std::string path = (dir_ / name).string();
+    std::ofstream(path) << text;
+    return path;
+  }
+  // The strata::Error message load_config throws; a test failure if it throws something else or nothing.
+  static std::string error_of(const std::string& path, const std::vector<std::string>& overrides = {}) {
+    try {
+      load_config(path, overrides);
+    } catch (const Error& e) {
+      return e.what();
+    } catch (const std::exception& e) {
+      ADD_FAILURE() << "load_config threw a non-strata exception: " << e.what();
+      return e.what();
+    }
+    ADD_FAILURE() << "load_config accepted " << path;
+    return "";
+  }
+  std::filesystem::path dir_;
+};
+
+void expect_same(const Config& a, const Config& b) {
+  EXPECT_EQ(a.model.n_layer, b.model.n_layer);
+  EXPECT_EQ(a.model.n_head, b.model.n_head);
+  EXPECT_EQ(a.model.d_model, b.model.d_model);
+  EXPECT_EQ(a.model.vocab_size, b.model.vocab_size);
+  EXPECT_EQ(a.model.seq_len, b.model.seq_len);
+  EXPECT_EQ(a.data.path, b.data.path);
+  EXPECT_EQ(a.data.shuffle, b.data.shuffle);
+  EXPECT_EQ(a.data.seed, b.data.seed);
+  const TrainConfig &x = a.train, &y = b.train;
+  EXPECT_EQ(x.batch_size, y.batch_size);
+  EXPECT_EQ(x.steps, y.steps);
+  EXPECT_EQ(x.lr, y.lr);  // exact: doubles must round-trip through the text
+  EXPECT_EQ(x.min_lr, y.min_lr);
+  EXPECT_EQ(x.warmup_steps, y.warmup_steps);
+  EXPECT_EQ(x.lr_schedule, y.lr_schedule);
+  EXPECT_EQ(x.weight_decay, y.weight_decay);
+  EXPECT_EQ(x.beta1, y.beta1);
+  EXPECT_EQ(x.beta2, y.beta2);
+  EXPECT_EQ(x.eps, y.eps);
+  EXPECT_EQ(x.grad_clip, y.grad_clip);
+  EXPECT_EQ(x.seed, y.seed);
+  EXPECT_EQ(x.log_every, y.log_every);
+  EXPECT_EQ(x.eval_every, y.eval_every);
+  EXPECT_EQ(x.eval_batches, y.eval_batches);
+  EXPECT_EQ(x.out_dir, y.out_dir);
+  EXPECT_EQ(x.save_weights, y.save_weights);
+  EXPECT_EQ(x.sample_tokens, y.sample_tokens);
+  EXPECT_EQ(x.sample_temperature, y.sample_temperature);
+  EXPECT_EQ(a.parallel.dp, b.parallel.dp);
+  EXPECT_EQ(a.parallel.tp, b.parallel.tp);
+  EXPECT_EQ(a.parallel.pp, b.parallel.pp);
+}
+
+TEST_F(ConfigTest, Defaults) {
+  const Config c = load_config("");
+  EXPECT_EQ(c.model.n_layer, 6);
+  EXPECT_EQ(c.model.n_head, 6);
+  EXPECT_EQ(c.model.d_model, 384);
+  EXPECT_EQ(c.model.vocab_size, 257);
+  EXPECT_EQ(c.model.seq_len, 256);
+  EXPECT_TRUE(c.data.shuffle);
+  EXPECT_EQ(c.train.lr, 3e-4);
+  EXPECT_EQ(c.train.eps, 1e-8);
+  EXPECT_EQ(c.train.lr_schedule, "cosine");
+  EXPECT_EQ(c.source, "<defaults>");
+  // An empty file gives the defaults too; config_fields() documents every field.
+  expect_same(load_config(write("empty.toml", "")), c);
+  for (const auto& f : config_fields()) EXPECT_FALSE(f.doc.empty()) << f.key;
+}
+
+TEST_F(ConfigTest, ValuesFromFile) {
+  const auto path = write("run.toml",
+                          "[model]\nn_layer = 4\nd_model = 64\nn_head = 4\n"
+                          "[data]\npath = \"data/tiny.h5\"\nshuffle = false\n"
+                          "[train]\nlr = 0.001\nmin_lr = 2\nlr_schedule = \"linear\"\n");
+  // min_lr = 2 > lr: invalid; fix it with --set below. First the plain values:
+  const Config c = load_config(path, {"train.min_lr=0.0001"});
+  EXPECT_EQ(c.model.n_layer, 4);
+  EXPECT_EQ(c.model.d_model, 64);
+  EXPECT_EQ(c.model.n_head, 4);
+  EXPECT_EQ(c.data.path, "data/tiny.h5");
+  EXPECT_FALSE(c.data.shuffle);
+  EXPECT_EQ(c.train.lr, 0.001);
+  EXPECT_EQ(c.train.min_lr, 0.0001);
+  EXPECT_EQ(c.train.lr_schedule, "linear");
+  EXPECT_EQ(c.model.seq_len, 256);  // untouched fields keep their defaults
+  EXPECT_EQ(c.source, path);
+  // A float field accepts an integer literal.
+  EXPECT_EQ(load_config(write("int.toml", "[train]\nsample_temperature = 2\n")).train.sample_temperature, 2.0);
+}
+
+TEST_F(ConfigTest, SetOverridesDefaultsAndFile) {
+  const auto path = write("run.toml", "[model]\nn_layer = 4\n[train]\nlr = 0.001\n");
+  const Config c = load_config(path, {"train.lr=0.01", "data.shuffle=false", "model.n_layer=3"});
+  EXPECT_EQ(c.train.lr, 0.01);
+  EXPECT_FALSE(c.data.shuffle);
+  EXPECT_EQ(c.model.n_layer, 3);
+  // Strings, with or without quotes; the last --set of a key wins.
+  const Config d = load_config("", {"train.out_dir=\"runs/x y\"", "data.path=a.h5", "train.steps=5", "train.steps=7"});
+  EXPECT_EQ(d.train.out_dir, "runs/x y");
+  EXPECT_EQ(d.data.path, "a.h5");
+  EXPECT_EQ(d.train.steps, 7);
+}
+
+TEST_F(ConfigTest, UnknownKeyNamesFileAndKey) {
+  const auto path = write("typo.toml", "[model]\nn_layers = 4\n");
+  const std::string msg = error_of(path);
+  EXPECT_NE(msg.find(path), std::string::npos) << msg;
+  EXPECT_NE(msg.find("model.n_layers"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("unknown"), std::string::npos) << msg;
+  // An unknown section too.
+  const auto path2 = write("section.toml", "[optimizer]\nlr = 1.0\n");
+  const std::string msg2 = error_of(path2);
+  EXPECT_NE(msg2.find(path2), std::string::npos) << msg2;
+  EXPECT_NE(msg2.find("optimizer.lr"), std::string::npos) << msg2;
+}
+
+TEST_F(ConfigTest, WrongTypeNamesFileFieldAndExpectedType) {
+  const auto path = write("type.toml", "[model]\nn_layer = \"four\"\n");
+  const std::string msg = error_of(path);
+  EXPECT_NE(msg.find(path), std::string::npos) << msg;
+  EXPECT_NE(msg.find("model.n_layer"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("integer"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("four"), std::string::npos) << msg;
+  // A float where an integer is expected, and an integer where a bool is expected.
+  const auto p2 = write("float.toml", "[train]\nbatch_size = 8.5\n");
+  EXPECT_NE(error_of(p2).find("train.batch_size"), std::string::npos);
+  const auto p3 = write("bool.toml", "[data]\nshuffle = 1\n");
+  EXPECT_NE(error_of(p3).find("data.shuffle"), std::string::npos);
+}
+
+TEST_F(ConfigTest, IntegerOutOfRangeIsRejected) {
+  // 2^32 + 3 does not fit the int field model.n_layer: it must be an error, not silently wrap to 3.
+  const auto path = write("big.toml", "[model]\nn_layer = 4294967299\n");
+  const std::string msg = error_of(path);
+  EXPECT_NE(msg.find(path), std::string::npos) << msg;
+  EXPECT_NE(msg.find("model.n_layer"), std::string::npos) << msg;
+  const std::string msg2 = error_of("", {"model.n_layer=4294967299"});
+  EXPECT_NE(msg2.find("model.n_layer"), std::string::npos) << msg2;
+}
+
+TEST_F(ConfigTest, DModelNotDivisibleByHeads) {
+  const auto path = write("heads.toml", "[model]\nd_model = 100\nn_head = 6\n");
+  const std::string msg = error_of(path);
+  EXPECT_NE(msg.find(path), std::string::npos) << msg;
+  EXPECT_NE(msg.find("model.d_model"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("model.n_head"), std::string::npos) << msg;
+  // The same relation broken through --set is caught after the overrides are applied.
+  const std::string msg2 = error_of(write("ok.toml", "[model]\nd_model = 96\nn_head = 6\n"), {"model.n_head=5"});
+  EXPECT_NE(msg2.find("model.d_model"), std::string::npos) << msg2;
+}
+
+TEST_F(ConfigTest, BadSetValueNamesArgumentAndField) {
+  for (const std::string arg : {"model.n_layer=abc", "model.n_layer=3x", "train.lr=fast", "data.shuffle=yes"}) {
+    const std::string msg = error_of("", {arg});
+    EXPECT_NE(msg.find("--set " + arg), std::string::npos) << msg;
+    EXPECT_NE(msg.find(arg.substr(0, arg.find('='))), std::string::npos) << msg;
+    EXPECT_NE(msg.find("expected"), std::string::npos) << msg;
+  }
+  // No '=' at all.
+  EXPECT_NE(error_of("", {"train.lr"}).find("section.key=value"), std::string::npos);
+}
+
+TEST_F(ConfigTest, UnknownSetKey) {
+  const std::string msg = error_of("", {"train.learning_rate=0.1"});
+  EXPECT_NE(msg.find("train.learning_rate"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("unknown"), std::string::npos) << msg;
+}
+
+TEST_F(ConfigTest, TomlSyntaxErrorNamesFile) {
+  const auto path = write("broken.toml", "[model]\nn_layer = = 4\n");
+  const std::string msg = error_of(path);
+  EXPECT_NE(msg.find(path), std::string::npos) << msg;
+}
+
+TEST_F(ConfigTest, MissingFileNamesFile) {
+  const std::string path = (dir_ / "does-not-exist.toml").string();
+  const std::string msg = error_of(path);
+  EXPECT_NE(msg.find(path), std::string::npos) << msg;
+}
+
+TEST_F(ConfigTest, ToTomlRoundTrips) {
+  const Config c = load_config(
+      "", {"model.n_layer=3", "model.d_model=48", "model.n_head=3", "data.path=data/some \"quoted\" name.h5",
+           "data.shuffle=false", "train.lr=0.00123456789012345", "train.min_lr=1e-7", "train.eps=1e-12",
+           "train.beta2=0.999", "train.weight_decay=0", "train.lr_schedule=constant", "train.save_weights=w.h5",
+           "train.sample_temperature=1", "data.seed=-5"});
+  const std::string text = to_toml(c);
+  const Config back = load_config(write("resolved.toml", text));
+  expect_same(back, c);
+  EXPECT_EQ(to_toml(back), text);
+  // The defaults round-trip too.
+  expect_same(load_config(write("defaults.toml", to_toml(Config{}))), Config{});
+}
+
+}  // namespace
+}  // namespace strata
