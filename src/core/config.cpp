@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <functional>
+#include <limits>
 #include <map>
 #include <set>
 #include <toml.hpp>
@@ -14,6 +15,7 @@ namespace {
 
 struct Binding {
   ConfigField field;
+  bool is_int32;  // stored in an `int`: values must fit
   std::function<void(Config&, const ConfigValue&)> set;
   std::function<ConfigValue(const Config&)> get;
 };
@@ -39,6 +41,7 @@ ConfigValue as_value(const M& member) {
 #define STRATA_FIELD(section, name, doc)                                                             \
   Binding {                                                                                          \
     ConfigField{#section "." #name, as_value(Config{}.section.name), doc},                           \
+        std::is_same_v<decltype(Config{}.section.name), int>,                                        \
         [](Config& c, const ConfigValue& v) { assign(c.section.name, v); },                          \
         [](const Config& c) { return as_value(c.section.name); }                                     \
   }
@@ -157,12 +160,19 @@ std::string describe(const toml::value& t) {
   return s;
 }
 
+// Rejects integers that do not fit the field's storage instead of letting them wrap.
+bool fits(const Binding& b, const ConfigValue& v) {
+  if (!b.is_int32) return true;
+  const int64_t i = std::get<int64_t>(v);
+  return i >= std::numeric_limits<int>::min() && i <= std::numeric_limits<int>::max();
+}
+
 void apply_file(Config& config, const std::string& path) {
   toml::value root;
   try {
     root = toml::parse(path);
-  } catch (const std::runtime_error& e) {
-    // toml11's message names the file and line; also covers a missing file.
+  } catch (const std::exception& e) {
+    // toml11's message names the file and line (syntax errors); also covers a missing file.
     STRATA_FAIL("{}: cannot read config: {}", path, e.what());
   }
   STRATA_CHECK(root.is_table(), "{}: expected a TOML table at the top level", path);
@@ -176,6 +186,7 @@ void apply_file(Config& config, const std::string& path) {
       ConfigValue v;
       STRATA_CHECK(from_toml(value, b->field.default_value, v), "{}: {}: expected {}, got {}", path, key,
                    type_name(b->field.default_value), describe(value));
+      STRATA_CHECK(fits(*b, v), "{}: {} = {}: out of range (expected a 32-bit integer)", path, key, describe(value));
       b->set(config, v);
     }
   }
@@ -190,6 +201,7 @@ void apply_override(Config& config, const std::string& text) {
   ConfigValue v;
   STRATA_CHECK(from_text(value, b->field.default_value, v), "--set {}: {}: expected {}, got '{}'", text, key,
                type_name(b->field.default_value), value);
+  STRATA_CHECK(fits(*b, v), "--set {}: {}: out of range (expected a 32-bit integer)", text, key);
   b->set(config, v);
 }
 

@@ -1,5 +1,6 @@
 #include "data/token_dataset.hpp"
 
+#include <algorithm>
 #include <filesystem>
 #include <limits>
 #include <vector>
@@ -72,6 +73,24 @@ TokenWindows::TokenWindows(const std::string& path, const std::string& split, in
   dataset_ = h5::Handle(STRATA_H5(H5Dopen2(file_, tokens_name(split).c_str(), H5P_DEFAULT)), H5Dclose);
 }
 
+void TokenWindows::check_all_token_ids() const {
+  constexpr hsize_t kChunk = 1 << 20;
+  std::vector<int64_t> buf;
+  for (hsize_t offset = 0; offset < hsize_t(num_tokens_); offset += kChunk) {
+    const hsize_t count = std::min<hsize_t>(kChunk, hsize_t(num_tokens_) - offset);
+    buf.resize(count);
+    h5::read_range<int64_t>(dataset_, offset, count, buf.data());
+    for (hsize_t i = 0; i < count; ++i) check_id(buf[i], offset + i);
+  }
+}
+
+void TokenWindows::check_id(int64_t id, hsize_t index) const {
+  if (id < 0 || id >= model_vocab_size_) {
+    STRATA_FAIL("{}: {}: token id {} at index {} {}", path_, tokens_name(split_), id, index,
+                id < 0 ? std::string("is negative") : fmt::format(">= model.vocab_size {}", model_vocab_size_));
+  }
+}
+
 void TokenWindows::read_window(int64_t window, int32_t* x, int32_t* y) const {
   STRATA_CHECK(window >= 0 && window < num_windows_, "{}: {}: window {} out of range [0, {})", path_, split_, window,
                num_windows_);
@@ -79,13 +98,7 @@ void TokenWindows::read_window(int64_t window, int32_t* x, int32_t* y) const {
   std::vector<int64_t> buf(static_cast<size_t>(seq_len_) + 1);
   hsize_t offset = static_cast<hsize_t>(window) * seq_len_;
   h5::read_range<int64_t>(dataset_, offset, buf.size(), buf.data());
-  for (size_t i = 0; i < buf.size(); ++i) {
-    int64_t id = buf[i];
-    if (id < 0 || id >= model_vocab_size_) {
-      STRATA_FAIL("{}: {}: token id {} at index {} {}", path_, tokens_name(split_), id, offset + i,
-                  id < 0 ? std::string("is negative") : fmt::format(">= model.vocab_size {}", model_vocab_size_));
-    }
-  }
+  for (size_t i = 0; i < buf.size(); ++i) check_id(buf[i], offset + i);
   for (int t = 0; t < seq_len_; ++t) {
     x[t] = static_cast<int32_t>(buf[t]);
     y[t] = static_cast<int32_t>(buf[t + 1]);

@@ -36,10 +36,15 @@ class TokenWindows : public WindowSource {
   void read_window(int64_t window, int32_t* x, int32_t* y) const override;
   std::string describe() const override { return path_ + ": " + split_; }
 
+  // Reads the whole split in chunks and checks every id (the trainer calls it before any work, so a bad id
+  // is reported up front rather than at the step that happens to read it).
+  void check_all_token_ids() const;
+
   const TokenDatasetInfo& info() const { return info_; }
   int64_t num_tokens() const { return num_tokens_; }
 
  private:
+  void check_id(int64_t id, hsize_t index) const;
   std::string path_, split_;
   int seq_len_;
   int64_t model_vocab_size_;

@@ -53,6 +53,8 @@ TrainSummary train(const Config& config) {
   const auto info = data::inspect_token_dataset(config.data.path);
   data::TokenWindows train_split(config.data.path, "train", mc.seq_len, mc.vocab_size);
   data::TokenWindows val_split(config.data.path, "val", mc.seq_len, mc.vocab_size);
+  train_split.check_all_token_ids();
+  val_split.check_all_token_ids();
   data::BatchSampler sampler(train_split.num_windows(), tc.batch_size, config.data.shuffle, uint64_t(config.data.seed));
 
   std::filesystem::create_directories(tc.out_dir);
