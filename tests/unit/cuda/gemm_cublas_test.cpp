@@ -61,7 +61,8 @@ void check_against_host(Trans ta, Trans tb) {
       err += d * d;
       norm += double(expected[size_t(i) * ldc + j]) * double(expected[size_t(i) * ldc + j]);
     }
-  EXPECT_LT(std::sqrt(err / norm), std::is_same_v<T, float> ? 1e-5 : 1e-12);
+  const double tolerance = std::is_same_v<T, float> ? 1e-5 : 1e-12;
+  EXPECT_LT(std::sqrt(err / norm), tolerance);
 }
 
 TEST(GemmCublas, MatchesHostForEveryTransposeCombination) {
