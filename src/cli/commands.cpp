@@ -45,7 +45,10 @@ void print_config_doc() {
   std::string section;
   for (const auto& f : config_fields()) {
     const auto s = f.key.substr(0, f.key.find('.'));
-    if (s != section) fmt::print("{}[{}]\n", section.empty() ? "" : "\n", section = s);
+    if (s != section) {
+      fmt::print("{}[{}]\n", section.empty() ? "" : "\n", s);
+      section = s;
+    }
     std::string value;
     std::visit([&](const auto& v) { value = fmt::format("{}", v); }, f.default_value);
     if (f.default_value.index() == 3) value = "\"" + value + "\"";
