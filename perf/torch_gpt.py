@@ -119,3 +119,18 @@ def train_step(model, opt, x, y, grad_clip):
         torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
     opt.step()
     return loss.detach()
+
+
+def load_strata_weights(path):
+    """Builds the model from a Strata weights file (docs/weights-format.md): config from the root
+    attributes, every tensor by name. Raises KeyError naming a missing tensor."""
+    import h5py  # only needed here
+    with h5py.File(path, "r") as f:
+        cfg = {k: int(f.attrs[k]) for k in ("n_layer", "n_head", "d_model", "vocab_size", "seq_len")}
+        model = GPT(**cfg)
+        with torch.no_grad():
+            for name, p in model.named_parameters():
+                if name not in f:
+                    raise KeyError(f"{path}: tensor '{name}' is missing")
+                p.copy_(torch.from_numpy(f[name][...]))
+    return model, cfg
