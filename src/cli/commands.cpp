@@ -92,7 +92,15 @@ int run(int argc, char** argv) {
       ->check(CLI::Range(0.0, 1.0));
   text_cmd->add_option("--seed", text.seed, "which documents go to validation");
 
-  CLI11_PARSE(app, argc, argv);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::Success& e) {  // --help, --version
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    // One line, like every other error; the usage is one `--help` away.
+    fmt::print(stderr, "strata: error: {} (see strata --help)\n", e.what());
+    return 2;
+  }
   if (train_cmd->parsed()) return run_train(config_path, sets);
   if (eval_cmd->parsed()) return run_eval(config_path, sets, weights);
   if (text_cmd->parsed()) return run_preprocess_text(text);

@@ -5,7 +5,8 @@
 #include <mpi.h>
 
 #include <Kokkos_Core.hpp>
-#include <iostream>
+#include <string>
+#include <vector>
 
 #include "cli/commands.hpp"
 #include "core/error.hpp"
@@ -18,10 +19,15 @@ int main(int argc, char** argv) {
   strata::set_error_rank(rank);
   int rc = 0;
   {
-    Kokkos::ScopeGuard kokkos(argc, argv);
+    // Kokkos sees only its own --kokkos-* arguments (it would answer `--help` with its own help otherwise).
+    std::vector<char*> kokkos_args{argv[0]}, strata_args{argv[0]};
+    for (int i = 1; i < argc; ++i)
+      (std::string(argv[i]).rfind("--kokkos-", 0) == 0 ? kokkos_args : strata_args).push_back(argv[i]);
+    int kokkos_argc = int(kokkos_args.size());
+    Kokkos::ScopeGuard kokkos(kokkos_argc, kokkos_args.data());
     strata::h5::quiet_errors();
     try {
-      rc = strata::cli::run(argc, argv);
+      rc = strata::cli::run(int(strata_args.size()), strata_args.data());
     } catch (const strata::Error& e) {
       fmt::print(stderr, "strata: error: {} [rank {}, {}]\n", e.what(), e.rank(), e.where());
       rc = 2;

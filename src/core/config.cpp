@@ -4,6 +4,7 @@
 
 #include <functional>
 #include <limits>
+#include <sstream>
 #include <map>
 #include <set>
 #include <toml.hpp>
@@ -160,6 +161,25 @@ std::string describe(const toml::value& t) {
   return s;
 }
 
+// toml11 explains a syntax error over several lines (an excerpt with line numbers and hints); errors here are
+// one line, so keep its first sentence and the line number it points at.
+std::string one_line_toml_error(const std::string& path, const std::string& what) {
+  std::istringstream lines(what);
+  std::string first, line, number;
+  std::getline(lines, first);
+  if (first.rfind("[error] ", 0) == 0) first = first.substr(8);
+  while (number.empty() && std::getline(lines, line)) {
+    const auto bar = line.find(" | ");
+    if (bar == std::string::npos) continue;
+    const auto digits = line.substr(0, bar);
+    const auto start = digits.find_first_not_of(' ');
+    if (start != std::string::npos && digits.find_first_not_of("0123456789", start) == std::string::npos)
+      number = digits.substr(start);
+  }
+  return number.empty() ? fmt::format("{}: cannot read config: {}", path, first)
+                        : fmt::format("{}:{}: cannot parse config: {}", path, number, first);
+}
+
 // Rejects integers that do not fit the field's storage instead of letting them wrap.
 bool fits(const Binding& b, const ConfigValue& v) {
   if (!b.is_int32) return true;
@@ -172,8 +192,7 @@ void apply_file(Config& config, const std::string& path) {
   try {
     root = toml::parse(path);
   } catch (const std::exception& e) {
-    // toml11's message names the file and line (syntax errors); also covers a missing file.
-    STRATA_FAIL("{}: cannot read config: {}", path, e.what());
+    STRATA_FAIL("{}", one_line_toml_error(path, e.what()));
   }
   STRATA_CHECK(root.is_table(), "{}: expected a TOML table at the top level", path);
   for (const auto& [section, table] : root.as_table()) {
