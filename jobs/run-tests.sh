@@ -17,6 +17,11 @@ else
   echo "== cuda preset: skipped, no CUDA toolkit at /usr/local/cuda"
 fi
 
+echo "== debug preset (AddressSanitizer + UndefinedBehaviorSanitizer): unit and reference tests"
+cmake --preset debug
+cmake --build --preset debug -j"$jobs"
+ctest --preset debug -j"$jobs" --timeout 900 -L "unit|reference"
+
 echo "== default preset: build and test"
 cmake --preset default
 cmake --build --preset default -j"$jobs"

@@ -3,6 +3,8 @@
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
+#include <filesystem>
+
 #include "core/config.hpp"
 #include "core/error.hpp"
 #include "data/preprocess_text.hpp"
@@ -16,9 +18,9 @@
 namespace strata::cli {
 namespace {
 
-int run_train(const std::string& config_path, const std::vector<std::string>& sets) {
+int run_train(const std::string& config_path, const std::vector<std::string>& sets, MPI_Comm world) {
   const Config config = load_config(config_path, sets);
-  const auto summary = train(config);
+  const auto summary = train(config, world);
   fmt::print("done: {} steps, loss {:.4f} -> {:.4f}, val loss {:.4f}, median {:.1f} ms/step\n", summary.steps,
              summary.first_loss, summary.final_loss, summary.val_loss, summary.median_ms);
   return 0;
@@ -58,7 +60,7 @@ void print_config_doc() {
 
 }  // namespace
 
-int run(int argc, char** argv) {
+int run(int argc, char** argv, MPI_Comm world) {
   CLI::App app{"Strata: train neural networks on clusters (MPI + Kokkos + HDF5)"};
   app.set_version_flag("--version", std::string("strata ") + STRATA_VERSION);
   app.require_subcommand(1);
@@ -68,6 +70,8 @@ int run(int argc, char** argv) {
   auto* train_cmd = app.add_subcommand("train", "train a GPT from a TOML config");
   train_cmd->add_option("--config", config_path, "TOML config file")->required();
   train_cmd->add_option("--set", sets, "override a config field: section.key=value (repeatable)");
+  std::string save_weights;
+  train_cmd->add_option("--save-weights", save_weights, "write the final weights to this HDF5 file (= train.save_weights)");
 
   auto* eval_cmd = app.add_subcommand("eval", "validation loss of saved weights");
   eval_cmd->add_option("--config", config_path, "TOML config file (model and data)")->required();
@@ -101,7 +105,12 @@ int run(int argc, char** argv) {
     fmt::print(stderr, "strata: error: {} (see strata --help)\n", e.what());
     return 2;
   }
-  if (train_cmd->parsed()) return run_train(config_path, sets);
+  if (train_cmd->parsed()) {
+    // A path on the command line means the usual thing (relative to the working directory), unlike the
+    // config field, which is relative to out_dir.
+    if (!save_weights.empty()) sets.push_back("train.save_weights=" + std::filesystem::absolute(save_weights).string());
+    return run_train(config_path, sets, world);
+  }
   if (eval_cmd->parsed()) return run_eval(config_path, sets, weights);
   if (text_cmd->parsed()) return run_preprocess_text(text);
   if (config_cmd->parsed()) {

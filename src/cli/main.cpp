@@ -27,7 +27,7 @@ int main(int argc, char** argv) {
     Kokkos::ScopeGuard kokkos(kokkos_argc, kokkos_args.data());
     strata::h5::quiet_errors();
     try {
-      rc = strata::cli::run(int(strata_args.size()), strata_args.data());
+      rc = strata::cli::run(int(strata_args.size()), strata_args.data(), MPI_COMM_WORLD);
     } catch (const strata::Error& e) {
       fmt::print(stderr, "strata: error: {} [rank {}, {}]\n", e.what(), e.rank(), e.where());
       rc = 2;

@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "comm/process_grid.hpp"
 #include "core/error.hpp"
 #include "data/token_dataset.hpp"
 #include "kernels/grad_norm.hpp"
@@ -45,9 +46,10 @@ double median(std::vector<double> v) {
 
 }  // namespace
 
-TrainSummary train(const Config& config) {
+TrainSummary train(const Config& config, MPI_Comm world) {
   const auto& mc = config.model;
   const auto& tc = config.train;
+  ProcessGrid grid(world, config.parallel);
   STRATA_CHECK(!config.data.path.empty(), "{}: data.path is empty: expected an HDF5 token dataset", config.source);
   // Everything that can be wrong with the inputs is checked here, before any work.
   const auto info = data::inspect_token_dataset(config.data.path);

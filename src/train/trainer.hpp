@@ -1,6 +1,8 @@
 #pragma once
 // The training loop on one rank: data -> forward -> backward -> clip -> AdamW, with metrics, periodic
 // evaluation, optional weight saving and a generated sample at the end.
+#include <mpi.h>
+
 #include "core/config.hpp"
 
 namespace strata {
@@ -11,7 +13,8 @@ struct TrainSummary {
   double median_ms = 0;
 };
 
-// Validates the dataset against the config before any work, then trains. Throws strata::Error.
-TrainSummary train(const Config& config);
+// Validates the layout against `world` and the dataset against the config before any work, then trains.
+// Throws strata::Error.
+TrainSummary train(const Config& config, MPI_Comm world);
 
 }  // namespace strata
