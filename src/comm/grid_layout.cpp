@@ -5,11 +5,21 @@
 namespace strata {
 
 GridLayout::GridLayout(int world_size, int dp, int tp, int pp) : dp_(dp), tp_(tp), pp_(pp) {
-  STRATA_CHECK(dp >= 1 && tp >= 1 && pp >= 1, "parallel.dp = {}, parallel.tp = {}, parallel.pp = {}: each must be >= 1",
+  STRATA_CHECK((dp >= 1 || dp == -1) && tp >= 1 && pp >= 1,
+               "parallel.dp = {}, parallel.tp = {}, parallel.pp = {}: each must be >= 1 (dp may be -1: whatever is "
+               "left)",
                dp, tp, pp);
-  STRATA_CHECK(dp * tp * pp == world_size,
-               "parallel layout does not fit the job: pp x dp x tp = {} x {} x {} = {}, but the job has {} ranks", pp, dp,
-               tp, pp * dp * tp, world_size);
+  STRATA_CHECK(world_size >= 1, "a job of {} ranks", world_size);
+  if (dp == -1) {
+    STRATA_CHECK(world_size % (tp * pp) == 0,
+                 "parallel.dp = -1 (whatever is left) needs the job's {} ranks to be a multiple of pp x tp = {} x {} "
+                 "= {}",
+                 world_size, pp, tp, pp * tp);
+    dp_ = world_size / (tp * pp);
+  }
+  STRATA_CHECK(dp_ * tp * pp == world_size,
+               "parallel layout does not fit the job: pp x dp x tp = {} x {} x {} = {}, but the job has {} ranks", pp,
+               dp_, tp, pp * dp_ * tp, world_size);
 }
 
 GridCoord GridLayout::coord_of(int rank) const {

@@ -10,6 +10,8 @@ struct GridCoord {
 class GridLayout {
  public:
   // Throws strata::Error, with the formula and the numbers, unless pp*dp*tp == world_size and all >= 1.
+  // dp = -1 means "whatever is left": dp = world_size / (tp * pp), an error naming the numbers if that
+  // does not divide. dp() is always the resolved value.
   GridLayout(int world_size, int dp, int tp, int pp);
 
   int world_size() const { return pp_ * dp_ * tp_; }

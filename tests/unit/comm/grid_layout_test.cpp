@@ -49,6 +49,34 @@ TEST(GridLayout, WrongProductIsRejectedWithTheFormula) {
   EXPECT_THROW(GridLayout(4, 2, 2, 1).coord_of(4), Error);
 }
 
+TEST(GridLayout, DpMinusOneTakesWhateverIsLeft) {
+  GridLayout a(8, -1, 2, 2);
+  EXPECT_EQ(a.dp(), 2);
+  EXPECT_EQ(a.world_size(), 8);
+  GridLayout b(12, -1, 3, 1);
+  EXPECT_EQ(b.dp(), 4);
+  GridLayout c(6, -1, 1, 1);
+  EXPECT_EQ(c.dp(), 6);
+  GridLayout d(4, -1, 4, 1);
+  EXPECT_EQ(d.dp(), 1);
+  EXPECT_EQ(d.coord_of(3).tp, 3);
+}
+
+TEST(GridLayout, DpMinusOneThatDoesNotDivideNamesTheNumbers) {
+  try {
+    GridLayout(6, -1, 2, 2);
+    FAIL() << "expected strata::Error";
+  } catch (const Error& e) {
+    const std::string what = e.what();
+    EXPECT_NE(what.find("6 ranks"), std::string::npos) << what;
+    EXPECT_NE(what.find("2 x 2 = 4"), std::string::npos) << what;
+  }
+  EXPECT_THROW(GridLayout(4, -2, 1, 1), Error);
+  EXPECT_THROW(GridLayout(4, -1, 0, 1), Error);
+  EXPECT_THROW(GridLayout(4, -1, 1, -1), Error);
+  EXPECT_THROW(GridLayout(2, -1, 4, 1), Error);  // tp * pp larger than the job
+}
+
 TEST(ProcessGrid, SingleRankHasSizeOneGroups) {
   int world = 0;
   MPI_Comm_size(MPI_COMM_WORLD, &world);
@@ -62,6 +90,8 @@ TEST(ProcessGrid, SingleRankHasSizeOneGroups) {
   grid.dp().all_reduce_sum(v, 3);
   EXPECT_EQ(v[2], 3.0f);
   EXPECT_THROW(ProcessGrid(MPI_COMM_WORLD, ParallelConfig{2, 1, 1}), Error);
+  ProcessGrid rest(MPI_COMM_WORLD, ParallelConfig{-1, 1, 1});
+  EXPECT_EQ(rest.layout().dp(), 1);
 }
 
 }  // namespace
