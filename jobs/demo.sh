@@ -1,10 +1,16 @@
 #!/usr/bin/env bash
 # The README's demo: installs the dependencies (Debian packages, as root), builds, builds the fortunes
-# dataset, trains a small GPT for a few minutes and prints validation loss and a generated sample.
+# dataset, and trains a small GPT for a few minutes data-parallel on every core (one MPI rank per core,
+# one BLAS thread per rank), printing validation loss and a generated sample.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash jobs/install-deps.sh
 cmake --preset default
 cmake --build --preset default --target strata -j"$(nproc)"
 [ -f build/demo/fortunes.h5 ] || bash data/fortunes.sh build/demo/fortunes.h5 build/default/strata
-./build/default/strata train --config jobs/configs/demo.toml "$@"
+# As many ranks as cores, rounded down to a divisor of the demo's global batch (16).
+ranks=1
+for r in 2 4 8 16; do [ "$r" -le "$(nproc)" ] && ranks=$r; done
+echo "demo: $ranks rank(s), data parallel"
+exec mpiexec --allow-run-as-root -np "$ranks" --bind-to core -x OPENBLAS_NUM_THREADS=1 \
+  ./build/default/strata train --config jobs/configs/demo.toml --set parallel.dp=-1 "$@"

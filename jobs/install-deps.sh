@@ -13,6 +13,7 @@ packages=(
   libgtest-dev                               # GoogleTest
   libtoml11-dev libcli11-dev libfmt-dev libspdlog-dev nlohmann-json3-dev libxxhash-dev
   python3-torch python3-h5py python3-numpy   # reference tests and perf comparison
+  python3-matplotlib                         # perf plots
   fortunes                                   # demo corpus
 )
 missing=()

@@ -5,6 +5,7 @@
 
 #include <filesystem>
 
+#include "comm/communicator.hpp"
 #include "core/config.hpp"
 #include "core/error.hpp"
 #include "data/preprocess_text.hpp"
@@ -21,18 +22,25 @@ namespace {
 int run_train(const std::string& config_path, const std::vector<std::string>& sets, MPI_Comm world) {
   const Config config = load_config(config_path, sets);
   const auto summary = train(config, world);
-  fmt::print("done: {} steps, loss {:.4f} -> {:.4f}, val loss {:.4f}, median {:.1f} ms/step\n", summary.steps,
+  int rank = 0;
+  STRATA_MPI(MPI_Comm_rank(world, &rank));
+  if (rank == 0)
+    fmt::print("done: {} steps, loss {:.4f} -> {:.4f}, val loss {:.4f}, median {:.1f} ms/step\n", summary.steps,
              summary.first_loss, summary.final_loss, summary.val_loss, summary.median_ms);
   return 0;
 }
 
-int run_eval(const std::string& config_path, const std::vector<std::string>& sets, const std::string& weights) {
+int run_eval(const std::string& config_path, const std::vector<std::string>& sets, const std::string& weights,
+             MPI_Comm world) {
   const Config config = load_config(config_path, sets);
+  MpiCommunicator dp(world);  // evaluation splits the windows over every rank
+  STRATA_CHECK(config.train.batch_size % dp.size() == 0, "{}: train.batch_size = {} does not split over {} ranks",
+               config.source, config.train.batch_size, dp.size());
   data::TokenWindows val(config.data.path, "val", config.model.seq_len, config.model.vocab_size);
-  Gpt<float> model(config.model, config.train.batch_size);
+  Gpt<float> model(config.model, config.train.batch_size / dp.size());
   load_weights(weights, model.params(), config.model);
-  const auto r = evaluate(model, val, config.train.eval_batches);
-  fmt::print("val loss {:.6f} over {} tokens ({})\n", r.loss, r.tokens, weights);
+  const auto r = evaluate(model, val, config.train.eval_batches, config.train.batch_size, dp);
+  if (dp.rank() == 0) fmt::print("val loss {:.6f} over {} tokens ({})\n", r.loss, r.tokens, weights);
   return 0;
 }
 
@@ -111,7 +119,7 @@ int run(int argc, char** argv, MPI_Comm world) {
     if (!save_weights.empty()) sets.push_back("train.save_weights=" + std::filesystem::absolute(save_weights).string());
     return run_train(config_path, sets, world);
   }
-  if (eval_cmd->parsed()) return run_eval(config_path, sets, weights);
+  if (eval_cmd->parsed()) return run_eval(config_path, sets, weights, world);
   if (text_cmd->parsed()) return run_preprocess_text(text);
   if (config_cmd->parsed()) {
     if (doc) print_config_doc();

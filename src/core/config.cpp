@@ -57,7 +57,9 @@ const std::vector<Binding>& bindings() {
       STRATA_FIELD(data, path, "HDF5 token dataset (see docs/dataset-format.md)"),
       STRATA_FIELD(data, shuffle, "shuffle training windows per epoch (false: batch b = windows b*B..b*B+B-1)"),
       STRATA_FIELD(data, seed, "seed of the per-epoch shuffle"),
-      STRATA_FIELD(train, batch_size, "sequences per step"),
+      STRATA_FIELD(train, batch_size, "sequences per optimizer step, over all data-parallel ranks"),
+      STRATA_FIELD(train, micro_batch_size,
+                   "sequences per forward/backward on one rank (gradient accumulation); 0: batch_size / dp"),
       STRATA_FIELD(train, steps, "optimizer steps to run"),
       STRATA_FIELD(train, lr, "peak learning rate"),
       STRATA_FIELD(train, min_lr, "final learning rate of the cosine/linear decay"),
@@ -76,9 +78,11 @@ const std::vector<Binding>& bindings() {
       STRATA_FIELD(train, save_weights, "write final weights to this HDF5 file (relative: inside out_dir)"),
       STRATA_FIELD(train, sample_tokens, "generate this many tokens after training (0: none)"),
       STRATA_FIELD(train, sample_temperature, "softmax temperature of the generated sample"),
-      STRATA_FIELD(parallel, dp, "data-parallel ranks"),
+      STRATA_FIELD(parallel, dp, "data-parallel ranks (-1: the ranks left after tp and pp)"),
       STRATA_FIELD(parallel, tp, "tensor-parallel ranks"),
       STRATA_FIELD(parallel, pp, "pipeline stages"),
+      STRATA_FIELD(parallel, zero1, "shard the AdamW state over data-parallel ranks (ZeRO stage 1)"),
+      STRATA_FIELD(parallel, bucket_mb, "gradient all-reduce bucket size in MiB (launched as backward completes it)"),
   };
   return table;
 }
@@ -286,9 +290,15 @@ void validate_config(const Config& c) {
   STRATA_CHECK(c.train.sample_tokens >= 0, "{}: train.sample_tokens = {}: expected >= 0", f, c.train.sample_tokens);
   STRATA_CHECK(c.train.sample_temperature > 0, "{}: train.sample_temperature = {}: expected > 0", f,
                c.train.sample_temperature);
-  STRATA_CHECK(c.parallel.dp == 1 && c.parallel.tp == 1 && c.parallel.pp == 1,
-               "{}: parallel.dp/tp/pp = {}/{}/{}: this build trains on one rank only (1/1/1)", f, c.parallel.dp,
-               c.parallel.tp, c.parallel.pp);
+  STRATA_CHECK(c.parallel.dp == -1 || c.parallel.dp >= 1, "{}: parallel.dp = {}: expected >= 1, or -1 for the rest", f,
+               c.parallel.dp);
+  STRATA_CHECK(c.parallel.tp == 1 && c.parallel.pp == 1,
+               "{}: parallel.tp = {}, parallel.pp = {}: tensor and pipeline parallelism are not in this build yet "
+               "(expected 1; data parallelism is: parallel.dp)",
+               f, c.parallel.tp, c.parallel.pp);
+  STRATA_CHECK(c.parallel.bucket_mb > 0, "{}: parallel.bucket_mb = {}: expected > 0", f, c.parallel.bucket_mb);
+  STRATA_CHECK(c.train.micro_batch_size >= 0, "{}: train.micro_batch_size = {}: expected >= 0 (0: batch_size / dp)", f,
+               c.train.micro_batch_size);
 }
 
 std::string to_toml(const Config& config) {

@@ -20,7 +20,8 @@ struct DataConfig {
 };
 
 struct TrainConfig {
-  int batch_size = 8;
+  int batch_size = 8;      // global: all data-parallel ranks and microbatches together
+  int micro_batch_size = 0;  // sequences per forward/backward on one rank; 0: batch_size / dp
   int64_t steps = 100;
   double lr = 3e-4, min_lr = 3e-5;
   int64_t warmup_steps = 10;
@@ -35,7 +36,9 @@ struct TrainConfig {
 };
 
 struct ParallelConfig {
-  int dp = 1, tp = 1, pp = 1;
+  int dp = 1, tp = 1, pp = 1;  // dp = -1: the world size / (tp * pp)
+  bool zero1 = false;
+  double bucket_mb = 16;
 };
 
 struct Config {

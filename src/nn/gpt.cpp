@@ -110,10 +110,13 @@ T Gpt<T>::forward(const Vec<int32_t>& tokens, const Vec<int32_t>& targets) {
 }
 
 template <class T>
-void Gpt<T>::backward() {
+void Gpt<T>::backward(T loss_scale, const GradReadyHook& on_ready) {
   const int B = batch_, Tn = model_.seq_len, C = model_.d_model, V = model_.vocab_size, N = B * Tn;
   auto& P = *params_;
-  cross_entropy_backward<T>(logits_, lse_, targets_, N, V, T(1) / T(N));
+  auto ready = [&](int tensor) {
+    if (on_ready) on_ready(P.specs()[tensor].offset);
+  };
+  cross_entropy_backward<T>(logits_, lse_, targets_, N, V, loss_scale != T(0) ? loss_scale : T(1) / T(N));
   // Tied head: dlnf[N, C] = dlogits wte ; dwte[V, C] += dlogits^T lnf
   gemm<T>({Trans::No, Trans::No, N, C, V, V, C, C}, T(1), logits_.data(), P.param(layout_.wte).data(), T(0),
           dln_.data());
@@ -123,6 +126,7 @@ void Gpt<T>::backward() {
   const Vec<T>& last = model_.n_layer > 0 ? acts_.back().res2 : encoded_;
   layernorm_backward<T>(dres_, P.grad(layout_.lnf_w), P.grad(layout_.lnf_b), dln_, last, P.param(layout_.lnf_w),
                         lnf_mean_, lnf_rstd_, N, C);
+  ready(layout_.lnf_w);
   // dres_ holds the gradient of the residual stream, walked back through the blocks in place.
   for (int l = model_.n_layer - 1; l >= 0; --l) {
     const auto& w = layout_.blocks[l];
@@ -140,8 +144,10 @@ void Gpt<T>::backward() {
     linear_backward<T>(dln_, P.grad(w.qkv_w), P.grad(w.qkv_b), dqkv_, a.ln1, P.param(w.qkv_w), N, C, 3 * C);
     layernorm_backward<T>(dres_, P.grad(w.ln1_w), P.grad(w.ln1_b), dln_, x, P.param(w.ln1_w), a.ln1_mean, a.ln1_rstd,
                           N, C);
+    ready(w.ln1_w);
   }
   embedding_backward<T>(P.grad(layout_.wte), P.grad(layout_.wpe), tokens_, dres_, B, Tn, C);
+  ready(layout_.wte);
 }
 
 template class Gpt<float>;

@@ -1,6 +1,7 @@
 #pragma once
 // GPT: pre-LayerNorm decoder, learned positions, token embedding tied to the output head.
 // Explicit forward/backward over planned activation buffers (DESIGN.md principle 1).
+#include <functional>
 #include <memory>
 #include <vector>
 
@@ -24,8 +25,12 @@ class Gpt {
   T forward(const Vec<int32_t>& tokens, const Vec<int32_t>& targets);
   // Logits only (no loss): for generation and evaluation of a prefix.
   void forward_logits(const Vec<int32_t>& tokens);
-  // Gradient of the mean loss of the last forward, added into params().grads().
-  void backward();
+  // Called during backward with a parameter-buffer offset: from there to the end, every gradient of this
+  // backward is complete (it walks the buffer from its end to offset 0), so buckets can be sent early.
+  using GradReadyHook = std::function<void(int64_t ready_from)>;
+  // Adds d(loss)/d(params) into params().grads(), where loss = loss_scale * (sum of the last forward's
+  // token losses); loss_scale 0 means 1 / (tokens in the batch), the gradient of the mean.
+  void backward(T loss_scale = T(0), const GradReadyHook& on_ready = {});
 
   ParamBuffer<T>& params() { return *params_; }
   std::shared_ptr<ParamBuffer<T>> shared_params() { return params_; }

@@ -12,17 +12,17 @@ int64_t TensorSpec::numel() const {
 }
 
 template <class T>
-ParamBuffer<T>::ParamBuffer(std::vector<TensorSpec> specs) : specs_(std::move(specs)) {
+ParamBuffer<T>::ParamBuffer(std::vector<TensorSpec> specs, size_t pad_multiple) : specs_(std::move(specs)) {
+  STRATA_CHECK(pad_multiple >= 1, "ParamBuffer: pad_multiple must be >= 1");
   int64_t offset = 0;
   for (auto& s : specs_) {
     s.offset = offset;
     offset += s.numel();
   }
   size_ = size_t(offset);
-  params_ = Vec<T>("strata::params", size_);
-  grads_ = Vec<T>("strata::grads", size_);
-  m_ = Vec<T>("strata::adam_m", size_);
-  v_ = Vec<T>("strata::adam_v", size_);
+  const size_t padded = (size_ + pad_multiple - 1) / pad_multiple * pad_multiple;
+  params_ = Vec<T>("strata::params", padded);  // Kokkos zero-fills: the padding stays 0
+  grads_ = Vec<T>("strata::grads", padded);
 }
 
 template <class T>
@@ -49,8 +49,6 @@ void ParamBuffer<T>::initialize(uint64_t seed) {
         break;
     }
   }
-  Kokkos::deep_copy(m_, T(0));
-  Kokkos::deep_copy(v_, T(0));
   zero_grads();
 }
 

@@ -1,6 +1,8 @@
 #pragma once
-// Contiguous parameters (DESIGN.md principle 3): parameters, gradients and the two AdamW moments each
-// live in one buffer; a tensor is a named slice (offset, shape) of all four.
+// Contiguous parameters (DESIGN.md principle 3): parameters and gradients each live in one buffer; a tensor
+// is a named slice (offset, shape) of both. The optimizer keeps its state in buffers of its own (AdamW),
+// so that ZeRO-1 can hold only its shard. The buffers may be padded with zeros at the end so that they
+// split evenly over data-parallel ranks.
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -24,16 +26,16 @@ struct TensorSpec {
 template <class T>
 class ParamBuffer {
  public:
-  explicit ParamBuffer(std::vector<TensorSpec> specs);
+  // pad_multiple: the buffers' length is rounded up to a multiple of it (the data-parallel size for ZeRO-1).
+  explicit ParamBuffer(std::vector<TensorSpec> specs, size_t pad_multiple = 1);
 
-  size_t size() const { return size_; }
+  size_t size() const { return size_; }                // parameters, without padding
+  size_t padded_size() const { return params_.extent(0); }
   const std::vector<TensorSpec>& specs() const { return specs_; }
   int index_of(const std::string& name) const;  // throws if absent
 
   Vec<T> param(int i) const { return slice(params_, i); }
   Vec<T> grad(int i) const { return slice(grads_, i); }
-  Vec<T> adam_m(int i) const { return slice(m_, i); }
-  Vec<T> adam_v(int i) const { return slice(v_, i); }
   const Vec<T>& params() const { return params_; }
   const Vec<T>& grads() const { return grads_; }
 
@@ -47,7 +49,7 @@ class ParamBuffer {
   }
   std::vector<TensorSpec> specs_;
   size_t size_ = 0;
-  Vec<T> params_, grads_, m_, v_;
+  Vec<T> params_, grads_;
 };
 
 }  // namespace strata

@@ -1,8 +1,10 @@
 #pragma once
-// Validation loss: mean cross-entropy over the first `max_batches` batches of the split in order
-// (0: the whole split), each window counted once.
+// Validation loss over a fixed set of windows, split over the data-parallel ranks: the windows evaluated
+// and the result do not depend on the layout. The set is the first `max_batches` global batches of the
+// split in order (0: every whole global batch); chunk c of model.batch() windows goes to dp rank c % dp.
 #include <cstdint>
 
+#include "comm/communicator.hpp"
 #include "data/window_source.hpp"
 #include "nn/gpt.hpp"
 
@@ -14,6 +16,7 @@ struct EvalResult {
 };
 
 template <class T>
-EvalResult evaluate(Gpt<T>& model, const data::WindowSource& split, int64_t max_batches);
+EvalResult evaluate(Gpt<T>& model, const data::WindowSource& split, int64_t max_batches, int global_batch,
+                    Communicator& dp);
 
 }  // namespace strata

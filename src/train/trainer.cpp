@@ -13,7 +13,7 @@
 #include "kernels/grad_norm.hpp"
 #include "nn/gpt.hpp"
 #include "nn/weights_io.hpp"
-#include "optim/adamw.hpp"
+#include "parallel/data_parallel.hpp"
 #include "optim/lr_schedule.hpp"
 #include "train/evaluate.hpp"
 #include "train/generate.hpp"
@@ -49,9 +49,20 @@ double median(std::vector<double> v) {
 TrainSummary train(const Config& config, MPI_Comm world) {
   const auto& mc = config.model;
   const auto& tc = config.train;
+  // Everything that can be wrong with the layout and the inputs is checked first, on every rank.
   ProcessGrid grid(world, config.parallel);
+  const int dp = grid.layout().dp(), dp_rank = grid.coord().dp;
+  const bool lead = grid.world().rank() == 0;
+  STRATA_CHECK(tc.batch_size % dp == 0, "{}: train.batch_size = {} does not split over parallel.dp = {} ranks",
+               config.source, tc.batch_size, dp);
+  const int local_batch = tc.batch_size / dp;
+  const int micro = tc.micro_batch_size > 0 ? tc.micro_batch_size : local_batch;
+  STRATA_CHECK(local_batch % micro == 0,
+               "{}: train.batch_size / parallel.dp = {} / {} = {} sequences per rank is not a multiple of "
+               "train.micro_batch_size = {}",
+               config.source, tc.batch_size, dp, local_batch, micro);
+  const int n_micro = local_batch / micro;
   STRATA_CHECK(!config.data.path.empty(), "{}: data.path is empty: expected an HDF5 token dataset", config.source);
-  // Everything that can be wrong with the inputs is checked here, before any work.
   const auto info = data::inspect_token_dataset(config.data.path);
   data::TokenWindows train_split(config.data.path, "train", mc.seq_len, mc.vocab_size);
   data::TokenWindows val_split(config.data.path, "val", mc.seq_len, mc.vocab_size);
@@ -59,52 +70,69 @@ TrainSummary train(const Config& config, MPI_Comm world) {
   val_split.check_all_token_ids();
   data::BatchSampler sampler(train_split.num_windows(), tc.batch_size, config.data.shuffle, uint64_t(config.data.seed));
 
-  std::filesystem::create_directories(tc.out_dir);
-  {
+  if (lead) {
+    std::filesystem::create_directories(tc.out_dir);
     std::ofstream resolved(std::filesystem::path(tc.out_dir) / "config.toml");
     resolved << to_toml(config);
     STRATA_CHECK(resolved.good(), "cannot write '{}/config.toml'", tc.out_dir);
+    fmt::print("# resolved config ({})\n{}\n", config.source, to_toml(config));
+    fmt::print("dataset {}: {} train tokens ({} windows), {} val tokens, vocab {} ({})\n", config.data.path,
+               info.train_tokens, train_split.num_windows(), info.val_tokens, info.vocab_size, info.tokenizer);
   }
-  fmt::print("# resolved config ({})\n{}\n", config.source, to_toml(config));
-  fmt::print("dataset {}: {} train tokens ({} windows), {} val tokens, vocab {} ({})\n", config.data.path,
-             info.train_tokens, train_split.num_windows(), info.val_tokens, info.vocab_size, info.tokenizer);
 
-  Gpt<float> model(mc, tc.batch_size);
-  auto& params = model.params();
-  params.initialize(uint64_t(tc.seed));
-  fmt::print("model: {} parameters ({} non-embedding), {} MiB for parameters+gradients+AdamW state\n", params.size(),
-             non_embedding_params(mc), params.size() * 4 * sizeof(float) >> 20);
-  AdamW<float> optimizer(tc);
-  MetricsLog log((std::filesystem::path(tc.out_dir) / "metrics.jsonl").string(), tc.steps, tc.log_every);
+  auto params = std::make_shared<ParamBuffer<float>>(gpt_layout(mc).specs, config.parallel.zero1 ? size_t(dp) : 1);
+  params->initialize(uint64_t(tc.seed));
+  Gpt<float> model(params, mc, micro);
+  DataParallel<float> data_parallel(grid.dp(), *params, tc, config.parallel);
+  std::unique_ptr<MetricsLog> log;
+  if (lead) {
+    fmt::print("model: {} parameters ({} non-embedding); layout dp {} x tp {} x pp {}, {} microbatch(es) of {} per "
+               "rank; AdamW state {} MiB per rank{}\n",
+               params->size(), non_embedding_params(mc), dp, grid.layout().tp(), grid.layout().pp(), n_micro, micro,
+               data_parallel.optimizer_state_bytes() >> 20, config.parallel.zero1 ? " (ZeRO-1)" : "");
+    log = std::make_unique<MetricsLog>((std::filesystem::path(tc.out_dir) / "metrics.jsonl").string(), tc.steps,
+                                       tc.log_every);
+  }
 
-  const size_t N = size_t(tc.batch_size) * mc.seq_len;
-  Vec<int32_t> x("strata::train::x", N), y("strata::train::y", N);
+  const size_t tokens_per_micro = size_t(micro) * mc.seq_len;
+  Vec<int32_t> x("strata::train::x", tokens_per_micro), y("strata::train::y", tokens_per_micro);
   auto hx = Kokkos::create_mirror_view(x);
   auto hy = Kokkos::create_mirror_view(y);
+  const float loss_scale = 1.0f / float(int64_t(tc.batch_size) * mc.seq_len);  // the mean over the global batch
   TrainSummary summary;
   std::vector<double> step_ms;
   auto run_eval = [&](int64_t step) {
-    auto r = evaluate(model, val_split, tc.eval_batches);
-    log.eval(step, r.loss, r.tokens);
+    auto r = evaluate(model, val_split, tc.eval_batches, tc.batch_size, grid.dp());
+    if (log) log->eval(step, r.loss, r.tokens);
     summary.val_loss = r.loss;
   };
   for (int64_t step = 0; step < tc.steps; ++step) {
     const auto start = Clock::now();
-    data::load_batch(train_split, sampler, step, hx.data(), hy.data());
-    Kokkos::deep_copy(x, hx);
-    Kokkos::deep_copy(y, hy);
+    const auto windows = sampler.windows_for_step(step);  // the global batch; this rank takes its slice
     const double lr = learning_rate(tc, step);
-    params.zero_grads();
-    const float loss = model.forward(x, y);
-    model.backward();
-    const double norm = clip_grad_norm<float>(params.grads(), params.size(), tc.grad_clip);
+    params->zero_grads();
+    double loss_sum = 0;  // sum over this rank's sequences of their mean token loss
+    for (int m = 0; m < n_micro; ++m) {
+      const size_t first = size_t(dp_rank) * local_batch + size_t(m) * micro;
+      for (int j = 0; j < micro; ++j)
+        train_split.read_window(windows[first + j], hx.data() + size_t(j) * mc.seq_len,
+                                hy.data() + size_t(j) * mc.seq_len);
+      Kokkos::deep_copy(x, hx);
+      Kokkos::deep_copy(y, hy);
+      loss_sum += double(model.forward(x, y)) * micro;
+      model.backward(loss_scale, m + 1 == n_micro ? data_parallel.ready_hook() : typename Gpt<float>::GradReadyHook{});
+    }
+    const double norm = data_parallel.finish_step(lr, tc.grad_clip);
+    grid.dp().all_reduce_sum(&loss_sum, 1);
+    const double loss = loss_sum / tc.batch_size;
     STRATA_CHECK(std::isfinite(loss) && std::isfinite(norm), "step {}: loss {} / gradient norm {} is not finite",
                  step + 1, loss, norm);
-    optimizer.step(params, lr);
     Kokkos::fence();
     const double ms = std::chrono::duration<double, std::milli>(Clock::now() - start).count();
     step_ms.push_back(ms);
-    log.step({step + 1, loss, lr, norm, double(N) / (ms / 1000.0), ms});
+    if (log)
+      log->step({step + 1, loss, lr, norm, double(tc.batch_size) * mc.seq_len / (ms / 1000.0), ms,
+                 data_parallel.comm_wait_ms()});
     if (step == 0) summary.first_loss = loss;
     summary.final_loss = loss;
     summary.steps = step + 1;
@@ -113,13 +141,13 @@ TrainSummary train(const Config& config, MPI_Comm world) {
   run_eval(tc.steps);
   summary.median_ms = median(step_ms);
 
-  if (!tc.save_weights.empty()) {
+  if (lead && !tc.save_weights.empty()) {
     const auto path = resolve_in(tc.out_dir, tc.save_weights);
-    save_weights(path, params, mc);
+    save_weights(path, *params, mc);
     fmt::print("saved weights to {}\n", path);
   }
-  if (tc.sample_tokens > 0) {
-    Gpt<float> sampler_model(model.shared_params(), mc, 1);
+  if (lead && tc.sample_tokens > 0) {
+    Gpt<float> sampler_model(params, mc, 1);
     auto tokens = generate(sampler_model, {int32_t(info.eot_id)}, tc.sample_tokens, tc.sample_temperature,
                            uint64_t(tc.seed));
     if (info.tokenizer == "byte") {
@@ -129,6 +157,7 @@ TrainSummary train(const Config& config, MPI_Comm world) {
       fmt::print("--- sample token ids ---\n{}\n", fmt::join(tokens, " "));
     }
   }
+  grid.world().barrier();  // nobody exits (and finalises MPI) while the lead still writes
   return summary;
 }
 

@@ -235,7 +235,7 @@ class TrainTest(StrataTestCase):
         steps, evals = read_metrics(out_dir / "metrics.jsonl")
         self.assertEqual([s["step"] for s in steps], list(range(1, 61)))
         for s in steps:
-            self.assertEqual(set(s), {"step", "loss", "lr", "grad_norm", "tokens_per_s", "ms"})
+            self.assertEqual(set(s), {"step", "loss", "lr", "grad_norm", "tokens_per_s", "ms", "comm_ms"})
             for k, v in s.items():
                 self.assertTrue(isinstance(v, (int, float)) and math.isfinite(v), f"step {s['step']}: {k} = {v}")
             self.assertGreater(s["lr"], 0)
@@ -273,7 +273,7 @@ class TrainTest(StrataTestCase):
         for key, want in dict(values, **{"data.path": data, "train.log_every": 10}).items():
             section, name = key.split(".")
             self.assertEqual(resolved[section][name], want, key)
-        self.assertEqual(resolved["parallel"], {"dp": 1, "tp": 1, "pp": 1})
+        self.assertEqual(resolved["parallel"], {"dp": 1, "tp": 1, "pp": 1, "zero1": False, "bucket_mb": 16})
 
         # Weights: every tensor with its shape, trained (not the initial values).
         C, V, T, L = 32, 257, 32, 2
@@ -482,8 +482,11 @@ class BadInputTest(StrataTestCase):
         cfg = self.config("[model]\nn_layer = 2\n[train\nlr = 1\n")
         self.assert_rejected(self.train(cfg), cfg)
 
-    def test_parallel_layout_not_supported(self):
-        self.assert_rejected(self.train(self.config(**{"parallel.dp": 2})), "parallel.dp", "1/1/1")
+    def test_layout_larger_than_the_job(self):
+        self.assert_rejected(self.train(self.config(**{"parallel.dp": 2})), "parallel.dp", "but the job has 1 ranks")
+
+    def test_tensor_parallel_not_in_this_build(self):
+        self.assert_rejected(self.train(self.config(**{"parallel.tp": 2})), "parallel.tp", "expected 1")
 
     def test_preprocess_rejects_missing_input(self):
         out = self.tmp / "p.h5"

@@ -85,7 +85,7 @@ int run(int argc, char** argv) {
   h5::write_dataset<int32_t>(file, "x", {hsize_t(B), hsize_t(m.seq_len)}, hx.data());
   h5::write_dataset<int32_t>(file, "y", {hsize_t(B), hsize_t(m.seq_len)}, hy.data());
 
-  AdamW<float> opt(cfg.train);
+  AdamW<float> opt(cfg.train, P.specs(), 0, int64_t(P.size()));
   std::vector<float> losses;
   for (int s = 0; s <= steps; ++s) {
     P.zero_grads();
@@ -103,7 +103,7 @@ int run(int argc, char** argv) {
       write_tensors(g, P, P.grads());
     }
     clip_grad_norm<float>(P.grads(), P.size(), cfg.train.grad_clip);
-    opt.step(P, cfg.train.lr);
+    opt.step(P.params(), P.grads(), cfg.train.lr);
   }
   h5::write_dataset<float>(file, "losses", {hsize_t(losses.size())}, losses.data());
   std::cout << "reference_dump: wrote " << out << " (loss " << losses.front() << " -> " << losses.back() << ")\n";

@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "core/error.hpp"
+#include "support/expect_error.hpp"
 #include "core/h5.hpp"
 #include "data/token_dataset.hpp"
 #include "temp_dir.hpp"
@@ -14,6 +15,7 @@
 namespace strata::data {
 namespace {
 using strata::testing::TempDir;
+using strata::testing::expect_error;
 
 std::vector<uint32_t> read_split(const std::string& path, const std::string& split) {
   auto file = h5::open_file(path);
@@ -42,17 +44,6 @@ std::string slurp(const std::string& path) {
   std::ostringstream s;
   s << in.rdbuf();
   return s.str();
-}
-
-template <class F>
-void expect_error(F&& f, std::initializer_list<std::string> fragments) {
-  try {
-    f();
-    FAIL() << "expected strata::Error";
-  } catch (const Error& e) {
-    std::string what = e.what();
-    for (const auto& frag : fragments) EXPECT_NE(what.find(frag), std::string::npos) << "'" << frag << "' not in: " << what;
-  }
 }
 
 // Train and val keep corpus order, so merging them by the report's split must give back every document.

@@ -7,6 +7,7 @@
 #include <set>
 
 #include "core/error.hpp"
+#include "support/expect_error.hpp"
 #include "core/h5.hpp"
 #include "data/token_writer.hpp"
 #include "temp_dir.hpp"
@@ -14,6 +15,7 @@
 namespace strata::data {
 namespace {
 using strata::testing::TempDir;
+using strata::testing::expect_error;
 
 std::vector<uint32_t> iota_tokens(size_t n, uint32_t mod = 257) {
   std::vector<uint32_t> v(n);
@@ -37,18 +39,6 @@ std::string write_raw(const TempDir& dir, const std::string& name, const std::ve
   auto g2 = h5::create_group(file, "val");
   h5::write_dataset<T>(g2, "tokens", {val.size()}, val.data());
   return path;
-}
-
-// Runs f, expects strata::Error, and checks that every fragment appears in its message.
-template <class F>
-void expect_error(F&& f, std::initializer_list<std::string> fragments) {
-  try {
-    f();
-    FAIL() << "expected strata::Error";
-  } catch (const Error& e) {
-    std::string what = e.what();
-    for (const auto& frag : fragments) EXPECT_NE(what.find(frag), std::string::npos) << "'" << frag << "' not in: " << what;
-  }
 }
 
 TEST(TokenDataset, InspectReportsAttributesAndLengths) {

@@ -1,0 +1,83 @@
+#include "parallel/data_parallel.hpp"
+
+#include <chrono>
+#include <cmath>
+
+#include "core/error.hpp"
+#include "kernels/grad_norm.hpp"
+
+namespace strata {
+namespace {
+using Clock = std::chrono::steady_clock;
+double ms_since(Clock::time_point t) { return std::chrono::duration<double, std::milli>(Clock::now() - t).count(); }
+}  // namespace
+
+template <class T>
+DataParallel<T>::DataParallel(Communicator& dp, ParamBuffer<T>& params, const TrainConfig& train,
+                              const ParallelConfig& parallel)
+    : dp_(dp), params_(params), zero1_(parallel.zero1 && dp.size() > 1) {
+  const int64_t padded = int64_t(params.padded_size());
+  if (zero1_) {
+    STRATA_CHECK(padded % dp.size() == 0, "ZeRO-1: parameter buffer of {} elements does not split over {} ranks",
+                 padded, dp.size());
+    shard_size_ = padded / dp.size();
+    shard_begin_ = shard_size_ * dp.rank();
+    shard_grads_ = Vec<T>("strata::zero1::shard_grads", size_t(shard_size_));
+    optimizer_ = std::make_unique<AdamW<T>>(train, params.specs(), shard_begin_, shard_begin_ + shard_size_);
+  } else {
+    optimizer_ = std::make_unique<AdamW<T>>(train, params.specs(), 0, int64_t(params.size()));
+    const int64_t bucket = std::max<int64_t>(1, int64_t(parallel.bucket_mb * (1 << 20) / double(sizeof(T))));
+    for (int64_t end = int64_t(params.size()); end > 0; end -= bucket)
+      buckets_.push_back({std::max<int64_t>(0, end - bucket), end});
+  }
+}
+
+template <class T>
+void DataParallel<T>::launch_ready(int64_t ready_from) {
+  if (dp_.size() == 1 || zero1_) return;
+  while (next_bucket_ < buckets_.size() && buckets_[next_bucket_].first >= ready_from) {
+    const auto [b, e] = buckets_[next_bucket_++];
+    pending_.push_back(dp_.all_reduce_sum_async(params_.grads().data() + b, size_t(e - b)));
+  }
+  for (auto& r : pending_) dp_.test(r);  // lets MPI progress the buckets already in flight
+}
+
+template <class T>
+typename Gpt<T>::GradReadyHook DataParallel<T>::ready_hook() {
+  next_bucket_ = 0;
+  return [this](int64_t ready_from) { launch_ready(ready_from); };
+}
+
+template <class T>
+double DataParallel<T>::finish_step(double lr, double max_norm) {
+  const auto start = Clock::now();
+  double norm = 0;
+  if (!zero1_) {
+    launch_ready(0);
+    dp_.wait_all(pending_);
+    pending_.clear();
+    next_bucket_ = 0;
+    comm_wait_ms_ = ms_since(start);
+    norm = clip_grad_norm<T>(params_.grads(), params_.size(), max_norm);
+    optimizer_->step(params_.params(), params_.grads(), lr);
+    return norm;
+  }
+  dp_.reduce_scatter_sum(params_.grads().data(), shard_grads_.data(), size_t(shard_size_));
+  double squares = sum_of_squares<T>(shard_grads_, size_t(shard_size_));
+  dp_.all_reduce_sum(&squares, 1);
+  double wait = ms_since(start);
+  norm = std::sqrt(squares);
+  const double coef = max_norm / (norm + 1e-6);
+  if (max_norm > 0 && coef < 1.0) scale_in_place<T>(shard_grads_, size_t(shard_size_), T(coef));
+  optimizer_->step(params_.params(), shard_grads_, lr);
+  const auto gather = Clock::now();
+  T* all = params_.params().data();
+  dp_.all_gather(all + shard_begin_, all, size_t(shard_size_));
+  comm_wait_ms_ = wait + ms_since(gather);
+  return norm;
+}
+
+template class DataParallel<float>;
+template class DataParallel<double>;
+
+}  // namespace strata

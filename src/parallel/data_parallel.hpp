@@ -1,0 +1,47 @@
+#pragma once
+// Data parallelism (DESIGN.md principle 8). Each dp rank runs forward/backward on its slice of the global
+// batch; gradients are summed over the dp group in buckets — slices of the contiguous gradient buffer —
+// each launched (non-blocking) as soon as backward has completed it, so communication overlaps the rest of
+// backward. With ZeRO-1 the gradients are reduce-scattered instead, each rank updates its shard of the
+// parameters with its shard of the AdamW state, and the parameters are all-gathered.
+#include <memory>
+#include <vector>
+
+#include "comm/communicator.hpp"
+#include "core/config.hpp"
+#include "nn/gpt.hpp"
+#include "nn/param_buffer.hpp"
+#include "optim/adamw.hpp"
+
+namespace strata {
+
+template <class T>
+class DataParallel {
+ public:
+  // params must be padded to a multiple of dp.size() when ZeRO-1 is on (ParamBuffer's pad_multiple).
+  DataParallel(Communicator& dp, ParamBuffer<T>& params, const TrainConfig& train, const ParallelConfig& parallel);
+
+  // Pass to the last microbatch's backward: launches each bucket as backward completes it.
+  typename Gpt<T>::GradReadyHook ready_hook();
+  // After the last backward: completes the reduction, clips to max_norm (0: off) by the global norm, updates
+  // the parameters. Returns the gradient norm before clipping (the same on every rank).
+  double finish_step(double lr, double max_norm);
+
+  size_t optimizer_state_bytes() const { return optimizer_->state_bytes(); }
+  double comm_wait_ms() const { return comm_wait_ms_; }  // blocked on communication in the last step
+
+ private:
+  void launch_ready(int64_t ready_from);
+  Communicator& dp_;
+  ParamBuffer<T>& params_;
+  bool zero1_;
+  int64_t shard_begin_ = 0, shard_size_ = 0;
+  std::vector<std::pair<int64_t, int64_t>> buckets_;  // [begin, end), from the end of the buffer backwards
+  size_t next_bucket_ = 0;
+  std::vector<Request> pending_;
+  Vec<T> shard_grads_;  // ZeRO-1: this rank's reduced gradient shard
+  std::unique_ptr<AdamW<T>> optimizer_;
+  double comm_wait_ms_ = 0;
+};
+
+}  // namespace strata

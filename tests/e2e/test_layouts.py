@@ -1,0 +1,148 @@
+#!/usr/bin/python3
+"""Layout independence (DESIGN.md principle 4): the same job trained on any data-parallel layout, with or
+without gradient accumulation and ZeRO-1, gives the one-rank loss at every step (relative 1e-5: float32
+reductions in another order are the only allowed difference) and the same final weights (relative L2 1e-5).
+
+Runs build/default/strata (or $STRATA_BIN) under mpiexec on a small synthetic dataset."""
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import unittest
+
+import h5py
+import numpy as np
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+STRATA = os.environ.get("STRATA_BIN", os.path.join(REPO, "build", "default", "strata"))
+MPIEXEC = shutil.which("mpiexec") or "mpiexec"
+STEPS = 20
+
+CONFIG = """
+[model]
+n_layer = 2
+n_head = 3
+d_model = 48
+vocab_size = 97
+seq_len = 16
+[data]
+path = "{data}"
+shuffle = true
+[train]
+batch_size = 8
+steps = {steps}
+lr = 3e-3
+warmup_steps = 3
+eval_every = 10
+eval_batches = 2
+log_every = 100
+out_dir = "{out}"
+save_weights = "weights.h5"
+"""
+
+
+def write_dataset(path):
+    rng = np.random.default_rng(5)
+    # Repetitive structure, so that the loss moves and differences would show.
+    base = rng.integers(0, 97, size=301)
+    train = np.concatenate([np.roll(base, k) for k in range(40)]).astype(np.uint16)
+    with h5py.File(path, "w") as f:
+        f.attrs.update(format="strata-tokens", format_version=np.int64(1), vocab_size=np.int64(97),
+                       eot_id=np.int64(96), tokenizer="synthetic")
+        f["train/tokens"] = train
+        f["val/tokens"] = rng.integers(0, 97, size=2000).astype(np.uint16)
+
+
+class LayoutTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.TemporaryDirectory()
+        cls.data = os.path.join(cls.tmp.name, "data.h5")
+        write_dataset(cls.data)
+        cls.reference = cls.run_layout("reference", ranks=1)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.tmp.cleanup()
+
+    @classmethod
+    def run_layout(cls, name, ranks, sets=()):
+        out = os.path.join(cls.tmp.name, name)
+        cfg = os.path.join(cls.tmp.name, name + ".toml")
+        with open(cfg, "w") as f:
+            f.write(CONFIG.format(data=cls.data, out=out, steps=STEPS))
+        cmd = [MPIEXEC, "--allow-run-as-root", "--oversubscribe", "-np", str(ranks), STRATA, "train",
+               "--config", cfg]
+        for s in sets:
+            cmd += ["--set", s]
+        env = dict(os.environ, OPENBLAS_NUM_THREADS="1", OMPI_MCA_rmaps_base_oversubscribe="1")
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
+        if proc.returncode != 0:
+            raise AssertionError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}")
+        steps, evals = [], []
+        with open(os.path.join(out, "metrics.jsonl")) as f:
+            for line in f:
+                rec = json.loads(line)
+                (steps if "loss" in rec else evals).append(rec)
+        with h5py.File(os.path.join(out, "weights.h5"), "r") as f:
+            weights = {k: f[k][...].astype(np.float64) for k in f.keys()}
+        return dict(steps=steps, evals=evals, weights=weights, stdout=proc.stdout)
+
+    def assert_same_run(self, run):
+        ref = self.reference
+        self.assertEqual(len(run["steps"]), STEPS)
+        for a, b in zip(run["steps"], ref["steps"]):
+            self.assertEqual(a["step"], b["step"])
+            self.assertAlmostEqual(a["loss"] / b["loss"], 1.0, delta=1e-5, msg=f"loss at step {a['step']}")
+            self.assertAlmostEqual(a["grad_norm"] / b["grad_norm"], 1.0, delta=1e-4,
+                                   msg=f"grad norm at step {a['step']}")
+        for a, b in zip(run["evals"], ref["evals"]):
+            self.assertAlmostEqual(a["val_loss"] / b["val_loss"], 1.0, delta=1e-5)
+        self.assertEqual(sorted(run["weights"]), sorted(ref["weights"]))
+        C = 48
+        for name, w in ref["weights"].items():
+            v = run["weights"][name]
+            if name.endswith("attn.c_attn.bias"):
+                # The key bias has an exactly zero gradient (it shifts every score of a row equally, and softmax
+                # ignores that), so what it receives is float rounding noise of either sign, which AdamW
+                # normalises into steps: it wanders near 0 differently in every reduction order. Held to
+                # staying near 0; the query and value parts are compared like everything else.
+                self.assertLess(np.abs(v[C:2 * C]).max(), 1e-3, f"{name}: key part left 0")
+                self.assertLess(np.abs(w[C:2 * C]).max(), 1e-3, f"{name}: key part left 0 (reference)")
+                v, w = np.delete(v, np.s_[C:2 * C]), np.delete(w, np.s_[C:2 * C])
+            err = np.linalg.norm(v - w) / max(np.linalg.norm(w), 1e-30)
+            self.assertLess(err, 1e-5, f"final weights of {name}")
+
+    def test_reference_learns(self):
+        losses = [r["loss"] for r in self.reference["steps"]]
+        self.assertLess(losses[-1], losses[0] - 0.5)
+
+    def test_gradient_accumulation(self):
+        self.assert_same_run(self.run_layout("micro2", 1, ["train.micro_batch_size=2"]))
+
+    def test_dp2(self):
+        run = self.run_layout("dp2", 2, ["parallel.dp=2"])
+        self.assertIn("layout dp 2", run["stdout"])
+        self.assert_same_run(run)
+
+    def test_dp2_zero1(self):
+        run = self.run_layout("dp2z", 2, ["parallel.dp=2", "parallel.zero1=true"])
+        self.assertIn("ZeRO-1", run["stdout"])
+        self.assert_same_run(run)
+
+    def test_dp2_many_small_buckets(self):
+        # ~60k parameters in 10 KiB buckets: ~24 buckets launched one by one during backward.
+        self.assert_same_run(self.run_layout("dp2b", 2, ["parallel.dp=2", "parallel.bucket_mb=0.01"]))
+
+    def test_dp4_rest_with_accumulation(self):
+        # dp = -1 takes every rank; two microbatches of 1 per rank.
+        self.assert_same_run(self.run_layout("dp4", 4, ["parallel.dp=-1", "train.micro_batch_size=1"]))
+
+    def test_dp4_zero1(self):
+        self.assert_same_run(self.run_layout("dp4z", 4, ["parallel.dp=4", "parallel.zero1=true"]))
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
