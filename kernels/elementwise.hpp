@@ -59,3 +59,17 @@ void residual_bias(const Vec<T>& y, const Vec<T>& r, const Vec<T>& bias, int row
 }
 
 }  // namespace strata
+
+namespace strata {
+
+// y[N, O] = r[N, O] + bias[O] + z[N, O]  (residual + bias + a row-parallel layer's summed output)
+template <class T>
+void residual_bias_add(const Vec<T>& y, const Vec<T>& r, const Vec<T>& bias, const Vec<T>& z, int rows, int cols) {
+  const int64_t O = cols;
+  Kokkos::parallel_for(
+      "strata::elementwise::residual_bias_add", range(rows), KOKKOS_LAMBDA(const int64_t n) {
+        for (int64_t o = 0; o < O; ++o) y(n * O + o) = r(n * O + o) + bias(o) + z(n * O + o);
+      });
+}
+
+}  // namespace strata

@@ -292,10 +292,9 @@ void validate_config(const Config& c) {
                c.train.sample_temperature);
   STRATA_CHECK(c.parallel.dp == -1 || c.parallel.dp >= 1, "{}: parallel.dp = {}: expected >= 1, or -1 for the rest", f,
                c.parallel.dp);
-  STRATA_CHECK(c.parallel.tp == 1 && c.parallel.pp == 1,
-               "{}: parallel.tp = {}, parallel.pp = {}: tensor and pipeline parallelism are not in this build yet "
-               "(expected 1; data parallelism is: parallel.dp)",
-               f, c.parallel.tp, c.parallel.pp);
+  STRATA_CHECK(c.parallel.tp >= 1, "{}: parallel.tp = {}: expected >= 1", f, c.parallel.tp);
+  STRATA_CHECK(c.parallel.pp == 1, "{}: parallel.pp = {}: pipeline parallelism is not in this build yet (expected 1)", f,
+               c.parallel.pp);
   STRATA_CHECK(c.parallel.bucket_mb > 0, "{}: parallel.bucket_mb = {}: expected > 0", f, c.parallel.bucket_mb);
   STRATA_CHECK(c.train.micro_batch_size >= 0, "{}: train.micro_batch_size = {}: expected >= 0 (0: batch_size / dp)", f,
                c.train.micro_batch_size);

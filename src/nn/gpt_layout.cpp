@@ -4,35 +4,57 @@
 
 #include <fmt/format.h>
 
+#include "core/error.hpp"
+
 namespace strata {
 
-GptLayout gpt_layout(const ModelConfig& m) {
+void check_tensor_parallel_split(const ModelConfig& m, int tp, const std::string& source) {
+  STRATA_CHECK(m.n_head % tp == 0, "{}: model.n_head = {} does not split over parallel.tp = {} ranks", source, m.n_head,
+               tp);
+  STRATA_CHECK(m.vocab_size % tp == 0,
+               "{}: model.vocab_size = {} does not split over parallel.tp = {} ranks (pad the vocabulary to a "
+               "multiple of {})",
+               source, m.vocab_size, tp, tp);
+}
+
+GptLayout gpt_layout(const ModelConfig& m, int tp_rank, int tp_size) {
+  check_tensor_parallel_split(m, tp_size, "gpt_layout");
   GptLayout layout;
   const int64_t C = m.d_model, V = m.vocab_size, Tn = m.seq_len;
   const double std = 0.02;
   // Residual projections are scaled down by sqrt(2 * n_layer), as in GPT-2.
   const double proj_std = std / std::sqrt(2.0 * m.n_layer);
-  auto add = [&](std::string name, std::vector<int64_t> shape, InitKind init, double s) {
-    const bool decay = shape.size() == 2;
-    layout.specs.push_back(TensorSpec{std::move(name), std::move(shape), init, s, decay, 0});
+  enum Split { Replicated = -1, Rows = 0, Cols = 1 };
+  auto add = [&](std::string name, std::vector<int64_t> global, InitKind init, double s, Split split = Replicated,
+                 int blocks = 1) {
+    TensorSpec spec;
+    spec.name = std::move(name);
+    spec.global_shape = global;
+    spec.shape = global;
+    if (split != Replicated) spec.shape[size_t(split)] /= tp_size;
+    spec.init = init;
+    spec.init_std = s;
+    spec.decay = global.size() == 2;
+    spec.shard = ShardMap{split, blocks, tp_rank, tp_size, spec.shape[0], spec.shape.size() > 1 ? spec.shape[1] : 1};
+    layout.specs.push_back(std::move(spec));
     return int(layout.specs.size() - 1);
   };
-  layout.wte = add("wte", {V, C}, InitKind::Normal, std);
+  layout.wte = add("wte", {V, C}, InitKind::Normal, std, Rows);  // vocab-parallel
   layout.wpe = add("wpe", {Tn, C}, InitKind::Normal, 0.01);
   for (int l = 0; l < m.n_layer; ++l) {
     auto n = [&](const char* suffix) { return fmt::format("h.{}.{}", l, suffix); };
     BlockParams b{};
     b.ln1_w = add(n("ln_1.weight"), {C}, InitKind::Ones, 0);
     b.ln1_b = add(n("ln_1.bias"), {C}, InitKind::Zeros, 0);
-    b.qkv_w = add(n("attn.c_attn.weight"), {3 * C, C}, InitKind::Normal, std);
-    b.qkv_b = add(n("attn.c_attn.bias"), {3 * C}, InitKind::Zeros, 0);
-    b.attn_proj_w = add(n("attn.c_proj.weight"), {C, C}, InitKind::Normal, proj_std);
+    b.qkv_w = add(n("attn.c_attn.weight"), {3 * C, C}, InitKind::Normal, std, Rows, 3);
+    b.qkv_b = add(n("attn.c_attn.bias"), {3 * C}, InitKind::Zeros, 0, Rows, 3);
+    b.attn_proj_w = add(n("attn.c_proj.weight"), {C, C}, InitKind::Normal, proj_std, Cols);
     b.attn_proj_b = add(n("attn.c_proj.bias"), {C}, InitKind::Zeros, 0);
     b.ln2_w = add(n("ln_2.weight"), {C}, InitKind::Ones, 0);
     b.ln2_b = add(n("ln_2.bias"), {C}, InitKind::Zeros, 0);
-    b.fc_w = add(n("mlp.c_fc.weight"), {4 * C, C}, InitKind::Normal, std);
-    b.fc_b = add(n("mlp.c_fc.bias"), {4 * C}, InitKind::Zeros, 0);
-    b.mlp_proj_w = add(n("mlp.c_proj.weight"), {C, 4 * C}, InitKind::Normal, proj_std);
+    b.fc_w = add(n("mlp.c_fc.weight"), {4 * C, C}, InitKind::Normal, std, Rows);
+    b.fc_b = add(n("mlp.c_fc.bias"), {4 * C}, InitKind::Zeros, 0, Rows);
+    b.mlp_proj_w = add(n("mlp.c_proj.weight"), {C, 4 * C}, InitKind::Normal, proj_std, Cols);
     b.mlp_proj_b = add(n("mlp.c_proj.bias"), {C}, InitKind::Zeros, 0);
     layout.blocks.push_back(b);
   }

@@ -39,13 +39,14 @@ void ParamBuffer<T>::initialize(uint64_t seed) {
     auto p = param(int(i));
     const uint64_t key = rng::make_key(seed, s.name);
     const double std = s.init_std;
+    const ShardMap shard = s.shard;
     switch (s.init) {
       case InitKind::Zeros: Kokkos::deep_copy(p, T(0)); break;
       case InitKind::Ones: Kokkos::deep_copy(p, T(1)); break;
       case InitKind::Normal:
         Kokkos::parallel_for(
             "strata::param_buffer::init_normal", range(p.extent(0)),
-            KOKKOS_LAMBDA(const int64_t j) { p(j) = T(std * rng::normal(key, uint64_t(j))); });
+            KOKKOS_LAMBDA(const int64_t j) { p(j) = T(std * rng::normal(key, uint64_t(shard.global_index(j)))); });
         break;
     }
   }

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "kernels/common.hpp"
+#include "nn/shard_map.hpp"
 
 namespace strata {
 
@@ -15,7 +16,9 @@ enum class InitKind { Normal, Zeros, Ones };
 
 struct TensorSpec {
   std::string name;
-  std::vector<int64_t> shape;
+  std::vector<int64_t> shape;         // this rank's part
+  std::vector<int64_t> global_shape;  // the whole tensor (as saved); equals shape without tensor parallelism
+  ShardMap shard;                     // where this rank's part sits in the whole
   InitKind init = InitKind::Zeros;
   double init_std = 0;  // for Normal
   bool decay = false;   // AdamW weight decay applies (2-D weights)
@@ -39,7 +42,8 @@ class ParamBuffer {
   const Vec<T>& params() const { return params_; }
   const Vec<T>& grads() const { return grads_; }
 
-  // Draws every tensor from the counter-based RNG keyed by (seed, name, element index).
+  // Draws every tensor from the counter-based RNG keyed by (seed, name, global element index): any
+  // tensor-parallel split holds exactly the values of the one-rank tensor.
   void initialize(uint64_t seed);
   void zero_grads();
 

@@ -20,23 +20,44 @@ std::string shape_text(const std::vector<int64_t>& s) {
   return out + "]";
 }
 
+// The whole tensor from every tp rank's part (each rank's local elements placed by its shard map).
+template <class T>
+std::vector<float> gather_tensor(const TensorSpec& s, const T* local, Communicator* tp) {
+  const int64_t n = s.numel();
+  std::vector<float> mine(local, local + n);
+  if (!tp || tp->size() == 1 || s.shard.replicated()) return mine;
+  std::vector<float> parts(size_t(n) * tp->size()), whole(parts.size());
+  tp->all_gather(mine.data(), parts.data(), size_t(n));
+  for (int p = 0; p < tp->size(); ++p) {
+    ShardMap map = s.shard;
+    map.rank = p;
+    for (int64_t j = 0; j < n; ++j) whole[size_t(map.global_index(j))] = parts[size_t(p) * n + j];
+  }
+  return whole;
+}
+
 }  // namespace
 
 template <class T>
-void save_weights(const std::string& path, const ParamBuffer<T>& params, const ModelConfig& model) {
+void save_weights(const std::string& path, const ParamBuffer<T>& params, const ModelConfig& model, Communicator* tp,
+                  bool write) {
   const std::string tmp = path + ".tmp";
   {
-    auto file = h5::create_file(tmp);
-    h5::write_attr(file, "format", std::string("strata-weights"));
-    h5::write_attr(file, "format_version", int64_t(1));
-    for (auto [name, value] : model_fields(model)) h5::write_attr(file, name, int64_t(value));
     auto host = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), params.params());
-    std::vector<float> buf;
-    for (const auto& s : params.specs()) {
-      buf.assign(host.data() + s.offset, host.data() + s.offset + s.numel());
-      std::vector<hsize_t> shape(s.shape.begin(), s.shape.end());
-      h5::write_dataset<float>(file, s.name, shape, buf.data());
+    h5::Handle file;
+    if (write) {
+      file = h5::create_file(tmp);
+      h5::write_attr(file, "format", std::string("strata-weights"));
+      h5::write_attr(file, "format_version", int64_t(1));
+      for (auto [name, value] : model_fields(model)) h5::write_attr(file, name, int64_t(value));
     }
+    for (const auto& s : params.specs()) {
+      const auto whole = gather_tensor(s, host.data() + s.offset, tp);
+      if (!write) continue;
+      std::vector<hsize_t> shape(s.global_shape.begin(), s.global_shape.end());
+      h5::write_dataset<float>(file, s.name, shape, whole.data());
+    }
+    if (!write) return;
     STRATA_H5(H5Fflush(file, H5F_SCOPE_GLOBAL));
   }
   std::error_code ec;
@@ -58,16 +79,18 @@ void load_weights(const std::string& path, ParamBuffer<T>& params, const ModelCo
     STRATA_CHECK(h5::exists(file, s.name), "{}: tensor '{}' is missing", path, s.name);
     auto dims = h5::dataset_shape(file, s.name, path);
     std::vector<int64_t> shape(dims.begin(), dims.end());
-    STRATA_CHECK(shape == s.shape, "{}: tensor '{}' has shape {}, expected {}", path, s.name, shape_text(shape),
-                 shape_text(s.shape));
+    STRATA_CHECK(shape == s.global_shape, "{}: tensor '{}' has shape {}, expected {}", path, s.name,
+                 shape_text(shape), shape_text(s.global_shape));
     auto values = h5::read_dataset<double>(file, s.name, path);
-    for (int64_t i = 0; i < s.numel(); ++i) host(s.offset + i) = T(values[i]);
+    for (int64_t i = 0; i < s.numel(); ++i) host(s.offset + i) = T(values[size_t(s.shard.global_index(i))]);
   }
   Kokkos::deep_copy(params.params(), host);
 }
 
-template void save_weights<float>(const std::string&, const ParamBuffer<float>&, const ModelConfig&);
-template void save_weights<double>(const std::string&, const ParamBuffer<double>&, const ModelConfig&);
+template void save_weights<float>(const std::string&, const ParamBuffer<float>&, const ModelConfig&, Communicator*,
+                                  bool);
+template void save_weights<double>(const std::string&, const ParamBuffer<double>&, const ModelConfig&, Communicator*,
+                                   bool);
 template void load_weights<float>(const std::string&, ParamBuffer<float>&, const ModelConfig&);
 template void load_weights<double>(const std::string&, ParamBuffer<double>&, const ModelConfig&);
 

@@ -3,16 +3,21 @@
 // plus the model config as root attributes. Readable by h5py (docs/weights-format.md).
 #include <string>
 
+#include "comm/communicator.hpp"
 #include "core/config.hpp"
 #include "nn/param_buffer.hpp"
 
 namespace strata {
 
-// Writes to `path` via a temporary name and a rename, so an interrupted save never leaves a partial file.
+// Writes every tensor at its global shape to `path` via a temporary name and a rename, so an interrupted save
+// never leaves a partial file. With a tensor-parallel group `tp`, every rank of it must call: the split
+// tensors are gathered, and only a rank with `write` set writes.
 template <class T>
-void save_weights(const std::string& path, const ParamBuffer<T>& params, const ModelConfig& model);
+void save_weights(const std::string& path, const ParamBuffer<T>& params, const ModelConfig& model,
+                  Communicator* tp = nullptr, bool write = true);
 
-// Loads every tensor; throws naming the file and the first missing tensor, wrong shape or config mismatch.
+// Loads this rank's part of every tensor (any tensor-parallel split of the file's global tensors); throws
+// naming the file and the first missing tensor, wrong shape or config mismatch.
 template <class T>
 void load_weights(const std::string& path, ParamBuffer<T>& params, const ModelConfig& model);
 

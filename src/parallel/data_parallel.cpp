@@ -1,5 +1,6 @@
 #include "parallel/data_parallel.hpp"
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 
@@ -13,9 +14,9 @@ double ms_since(Clock::time_point t) { return std::chrono::duration<double, std:
 }  // namespace
 
 template <class T>
-DataParallel<T>::DataParallel(Communicator& dp, ParamBuffer<T>& params, const TrainConfig& train,
+DataParallel<T>::DataParallel(Communicator& dp, Communicator* tp, ParamBuffer<T>& params, const TrainConfig& train,
                               const ParallelConfig& parallel)
-    : dp_(dp), params_(params), zero1_(parallel.zero1 && dp.size() > 1) {
+    : dp_(dp), tp_(tp && tp->size() > 1 ? tp : nullptr), params_(params), zero1_(parallel.zero1 && dp.size() > 1) {
   const int64_t padded = int64_t(params.padded_size());
   if (zero1_) {
     STRATA_CHECK(padded % dp.size() == 0, "ZeRO-1: parameter buffer of {} elements does not split over {} ranks",
@@ -30,6 +31,18 @@ DataParallel<T>::DataParallel(Communicator& dp, ParamBuffer<T>& params, const Tr
     for (int64_t end = int64_t(params.size()); end > 0; end -= bucket)
       buckets_.push_back({std::max<int64_t>(0, end - bucket), end});
   }
+}
+
+template <class T>
+double DataParallel<T>::squares(const Vec<T>& g, int64_t g_begin, int64_t begin, int64_t end) const {
+  double total = 0;
+  const bool count_replicated = !tp_ || tp_->rank() == 0;
+  for (const auto& s : params_.specs()) {
+    const int64_t b = std::max(begin, s.offset), e = std::min(end, s.offset + s.numel());
+    if (b < e && (count_replicated || !s.shard.replicated()))
+      total += sum_of_squares<T>(view_of(g.data() + (b - g_begin), size_t(e - b)), size_t(e - b));
+  }
+  return total;
 }
 
 template <class T>
@@ -58,15 +71,20 @@ double DataParallel<T>::finish_step(double lr, double max_norm) {
     pending_.clear();
     next_bucket_ = 0;
     comm_wait_ms_ = ms_since(start);
-    norm = clip_grad_norm<T>(params_.grads(), params_.size(), max_norm);
+    double sq = squares(params_.grads(), 0, 0, int64_t(params_.size()));
+    if (tp_) tp_->all_reduce_sum(&sq, 1);
+    norm = std::sqrt(sq);
+    const double coef = max_norm / (norm + 1e-6);
+    if (max_norm > 0 && coef < 1.0) scale_in_place<T>(params_.grads(), params_.size(), T(coef));
     optimizer_->step(params_.params(), params_.grads(), lr);
     return norm;
   }
   dp_.reduce_scatter_sum(params_.grads().data(), shard_grads_.data(), size_t(shard_size_));
-  double squares = sum_of_squares<T>(shard_grads_, size_t(shard_size_));
-  dp_.all_reduce_sum(&squares, 1);
+  double sq = squares(shard_grads_, shard_begin_, shard_begin_, shard_begin_ + shard_size_);
+  dp_.all_reduce_sum(&sq, 1);
+  if (tp_) tp_->all_reduce_sum(&sq, 1);
   double wait = ms_since(start);
-  norm = std::sqrt(squares);
+  norm = std::sqrt(sq);
   const double coef = max_norm / (norm + 1e-6);
   if (max_norm > 0 && coef < 1.0) scale_in_place<T>(shard_grads_, size_t(shard_size_), T(coef));
   optimizer_->step(params_.params(), shard_grads_, lr);

@@ -19,7 +19,10 @@ template <class T>
 class DataParallel {
  public:
   // params must be padded to a multiple of dp.size() when ZeRO-1 is on (ParamBuffer's pad_multiple).
-  DataParallel(Communicator& dp, ParamBuffer<T>& params, const TrainConfig& train, const ParallelConfig& parallel);
+  // tp: the tensor-parallel group (null: none), over which the gradient norm is combined, counting the
+  // replicated tensors once.
+  DataParallel(Communicator& dp, Communicator* tp, ParamBuffer<T>& params, const TrainConfig& train,
+               const ParallelConfig& parallel);
 
   // Pass to the last microbatch's backward: launches each bucket as backward completes it.
   typename Gpt<T>::GradReadyHook ready_hook();
@@ -32,7 +35,11 @@ class DataParallel {
 
  private:
   void launch_ready(int64_t ready_from);
+  // Sum of squares of the gradients g holds for buffer range [begin, end) (g[0] is offset g_begin), with the
+  // tensors replicated over tp counted on tp rank 0 only.
+  double squares(const Vec<T>& g, int64_t g_begin, int64_t begin, int64_t end) const;
   Communicator& dp_;
+  Communicator* tp_;
   ParamBuffer<T>& params_;
   bool zero1_;
   int64_t shard_begin_ = 0, shard_size_ = 0;

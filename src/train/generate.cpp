@@ -24,12 +24,11 @@ std::vector<int32_t> generate(Gpt<T>& model, std::vector<int32_t> context, int64
     for (int t = 0; t < Tn; ++t) host(t) = t < len ? window[t] : 0;  // causal: padding never reaches position len-1
     Kokkos::deep_copy(tokens, host);
     model.forward_logits(tokens);
-    auto row = Kokkos::subview(model.logits(), std::make_pair(size_t(len - 1) * V, size_t(len) * V));
-    auto logits = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), row);
-    double mx = logits(0);
-    for (int v = 1; v < V; ++v) mx = std::max(mx, double(logits(v)));
+    const auto logits = model.full_logits_row(len - 1);  // every tp rank takes part
+    double mx = logits[0];
+    for (int v = 1; v < V; ++v) mx = std::max(mx, logits[v]);
     double sum = 0;
-    for (int v = 0; v < V; ++v) sum += probs[v] = std::exp((double(logits(v)) - mx) / temperature);
+    for (int v = 0; v < V; ++v) sum += probs[v] = std::exp((logits[v] - mx) / temperature);
     double u = rng::uniform(key, uint64_t(i)) * sum;
     int32_t pick = V - 1;
     for (int v = 0; v < V; ++v) {

@@ -12,6 +12,7 @@
 #include "data/token_dataset.hpp"
 #include "kernels/grad_norm.hpp"
 #include "nn/gpt.hpp"
+#include "nn/gpt_layout.hpp"
 #include "nn/weights_io.hpp"
 #include "parallel/data_parallel.hpp"
 #include "optim/lr_schedule.hpp"
@@ -51,7 +52,8 @@ TrainSummary train(const Config& config, MPI_Comm world) {
   const auto& tc = config.train;
   // Everything that can be wrong with the layout and the inputs is checked first, on every rank.
   ProcessGrid grid(world, config.parallel);
-  const int dp = grid.layout().dp(), dp_rank = grid.coord().dp;
+  const int dp = grid.layout().dp(), dp_rank = grid.coord().dp, tp = grid.layout().tp();
+  check_tensor_parallel_split(mc, tp, config.source);
   const bool lead = grid.world().rank() == 0;
   STRATA_CHECK(tc.batch_size % dp == 0, "{}: train.batch_size = {} does not split over parallel.dp = {} ranks",
                config.source, tc.batch_size, dp);
@@ -80,15 +82,22 @@ TrainSummary train(const Config& config, MPI_Comm world) {
                info.train_tokens, train_split.num_windows(), info.val_tokens, info.vocab_size, info.tokenizer);
   }
 
-  auto params = std::make_shared<ParamBuffer<float>>(gpt_layout(mc).specs, config.parallel.zero1 ? size_t(dp) : 1);
+  auto params = std::make_shared<ParamBuffer<float>>(gpt_layout(mc, grid.coord().tp, tp).specs,
+                                                     config.parallel.zero1 ? size_t(dp) : 1);
   params->initialize(uint64_t(tc.seed));
-  Gpt<float> model(params, mc, micro);
-  DataParallel<float> data_parallel(grid.dp(), *params, tc, config.parallel);
+  Gpt<float> model(params, mc, micro, &grid.tp());
+  DataParallel<float> data_parallel(grid.dp(), &grid.tp(), *params, tc, config.parallel);
+  int64_t total_params = 0;
+  for (const auto& s : params->specs()) {
+    int64_t n = 1;
+    for (auto d : s.global_shape) n *= d;
+    total_params += n;
+  }
   std::unique_ptr<MetricsLog> log;
   if (lead) {
     fmt::print("model: {} parameters ({} non-embedding); layout dp {} x tp {} x pp {}, {} microbatch(es) of {} per "
                "rank; AdamW state {} MiB per rank{}\n",
-               params->size(), non_embedding_params(mc), dp, grid.layout().tp(), grid.layout().pp(), n_micro, micro,
+               total_params, non_embedding_params(mc), dp, tp, grid.layout().pp(), n_micro, micro,
                data_parallel.optimizer_state_bytes() >> 20, config.parallel.zero1 ? " (ZeRO-1)" : "");
     log = std::make_unique<MetricsLog>((std::filesystem::path(tc.out_dir) / "metrics.jsonl").string(), tc.steps,
                                        tc.log_every);
@@ -141,19 +150,20 @@ TrainSummary train(const Config& config, MPI_Comm world) {
   run_eval(tc.steps);
   summary.median_ms = median(step_ms);
 
-  if (lead && !tc.save_weights.empty()) {
+  if (!tc.save_weights.empty()) {
     const auto path = resolve_in(tc.out_dir, tc.save_weights);
-    save_weights(path, *params, mc);
-    fmt::print("saved weights to {}\n", path);
+    save_weights(path, *params, mc, &grid.tp(), lead);  // the tp group gathers; the lead writes
+    if (lead) fmt::print("saved weights to {}\n", path);
   }
-  if (lead && tc.sample_tokens > 0) {
-    Gpt<float> sampler_model(params, mc, 1);
+  if (tc.sample_tokens > 0) {
+    // Every rank samples the same tokens (same counter-based draws): the tp group must run each forward.
+    Gpt<float> sampler_model(params, mc, 1, &grid.tp());
     auto tokens = generate(sampler_model, {int32_t(info.eot_id)}, tc.sample_tokens, tc.sample_temperature,
                            uint64_t(tc.seed));
-    if (info.tokenizer == "byte") {
+    if (lead && info.tokenizer == "byte") {
       fmt::print("--- sample ({} tokens, temperature {}) ---\n{}\n--- end of sample ---\n", tc.sample_tokens,
                  tc.sample_temperature, decode_bytes(tokens, info.eot_id));
-    } else {
+    } else if (lead) {
       fmt::print("--- sample token ids ---\n{}\n", fmt::join(tokens, " "));
     }
   }

@@ -485,8 +485,8 @@ class BadInputTest(StrataTestCase):
     def test_layout_larger_than_the_job(self):
         self.assert_rejected(self.train(self.config(**{"parallel.dp": 2})), "parallel.dp", "but the job has 1 ranks")
 
-    def test_tensor_parallel_not_in_this_build(self):
-        self.assert_rejected(self.train(self.config(**{"parallel.tp": 2})), "parallel.tp", "expected 1")
+    def test_pipeline_parallel_not_in_this_build(self):
+        self.assert_rejected(self.train(self.config(**{"parallel.pp": 2})), "parallel.pp", "expected 1")
 
     def test_preprocess_rejects_missing_input(self):
         out = self.tmp / "p.h5"
