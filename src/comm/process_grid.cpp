@@ -28,6 +28,11 @@ ProcessGrid::ProcessGrid(MPI_Comm world, const ParallelConfig& p)
   dp_ = split(w, c.pp * layout_.tp() + c.tp, c.dp);
   tp_ = split(w, c.pp * layout_.dp() + c.dp, c.tp);
   pp_ = split(w, c.dp * layout_.tp() + c.tp, c.pp);
+  // Every rank takes part in the split; the middle stages get MPI_COMM_NULL back and keep no group.
+  const bool holds_embedding = layout_.pp() > 1 && (c.pp == 0 || c.pp == layout_.pp() - 1);
+  MPI_Comm tied = MPI_COMM_NULL;
+  STRATA_MPI(MPI_Comm_split(w, holds_embedding ? c.dp * layout_.tp() + c.tp : MPI_UNDEFINED, c.pp, &tied));
+  if (tied != MPI_COMM_NULL) embedding_ = MpiCommunicator::adopt(tied);
 }
 
 }  // namespace strata

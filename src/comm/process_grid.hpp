@@ -20,12 +20,15 @@ class ProcessGrid {
   Communicator& dp() { return *dp_; }  // ranks with the same (pp, tp)
   Communicator& tp() { return *tp_; }  // ranks with the same (pp, dp)
   Communicator& pp() { return *pp_; }  // ranks with the same (dp, tp)
+  // The first and the last pipeline stage of this rank's (dp, tp): the two holders of the tied token
+  // embedding. Null on the other stages, and when there is one stage.
+  Communicator* embedding() { return embedding_.get(); }
 
  private:
   std::unique_ptr<MpiCommunicator> world_;
   GridLayout layout_;
   GridCoord coord_;
-  std::unique_ptr<MpiCommunicator> dp_, tp_, pp_;
+  std::unique_ptr<MpiCommunicator> dp_, tp_, pp_, embedding_;
 };
 
 }  // namespace strata

@@ -82,6 +82,7 @@ const std::vector<Binding>& bindings() {
       STRATA_FIELD(parallel, tp, "tensor-parallel ranks"),
       STRATA_FIELD(parallel, pp, "pipeline stages"),
       STRATA_FIELD(parallel, zero1, "shard the AdamW state over data-parallel ranks (ZeRO stage 1)"),
+      STRATA_FIELD(parallel, schedule, "pipeline schedule: 1f1b (at most pp microbatches in flight) or gpipe"),
       STRATA_FIELD(parallel, bucket_mb, "gradient all-reduce bucket size in MiB (launched as backward completes it)"),
   };
   return table;
@@ -293,8 +294,11 @@ void validate_config(const Config& c) {
   STRATA_CHECK(c.parallel.dp == -1 || c.parallel.dp >= 1, "{}: parallel.dp = {}: expected >= 1, or -1 for the rest", f,
                c.parallel.dp);
   STRATA_CHECK(c.parallel.tp >= 1, "{}: parallel.tp = {}: expected >= 1", f, c.parallel.tp);
-  STRATA_CHECK(c.parallel.pp == 1, "{}: parallel.pp = {}: pipeline parallelism is not in this build yet (expected 1)", f,
-               c.parallel.pp);
+  STRATA_CHECK(c.parallel.pp >= 1 && c.parallel.pp <= c.model.n_layer,
+               "{}: parallel.pp = {}: expected 1 .. model.n_layer = {} (each stage holds at least one layer)", f,
+               c.parallel.pp, c.model.n_layer);
+  STRATA_CHECK(c.parallel.schedule == "1f1b" || c.parallel.schedule == "gpipe",
+               "{}: parallel.schedule = '{}': expected 1f1b or gpipe", f, c.parallel.schedule);
   STRATA_CHECK(c.parallel.bucket_mb > 0, "{}: parallel.bucket_mb = {}: expected > 0", f, c.parallel.bucket_mb);
   STRATA_CHECK(c.train.micro_batch_size >= 0, "{}: train.micro_batch_size = {}: expected >= 0 (0: batch_size / dp)", f,
                c.train.micro_batch_size);

@@ -1,5 +1,6 @@
 #include "nn/gpt_layout.hpp"
 
+#include <algorithm>
 #include <cmath>
 
 #include <fmt/format.h>
@@ -17,9 +18,18 @@ void check_tensor_parallel_split(const ModelConfig& m, int tp, const std::string
                source, m.vocab_size, tp, tp);
 }
 
-GptLayout gpt_layout(const ModelConfig& m, int tp_rank, int tp_size) {
+std::pair<int, int> stage_layers(int n_layer, int stage, int stages) {
+  const int base = n_layer / stages, extra = n_layer % stages;
+  return {stage * base + std::min(stage, extra), base + (stage < extra ? 1 : 0)};
+}
+
+GptLayout gpt_layout(const ModelConfig& m, int tp_rank, int tp_size, int stage, int stages) {
   check_tensor_parallel_split(m, tp_size, "gpt_layout");
+  STRATA_CHECK(stages >= 1 && stages <= m.n_layer && stage >= 0 && stage < stages,
+               "gpt_layout: stage {} of {} for {} layers", stage, stages, m.n_layer);
   GptLayout layout;
+  layout.stage = stage;
+  layout.stages = stages;
   const int64_t C = m.d_model, V = m.vocab_size, Tn = m.seq_len;
   const double std = 0.02;
   // Residual projections are scaled down by sqrt(2 * n_layer), as in GPT-2.
@@ -39,9 +49,12 @@ GptLayout gpt_layout(const ModelConfig& m, int tp_rank, int tp_size) {
     layout.specs.push_back(std::move(spec));
     return int(layout.specs.size() - 1);
   };
-  layout.wte = add("wte", {V, C}, InitKind::Normal, std, Rows);  // vocab-parallel
-  layout.wpe = add("wpe", {Tn, C}, InitKind::Normal, 0.01);
-  for (int l = 0; l < m.n_layer; ++l) {
+  if (layout.first_stage() || layout.last_stage())
+    layout.wte = add("wte", {V, C}, InitKind::Normal, std, Rows);  // vocab-parallel
+  if (layout.first_stage()) layout.wpe = add("wpe", {Tn, C}, InitKind::Normal, 0.01);
+  const auto [first_layer, n_layers] = stage_layers(m.n_layer, stage, stages);
+  layout.first_layer = first_layer;
+  for (int l = first_layer; l < first_layer + n_layers; ++l) {
     auto n = [&](const char* suffix) { return fmt::format("h.{}.{}", l, suffix); };
     BlockParams b{};
     b.ln1_w = add(n("ln_1.weight"), {C}, InitKind::Ones, 0);
@@ -58,8 +71,10 @@ GptLayout gpt_layout(const ModelConfig& m, int tp_rank, int tp_size) {
     b.mlp_proj_b = add(n("mlp.c_proj.bias"), {C}, InitKind::Zeros, 0);
     layout.blocks.push_back(b);
   }
-  layout.lnf_w = add("ln_f.weight", {C}, InitKind::Ones, 0);
-  layout.lnf_b = add("ln_f.bias", {C}, InitKind::Zeros, 0);
+  if (layout.last_stage()) {
+    layout.lnf_w = add("ln_f.weight", {C}, InitKind::Ones, 0);
+    layout.lnf_b = add("ln_f.bias", {C}, InitKind::Zeros, 0);
+  }
   return layout;
 }
 

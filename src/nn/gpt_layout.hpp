@@ -16,14 +16,25 @@ struct BlockParams {
 
 struct GptLayout {
   std::vector<TensorSpec> specs;
-  int wte, wpe, lnf_w, lnf_b;
-  std::vector<BlockParams> blocks;
+  // -1 where this pipeline stage does not hold the tensor: wte on the first and the last stage (the tied
+  // head: two copies kept equal by summing their gradients), wpe on the first, ln_f on the last.
+  int wte = -1, wpe = -1, lnf_w = -1, lnf_b = -1;
+  std::vector<BlockParams> blocks;  // this stage's blocks: layers first_layer .. first_layer + blocks.size() - 1
+  int first_layer = 0;
+  int stage = 0, stages = 1;
+  bool first_stage() const { return stage == 0; }
+  bool last_stage() const { return stage == stages - 1; }
 };
 
-// The tensors held by tensor-parallel rank `tp_rank` of `tp_size` (Megatron's split: attention heads and the
-// MLP's hidden units column-parallel in c_attn/c_fc and row-parallel in the c_proj that follow, the vocabulary
-// split in wte). Throws unless tp_size divides n_head and vocab_size.
-GptLayout gpt_layout(const ModelConfig& model, int tp_rank = 0, int tp_size = 1);
+// The first layer and the number of layers of pipeline stage `stage` of `stages` (contiguous ranges, the
+// first n_layer % stages stages one layer longer).
+std::pair<int, int> stage_layers(int n_layer, int stage, int stages);
+
+// The tensors held by tensor-parallel rank `tp_rank` of `tp_size` on pipeline stage `stage` of `stages`
+// (Megatron's split: attention heads and the MLP's hidden units column-parallel in c_attn/c_fc and
+// row-parallel in the c_proj that follow, the vocabulary split in wte). Throws unless tp_size divides n_head
+// and vocab_size and stages <= n_layer.
+GptLayout gpt_layout(const ModelConfig& model, int tp_rank = 0, int tp_size = 1, int stage = 0, int stages = 1);
 
 // Checks that the model splits over tp ranks; the message names the fields and the numbers.
 void check_tensor_parallel_split(const ModelConfig& model, int tp_size, const std::string& source);

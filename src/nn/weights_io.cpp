@@ -5,6 +5,7 @@
 
 #include "core/error.hpp"
 #include "core/h5.hpp"
+#include "nn/gpt_layout.hpp"
 
 namespace strata {
 namespace {
@@ -40,24 +41,44 @@ std::vector<float> gather_tensor(const TensorSpec& s, const T* local, Communicat
 
 template <class T>
 void save_weights(const std::string& path, const ParamBuffer<T>& params, const ModelConfig& model, Communicator* tp,
-                  bool write) {
+                  Communicator* pp, bool writer_group) {
+  const int stages = pp ? pp->size() : 1, stage = pp ? pp->rank() : 0;
+  constexpr int kTag = 31;
+  auto host = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), params.params());
+  std::vector<std::vector<float>> mine;
+  for (const auto& s : params.specs()) mine.push_back(gather_tensor(s, host.data() + s.offset, tp));
+  if (!writer_group) return;
+  // Which tensors a stage contributes: all it holds, but the last stage's copy of the tied embedding.
+  auto contributes = [&](const GptLayout& layout, size_t i) {
+    return !(int(i) == layout.wte && layout.last_stage() && !layout.first_stage());
+  };
+  if (stage != 0) {
+    const auto layout = gpt_layout(model, 0, 1, stage, stages);
+    for (size_t i = 0; i < mine.size(); ++i)
+      if (contributes(layout, i)) pp->send(mine[i].data(), mine[i].size(), 0, kTag);
+    return;
+  }
   const std::string tmp = path + ".tmp";
   {
-    auto host = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), params.params());
-    h5::Handle file;
-    if (write) {
-      file = h5::create_file(tmp);
-      h5::write_attr(file, "format", std::string("strata-weights"));
-      h5::write_attr(file, "format_version", int64_t(1));
-      for (auto [name, value] : model_fields(model)) h5::write_attr(file, name, int64_t(value));
-    }
-    for (const auto& s : params.specs()) {
-      const auto whole = gather_tensor(s, host.data() + s.offset, tp);
-      if (!write) continue;
+    auto file = h5::create_file(tmp);
+    h5::write_attr(file, "format", std::string("strata-weights"));
+    h5::write_attr(file, "format_version", int64_t(1));
+    for (auto [name, value] : model_fields(model)) h5::write_attr(file, name, int64_t(value));
+    auto write = [&](const TensorSpec& s, const std::vector<float>& whole) {
       std::vector<hsize_t> shape(s.global_shape.begin(), s.global_shape.end());
       h5::write_dataset<float>(file, s.name, shape, whole.data());
+    };
+    for (size_t i = 0; i < mine.size(); ++i) write(params.specs()[i], mine[i]);
+    for (int from = 1; from < stages; ++from) {
+      const auto layout = gpt_layout(model, 0, 1, from, stages);  // global shapes and names, in send order
+      std::vector<float> whole;
+      for (size_t i = 0; i < layout.specs.size(); ++i) {
+        if (!contributes(layout, i)) continue;
+        whole.resize(size_t(layout.specs[i].numel()));
+        pp->recv(whole.data(), whole.size(), from, kTag);
+        write(layout.specs[i], whole);
+      }
     }
-    if (!write) return;
     STRATA_H5(H5Fflush(file, H5F_SCOPE_GLOBAL));
   }
   std::error_code ec;
@@ -88,9 +109,9 @@ void load_weights(const std::string& path, ParamBuffer<T>& params, const ModelCo
 }
 
 template void save_weights<float>(const std::string&, const ParamBuffer<float>&, const ModelConfig&, Communicator*,
-                                  bool);
+                                  Communicator*, bool);
 template void save_weights<double>(const std::string&, const ParamBuffer<double>&, const ModelConfig&, Communicator*,
-                                   bool);
+                                   Communicator*, bool);
 template void load_weights<float>(const std::string&, ParamBuffer<float>&, const ModelConfig&);
 template void load_weights<double>(const std::string&, ParamBuffer<double>&, const ModelConfig&);
 

@@ -10,11 +10,12 @@
 namespace strata {
 
 // Writes every tensor at its global shape to `path` via a temporary name and a rename, so an interrupted save
-// never leaves a partial file. With a tensor-parallel group `tp`, every rank of it must call: the split
-// tensors are gathered, and only a rank with `write` set writes.
+// never leaves a partial file. Under tensor parallelism every rank of the group `tp` calls (the split tensors
+// are gathered); under pipeline parallelism the ranks of the pipeline group `pp` whose `writer_group` is set
+// call, and its first stage, which gets the other stages' tensors, writes. Without groups, the caller writes.
 template <class T>
 void save_weights(const std::string& path, const ParamBuffer<T>& params, const ModelConfig& model,
-                  Communicator* tp = nullptr, bool write = true);
+                  Communicator* tp = nullptr, Communicator* pp = nullptr, bool writer_group = true);
 
 // Loads this rank's part of every tensor (any tensor-parallel split of the file's global tensors); throws
 // naming the file and the first missing tensor, wrong shape or config mismatch.

@@ -14,9 +14,14 @@ double ms_since(Clock::time_point t) { return std::chrono::duration<double, std:
 }  // namespace
 
 template <class T>
-DataParallel<T>::DataParallel(Communicator& dp, Communicator* tp, ParamBuffer<T>& params, const TrainConfig& train,
-                              const ParallelConfig& parallel)
-    : dp_(dp), tp_(tp && tp->size() > 1 ? tp : nullptr), params_(params), zero1_(parallel.zero1 && dp.size() > 1) {
+DataParallel<T>::DataParallel(Communicator& dp, std::vector<Communicator*> norm_groups, std::vector<char> in_norm,
+                              ParamBuffer<T>& params, const TrainConfig& train, const ParallelConfig& parallel)
+    : dp_(dp), in_norm_(std::move(in_norm)), params_(params), zero1_(parallel.zero1 && dp.size() > 1) {
+  for (auto* g : norm_groups)
+    if (g && g->size() > 1) norm_groups_.push_back(g);
+  if (in_norm_.empty()) in_norm_.assign(params.specs().size(), 1);
+  STRATA_CHECK(in_norm_.size() == params.specs().size(), "DataParallel: {} norm flags for {} tensors", in_norm_.size(),
+               params.specs().size());
   const int64_t padded = int64_t(params.padded_size());
   if (zero1_) {
     STRATA_CHECK(padded % dp.size() == 0, "ZeRO-1: parameter buffer of {} elements does not split over {} ranks",
@@ -36,13 +41,18 @@ DataParallel<T>::DataParallel(Communicator& dp, Communicator* tp, ParamBuffer<T>
 template <class T>
 double DataParallel<T>::squares(const Vec<T>& g, int64_t g_begin, int64_t begin, int64_t end) const {
   double total = 0;
-  const bool count_replicated = !tp_ || tp_->rank() == 0;
-  for (const auto& s : params_.specs()) {
+  for (size_t i = 0; i < params_.specs().size(); ++i) {
+    const auto& s = params_.specs()[i];
     const int64_t b = std::max(begin, s.offset), e = std::min(end, s.offset + s.numel());
-    if (b < e && (count_replicated || !s.shard.replicated()))
+    if (b < e && in_norm_[i])
       total += sum_of_squares<T>(view_of(g.data() + (b - g_begin), size_t(e - b)), size_t(e - b));
   }
   return total;
+}
+
+template <class T>
+void DataParallel<T>::sum_over_norm_groups(double& sq) const {
+  for (auto* g : norm_groups_) g->all_reduce_sum(&sq, 1);
 }
 
 template <class T>
@@ -72,7 +82,7 @@ double DataParallel<T>::finish_step(double lr, double max_norm) {
     next_bucket_ = 0;
     comm_wait_ms_ = ms_since(start);
     double sq = squares(params_.grads(), 0, 0, int64_t(params_.size()));
-    if (tp_) tp_->all_reduce_sum(&sq, 1);
+    sum_over_norm_groups(sq);
     norm = std::sqrt(sq);
     const double coef = max_norm / (norm + 1e-6);
     if (max_norm > 0 && coef < 1.0) scale_in_place<T>(params_.grads(), params_.size(), T(coef));
@@ -82,7 +92,7 @@ double DataParallel<T>::finish_step(double lr, double max_norm) {
   dp_.reduce_scatter_sum(params_.grads().data(), shard_grads_.data(), size_t(shard_size_));
   double sq = squares(shard_grads_, shard_begin_, shard_begin_, shard_begin_ + shard_size_);
   dp_.all_reduce_sum(&sq, 1);
-  if (tp_) tp_->all_reduce_sum(&sq, 1);
+  sum_over_norm_groups(sq);
   double wait = ms_since(start);
   norm = std::sqrt(sq);
   const double coef = max_norm / (norm + 1e-6);

@@ -19,10 +19,12 @@ template <class T>
 class DataParallel {
  public:
   // params must be padded to a multiple of dp.size() when ZeRO-1 is on (ParamBuffer's pad_multiple).
-  // tp: the tensor-parallel group (null: none), over which the gradient norm is combined, counting the
-  // replicated tensors once.
-  DataParallel(Communicator& dp, Communicator* tp, ParamBuffer<T>& params, const TrainConfig& train,
-               const ParallelConfig& parallel);
+  // norm_groups: the other groups (tensor- and pipeline-parallel; null entries skipped) whose ranks hold
+  // other parts of the model: the gradient norm sums over them. in_norm[i]: whether tensor i counts on this
+  // rank (false for a copy that another rank of those groups counts: a tensor replicated over tp on tp ranks
+  // other than 0, the last stage's copy of the tied embedding). Empty: every tensor counts.
+  DataParallel(Communicator& dp, std::vector<Communicator*> norm_groups, std::vector<char> in_norm,
+               ParamBuffer<T>& params, const TrainConfig& train, const ParallelConfig& parallel);
 
   // Pass to the last microbatch's backward: launches each bucket as backward completes it.
   typename Gpt<T>::GradReadyHook ready_hook();
@@ -35,11 +37,13 @@ class DataParallel {
 
  private:
   void launch_ready(int64_t ready_from);
-  // Sum of squares of the gradients g holds for buffer range [begin, end) (g[0] is offset g_begin), with the
-  // tensors replicated over tp counted on tp rank 0 only.
+  // Sum of squares of the gradients g holds for buffer range [begin, end) (g[0] is offset g_begin), over
+  // the tensors that count on this rank.
   double squares(const Vec<T>& g, int64_t g_begin, int64_t begin, int64_t end) const;
+  void sum_over_norm_groups(double& squares) const;
   Communicator& dp_;
-  Communicator* tp_;
+  std::vector<Communicator*> norm_groups_;
+  std::vector<char> in_norm_;
   ParamBuffer<T>& params_;
   bool zero1_;
   int64_t shard_begin_ = 0, shard_size_ = 0;

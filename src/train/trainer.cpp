@@ -15,6 +15,7 @@
 #include "nn/gpt_layout.hpp"
 #include "nn/weights_io.hpp"
 #include "parallel/data_parallel.hpp"
+#include "parallel/pipeline_schedule.hpp"
 #include "optim/lr_schedule.hpp"
 #include "train/evaluate.hpp"
 #include "train/generate.hpp"
@@ -52,8 +53,9 @@ TrainSummary train(const Config& config, MPI_Comm world) {
   const auto& tc = config.train;
   // Everything that can be wrong with the layout and the inputs is checked first, on every rank.
   ProcessGrid grid(world, config.parallel);
-  const int dp = grid.layout().dp(), dp_rank = grid.coord().dp, tp = grid.layout().tp();
+  const int dp = grid.layout().dp(), dp_rank = grid.coord().dp, tp = grid.layout().tp(), pp = grid.layout().pp();
   check_tensor_parallel_split(mc, tp, config.source);
+  const auto schedule = pp > 1 ? parse_schedule(config.parallel.schedule, config.source) : PipelineSchedule::OneFOneB;
   const bool lead = grid.world().rank() == 0;
   STRATA_CHECK(tc.batch_size % dp == 0, "{}: train.batch_size = {} does not split over parallel.dp = {} ranks",
                config.source, tc.batch_size, dp);
@@ -82,22 +84,24 @@ TrainSummary train(const Config& config, MPI_Comm world) {
                info.train_tokens, train_split.num_windows(), info.val_tokens, info.vocab_size, info.tokenizer);
   }
 
-  auto params = std::make_shared<ParamBuffer<float>>(gpt_layout(mc, grid.coord().tp, tp).specs,
-                                                     config.parallel.zero1 ? size_t(dp) : 1);
+  const auto layout = gpt_layout(mc, grid.coord().tp, tp, grid.coord().pp, pp);
+  auto params = std::make_shared<ParamBuffer<float>>(layout.specs, config.parallel.zero1 ? size_t(dp) : 1);
   params->initialize(uint64_t(tc.seed));
-  Gpt<float> model(params, mc, micro, &grid.tp());
-  DataParallel<float> data_parallel(grid.dp(), &grid.tp(), *params, tc, config.parallel);
-  int64_t total_params = 0;
-  for (const auto& s : params->specs()) {
-    int64_t n = 1;
-    for (auto d : s.global_shape) n *= d;
-    total_params += n;
-  }
+  Gpt<float> model(params, mc, micro, &grid.tp(), &grid.pp());
+  // The gradient norm counts each element of the model once: a tensor replicated over tp on tp rank 0, the
+  // tied embedding on the first stage.
+  std::vector<char> in_norm;
+  for (size_t i = 0; i < layout.specs.size(); ++i)
+    in_norm.push_back(!(layout.specs[i].shard.replicated() && grid.coord().tp != 0) &&
+                      !(int(i) == layout.wte && layout.last_stage() && !layout.first_stage()));
+  DataParallel<float> data_parallel(grid.dp(), {&grid.tp(), &grid.pp()}, in_norm, *params, tc, config.parallel);
+  PipelineRunner<float> pipeline(model, grid.pp(), schedule);
+  const int64_t total_params = non_embedding_params(mc) + int64_t(mc.vocab_size + mc.seq_len) * mc.d_model;
   std::unique_ptr<MetricsLog> log;
   if (lead) {
     fmt::print("model: {} parameters ({} non-embedding); layout dp {} x tp {} x pp {}, {} microbatch(es) of {} per "
                "rank; AdamW state {} MiB per rank{}\n",
-               total_params, non_embedding_params(mc), dp, tp, grid.layout().pp(), n_micro, micro,
+               total_params, non_embedding_params(mc), dp, tp, pp, n_micro, micro,
                data_parallel.optimizer_state_bytes() >> 20, config.parallel.zero1 ? " (ZeRO-1)" : "");
     log = std::make_unique<MetricsLog>((std::filesystem::path(tc.out_dir) / "metrics.jsonl").string(), tc.steps,
                                        tc.log_every);
@@ -120,18 +124,30 @@ TrainSummary train(const Config& config, MPI_Comm world) {
     const auto windows = sampler.windows_for_step(step);  // the global batch; this rank takes its slice
     const double lr = learning_rate(tc, step);
     params->zero_grads();
-    double loss_sum = 0;  // sum over this rank's sequences of their mean token loss
-    for (int m = 0; m < n_micro; ++m) {
+    auto load = [&](int m, const Vec<int32_t>& tokens, const Vec<int32_t>& targets) {
       const size_t first = size_t(dp_rank) * local_batch + size_t(m) * micro;
       for (int j = 0; j < micro; ++j)
         train_split.read_window(windows[first + j], hx.data() + size_t(j) * mc.seq_len,
                                 hy.data() + size_t(j) * mc.seq_len);
-      Kokkos::deep_copy(x, hx);
-      Kokkos::deep_copy(y, hy);
-      loss_sum += double(model.forward(x, y)) * micro;
-      model.backward(loss_scale, m + 1 == n_micro ? data_parallel.ready_hook() : typename Gpt<float>::GradReadyHook{});
+      Kokkos::deep_copy(tokens, hx);
+      Kokkos::deep_copy(targets, hy);
+    };
+    // The tied embedding's two copies (first and last stage) must get the sum of their gradients before the
+    // data-parallel reduction sends the bucket that holds it (launched at ready(0)). The sum can only come
+    // after the whole pipeline (the first stage finishes last), so ready(0) is held back until then.
+    auto dp_hook = data_parallel.ready_hook();
+    Communicator* tied = grid.embedding();
+    auto hook = [&](int64_t ready_from) {
+      if (ready_from > 0 || !tied) dp_hook(ready_from);
+    };
+    // Sum over this rank's sequences of their mean token loss (the last stage's; 0 on the others).
+    double loss_sum = pipeline.run(n_micro, load, loss_scale, hook);
+    if (tied) {
+      Kokkos::fence();
+      tied->all_reduce_sum(params->grad(layout.wte).data(), size_t(layout.specs[size_t(layout.wte)].numel()));
     }
     const double norm = data_parallel.finish_step(lr, tc.grad_clip);
+    grid.pp().all_reduce_sum(&loss_sum, 1);
     grid.dp().all_reduce_sum(&loss_sum, 1);
     const double loss = loss_sum / tc.batch_size;
     STRATA_CHECK(std::isfinite(loss) && std::isfinite(norm), "step {}: loss {} / gradient norm {} is not finite",
@@ -149,15 +165,23 @@ TrainSummary train(const Config& config, MPI_Comm world) {
   }
   run_eval(tc.steps);
   summary.median_ms = median(step_ms);
+  if (pp > 1) {
+    std::vector<double> peak(static_cast<size_t>(pp)), mine{double(pipeline.peak_slots())};
+    grid.pp().all_gather(mine.data(), peak.data(), 1);
+    if (lead)
+      fmt::print("pipeline {}: {} microbatches per step; most microbatches' activations held per stage: {}\n",
+                 config.parallel.schedule, n_micro, fmt::join(peak, " "));
+  }
 
   if (!tc.save_weights.empty()) {
     const auto path = resolve_in(tc.out_dir, tc.save_weights);
-    save_weights(path, *params, mc, &grid.tp(), lead);  // the tp group gathers; the lead writes
+    // The tp groups gather; the pipeline of dp 0 / tp 0 sends its stages to the lead, which writes.
+    save_weights(path, *params, mc, &grid.tp(), &grid.pp(), grid.coord().dp == 0 && grid.coord().tp == 0);
     if (lead) fmt::print("saved weights to {}\n", path);
   }
   if (tc.sample_tokens > 0) {
     // Every rank samples the same tokens (same counter-based draws): the tp group must run each forward.
-    Gpt<float> sampler_model(params, mc, 1, &grid.tp());
+    Gpt<float> sampler_model(params, mc, 1, &grid.tp(), &grid.pp());
     auto tokens = generate(sampler_model, {int32_t(info.eot_id)}, tc.sample_tokens, tc.sample_temperature,
                            uint64_t(tc.seed));
     if (lead && info.tokenizer == "byte") {

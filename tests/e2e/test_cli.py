@@ -273,7 +273,8 @@ class TrainTest(StrataTestCase):
         for key, want in dict(values, **{"data.path": data, "train.log_every": 10}).items():
             section, name = key.split(".")
             self.assertEqual(resolved[section][name], want, key)
-        self.assertEqual(resolved["parallel"], {"dp": 1, "tp": 1, "pp": 1, "zero1": False, "bucket_mb": 16})
+        self.assertEqual(resolved["parallel"], {"dp": 1, "tp": 1, "pp": 1, "zero1": False, "schedule": "1f1b",
+                                                "bucket_mb": 16})
 
         # Weights: every tensor with its shape, trained (not the initial values).
         C, V, T, L = 32, 257, 32, 2
@@ -485,8 +486,12 @@ class BadInputTest(StrataTestCase):
     def test_layout_larger_than_the_job(self):
         self.assert_rejected(self.train(self.config(**{"parallel.dp": 2})), "parallel.dp", "but the job has 1 ranks")
 
-    def test_pipeline_parallel_not_in_this_build(self):
-        self.assert_rejected(self.train(self.config(**{"parallel.pp": 2})), "parallel.pp", "expected 1")
+    def test_more_stages_than_layers(self):
+        self.assert_rejected(self.train(self.config(**{"parallel.pp": 9})), "parallel.pp = 9", "model.n_layer")
+
+    def test_unknown_schedule(self):
+        self.assert_rejected(self.train(self.config(**{"parallel.schedule": "zigzag"})), "parallel.schedule",
+                             "1f1b or gpipe")
 
     def test_preprocess_rejects_missing_input(self):
         out = self.tmp / "p.h5"

@@ -155,6 +155,40 @@ class LayoutTest(unittest.TestCase):
         self.assert_same_run(self.run_layout("dp2tp2z", 4, ["parallel.dp=2", "parallel.tp=2", "parallel.zero1=true",
                                                              "train.micro_batch_size=2"]))
 
+    def held_per_stage(self, run):
+        line = [l for l in run["stdout"].splitlines() if "activations held per stage" in l]
+        self.assertEqual(len(line), 1, run["stdout"][-1500:])
+        return [int(float(x)) for x in line[0].split(":")[-1].split()]
+
+    def test_pp2_1f1b(self):
+        # 4 microbatches per step: 1F1B keeps at most pp = 2 in flight on any stage, GPipe all 4 on each.
+        run = self.run_layout("pp2", 2, ["parallel.dp=1", "parallel.pp=2", "train.micro_batch_size=2"])
+        self.assert_same_run(run)
+        held = self.held_per_stage(run)
+        self.assertEqual(held, [2, 1])
+        self.assertTrue(all(h <= 2 for h in held))
+
+    def test_pp2_gpipe(self):
+        run = self.run_layout("pp2g", 2, ["parallel.dp=1", "parallel.pp=2", "parallel.schedule=gpipe",
+                                           "train.micro_batch_size=2"])
+        self.assert_same_run(run)
+        self.assertEqual(self.held_per_stage(run), [4, 4])
+
+    def test_dp2_pp2_zero1(self):
+        self.assert_same_run(self.run_layout("dp2pp2", 4, ["parallel.dp=2", "parallel.pp=2", "parallel.zero1=true",
+                                                           "train.micro_batch_size=1"]))
+
+    def test_tp2_pp2_gpipe(self):
+        self.assert_same_run(self.run_layout("tp2pp2", 4, ["parallel.dp=1", "parallel.tp=2", "parallel.pp=2",
+                                                           "parallel.schedule=gpipe", "train.micro_batch_size=2"]))
+
+    def test_dp2_tp2_pp2(self):
+        for schedule, zero1 in (("1f1b", "false"), ("gpipe", "true")):
+            with self.subTest(schedule=schedule, zero1=zero1):
+                self.assert_same_run(self.run_layout(f"dp2tp2pp2{schedule}", 8, [
+                    "parallel.dp=2", "parallel.tp=2", "parallel.pp=2", f"parallel.schedule={schedule}",
+                    f"parallel.zero1={zero1}", "train.micro_batch_size=2"]))
+
     def test_tp3_is_rejected_before_work(self):
         # 6 heads split over 3, but the vocabulary (98) does not: one line, no output directory.
         cfg = os.path.join(self.tmp.name, "tp3.toml")
