@@ -1,7 +1,9 @@
 #!/usr/bin/python3
-"""Scaling on this machine: tokens/s and per-rank efficiency of data-parallel training at 1 and 2 ranks
-(one rank per core, one BLAS thread per rank), and the time each step spends blocked on gradient
-communication (measured by the trainer: `comm_ms` in metrics.jsonl) against the rest of the step.
+"""Scaling on this machine: tokens/s and per-rank efficiency at 1 and 2 ranks in data, tensor and pipeline
+parallelism (one rank per core, one BLAS thread per rank), and the time each step spends blocked on
+communication (measured by the trainer, `comm_ms` in metrics.jsonl: waiting for data-parallel gradient
+buckets, in tensor-parallel all-reduces, and in pipeline receives -- the last includes the pipeline bubble)
+against the rest of the step.
 
 A benchmark, not a test. Same model and global batch at every size (strong scaling). Medians over the timed
 steps (after --warmup) and over --repeats alternating runs.
@@ -28,6 +30,8 @@ LAYOUTS = [  # (label, ranks, --set overrides)
     ("1 rank", 1, []),
     ("dp 2", 2, ["parallel.dp=2"]),
     ("dp 2 + ZeRO-1", 2, ["parallel.dp=2", "parallel.zero1=true"]),
+    ("tp 2", 2, ["parallel.tp=2"]),
+    ("pp 2 (1F1B, 4 mb)", 2, ["parallel.pp=2", "train.micro_batch_size=2"]),
 ]
 
 
@@ -97,7 +101,7 @@ def main():
         import matplotlib
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
-        fig, (a, b) = plt.subplots(1, 2, figsize=(10, 4))
+        fig, (a, b) = plt.subplots(1, 2, figsize=(13, 4.5))
         labels = [r["label"] for r in rows]
         a.bar(labels, [r["tps"] for r in rows], color="tab:blue")
         a.set_ylabel("tokens/s")
@@ -110,6 +114,8 @@ def main():
         b.set_ylabel("ms per step")
         b.set_title("step time")
         b.legend()
+        for ax in (a, b):
+            ax.tick_params(axis="x", labelrotation=20)
         fig.tight_layout()
         fig.savefig(args.plot, dpi=100)
         print(f"wrote {args.plot}")

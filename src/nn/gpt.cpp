@@ -1,5 +1,7 @@
 #include "nn/gpt.hpp"
 
+#include <chrono>
+
 #include "core/error.hpp"
 #include "kernels/attention.hpp"
 #include "kernels/cross_entropy.hpp"
@@ -111,7 +113,16 @@ template <class T>
 void Gpt<T>::tp_sum(const Vec<T>& v) {
   if (!tp_) return;
   Kokkos::fence();
+  const auto start = std::chrono::steady_clock::now();
   tp_->all_reduce_sum(v.data(), v.extent(0));
+  comm_ms_ += std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+}
+
+template <class T>
+double Gpt<T>::take_comm_ms() {
+  const double ms = comm_ms_;
+  comm_ms_ = 0;
+  return ms;
 }
 
 template <class T>
@@ -184,7 +195,9 @@ void Gpt<T>::stage_forward_body(Slot& s, bool with_loss) {
   } else {  // vocab-parallel: combine the ranks' row max, sum of exponentials and target logit
     vp_row_max<T>(row_max_, s.logits, N, V);
     Kokkos::fence();
+    const auto start = std::chrono::steady_clock::now();
     tp_->all_reduce_max(row_max_.data(), size_t(N));
+    comm_ms_ += std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
     vp_row_sum_exp<T>(row_sum_, s.logits, row_max_, N, V);
     tp_sum(row_sum_);
     vp_target_logit<T>(row_picked_, s.logits, s.targets, N, V, int64_t(tp_rank_) * V);

@@ -57,6 +57,8 @@ class Gpt {
   void backward_stage(int slot, T loss_scale, const Vec<T>* output_grad, const GradReadyHook& on_ready = {});
   const Vec<T>& input_grad() const { return dres_; }
   int slots_allocated() const { return int(slots_.size()); }
+  // Milliseconds spent in tensor-parallel communication since the last call (and resets the count).
+  double take_comm_ms();
 
   ParamBuffer<T>& params() { return *params_; }
   std::shared_ptr<ParamBuffer<T>> shared_params() { return params_; }
@@ -96,6 +98,7 @@ class Gpt {
   Vec<T> dres_, dln_, dhidden_, dqkv_, datty_, att_scratch_, pipe_buffer_;
   // Tensor parallel only: summed row-parallel outputs, and the vocab-parallel loss's row reductions.
   Vec<T> proj_sum_, row_max_, row_sum_, row_picked_;
+  double comm_ms_ = 0;
 };
 
 }  // namespace strata

@@ -1,13 +1,22 @@
 #include "parallel/pipeline_schedule.hpp"
 
 #include <algorithm>
+#include <chrono>
 
 #include "core/error.hpp"
 
 namespace strata {
 namespace {
 constexpr int kActivation = 21, kGradient = 22;
+
+// Runs f and adds its duration to ms.
+template <class F>
+void timed(double& ms, F&& f) {
+  const auto start = std::chrono::steady_clock::now();
+  f();
+  ms += std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
 }
+}  // namespace
 
 PipelineSchedule parse_schedule(const std::string& name, const std::string& source) {
   if (name == "gpipe") return PipelineSchedule::GPipe;
@@ -42,7 +51,8 @@ void PipelineRunner<T>::forward(int m) {
   const auto& layout = model_.layout();
   const size_t n = recv_activation_.extent(0);
   (*load_)(m, tokens_, targets_);
-  if (!layout.first_stage()) pp_.recv(recv_activation_.data(), n, layout.stage - 1, kActivation);
+  if (!layout.first_stage())
+    timed(comm_ms_, [&] { pp_.recv(recv_activation_.data(), n, layout.stage - 1, kActivation); });
   const int slot = acquire();
   slot_of_[size_t(m)] = slot;
   peak_slots_ = std::max(peak_slots_, ++in_use_);
@@ -59,14 +69,15 @@ template <class T>
 void PipelineRunner<T>::backward(int m, bool last) {
   const auto& layout = model_.layout();
   const size_t n = recv_gradient_.extent(0);
-  if (!layout.last_stage()) pp_.recv(recv_gradient_.data(), n, layout.stage + 1, kGradient);
+  if (!layout.last_stage())
+    timed(comm_ms_, [&] { pp_.recv(recv_gradient_.data(), n, layout.stage + 1, kGradient); });
   const int slot = slot_of_[size_t(m)];
   model_.backward_stage(slot, loss_scale_, layout.last_stage() ? nullptr : &recv_gradient_,
                         last ? *on_ready_ : typename Gpt<T>::GradReadyHook{});
   slot_busy_[size_t(slot)] = false;
   --in_use_;
   if (!layout.first_stage()) {
-    pp_.wait(gradient_send_);  // the previous gradient has left the send buffer
+    timed(comm_ms_, [&] { pp_.wait(gradient_send_); });  // the previous gradient has left the send buffer
     Kokkos::deep_copy(send_gradient_, model_.input_grad());
     Kokkos::fence();
     gradient_send_ = pp_.isend(send_gradient_.data(), n, layout.stage - 1, kGradient);
@@ -80,6 +91,7 @@ double PipelineRunner<T>::run(int n_micro, const Loader& load, T loss_scale,
   loss_scale_ = loss_scale;
   on_ready_ = &on_ready;
   loss_sum_ = 0;
+  comm_ms_ = 0;
   slot_of_.assign(size_t(n_micro), -1);
   const auto& layout = model_.layout();
   if (schedule_ == PipelineSchedule::GPipe) {
@@ -96,9 +108,11 @@ double PipelineRunner<T>::run(int n_micro, const Loader& load, T loss_scale,
     }
     for (; next_backward < n_micro; ++next_backward) backward(next_backward, next_backward + 1 == n_micro);
   }
-  pp_.wait_all(sends_);
+  timed(comm_ms_, [&] {
+    pp_.wait_all(sends_);
+    pp_.wait(gradient_send_);
+  });
   sends_.clear();
-  pp_.wait(gradient_send_);
   return loss_sum_;
 }
 

@@ -30,6 +30,7 @@ class PipelineRunner {
   double run(int n_micro, const Loader& load, T loss_scale, const typename Gpt<T>::GradReadyHook& on_ready);
 
   int peak_slots() const { return peak_slots_; }  // most microbatches' activations held at once
+  double comm_ms() const { return comm_ms_; }     // blocked receiving or finishing sends in the last run
 
  private:
   void forward(int m);
@@ -46,6 +47,7 @@ class PipelineRunner {
   std::vector<int> slot_of_;   // microbatch -> activation slot
   std::vector<bool> slot_busy_;
   int in_use_ = 0, peak_slots_ = 0;
+  double comm_ms_ = 0;
   Vec<int32_t> tokens_, targets_;
   Vec<T> recv_activation_, recv_gradient_, send_gradient_;
   std::vector<Request> sends_;

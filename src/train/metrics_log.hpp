@@ -10,7 +10,7 @@ namespace strata {
 struct StepMetrics {
   int64_t step = 0;  // 1-based
   double loss = 0, lr = 0, grad_norm = 0, tokens_per_s = 0, ms = 0;
-  double comm_ms = 0;  // blocked on gradient communication (data parallel) within ms
+  double comm_ms = 0;  // within ms: blocked on communication (dp gradients, tp sums, pipeline receives)
 };
 
 class MetricsLog {

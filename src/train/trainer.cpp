@@ -157,7 +157,7 @@ TrainSummary train(const Config& config, MPI_Comm world) {
     step_ms.push_back(ms);
     if (log)
       log->step({step + 1, loss, lr, norm, double(tc.batch_size) * mc.seq_len / (ms / 1000.0), ms,
-                 data_parallel.comm_wait_ms()});
+                 data_parallel.comm_wait_ms() + model.take_comm_ms() + pipeline.comm_ms()});
     if (step == 0) summary.first_loss = loss;
     summary.final_loss = loss;
     summary.steps = step + 1;

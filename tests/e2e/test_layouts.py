@@ -189,6 +189,21 @@ class LayoutTest(unittest.TestCase):
                     "parallel.dp=2", "parallel.tp=2", "parallel.pp=2", f"parallel.schedule={schedule}",
                     f"parallel.zero1={zero1}", "train.micro_batch_size=2"]))
 
+    def test_every_layout_of_up_to_8_ranks(self):
+        # The matrix: every (dp, tp, pp) in {1, 2}^3, with and without ZeRO-1 where dp > 1, both
+        # schedules where pp > 1; two microbatches per rank (global batch 8).
+        for dp in (1, 2):
+            for tp in (1, 2):
+                for pp in (1, 2):
+                    for zero1 in (("false", "true") if dp > 1 else ("false",)):
+                        for schedule in (("1f1b", "gpipe") if pp > 1 else ("1f1b",)):
+                            name = f"m{dp}{tp}{pp}{zero1[0]}{schedule}"
+                            with self.subTest(dp=dp, tp=tp, pp=pp, zero1=zero1, schedule=schedule):
+                                self.assert_same_run(self.run_layout(name, dp * tp * pp, [
+                                    f"parallel.dp={dp}", f"parallel.tp={tp}", f"parallel.pp={pp}",
+                                    f"parallel.zero1={zero1}", f"parallel.schedule={schedule}",
+                                    f"train.micro_batch_size={8 // dp // 2}"]))
+
     def test_tp3_is_rejected_before_work(self):
         # 6 heads split over 3, but the vocabulary (98) does not: one line, no output directory.
         cfg = os.path.join(self.tmp.name, "tp3.toml")
