@@ -44,10 +44,6 @@ void sum_rows(const Vec<T>& dbias, const Vec<T>& dy, int rows, int cols) {
       });
 }
 
-}  // namespace strata
-
-namespace strata {
-
 // y[N, O] = r[N, O] + bias[O]  (the residual plus bias; a GEMM with beta = 1 then adds x W^T)
 template <class T>
 void residual_bias(const Vec<T>& y, const Vec<T>& r, const Vec<T>& bias, int rows, int cols) {
@@ -57,10 +53,6 @@ void residual_bias(const Vec<T>& y, const Vec<T>& r, const Vec<T>& bias, int row
         for (int64_t o = 0; o < O; ++o) y(n * O + o) = r(n * O + o) + bias(o);
       });
 }
-
-}  // namespace strata
-
-namespace strata {
 
 // y[N, O] = r[N, O] + bias[O] + z[N, O]  (residual + bias + a row-parallel layer's summed output)
 template <class T>

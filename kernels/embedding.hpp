@@ -17,6 +17,19 @@ void embedding_forward(const Vec<T>& out, const Vec<const int32_t>& tokens, cons
       });
 }
 
+// dwpe[Tmax, C] += dout summed over the batch.
+template <class T>
+void embedding_backward_positions(const Vec<T>& dwpe, const Vec<T>& dout, int batch, int seq, int channels) {
+  const int64_t C = channels;
+  Kokkos::parallel_for(
+      "strata::embedding::backward_positions", range(size_t(seq) * C), KOKKOS_LAMBDA(const int64_t i) {
+        const int64_t t = i / C, c = i % C;
+        T sum = 0;
+        for (int64_t b = 0; b < batch; ++b) sum += dout((b * seq + t) * C + c);
+        dwpe(t * C + c) += sum;
+      });
+}
+
 // dwte[V, C] += scatter of dout rows by token; dwpe[Tmax, C] += sum over batch. dout[B*T, C].
 // Parallel over channels so that no two threads add into the same element: race-free and deterministic.
 template <class T>
@@ -27,18 +40,8 @@ void embedding_backward(const Vec<T>& dwte, const Vec<T>& dwpe, const Vec<const 
       "strata::embedding::backward_tokens", range(C), KOKKOS_LAMBDA(const int64_t c) {
         for (int64_t n = 0; n < N; ++n) dwte(int64_t(tokens(n)) * C + c) += dout(n * C + c);
       });
-  Kokkos::parallel_for(
-      "strata::embedding::backward_positions", range(size_t(seq) * C), KOKKOS_LAMBDA(const int64_t i) {
-        const int64_t t = i / C, c = i % C;
-        T sum = 0;
-        for (int64_t b = 0; b < batch; ++b) sum += dout((b * seq + t) * C + c);
-        dwpe(t * C + c) += sum;
-      });
+  embedding_backward_positions(dwpe, dout, batch, seq, channels);
 }
-
-}  // namespace strata
-
-namespace strata {
 
 // Vocab-parallel lookup: this rank holds wte rows [vocab_begin, vocab_begin + vocab_count) as wte[Vl, C].
 // out[B*T, C] = (token in range ? wte[token - vocab_begin] : 0) + (add_positions ? wpe[t] : 0); the ranks'
@@ -68,19 +71,6 @@ void embedding_backward_tokens_sharded(const Vec<T>& dwte, const Vec<const int32
           const int64_t tok = int64_t(tokens(n)) - vocab_begin;
           if (tok >= 0 && tok < vocab_count) dwte(tok * C + c) += dout(n * C + c);
         }
-      });
-}
-
-// dwpe[Tmax, C] += dout summed over the batch.
-template <class T>
-void embedding_backward_positions(const Vec<T>& dwpe, const Vec<T>& dout, int batch, int seq, int channels) {
-  const int64_t C = channels;
-  Kokkos::parallel_for(
-      "strata::embedding::backward_positions_only", range(size_t(seq) * C), KOKKOS_LAMBDA(const int64_t i) {
-        const int64_t t = i / C, c = i % C;
-        T sum = 0;
-        for (int64_t b = 0; b < batch; ++b) sum += dout((b * seq + t) * C + c);
-        dwpe(t * C + c) += sum;
       });
 }
 

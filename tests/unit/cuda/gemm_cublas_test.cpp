@@ -3,6 +3,8 @@
 #include <cuda_runtime.h>
 #include <gtest/gtest.h>
 
+#include "cuda_device.hpp"
+
 #include <cmath>
 #include <random>
 #include <vector>
@@ -12,19 +14,7 @@
 namespace strata {
 namespace {
 
-bool have_device(std::string& why) {
-  int count = 0;
-  cudaError_t err = cudaGetDeviceCount(&count);
-  if (err != cudaSuccess) {
-    why = std::string("no CUDA device: cudaGetDeviceCount: ") + cudaGetErrorString(err);
-    return false;
-  }
-  if (count == 0) {
-    why = "no CUDA device present";
-    return false;
-  }
-  return true;
-}
+using strata::testing::have_cuda_device;
 
 template <class T>
 T* to_device(const std::vector<T>& host) {
@@ -67,7 +57,7 @@ void check_against_host(Trans ta, Trans tb) {
 
 TEST(GemmCublas, MatchesHostForEveryTransposeCombination) {
   std::string why;
-  if (!have_device(why)) GTEST_SKIP() << why;
+  if (!have_cuda_device(why)) GTEST_SKIP() << why;
   for (Trans ta : {Trans::No, Trans::Yes})
     for (Trans tb : {Trans::No, Trans::Yes}) {
       check_against_host<float>(ta, tb);

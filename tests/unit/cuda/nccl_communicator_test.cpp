@@ -4,6 +4,8 @@
 
 #include <cuda_runtime.h>
 #include <gtest/gtest.h>
+
+#include "cuda_device.hpp"
 #include <mpi.h>
 #include <nccl.h>
 
@@ -14,19 +16,7 @@
 namespace strata {
 namespace {
 
-bool have_device(std::string& why) {
-  int count = 0;
-  cudaError_t err = cudaGetDeviceCount(&count);
-  if (err != cudaSuccess) {
-    why = std::string("no CUDA device: cudaGetDeviceCount: ") + cudaGetErrorString(err);
-    return false;
-  }
-  if (count == 0) {
-    why = "no CUDA device present";
-    return false;
-  }
-  return true;
-}
+using strata::testing::have_cuda_device;
 
 template <class T>
 struct DeviceBuffer {
@@ -81,7 +71,7 @@ void check_one_rank(NcclCommunicator& nccl) {
 
 TEST(NcclCommunicator, OneRankAllReduceAndCopies) {
   std::string why;
-  if (!have_device(why)) GTEST_SKIP() << why;
+  if (!have_cuda_device(why)) GTEST_SKIP() << why;
   MpiCommunicator mpi(MPI_COMM_WORLD);
   ASSERT_EQ(mpi.size(), 1) << "unit tests run as one process";
   NcclCommunicator nccl(mpi);
