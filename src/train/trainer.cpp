@@ -10,7 +10,6 @@
 #include "comm/process_grid.hpp"
 #include "core/error.hpp"
 #include "data/token_dataset.hpp"
-#include "kernels/grad_norm.hpp"
 #include "nn/gpt.hpp"
 #include "nn/gpt_layout.hpp"
 #include "nn/weights_io.hpp"
@@ -107,10 +106,9 @@ TrainSummary train(const Config& config, MPI_Comm world) {
                                        tc.log_every);
   }
 
+  // Host staging for one microbatch read from the dataset (the pipeline copies it to the device).
   const size_t tokens_per_micro = size_t(micro) * mc.seq_len;
-  Vec<int32_t> x("strata::train::x", tokens_per_micro), y("strata::train::y", tokens_per_micro);
-  auto hx = Kokkos::create_mirror_view(x);
-  auto hy = Kokkos::create_mirror_view(y);
+  HostVec<int32_t> hx("strata::train::x", tokens_per_micro), hy("strata::train::y", tokens_per_micro);
   const float loss_scale = 1.0f / float(int64_t(tc.batch_size) * mc.seq_len);  // the mean over the global batch
   TrainSummary summary;
   std::vector<double> step_ms;
