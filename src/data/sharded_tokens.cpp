@@ -1,0 +1,144 @@
+#include "data/sharded_tokens.hpp"
+
+#include <algorithm>
+#include <filesystem>
+
+#include "core/error.hpp"
+#include "data/token_dataset.hpp"
+
+namespace strata::data {
+namespace fs = std::filesystem;
+
+void write_sharded_tokens(const std::string& dir, const TokenDatasetMeta& meta, const std::vector<uint32_t>& train,
+                          const std::vector<uint32_t>& val, int shards) {
+  STRATA_CHECK(shards >= 1, "{}: shard count must be >= 1, got {}", dir, shards);
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  STRATA_CHECK(!ec, "'{}': cannot create dataset directory: {}", dir, ec.message());
+  ShardedManifest m;
+  m.dtype = meta.vocab_size <= 65536 ? "uint16" : "uint32";
+  m.vocab_size = meta.vocab_size;
+  m.eot_id = meta.eot_id;
+  m.tokenizer = meta.tokenizer;
+  const std::vector<uint32_t> empty;
+  for (const auto* split : {"train", "val"}) {
+    const auto& ids = std::string(split) == "train" ? train : val;
+    const int64_t n = static_cast<int64_t>(ids.size());
+    STRATA_CHECK(n >= 2 * int64_t{shards}, "{}: {} has {} tokens, too few for {} shards of at least 2 tokens", dir,
+                 split, n, shards);
+    auto& entries = m.splits[split];
+    for (int k = 0; k < shards; ++k) {
+      // Piece k covers [n*k/shards, n*(k+1)/shards): sizes differ by at most one.
+      const int64_t b = n * k / shards, e = n * (k + 1) / shards;
+      std::vector<uint32_t> piece(ids.begin() + b, ids.begin() + e);
+      ShardEntry entry;
+      entry.file = fmt::format("{}-{:05d}.h5", split, k);
+      entry.tokens = e - b;
+      entry.xxh64 = token_checksum(piece);
+      const std::string path = (fs::path(dir) / entry.file).string();
+      if (std::string(split) == "train") {
+        write_token_dataset(path, meta, piece, empty);
+      } else {
+        write_token_dataset(path, meta, empty, piece);
+      }
+      entries.push_back(entry);
+    }
+  }
+  write_manifest(dir, m);
+}
+
+ShardedTokenWindows::ShardedTokenWindows(const std::string& dir, const std::string& split, int seq_len,
+                                         int64_t model_vocab_size, bool verify_checksums)
+    : dir_(dir), split_(split), seq_len_(seq_len), model_vocab_size_(model_vocab_size) {
+  STRATA_CHECK(split == "train" || split == "val", "{}: split '{}' is not 'train' or 'val'", dir, split);
+  STRATA_CHECK(seq_len > 0, "{}: {}: model.seq_len must be > 0, got {}", dir, split, seq_len);
+  STRATA_CHECK(model_vocab_size > 0, "{}: model.vocab_size must be > 0, got {}", dir, model_vocab_size);
+  manifest_ = read_manifest(dir);
+  const std::string manifest_path = (fs::path(dir) / kManifestName).string();
+  STRATA_CHECK(manifest_.vocab_size <= model_vocab_size,
+               "{}: field 'vocab_size' is {} but model.vocab_size is {}: the model cannot embed every token id of this "
+               "dataset (set model.vocab_size >= {})",
+               manifest_path, manifest_.vocab_size, model_vocab_size, manifest_.vocab_size);
+  const auto& entries = manifest_.splits.at(split);
+  shards_.reserve(entries.size());
+  for (size_t i = 0; i < entries.size(); ++i) {
+    const auto& e = entries[i];
+    Shard s;
+    s.path = (fs::path(dir) / e.file).string();
+    std::error_code ec;
+    STRATA_CHECK(fs::is_regular_file(s.path, ec), "{}: shard file '{}' (splits.{}[{}]) not found", manifest_path,
+                 s.path, split, i);
+    TokenDatasetInfo info = inspect_token_dataset(s.path);
+    STRATA_CHECK(info.vocab_size == manifest_.vocab_size && info.eot_id == manifest_.eot_id,
+                 "{}: vocab_size {} / eot_id {} differ from the manifest's {} / {} ({})", s.path, info.vocab_size,
+                 info.eot_id, manifest_.vocab_size, manifest_.eot_id, manifest_path);
+    const int64_t stored = split == "train" ? info.train_tokens : info.val_tokens;
+    STRATA_CHECK(stored == e.tokens, "{}: field 'splits.{}[{}].tokens' is {} but shard '{}' holds {} tokens in {}/tokens",
+                 manifest_path, split, i, e.tokens, s.path, stored, split);
+    s.start = num_tokens_;
+    s.tokens = stored;
+    num_tokens_ += stored;
+    s.file = h5::open_file(s.path);
+    s.dataset = h5::Handle(STRATA_H5(H5Dopen2(s.file, (split + "/tokens").c_str(), H5P_DEFAULT)), H5Dclose);
+    if (verify_checksums) {
+      constexpr hsize_t kChunk = 1 << 20;
+      TokenChecksum sum;
+      std::vector<int64_t> buf;
+      std::vector<uint32_t> ids;
+      for (hsize_t off = 0; off < hsize_t(stored); off += kChunk) {
+        const hsize_t count = std::min<hsize_t>(kChunk, hsize_t(stored) - off);
+        buf.resize(count);
+        ids.resize(count);
+        h5::read_range<int64_t>(s.dataset, off, count, buf.data());
+        for (hsize_t j = 0; j < count; ++j) ids[j] = static_cast<uint32_t>(buf[j]);
+        sum.update(ids.data(), ids.size());
+      }
+      const uint64_t got = sum.digest();
+      STRATA_CHECK(got == e.xxh64,
+                   "{}: checksum mismatch: shard '{}' {}/tokens has xxh64 {}, manifest field 'splits.{}[{}].xxh64' says "
+                   "{} (shard corrupted or replaced)",
+                   manifest_path, s.path, split, checksum_hex(got), split, i, checksum_hex(e.xxh64));
+    }
+    shards_.push_back(std::move(s));
+  }
+  num_windows_ = num_tokens_ > 0 ? (num_tokens_ - 1) / seq_len : 0;
+  STRATA_CHECK(num_windows_ > 0, "{}: {}: the split holds {} tokens, fewer than seq_len+1 = {} needed for one window",
+               dir, split, num_tokens_, int64_t{seq_len} + 1);
+}
+
+void ShardedTokenWindows::read_window(int64_t window, int32_t* x, int32_t* y) const {
+  STRATA_CHECK(window >= 0 && window < num_windows_, "{}: {}: window {} out of range [0, {})", dir_, split_, window,
+               num_windows_);
+  const int64_t len = int64_t{seq_len_} + 1;
+  const int64_t start = window * seq_len_;
+  std::vector<int64_t> buf(static_cast<size_t>(len));
+  // First shard whose range contains `start` (shards with 0 tokens are skipped by the loop below).
+  auto it = std::upper_bound(shards_.begin(), shards_.end(), start,
+                             [](int64_t v, const Shard& s) { return v < s.start; });
+  size_t k = static_cast<size_t>(std::distance(shards_.begin(), it)) - 1;
+  int64_t done = 0;
+  while (done < len) {
+    STRATA_CHECK(k < shards_.size(), "{}: {}: window {} runs past the last shard", dir_, split_, window);
+    const Shard& s = shards_[k];
+    const int64_t local = start + done - s.start;
+    const int64_t count = std::min(len - done, s.tokens - local);
+    if (count > 0) {
+      h5::read_range<int64_t>(s.dataset, hsize_t(local), hsize_t(count), buf.data() + done);
+      for (int64_t j = 0; j < count; ++j) {
+        const int64_t id = buf[done + j];
+        if (id < 0 || id >= model_vocab_size_) {
+          STRATA_FAIL("{}: {}/tokens: token id {} at index {} {}", s.path, split_, id, local + j,
+                      id < 0 ? std::string("is negative") : fmt::format(">= model.vocab_size {}", model_vocab_size_));
+        }
+      }
+      done += count;
+    }
+    ++k;
+  }
+  for (int t = 0; t < seq_len_; ++t) {
+    x[t] = static_cast<int32_t>(buf[t]);
+    y[t] = static_cast<int32_t>(buf[t + 1]);
+  }
+}
+
+}  // namespace strata::data
