@@ -9,7 +9,7 @@
 #include "core/config.hpp"
 #include "core/error.hpp"
 #include "data/preprocess_text.hpp"
-#include "data/token_dataset.hpp"
+#include "data/open_tokens.hpp"
 #include "nn/gpt.hpp"
 #include "nn/weights_io.hpp"
 #include "strata_version.hpp"
@@ -36,10 +36,10 @@ int run_eval(const std::string& config_path, const std::vector<std::string>& set
   MpiCommunicator dp(world);  // evaluation splits the windows over every rank
   STRATA_CHECK(config.train.batch_size % dp.size() == 0, "{}: train.batch_size = {} does not split over {} ranks",
                config.source, config.train.batch_size, dp.size());
-  data::TokenWindows val(config.data.path, "val", config.model.seq_len, config.model.vocab_size);
+  const auto val = data::open_token_split(config.data.path, "val", config.model.seq_len, config.model.vocab_size);
   Gpt<float> model(config.model, config.train.batch_size / dp.size());
   load_weights(weights, model.params(), config.model);
-  const auto r = evaluate(model, val, config.train.eval_batches, config.train.batch_size, dp);
+  const auto r = evaluate(model, *val, config.train.eval_batches, config.train.batch_size, dp);
   if (dp.rank() == 0) fmt::print("val loss {:.6f} over {} tokens ({})\n", r.loss, r.tokens, weights);
   return 0;
 }
@@ -103,6 +103,10 @@ int run(int argc, char** argv, MPI_Comm world) {
   text_cmd->add_option("--val-fraction", text.val_fraction, "share of documents for validation")
       ->check(CLI::Range(0.0, 1.0));
   text_cmd->add_option("--seed", text.seed, "which documents go to validation");
+  text_cmd->add_option("--shards", text.shards,
+                       "write a sharded dataset: OUTPUT becomes a directory of this many shards per split and a "
+                       "manifest (0: one file)")
+      ->check(CLI::NonNegativeNumber);
 
   try {
     app.parse(argc, argv);

@@ -8,6 +8,7 @@
 
 #include "core/error.hpp"
 #include "data/batch_sampler.hpp"
+#include "data/sharded_tokens.hpp"
 #include "data/token_writer.hpp"
 
 namespace strata::data {
@@ -83,7 +84,9 @@ TextPreprocessReport preprocess_text(const TextPreprocessOptions& options) {
   STRATA_CHECK(train.size() >= 2 && val.size() >= 2, "preprocess: split sizes train {} / val {} tokens; each needs >= 2",
                train.size(), val.size());
 
-  write_token_dataset(options.output, TokenDatasetMeta{kByteVocabSize, kByteEotId, "byte"}, train, val);
+  const TokenDatasetMeta meta{kByteVocabSize, kByteEotId, "byte"};
+  if (options.shards > 0) write_sharded_tokens(options.output, meta, train, val, options.shards);
+  else write_token_dataset(options.output, meta, train, val);
   report.documents = n;
   report.val_documents = n_val;
   report.train_documents = n - n_val;

@@ -18,6 +18,7 @@ struct TextPreprocessOptions {
   std::string doc_separator;
   double val_fraction = 0.1;  // in (0, 1); the val split gets round(n * val_fraction) documents, clamped to 1..n-1
   uint64_t seed = 0;          // which documents go to val
+  int shards = 0;             // > 0: `output` is a directory of this many shards per split (sharded_tokens.hpp)
 };
 
 struct TextPreprocessReport {

@@ -90,7 +90,10 @@ ShardedTokenWindows::ShardedTokenWindows(const std::string& dir, const std::stri
         buf.resize(count);
         ids.resize(count);
         h5::read_range<int64_t>(s.dataset, off, count, buf.data());
-        for (hsize_t j = 0; j < count; ++j) ids[j] = static_cast<uint32_t>(buf[j]);
+        for (hsize_t j = 0; j < count; ++j) {
+          check_id(s, buf[j], int64_t(off + j));
+          ids[j] = static_cast<uint32_t>(buf[j]);
+        }
         sum.update(ids.data(), ids.size());
       }
       const uint64_t got = sum.digest();
@@ -101,9 +104,29 @@ ShardedTokenWindows::ShardedTokenWindows(const std::string& dir, const std::stri
     }
     shards_.push_back(std::move(s));
   }
+  ids_checked_ = verify_checksums;
   num_windows_ = num_tokens_ > 0 ? (num_tokens_ - 1) / seq_len : 0;
   STRATA_CHECK(num_windows_ > 0, "{}: {}: the split holds {} tokens, fewer than seq_len+1 = {} needed for one window",
                dir, split, num_tokens_, int64_t{seq_len} + 1);
+}
+
+void ShardedTokenWindows::check_id(const Shard& s, int64_t id, int64_t index) const {
+  if (id < 0 || id >= model_vocab_size_)
+    STRATA_FAIL("{}: {}/tokens: token id {} at index {} {}", s.path, split_, id, index,
+                id < 0 ? std::string("is negative") : fmt::format(">= model.vocab_size {}", model_vocab_size_));
+}
+
+void ShardedTokenWindows::check_all_token_ids() const {
+  if (ids_checked_) return;
+  constexpr hsize_t kChunk = 1 << 20;
+  std::vector<int64_t> buf;
+  for (const auto& s : shards_)
+    for (hsize_t off = 0; off < hsize_t(s.tokens); off += kChunk) {
+      const hsize_t count = std::min<hsize_t>(kChunk, hsize_t(s.tokens) - off);
+      buf.resize(count);
+      h5::read_range<int64_t>(s.dataset, off, count, buf.data());
+      for (hsize_t j = 0; j < count; ++j) check_id(s, buf[j], int64_t(off + j));
+    }
 }
 
 void ShardedTokenWindows::read_window(int64_t window, int32_t* x, int32_t* y) const {
@@ -124,13 +147,7 @@ void ShardedTokenWindows::read_window(int64_t window, int32_t* x, int32_t* y) co
     const int64_t count = std::min(len - done, s.tokens - local);
     if (count > 0) {
       h5::read_range<int64_t>(s.dataset, hsize_t(local), hsize_t(count), buf.data() + done);
-      for (int64_t j = 0; j < count; ++j) {
-        const int64_t id = buf[done + j];
-        if (id < 0 || id >= model_vocab_size_) {
-          STRATA_FAIL("{}: {}/tokens: token id {} at index {} {}", s.path, split_, id, local + j,
-                      id < 0 ? std::string("is negative") : fmt::format(">= model.vocab_size {}", model_vocab_size_));
-        }
-      }
+      for (int64_t j = 0; j < count; ++j) check_id(s, buf[done + j], local + j);
       done += count;
     }
     ++k;

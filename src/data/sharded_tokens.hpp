@@ -31,6 +31,7 @@ class ShardedTokenWindows : public WindowSource {
   int seq_len() const override { return seq_len_; }
   void read_window(int64_t window, int32_t* x, int32_t* y) const override;
   std::string describe() const override { return dir_ + ": " + split_; }
+  void check_all_token_ids() const override;  // free when the checksums were verified (done in that pass)
 
   const ShardedManifest& manifest() const { return manifest_; }
   int64_t num_tokens() const { return num_tokens_; }
@@ -48,6 +49,8 @@ class ShardedTokenWindows : public WindowSource {
   ShardedManifest manifest_;
   std::vector<Shard> shards_;
   int64_t num_tokens_ = 0, num_windows_ = 0;
+  bool ids_checked_ = false;
+  void check_id(const Shard& s, int64_t id, int64_t index) const;
 };
 
 }  // namespace strata::data

@@ -38,7 +38,7 @@ class TokenWindows : public WindowSource {
 
   // Reads the whole split in chunks and checks every id (the trainer calls it before any work, so a bad id
   // is reported up front rather than at the step that happens to read it).
-  void check_all_token_ids() const;
+  void check_all_token_ids() const override;
 
   const TokenDatasetInfo& info() const { return info_; }
   int64_t num_tokens() const { return num_tokens_; }

@@ -15,6 +15,9 @@ class WindowSource {
   // Fills x[seq_len] (inputs) and y[seq_len] (next-token targets, x shifted by one) for window
   // 0 <= window < num_windows(). Every id is checked against the model's vocabulary.
   virtual void read_window(int64_t window, int32_t* x, int32_t* y) const = 0;
+  // Reads the whole split and checks every id against the model's vocabulary (the trainer calls it before
+  // any work, so a bad id is reported up front, naming the file and the index).
+  virtual void check_all_token_ids() const = 0;
   // For error messages: "file: split".
   virtual std::string describe() const = 0;
 };

@@ -9,7 +9,7 @@
 
 #include "comm/process_grid.hpp"
 #include "core/error.hpp"
-#include "data/token_dataset.hpp"
+#include "data/open_tokens.hpp"
 #include "nn/gpt.hpp"
 #include "nn/gpt_layout.hpp"
 #include "nn/weights_io.hpp"
@@ -66,9 +66,11 @@ TrainSummary train(const Config& config, MPI_Comm world) {
                config.source, tc.batch_size, dp, local_batch, micro);
   const int n_micro = local_batch / micro;
   STRATA_CHECK(!config.data.path.empty(), "{}: data.path is empty: expected an HDF5 token dataset", config.source);
-  const auto info = data::inspect_token_dataset(config.data.path);
-  data::TokenWindows train_split(config.data.path, "train", mc.seq_len, mc.vocab_size);
-  data::TokenWindows val_split(config.data.path, "val", mc.seq_len, mc.vocab_size);
+  const auto info = data::inspect_tokens(config.data.path);
+  const auto train_source = data::open_token_split(config.data.path, "train", mc.seq_len, mc.vocab_size);
+  const auto val_source = data::open_token_split(config.data.path, "val", mc.seq_len, mc.vocab_size);
+  const data::WindowSource& train_split = *train_source;
+  const data::WindowSource& val_split = *val_source;
   train_split.check_all_token_ids();
   val_split.check_all_token_ids();
   data::BatchSampler sampler(train_split.num_windows(), tc.batch_size, config.data.shuffle, uint64_t(config.data.seed));
