@@ -148,13 +148,6 @@ class LayoutTest(unittest.TestCase):
         self.assertIn("x tp 2", run["stdout"])
         self.assert_same_run(run)
 
-    def test_dp2_tp2(self):
-        self.assert_same_run(self.run_layout("dp2tp2", 4, ["parallel.dp=2", "parallel.tp=2"]))
-
-    def test_dp2_tp2_zero1_accumulation(self):
-        self.assert_same_run(self.run_layout("dp2tp2z", 4, ["parallel.dp=2", "parallel.tp=2", "parallel.zero1=true",
-                                                             "train.micro_batch_size=2"]))
-
     def held_per_stage(self, run):
         line = [l for l in run["stdout"].splitlines() if "activations held per stage" in l]
         self.assertEqual(len(line), 1, run["stdout"][-1500:])
@@ -173,21 +166,6 @@ class LayoutTest(unittest.TestCase):
                                            "train.micro_batch_size=2"])
         self.assert_same_run(run)
         self.assertEqual(self.held_per_stage(run), [4, 4])
-
-    def test_dp2_pp2_zero1(self):
-        self.assert_same_run(self.run_layout("dp2pp2", 4, ["parallel.dp=2", "parallel.pp=2", "parallel.zero1=true",
-                                                           "train.micro_batch_size=1"]))
-
-    def test_tp2_pp2_gpipe(self):
-        self.assert_same_run(self.run_layout("tp2pp2", 4, ["parallel.dp=1", "parallel.tp=2", "parallel.pp=2",
-                                                           "parallel.schedule=gpipe", "train.micro_batch_size=2"]))
-
-    def test_dp2_tp2_pp2(self):
-        for schedule, zero1 in (("1f1b", "false"), ("gpipe", "true")):
-            with self.subTest(schedule=schedule, zero1=zero1):
-                self.assert_same_run(self.run_layout(f"dp2tp2pp2{schedule}", 8, [
-                    "parallel.dp=2", "parallel.tp=2", "parallel.pp=2", f"parallel.schedule={schedule}",
-                    f"parallel.zero1={zero1}", "train.micro_batch_size=2"]))
 
     def test_every_layout_of_up_to_8_ranks(self):
         # The matrix: every (dp, tp, pp) in {1, 2}^3, with and without ZeRO-1 where dp > 1, both
