@@ -14,6 +14,8 @@ packages=(
   libtoml11-dev libcli11-dev libfmt-dev libspdlog-dev nlohmann-json3-dev libxxhash-dev
   python3-torch python3-h5py python3-numpy   # reference tests and perf comparison
   python3-matplotlib                         # perf plots
+  libutf8proc-dev                            # Unicode normalization (text cleaning)
+  python3-xxhash python3-sklearn             # h5py-written datasets (checksums), digits image set
   fortunes                                   # demo corpus
 )
 missing=()

@@ -8,7 +8,7 @@
 #include "comm/communicator.hpp"
 #include "core/config.hpp"
 #include "core/error.hpp"
-#include "data/preprocess_text.hpp"
+#include "cli/preprocess_commands.hpp"
 #include "data/open_tokens.hpp"
 #include "nn/gpt.hpp"
 #include "nn/weights_io.hpp"
@@ -41,13 +41,6 @@ int run_eval(const std::string& config_path, const std::vector<std::string>& set
   load_weights(weights, model.params(), config.model);
   const auto r = evaluate(model, *val, config.train.eval_batches, config.train.batch_size, dp);
   if (dp.rank() == 0) fmt::print("val loss {:.6f} over {} tokens ({})\n", r.loss, r.tokens, weights);
-  return 0;
-}
-
-int run_preprocess_text(data::TextPreprocessOptions options) {
-  const auto r = data::preprocess_text(options);
-  fmt::print("wrote {}: {} documents ({} train, {} val), {} train tokens, {} val tokens from {} bytes\n", options.output,
-             r.documents, r.train_documents, r.val_documents, r.train_tokens, r.val_tokens, r.bytes_in);
   return 0;
 }
 
@@ -92,21 +85,9 @@ int run(int argc, char** argv, MPI_Comm world) {
   config_cmd->add_option("--config", config_path, "TOML config file");
   config_cmd->add_option("--set", sets, "override a config field");
 
-  auto* pre_cmd = app.add_subcommand("preprocess", "build datasets");
-  pre_cmd->require_subcommand(1);
-  data::TextPreprocessOptions text;
-  auto* text_cmd = pre_cmd->add_subcommand("text", "text files -> byte-level HDF5 token dataset (vocab 257)");
-  text_cmd->add_option("inputs", text.inputs, "text files")->required()->check(CLI::ExistingFile);
-  text_cmd->add_option("-o,--output", text.output, "output .h5 file")->required();
-  text_cmd->add_option("--doc-separator", text.doc_separator,
-                       "a line equal to this separates documents (e.g. % for fortune files)");
-  text_cmd->add_option("--val-fraction", text.val_fraction, "share of documents for validation")
-      ->check(CLI::Range(0.0, 1.0));
-  text_cmd->add_option("--seed", text.seed, "which documents go to validation");
-  text_cmd->add_option("--shards", text.shards,
-                       "write a sharded dataset: OUTPUT becomes a directory of this many shards per split and a "
-                       "manifest (0: one file)")
-      ->check(CLI::NonNegativeNumber);
+  Action action;  // set by the preprocess and dataset subcommands when parsed
+  add_preprocess_commands(app, world, action);
+  add_dataset_commands(app, world, action);
 
   try {
     app.parse(argc, argv);
@@ -124,7 +105,7 @@ int run(int argc, char** argv, MPI_Comm world) {
     return run_train(config_path, sets, world);
   }
   if (eval_cmd->parsed()) return run_eval(config_path, sets, weights, world);
-  if (text_cmd->parsed()) return run_preprocess_text(text);
+  if (action) return action();
   if (config_cmd->parsed()) {
     if (doc) print_config_doc();
     else fmt::print("{}", to_toml(load_config(config_path, sets)));

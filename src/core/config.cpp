@@ -54,9 +54,10 @@ const std::vector<Binding>& bindings() {
       STRATA_FIELD(model, d_model, "width of the residual stream"),
       STRATA_FIELD(model, vocab_size, "number of token ids (>= the dataset's vocab_size)"),
       STRATA_FIELD(model, seq_len, "context length in tokens (also the size of the position table)"),
-      STRATA_FIELD(data, path, "HDF5 token dataset (see docs/dataset-format.md)"),
+      STRATA_FIELD(data, path, "token dataset: one HDF5 file or a sharded dataset directory (docs/dataset-format.md)"),
       STRATA_FIELD(data, shuffle, "shuffle training windows per epoch (false: batch b = windows b*B..b*B+B-1)"),
       STRATA_FIELD(data, seed, "seed of the per-epoch shuffle"),
+      STRATA_FIELD(data, prefetch, "batches a background thread reads ahead of the step loop (0: read in the loop)"),
       STRATA_FIELD(train, batch_size, "sequences per optimizer step, over all data-parallel ranks"),
       STRATA_FIELD(train, micro_batch_size,
                    "sequences per forward/backward on one rank (gradient accumulation); 0: batch_size / dp"),
@@ -273,6 +274,8 @@ void validate_config(const Config& c) {
   STRATA_CHECK(c.model.d_model % c.model.n_head == 0,
                "{}: model.d_model = {} must be divisible by model.n_head = {} (head size d_model / n_head)", f,
                c.model.d_model, c.model.n_head);
+  STRATA_CHECK(c.data.prefetch >= 0 && c.data.prefetch <= 64, "{}: data.prefetch = {}: expected 0..64", f,
+               c.data.prefetch);
   STRATA_CHECK(c.train.steps >= 0, "{}: train.steps = {}: expected >= 0", f, c.train.steps);
   STRATA_CHECK(c.train.lr > 0, "{}: train.lr = {}: expected > 0", f, c.train.lr);
   STRATA_CHECK(c.train.min_lr >= 0 && c.train.min_lr <= c.train.lr, "{}: train.min_lr = {}: expected in [0, lr = {}]",

@@ -17,6 +17,7 @@ struct DataConfig {
   std::string path;
   bool shuffle = true;
   int64_t seed = 1234;
+  int prefetch = 2;  // batches a background thread reads ahead (0: read in the step loop)
 };
 
 struct TrainConfig {

@@ -46,4 +46,9 @@ void throw_hdf5_error(const char* file, int line, const char* call) {
   throw Error(fmt::format("HDF5 call {} failed: {}", call, stack.empty() ? "no error stack" : stack), file, line);
 }
 
+std::recursive_mutex& hdf5_mutex() {
+  static std::recursive_mutex m;
+  return m;
+}
+
 }  // namespace strata

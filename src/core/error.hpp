@@ -3,6 +3,7 @@
 // prints one line per rank and exits non-zero (DESIGN.md, principle 11).
 #include <fmt/format.h>
 
+#include <mutex>
 #include <stdexcept>
 #include <string>
 
@@ -27,6 +28,11 @@ int error_rank();
 [[noreturn]] void throw_mpi_error(const char* file, int line, const char* call, int code);
 [[noreturn]] void throw_hdf5_error(const char* file, int line, const char* call);
 
+// Debian's parallel HDF5 (like most parallel builds) is not thread-safe, and the data prefetch thread reads while
+// the main thread evaluates or saves: every HDF5 call in the process holds this lock (STRATA_H5, h5::Handle and
+// the h5:: helpers take it; recursive, so helpers may nest).
+std::recursive_mutex& hdf5_mutex();
+
 }  // namespace strata
 
 // STRATA_CHECK(cond, "fmt {}", args...): throws strata::Error with the formatted message.
@@ -47,6 +53,7 @@ int error_rank();
 // Wraps an HDF5 call returning herr_t or hid_t (negative = failure); yields the value.
 #define STRATA_H5(call)                                                         \
   ([&]() {                                                                      \
+    std::lock_guard<std::recursive_mutex> strata_h5_lock_(::strata::hdf5_mutex()); \
     auto strata_h5_rc_ = (call);                                                \
     if (strata_h5_rc_ < 0) ::strata::throw_hdf5_error(__FILE__, __LINE__, #call); \
     return strata_h5_rc_;                                                       \

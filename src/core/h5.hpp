@@ -38,6 +38,10 @@ Handle open_file(const std::string& path, bool writable = false);  // error name
 bool exists(hid_t loc, const std::string& name);  // a link (group or dataset) at this path
 Handle create_group(hid_t loc, const std::string& name);
 
+// The element type stored in a dataset, e.g. "uint8", "int32", "float32", "float64" (other classes: "string",
+// "compound", ...): readers compare it with what the format promises and name it in errors.
+std::string element_type_name(hid_t dataset);
+
 // Shape of a dataset; throws naming `what` (e.g. the file) if it is missing.
 std::vector<hsize_t> dataset_shape(hid_t loc, const std::string& name, const std::string& what);
 
@@ -49,6 +53,12 @@ std::vector<T> read_dataset(hid_t loc, const std::string& name, const std::strin
 // Reads elements [offset, offset+count) of a 1-D dataset into out.
 template <class T>
 void read_range(hid_t dataset, hsize_t offset, hsize_t count, T* out);
+
+// Reads whole rows (indices into the first dimension; sorted ascending, no repeats) of a dataset of any rank into
+// out[rows.size() * row_elems], converted to T, with one H5Dread over a union of hyperslabs (runs of consecutive
+// rows become one block), so a batch of scattered samples costs one call, not one per sample.
+template <class T>
+void read_rows(hid_t dataset, const std::vector<hsize_t>& rows, T* out);
 
 void write_attr(hid_t obj, const std::string& name, const std::string& value);
 void write_attr(hid_t obj, const std::string& name, int64_t value);

@@ -53,13 +53,24 @@ const std::vector<int64_t>& BatchSampler::permutation(int64_t epoch) const {
 
 std::vector<int64_t> BatchSampler::windows_for_step(int64_t step) const {
   STRATA_CHECK(step >= 0, "BatchSampler: step must be >= 0, got {}", step);
-  std::vector<int64_t> out(batch_);
+  return rank_batch(step * batch_, batch_, 1, 0);
+}
+
+int64_t BatchSampler::sample_at(int64_t g) const {
+  STRATA_CHECK(g >= 0, "BatchSampler: sample position must be >= 0, got {}", g);
+  const int64_t epoch = g / num_windows_, local = g % num_windows_;
+  if (!shuffle_) return local;
   std::lock_guard<std::mutex> lock(mutex_);
-  for (int j = 0; j < batch_; ++j) {
-    int64_t w = step * batch_ + j;
-    int64_t epoch = w / num_windows_, local = w % num_windows_;
-    out[j] = shuffle_ ? permutation(epoch)[local] : local;
-  }
+  return permutation(epoch)[size_t(local)];
+}
+
+std::vector<int64_t> BatchSampler::rank_batch(int64_t consumed, int global_batch, int dp, int dp_rank) const {
+  STRATA_CHECK(consumed >= 0 && dp > 0 && dp_rank >= 0 && dp_rank < dp && global_batch > 0 && global_batch % dp == 0,
+               "BatchSampler: bad batch request (consumed {}, global batch {}, dp rank {} of {})", consumed,
+               global_batch, dp_rank, dp);
+  const int local = global_batch / dp;
+  std::vector<int64_t> out(static_cast<size_t>(local));
+  for (int j = 0; j < local; ++j) out[size_t(j)] = sample_at(consumed + int64_t(dp_rank) * local + j);
   return out;
 }
 

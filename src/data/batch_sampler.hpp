@@ -15,6 +15,13 @@ class BatchSampler {
   // Global window index w = step*B + j (j < B); epoch = w / num_windows, local = w % num_windows;
   // window = local (no shuffle) or permutation(seed, epoch)[local].
   std::vector<int64_t> windows_for_step(int64_t step) const;
+  // Position g of the global sample order, g = the number of samples consumed before it (all ranks, all steps):
+  // epoch = g / num_windows, local = g % num_windows; local (no shuffle) or permutation(seed, epoch)[local].
+  // A pure function of (seed, epoch, g): a run resumed from "consumed samples" alone replays the same order.
+  int64_t sample_at(int64_t g) const;
+  // What data-parallel rank dp_rank of dp reads for the global batch that starts at position `consumed`:
+  // positions consumed + dp_rank * local + j for j < local = global_batch / dp (global_batch % dp == 0).
+  std::vector<int64_t> rank_batch(int64_t consumed, int global_batch, int dp, int dp_rank) const;
   // The shuffle order of one epoch (identity when shuffle is off). Exposed for tests and tools.
   std::vector<int64_t> epoch_order(int64_t epoch) const;
 

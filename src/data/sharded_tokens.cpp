@@ -2,49 +2,125 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <map>
 
 #include "core/error.hpp"
+#include "data/rank_work.hpp"
 #include "data/token_dataset.hpp"
 
 namespace strata::data {
 namespace fs = std::filesystem;
 
+namespace {
+// Sends every rank's part of one split to the owners of the shards it overlaps (shard k: rank k % P) and returns
+// the pieces of this rank's shards, ordered by k. Parts are contiguous in rank order; shard k covers global tokens
+// [n*k/shards, n*(k+1)/shards).
+std::map<int, std::vector<uint32_t>> exchange_shards(const std::vector<uint32_t>& mine, int shards, MPI_Comm comm) {
+  int P = 1, me = 0;
+  STRATA_MPI(MPI_Comm_size(comm, &P));
+  STRATA_MPI(MPI_Comm_rank(comm, &me));
+  const auto sizes = all_gather_int64(comm, int64_t(mine.size()));
+  std::vector<int64_t> offset(size_t(P) + 1, 0);
+  for (int q = 0; q < P; ++q) offset[size_t(q) + 1] = offset[size_t(q)] + sizes[size_t(q)];
+  const int64_t n = offset[size_t(P)];
+  auto overlap = [&](int q, int k) {  // [begin, end) of rank q's part inside shard k, in global positions
+    const auto [b, e] = block_range(n, shards, k);
+    return std::pair<int64_t, int64_t>{std::max(b, offset[size_t(q)]), std::min(e, offset[size_t(q) + 1])};
+  };
+  std::vector<int> send_counts(size_t(P), 0), send_displs(size_t(P), 0), recv_counts(size_t(P), 0),
+      recv_displs(size_t(P), 0);
+  std::vector<uint32_t> send;
+  for (int d = 0; d < P; ++d) {  // to rank d: my overlap with each of its shards, by k
+    send_displs[size_t(d)] = int(send.size());
+    for (int k = d; k < shards; k += P) {
+      const auto [b, e] = overlap(me, k);
+      if (e > b) send.insert(send.end(), mine.begin() + (b - offset[size_t(me)]), mine.begin() + (e - offset[size_t(me)]));
+    }
+    send_counts[size_t(d)] = int(int64_t(send.size()) - send_displs[size_t(d)]);
+  }
+  int64_t total = 0;
+  for (int q = 0; q < P; ++q) {  // from rank q: its overlap with each of my shards, by k
+    recv_displs[size_t(q)] = int(total);
+    for (int k = me; k < shards; k += P) {
+      const auto [b, e] = overlap(q, k);
+      total += std::max<int64_t>(0, e - b);
+    }
+    recv_counts[size_t(q)] = int(total - recv_displs[size_t(q)]);
+  }
+  STRATA_CHECK(int64_t(send.size()) < INT32_MAX && total < INT32_MAX,
+               "sharded write: {} tokens per rank exceed MPI's int counts; use more shards or ranks", std::max<int64_t>(int64_t(send.size()), total));
+  std::vector<uint32_t> recv(static_cast<size_t>(total));
+  STRATA_MPI(MPI_Alltoallv(send.data(), send_counts.data(), send_displs.data(), MPI_UINT32_T, recv.data(),
+                           recv_counts.data(), recv_displs.data(), MPI_UINT32_T, comm));
+  std::map<int, std::vector<uint32_t>> pieces;
+  for (int k = me; k < shards; k += P) pieces[k];
+  for (int q = 0; q < P; ++q) {
+    int64_t pos = recv_displs[size_t(q)];
+    for (int k = me; k < shards; k += P) {
+      const auto [b, e] = overlap(q, k);
+      if (e <= b) continue;
+      pieces[k].insert(pieces[k].end(), recv.begin() + pos, recv.begin() + pos + (e - b));
+      pos += e - b;
+    }
+  }
+  return pieces;
+}
+}  // namespace
+
 void write_sharded_tokens(const std::string& dir, const TokenDatasetMeta& meta, const std::vector<uint32_t>& train,
-                          const std::vector<uint32_t>& val, int shards) {
+                          const std::vector<uint32_t>& val, int shards, MPI_Comm comm) {
+  int P = 1, me = 0;
+  STRATA_MPI(MPI_Comm_size(comm, &P));
+  STRATA_MPI(MPI_Comm_rank(comm, &me));
   STRATA_CHECK(shards >= 1, "{}: shard count must be >= 1, got {}", dir, shards);
-  std::error_code ec;
-  fs::create_directories(dir, ec);
-  STRATA_CHECK(!ec, "'{}': cannot create dataset directory: {}", dir, ec.message());
-  ShardedManifest m;
+  // Same totals on every rank, so every rank takes the same branch of each check below.
+  for (const auto* split : {"train", "val"}) {
+    int64_t n = 0;
+    for (auto c : all_gather_int64(comm, int64_t((std::string(split) == "train" ? train : val).size()))) n += c;
+    STRATA_CHECK(n >= 2 * int64_t{shards}, "{}: {} has {} tokens, too few for {} shards of at least 2 tokens", dir,
+                 split, n, shards);
+  }
+  DatasetManifest m;
   m.dtype = meta.vocab_size <= 65536 ? "uint16" : "uint32";
   m.vocab_size = meta.vocab_size;
   m.eot_id = meta.eot_id;
   m.tokenizer = meta.tokenizer;
+  run_on_all_ranks(comm, "sharded write", [&] {
+    if (me != 0) return;
+    std::error_code ec;
+    fs::create_directories(dir, ec);
+    STRATA_CHECK(!ec, "'{}': cannot create dataset directory: {}", dir, ec.message());
+  });
   const std::vector<uint32_t> empty;
   for (const auto* split : {"train", "val"}) {
-    const auto& ids = std::string(split) == "train" ? train : val;
-    const int64_t n = static_cast<int64_t>(ids.size());
-    STRATA_CHECK(n >= 2 * int64_t{shards}, "{}: {} has {} tokens, too few for {} shards of at least 2 tokens", dir,
-                 split, n, shards);
-    auto& entries = m.splits[split];
-    for (int k = 0; k < shards; ++k) {
-      // Piece k covers [n*k/shards, n*(k+1)/shards): sizes differ by at most one.
-      const int64_t b = n * k / shards, e = n * (k + 1) / shards;
-      std::vector<uint32_t> piece(ids.begin() + b, ids.begin() + e);
-      ShardEntry entry;
-      entry.file = fmt::format("{}-{:05d}.h5", split, k);
-      entry.tokens = e - b;
-      entry.xxh64 = token_checksum(piece);
-      const std::string path = (fs::path(dir) / entry.file).string();
-      if (std::string(split) == "train") {
-        write_token_dataset(path, meta, piece, empty);
-      } else {
-        write_token_dataset(path, meta, empty, piece);
+    auto pieces = exchange_shards(std::string(split) == "train" ? train : val, shards, comm);
+    // Entry k's count and checksum, filled by its owner and summed over ranks (the others contribute zeros).
+    std::vector<uint64_t> counts(size_t(shards), 0), sums(size_t(shards), 0);
+    run_on_all_ranks(comm, "sharded write", [&] {
+      for (auto& [k, piece] : pieces) {
+        const std::string path = (fs::path(dir) / fmt::format("{}-{:05d}.h5", split, k)).string();
+        if (std::string(split) == "train") write_token_dataset(path, meta, piece, empty);
+        else write_token_dataset(path, meta, empty, piece);
+        counts[size_t(k)] = piece.size();
+        sums[size_t(k)] = token_checksum(piece);
       }
-      entries.push_back(entry);
-    }
+    });
+    STRATA_MPI(MPI_Allreduce(MPI_IN_PLACE, counts.data(), shards, MPI_UINT64_T, MPI_SUM, comm));
+    STRATA_MPI(MPI_Allreduce(MPI_IN_PLACE, sums.data(), shards, MPI_UINT64_T, MPI_SUM, comm));
+    for (int k = 0; k < shards; ++k)
+      m.splits[split].push_back({fmt::format("{}-{:05d}.h5", split, k), int64_t(counts[size_t(k)]), sums[size_t(k)]});
   }
-  write_manifest(dir, m);
+  // Every shard is on disk (the reductions above completed after every owner wrote): the manifest goes last.
+  run_on_all_ranks(comm, "sharded write", [&] {
+    if (me != 0) return;
+    if (!meta.tokenizer_json.empty()) {
+      m.tokenizer_file = "tokenizer.json";
+      const std::string path = (fs::path(dir) / m.tokenizer_file).string();
+      write_file_atomically(path, meta.tokenizer_json);
+      m.tokenizer_xxh64 = file_checksum(path);
+    }
+    write_manifest(dir, m);
+  });
 }
 
 ShardedTokenWindows::ShardedTokenWindows(const std::string& dir, const std::string& split, int seq_len,
@@ -59,6 +135,8 @@ ShardedTokenWindows::ShardedTokenWindows(const std::string& dir, const std::stri
                "{}: field 'vocab_size' is {} but model.vocab_size is {}: the model cannot embed every token id of this "
                "dataset (set model.vocab_size >= {})",
                manifest_path, manifest_.vocab_size, model_vocab_size, manifest_.vocab_size);
+  STRATA_CHECK(manifest_.is_tokens(), "{}: field 'kind' is '{}', expected a token dataset ('tokens') here", manifest_path,
+               manifest_.kind);
   const auto& entries = manifest_.splits.at(split);
   shards_.reserve(entries.size());
   for (size_t i = 0; i < entries.size(); ++i) {
@@ -73,8 +151,8 @@ ShardedTokenWindows::ShardedTokenWindows(const std::string& dir, const std::stri
                  "{}: vocab_size {} / eot_id {} differ from the manifest's {} / {} ({})", s.path, info.vocab_size,
                  info.eot_id, manifest_.vocab_size, manifest_.eot_id, manifest_path);
     const int64_t stored = split == "train" ? info.train_tokens : info.val_tokens;
-    STRATA_CHECK(stored == e.tokens, "{}: field 'splits.{}[{}].tokens' is {} but shard '{}' holds {} tokens in {}/tokens",
-                 manifest_path, split, i, e.tokens, s.path, stored, split);
+    STRATA_CHECK(stored == e.count, "{}: field 'splits.{}[{}].tokens' is {} but shard '{}' holds {} tokens in {}/tokens",
+                 manifest_path, split, i, e.count, s.path, stored, split);
     s.start = num_tokens_;
     s.tokens = stored;
     num_tokens_ += stored;
@@ -94,7 +172,7 @@ ShardedTokenWindows::ShardedTokenWindows(const std::string& dir, const std::stri
           check_id(s, buf[j], int64_t(off + j));
           ids[j] = static_cast<uint32_t>(buf[j]);
         }
-        sum.update(ids.data(), ids.size());
+        sum.update_ids(ids.data(), ids.size());
       }
       const uint64_t got = sum.digest();
       STRATA_CHECK(got == e.xxh64,

@@ -1,6 +1,8 @@
 #pragma once
 // Sharded token dataset (docs/dataset-format.md, "Sharded datasets"): a directory with manifest.json and HDF5 shard
 // files, each a valid single-file token dataset. A split is the concatenation of its shards, read as windows.
+#include <mpi.h>
+
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -14,10 +16,12 @@ namespace strata::data {
 
 // Splits train and val each into `shards` contiguous pieces of nearly equal size (each >= 2 tokens, else an error)
 // and writes them as separate files `train-NNNNN.h5` / `val-NNNNN.h5` (the other split of each file is empty),
-// then writes manifest.json atomically, last. Creates `dir` if needed; an existing manifest is replaced only
-// after every shard was written.
+// then writes manifest.json atomically, last (and tokenizer.json first when meta carries a BPE tokenizer).
+// Creates `dir` if needed; an existing manifest is replaced only after every shard was written.
+// Collective over `comm`: each rank passes its contiguous part of each split (rank order = token order); the
+// shards come out the same for any number of ranks; shard k is written by rank k % size.
 void write_sharded_tokens(const std::string& dir, const TokenDatasetMeta& meta, const std::vector<uint32_t>& train,
-                          const std::vector<uint32_t>& val, int shards);
+                          const std::vector<uint32_t>& val, int shards, MPI_Comm comm = MPI_COMM_SELF);
 
 // One split of a sharded dataset as windows; window i covers global tokens [i*T, i*T+T] and may cross shards.
 // Opening checks every shard against the manifest (file present, same vocab_size/eot_id, token count) and, with
@@ -33,7 +37,7 @@ class ShardedTokenWindows : public WindowSource {
   std::string describe() const override { return dir_ + ": " + split_; }
   void check_all_token_ids() const override;  // free when the checksums were verified (done in that pass)
 
-  const ShardedManifest& manifest() const { return manifest_; }
+  const DatasetManifest& manifest() const { return manifest_; }
   int64_t num_tokens() const { return num_tokens_; }
   int num_shards() const { return static_cast<int>(shards_.size()); }
 
@@ -46,7 +50,7 @@ class ShardedTokenWindows : public WindowSource {
   std::string dir_, split_;
   int seq_len_;
   int64_t model_vocab_size_;
-  ShardedManifest manifest_;
+  DatasetManifest manifest_;
   std::vector<Shard> shards_;
   int64_t num_tokens_ = 0, num_windows_ = 0;
   bool ids_checked_ = false;

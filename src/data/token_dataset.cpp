@@ -21,7 +21,7 @@ int64_t checked_split_length(hid_t file, const std::string& path, const std::str
                shape.size());
   h5::Handle ds(STRATA_H5(H5Dopen2(file, name.c_str(), H5P_DEFAULT)), H5Dclose);
   h5::Handle type(STRATA_H5(H5Dget_type(ds)), H5Tclose);
-  STRATA_CHECK(H5Tget_class(type) == H5T_INTEGER,
+  STRATA_CHECK(STRATA_H5(H5Tget_class(type)) == H5T_INTEGER,
                "{}: dataset '{}' does not store integers (token ids must be an integer type, e.g. uint16)", path, name);
   return static_cast<int64_t>(shape[0]);
 }
@@ -49,6 +49,7 @@ TokenDatasetInfo inspect_token_dataset(const std::string& path) {
                "{}: root attribute 'eot_id' is {}, expected 0 <= eot_id < vocab_size {}", path, info.eot_id,
                info.vocab_size);
   info.tokenizer = h5::read_attr_string(file, "tokenizer", path);
+  if (h5::has_attr(file, "tokenizer_json")) info.tokenizer_json = h5::read_attr_string(file, "tokenizer_json", path);
   info.train_tokens = checked_split_length(file, path, "train");
   info.val_tokens = checked_split_length(file, path, "val");
   return info;

@@ -19,6 +19,7 @@ struct TokenDatasetInfo {
   int64_t vocab_size = 0, eot_id = 0;
   int64_t train_tokens = 0, val_tokens = 0;
   std::string tokenizer;
+  std::string tokenizer_json;  // empty unless the dataset stores its tokenizer (BPE)
 };
 
 // Validates the file (HDF5, format/version attributes, vocab_size/eot_id, both splits 1-D integer) without

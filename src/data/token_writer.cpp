@@ -1,13 +1,11 @@
 #include "data/token_writer.hpp"
 
-#include <fcntl.h>
-#include <unistd.h>
-
 #include <cstdio>
 #include <filesystem>
 
 #include "core/error.hpp"
 #include "core/h5.hpp"
+#include "data/manifest.hpp"
 #include "data/token_dataset.hpp"
 
 namespace strata::data {
@@ -28,13 +26,6 @@ void write_split(hid_t file, const std::string& path, const std::string& split, 
   }
 }
 
-void fsync_path(const std::string& path) {
-  int fd = ::open(path.c_str(), O_RDONLY);
-  STRATA_CHECK(fd >= 0, "'{}': cannot reopen to fsync", path);
-  int rc = ::fsync(fd);
-  ::close(fd);
-  STRATA_CHECK(rc == 0, "'{}': fsync failed", path);
-}
 }  // namespace
 
 void write_token_dataset(const std::string& path, const TokenDatasetMeta& meta, const std::vector<uint32_t>& train,
@@ -51,13 +42,11 @@ void write_token_dataset(const std::string& path, const TokenDatasetMeta& meta, 
       h5::write_attr(file, "vocab_size", meta.vocab_size);
       h5::write_attr(file, "eot_id", meta.eot_id);
       h5::write_attr(file, "tokenizer", meta.tokenizer);
+      if (!meta.tokenizer_json.empty()) h5::write_attr(file, "tokenizer_json", meta.tokenizer_json);
       write_split(file, path, "train", train, meta.vocab_size);
       write_split(file, path, "val", val, meta.vocab_size);
     }  // closed (flushed) here
-    fsync_path(tmp);
-    std::error_code ec;
-    std::filesystem::rename(tmp, path, ec);
-    STRATA_CHECK(!ec, "cannot rename '{}' to '{}': {}", tmp, path, ec.message());
+    commit_file(tmp, path);
   } catch (...) {
     std::error_code ignored;
     std::filesystem::remove(tmp, ignored);

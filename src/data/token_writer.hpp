@@ -11,6 +11,7 @@ struct TokenDatasetMeta {
   int64_t vocab_size = 0;
   int64_t eot_id = 0;
   std::string tokenizer;
+  std::string tokenizer_json;  // tokenizer "bpe": its merges (BpeTokenizer::to_json), stored with the dataset
 };
 
 // Stores ids as uint16 when vocab_size <= 65536, else uint32. Checks every id < vocab_size.

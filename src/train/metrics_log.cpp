@@ -17,7 +17,7 @@ MetricsLog::MetricsLog(const std::string& jsonl_path, int64_t total_steps, int64
 void MetricsLog::step(const StepMetrics& m) {
   nlohmann::json j = {{"step", m.step},     {"loss", m.loss},         {"lr", m.lr},
                       {"grad_norm", m.grad_norm}, {"tokens_per_s", m.tokens_per_s}, {"ms", m.ms},
-                      {"comm_ms", m.comm_ms}};
+                      {"comm_ms", m.comm_ms}, {"data_wait_ms", m.data_wait_ms}};
   out_ << j.dump() << '\n';
   out_.flush();
   STRATA_CHECK(out_.good(), "write to '{}' failed", path_);

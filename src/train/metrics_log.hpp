@@ -11,6 +11,7 @@ struct StepMetrics {
   int64_t step = 0;  // 1-based
   double loss = 0, lr = 0, grad_norm = 0, tokens_per_s = 0, ms = 0;
   double comm_ms = 0;  // within ms: blocked on communication (dp gradients, tp sums, pipeline receives)
+  double data_wait_ms = 0;  // within ms: the step loop waiting for its batch (0 when the prefetch kept up)
 };
 
 class MetricsLog {

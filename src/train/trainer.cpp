@@ -10,6 +10,7 @@
 #include "comm/process_grid.hpp"
 #include "core/error.hpp"
 #include "data/open_tokens.hpp"
+#include "data/prefetcher.hpp"
 #include "nn/gpt.hpp"
 #include "nn/gpt_layout.hpp"
 #include "nn/weights_io.hpp"
@@ -108,9 +109,23 @@ TrainSummary train(const Config& config, MPI_Comm world) {
                                        tc.log_every);
   }
 
-  // Host staging for one microbatch read from the dataset (the pipeline copies it to the device).
+  // This rank's share of each global batch, read ahead by a background thread into host buffers (the pipeline
+  // copies each microbatch to the device). Positions in the global sample order are step * batch_size + ...
+  // (data/batch_sampler.hpp), so any dp size reads the same samples.
   const size_t tokens_per_micro = size_t(micro) * mc.seq_len;
+  struct HostBatch {
+    std::vector<int32_t> x, y;
+  };
+  HostBatch prototype{std::vector<int32_t>(size_t(local_batch) * mc.seq_len),
+                      std::vector<int32_t>(size_t(local_batch) * mc.seq_len)};
+  auto read_batch = [&, dp, dp_rank](int64_t step, HostBatch& out) {
+    const auto windows = sampler.rank_batch(step * tc.batch_size, tc.batch_size, dp, dp_rank);
+    for (size_t j = 0; j < windows.size(); ++j)
+      train_split.read_window(windows[j], out.x.data() + j * mc.seq_len, out.y.data() + j * mc.seq_len);
+  };
+  data::Prefetcher<HostBatch> batches(read_batch, prototype, /*first_step=*/0, config.data.prefetch);
   HostVec<int32_t> hx("strata::train::x", tokens_per_micro), hy("strata::train::y", tokens_per_micro);
+  std::vector<double> wait_ms;
   const float loss_scale = 1.0f / float(int64_t(tc.batch_size) * mc.seq_len);  // the mean over the global batch
   TrainSummary summary;
   std::vector<double> step_ms;
@@ -121,14 +136,13 @@ TrainSummary train(const Config& config, MPI_Comm world) {
   };
   for (int64_t step = 0; step < tc.steps; ++step) {
     const auto start = Clock::now();
-    const auto windows = sampler.windows_for_step(step);  // the global batch; this rank takes its slice
+    const HostBatch& batch = batches.next();
+    wait_ms.push_back(batches.last_wait_ms());
     const double lr = learning_rate(tc, step);
     params->zero_grads();
     auto load = [&](int m, const Vec<int32_t>& tokens, const Vec<int32_t>& targets) {
-      const size_t first = size_t(dp_rank) * local_batch + size_t(m) * micro;
-      for (int j = 0; j < micro; ++j)
-        train_split.read_window(windows[first + j], hx.data() + size_t(j) * mc.seq_len,
-                                hy.data() + size_t(j) * mc.seq_len);
+      std::copy_n(batch.x.data() + size_t(m) * tokens_per_micro, tokens_per_micro, hx.data());
+      std::copy_n(batch.y.data() + size_t(m) * tokens_per_micro, tokens_per_micro, hy.data());
       Kokkos::deep_copy(tokens, hx);
       Kokkos::deep_copy(targets, hy);
     };
@@ -157,7 +171,7 @@ TrainSummary train(const Config& config, MPI_Comm world) {
     step_ms.push_back(ms);
     if (log)
       log->step({step + 1, loss, lr, norm, double(tc.batch_size) * mc.seq_len / (ms / 1000.0), ms,
-                 data_parallel.comm_wait_ms() + model.take_comm_ms() + pipeline.comm_ms()});
+                 data_parallel.comm_wait_ms() + model.take_comm_ms() + pipeline.comm_ms(), wait_ms.back()});
     if (step == 0) summary.first_loss = loss;
     summary.final_loss = loss;
     summary.steps = step + 1;
@@ -165,6 +179,10 @@ TrainSummary train(const Config& config, MPI_Comm world) {
   }
   run_eval(tc.steps);
   summary.median_ms = median(step_ms);
+  summary.median_data_wait_ms = median(wait_ms);
+  if (lead)
+    fmt::print("data: waited for batches {:.3f} ms/step (median), {:.1f} ms in all, reading {} batch(es) ahead\n",
+               summary.median_data_wait_ms, batches.total_wait_ms(), config.data.prefetch);
   if (pp > 1) {
     std::vector<double> peak(static_cast<size_t>(pp)), mine{double(pipeline.peak_slots())};
     grid.pp().all_gather(mine.data(), peak.data(), 1);

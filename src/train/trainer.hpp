@@ -11,6 +11,7 @@ struct TrainSummary {
   int64_t steps = 0;
   double first_loss = 0, final_loss = 0, val_loss = 0;
   double median_ms = 0;
+  double median_data_wait_ms = 0;  // the step loop waiting for its batch (prefetch keeping up: ~0)
 };
 
 // Validates the layout against `world` and the dataset against the config before any work, then trains.

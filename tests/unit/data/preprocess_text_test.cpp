@@ -81,6 +81,7 @@ TEST(PreprocessText, SeparatedDocumentsRoundTrip) {
   auto a = dir.write("a.txt", "first doc\nline two\n%\nsecond\n%\n%\nthird \xff\x00 bytes\n"s);
   auto b = dir.write("b.txt", "%\nfourth\r\n%\r\nfifth, no newline");
   TextPreprocessOptions opt;
+  opt.clean = opt.dedup = false;  // these tests check the split and format on exact bytes
   opt.inputs = {a, b};
   opt.output = dir.file("out.h5");
   opt.doc_separator = "%";
@@ -104,6 +105,7 @@ TEST(PreprocessText, EachFileIsOneDocumentWithoutSeparator) {
   TempDir dir;
   std::vector<std::string> docs{"alpha\n%\nstill alpha\n", "beta", "gamma\n", "delta delta"};
   TextPreprocessOptions opt;
+  opt.clean = opt.dedup = false;  // these tests check the split and format on exact bytes
   for (size_t i = 0; i < docs.size(); ++i) opt.inputs.push_back(dir.write("f" + std::to_string(i), docs[i]));
   opt.output = dir.file("out.h5");
   opt.val_fraction = 0.1;  // rounds to 0, clamped to 1
@@ -120,6 +122,7 @@ TEST(PreprocessText, SplitIsDeterministicInSeed) {
   auto in = dir.write("many.txt", text);
   auto run = [&](uint64_t seed, const std::string& name) {
     TextPreprocessOptions opt{{in}, dir.file(name), "%", 0.25, seed};
+    opt.clean = opt.dedup = false;  // these tests check the split and format on exact bytes
     auto r = preprocess_text(opt);
     EXPECT_EQ(r.documents, 40);
     EXPECT_EQ(r.val_documents, 10);
@@ -135,6 +138,7 @@ TEST(PreprocessText, TwoDocumentsGiveOneEach) {
   TempDir dir;
   auto in = dir.write("two.txt", "one\n%\ntwo\n");
   TextPreprocessOptions opt{{in}, dir.file("out.h5"), "%", 0.9, 0};
+  opt.clean = opt.dedup = false;  // these tests check the split and format on exact bytes
   auto r = preprocess_text(opt);
   EXPECT_EQ(r.train_documents, 1);
   EXPECT_EQ(r.val_documents, 1);
@@ -147,6 +151,7 @@ TEST(PreprocessText, Errors) {
   std::string out = dir.file("out.h5");
   auto old = dir.write("out.h5", "previous content");
   auto fails = [&](TextPreprocessOptions opt, std::initializer_list<std::string> fragments) {
+    opt.clean = opt.dedup = false;
     expect_error([&] { preprocess_text(opt); }, fragments);
     EXPECT_EQ(slurp(old), "previous content") << "a failed run must not touch an existing output";
     EXPECT_FALSE(std::filesystem::exists(out + ".tmp"));
@@ -155,7 +160,7 @@ TEST(PreprocessText, Errors) {
   auto empty = dir.write("empty.txt", "");
   fails({{ok, empty}, out, "%", 0.1, 0}, {empty, "empty"});
   auto one = dir.write("one.txt", "only one document\n%\n%\n");
-  fails({{one}, out, "%", 0.1, 0}, {"found 1 document", "at least 2"});
+  fails({{one}, out, "%", 0.1, 0}, {"1 document(s) left of 1", "at least 2"});
   fails({{}, out, "%", 0.1, 0}, {"no input"});
   fails({{ok}, out, "%", 0.0, 0}, {"val_fraction"});
   fails({{ok}, out, "%", 1.0, 0}, {"val_fraction"});
@@ -182,6 +187,7 @@ TEST(PreprocessText, RealFortuneFile) {
   ASSERT_GT(docs.size(), 100u);
   TempDir dir;
   TextPreprocessOptions opt{{path}, dir.file("fortunes.h5"), "%", 0.1, 1234};
+  opt.clean = opt.dedup = false;  // these tests check the split and format on exact bytes
   auto r = preprocess_text(opt);
   EXPECT_EQ(r.bytes_in, static_cast<int64_t>(text.size()));
   EXPECT_EQ(r.val_documents, std::llround(docs.size() * 0.1));

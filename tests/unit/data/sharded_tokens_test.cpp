@@ -53,12 +53,12 @@ TEST(ShardedTokens, WriterLaysOutShardsAndManifest) {
   EXPECT_EQ(m.splits.at("val")[2].file, "val-00002.h5");
   int64_t total = 0;
   for (const auto& e : m.splits.at("train")) {
-    EXPECT_TRUE(e.tokens == 33 || e.tokens == 34);
-    total += e.tokens;
+    EXPECT_TRUE(e.count == 33 || e.count == 34);
+    total += e.count;
   }
   EXPECT_EQ(total, 100);
   // First shard's checksum is the checksum of the first piece.
-  std::vector<uint32_t> first(train.begin(), train.begin() + m.splits.at("train")[0].tokens);
+  std::vector<uint32_t> first(train.begin(), train.begin() + m.splits.at("train")[0].count);
   EXPECT_EQ(m.splits.at("train")[0].xxh64, token_checksum(first));
   // The checksum does not depend on the stored width: the same ids stored as uint32 hash the same.
   write_sharded_tokens(tmp.file("wide"), {70001, 256, "byte"}, train, val, 3);
@@ -69,7 +69,7 @@ TEST(ShardedTokens, WriterLaysOutShardsAndManifest) {
   // Each shard is a valid single-file dataset: TokenWindows reads it; the other split is empty.
   auto info = inspect_token_dataset(dir + "/train-00001.h5");
   EXPECT_EQ(info.val_tokens, 0);
-  EXPECT_EQ(info.train_tokens, m.splits.at("train")[1].tokens);
+  EXPECT_EQ(info.train_tokens, m.splits.at("train")[1].count);
   TokenWindows w(dir + "/train-00000.h5", "train", 4, 257);
   int32_t x[4], y[4];
   w.read_window(1, x, y);
@@ -77,7 +77,7 @@ TEST(ShardedTokens, WriterLaysOutShardsAndManifest) {
   EXPECT_FALSE(std::filesystem::exists(dir + "/manifest.json.tmp"));
   // The manifest is plain JSON with the documented fields.
   auto j = load_json(dir + "/manifest.json");
-  EXPECT_EQ(j["format"], "strata-sharded-tokens");
+  EXPECT_EQ(j["format"], "strata-dataset");
   EXPECT_EQ(j["format_version"], 1);
   EXPECT_EQ(j["splits"]["train"][0]["xxh64"].get<std::string>().size(), 16u);
 }
@@ -144,7 +144,7 @@ TEST(ShardedTokens, LargeVocabularyAndIdCheck) {
   TempDir tmp;
   const std::string dir = tmp.file("ds");
   std::vector<uint32_t> train{70000, 1, 69999, 5, 7, 8}, val{0, 65536, 3, 4};
-  write_sharded_tokens(dir, {70001, 70000, "bpe"}, train, val, 2);
+  write_sharded_tokens(dir, {70001, 70000, "sentencepiece"}, train, val, 2);
   EXPECT_EQ(read_manifest(dir).dtype, "uint32");
   ShardedTokenWindows w(dir, "train", 5, 70001);
   int32_t x[5], y[5];
@@ -184,7 +184,7 @@ TEST(ShardedTokens, ReaderErrors) {
   auto j = good;
   j["format"] = "strata-tokens";
   save_json(manifest, j);
-  expect_error([&] { ShardedTokenWindows(dir, "train", 4, 257); }, {"manifest.json", "'format'", "strata-sharded-tokens"});
+  expect_error([&] { ShardedTokenWindows(dir, "train", 4, 257); }, {"manifest.json", "'format'", "strata-dataset"});
   j = good;
   j["format_version"] = 2;
   save_json(manifest, j);

@@ -1,0 +1,44 @@
+#include "core/progress.hpp"
+
+#include <fmt/format.h>
+
+#include <cstdio>
+
+namespace strata {
+
+Progress::Progress(std::string label, std::string unit, int64_t total, bool enabled, double interval_s)
+    : label_(std::move(label)), unit_(std::move(unit)), total_(total), enabled_(enabled), interval_s_(interval_s),
+      start_(std::chrono::steady_clock::now()), last_print_(start_) {}
+
+double Progress::elapsed_s() const {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
+}
+
+void Progress::update(int64_t done) {
+  done_ = done;
+  if (!enabled_) return;
+  const auto now = std::chrono::steady_clock::now();
+  if (std::chrono::duration<double>(now - last_print_).count() < interval_s_) return;
+  last_print_ = now;
+  print(false);
+}
+
+void Progress::finish() {
+  if (finished_) return;
+  finished_ = true;
+  if (enabled_) print(true);
+}
+
+void Progress::print(bool final) {
+  const double t = elapsed_s();
+  const double rate = t > 0 ? double(done_) / t : 0.0;
+  std::string line = fmt::format("{}: {} {}", label_, done_, unit_);
+  if (total_ > 0) line += fmt::format(" of {} ({:.0f}%)", total_, 100.0 * double(done_) / double(total_));
+  line += fmt::format(", {:.3g} {}/s", rate, unit_);
+  if (final) line += fmt::format(", done in {:.1f} s", t);
+  else if (total_ > 0 && rate > 0) line += fmt::format(", ETA {:.0f} s", double(total_ - done_) / rate);
+  fmt::print(stderr, "{}\n", line);
+  std::fflush(stderr);
+}
+
+}  // namespace strata
