@@ -26,7 +26,8 @@ void Progress::update(int64_t done) {
 void Progress::finish() {
   if (finished_) return;
   finished_ = true;
-  if (enabled_) print(true);
+  // A job shorter than one interval gets no progress at all (its result line says enough).
+  if (enabled_ && (printed_ || elapsed_s() >= interval_s_)) print(true);
 }
 
 void Progress::print(bool final) {
@@ -38,6 +39,7 @@ void Progress::print(bool final) {
   if (final) line += fmt::format(", done in {:.1f} s", t);
   else if (total_ > 0 && rate > 0) line += fmt::format(", ETA {:.0f} s", double(total_ - done_) / rate);
   fmt::print(stderr, "{}\n", line);
+  printed_ = true;
   std::fflush(stderr);
 }
 

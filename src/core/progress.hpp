@@ -21,7 +21,7 @@ class Progress {
   void print(bool final);
   std::string label_, unit_;
   int64_t total_, done_ = 0;
-  bool enabled_, finished_ = false;
+  bool enabled_, finished_ = false, printed_ = false;
   double interval_s_;
   std::chrono::steady_clock::time_point start_, last_print_;
 };

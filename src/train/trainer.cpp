@@ -9,6 +9,7 @@
 
 #include "comm/process_grid.hpp"
 #include "core/error.hpp"
+#include "data/bpe.hpp"
 #include "data/open_tokens.hpp"
 #include "data/prefetcher.hpp"
 #include "nn/gpt.hpp"
@@ -202,9 +203,25 @@ TrainSummary train(const Config& config, MPI_Comm world) {
     Gpt<float> sampler_model(params, mc, 1, &grid.tp(), &grid.pp());
     auto tokens = generate(sampler_model, {int32_t(info.eot_id)}, tc.sample_tokens, tc.sample_temperature,
                            uint64_t(tc.seed));
-    if (lead && info.tokenizer == "byte") {
+    if (lead && (info.tokenizer == "byte" || !info.tokenizer_json.empty())) {
+      std::string text;
+      if (info.tokenizer == "byte") {
+        text = decode_bytes(tokens, info.eot_id);
+      } else {  // BPE: end-of-text marks a document boundary, shown as a blank line
+        const auto bpe = data::BpeTokenizer::from_json(info.tokenizer_json, config.data.path);
+        std::vector<uint32_t> ids;
+        for (int32_t t : tokens) {
+          if (t == info.eot_id) {
+            text += bpe.decode(ids) + "\n\n";
+            ids.clear();
+          } else if (t < bpe.vocab_size()) {
+            ids.push_back(uint32_t(t));
+          }
+        }
+        text += bpe.decode(ids);
+      }
       fmt::print("--- sample ({} tokens, temperature {}) ---\n{}\n--- end of sample ---\n", tc.sample_tokens,
-                 tc.sample_temperature, decode_bytes(tokens, info.eot_id));
+                 tc.sample_temperature, text);
     } else if (lead) {
       fmt::print("--- sample token ids ---\n{}\n", fmt::join(tokens, " "));
     }
