@@ -2,8 +2,12 @@
 
 #include <fmt/format.h>
 
+#include <fmt/ranges.h>
+
+#include <cstdio>
 #include <memory>
 
+#include "data/preprocess_arrays.hpp"
 #include "data/preprocess_text.hpp"
 
 namespace strata::cli {
@@ -27,6 +31,61 @@ void add_cleaning_flags(CLI::App* cmd, bool& clean, data::TextCleanOptions& c, b
   cmd->add_flag("--replace-invalid-utf8", c.replace_invalid_utf8,
                 "replace invalid UTF-8 bytes with U+FFFD (default: an error naming the document and offset)");
   cmd->add_flag("!--no-dedup", dedup, "keep documents identical to an earlier one");
+}
+
+// `preprocess images` and `preprocess sequences`: the same options, the kind differs.
+void add_array_command(CLI::App* pre, const std::string& kind, MPI_Comm world, Action& action) {
+  auto o = std::make_shared<data::ArrayPreprocessOptions>();
+  o->kind = kind;
+  const bool images = kind == "images";
+  auto* cmd = pre->add_subcommand(
+      kind, images ? "NumPy/raw images [N,C,H,W] or [N,H,W] + labels -> sharded images dataset with normalization stats"
+                   : "NumPy/raw sequences [N,T,F] + labels [N] or [N,T] -> sharded sequences dataset");
+  cmd->add_option("--x", o->x_path, "samples: .npy file (or raw file with --raw-x-dtype/--raw-x-shape)")
+      ->required()
+      ->check(CLI::ExistingFile);
+  cmd->add_option("--y", o->y_path, "integer labels: .npy file (or raw with --raw-y-dtype)")
+      ->required()
+      ->check(CLI::ExistingFile);
+  cmd->add_option("-o,--output", o->output, "dataset directory")->required();
+  cmd->add_option("--shards", o->shards, "shards per split")->check(CLI::PositiveNumber)->capture_default_str();
+  cmd->add_option("--val-fraction", o->val_fraction, "share of samples for validation")
+      ->check(CLI::Range(0.0, 1.0))
+      ->capture_default_str();
+  cmd->add_option("--seed", o->seed, "which samples go to validation")->capture_default_str();
+  cmd->add_option("--num-classes", o->num_classes, "labels are in [0, num_classes) (0: max label + 1)");
+  cmd->add_option("--raw-x-dtype", o->raw_x_dtype, "x is a headerless file of this dtype (uint8, float32, ...)");
+  cmd->add_option("--raw-x-shape", o->raw_x_shape, "shape of raw x, e.g. 1000,3,32,32")->delimiter(',');
+  cmd->add_option("--raw-y-dtype", o->raw_y_dtype, "y is a headerless file of this integer dtype");
+  cmd->add_option("--raw-y-shape", o->raw_y_shape, "shape of raw y (default: 1-D)")->delimiter(',');
+  if (images) {
+    cmd->add_flag("--channels-last", o->channels_last, "x is [N, H, W, C]");
+    auto resize = std::make_shared<std::string>();
+    cmd->add_option("--resize", *resize, "bilinear resize of every image to HxW (stored as float32)")
+        ->check([](const std::string& v) {
+          int h = 0, w = 0;
+          char x = 0;
+          return std::sscanf(v.c_str(), "%d%c%d", &h, &x, &w) == 3 && x == 'x' && h > 0 && w > 0
+                     ? std::string()
+                     : std::string("expected HxW, e.g. 32x32");
+        });
+    cmd->callback([o, resize] {
+      if (!resize->empty()) std::sscanf(resize->c_str(), "%dx%d", &o->resize_h, &o->resize_w);
+    });
+  }
+  o->progress = true;
+  cmd->add_flag("!--quiet", o->progress, "no progress lines");
+  cmd->final_callback([&action, o, world] {
+    action = [o, world] {
+      const auto r = data::preprocess_arrays(*o, world);
+      if (rank_of(world) == 0)
+        fmt::print("wrote {}: {} {} ({} train, {} val) of shape [{}] as {}, {} classes, train mean [{:.4g}] std "
+                   "[{:.4g}], in {:.2f} s\n",
+                   o->output, r.samples, o->kind, r.train_samples, r.val_samples, fmt::join(r.sample_shape, ", "),
+                   r.dtype, r.num_classes, fmt::join(r.mean, ", "), fmt::join(r.std, ", "), r.seconds);
+      return 0;
+    };
+  });
 }
 
 }  // namespace
@@ -72,6 +131,9 @@ void add_preprocess_commands(CLI::App& app, MPI_Comm world, Action& action) {
       return 0;
     };
   });
+
+  add_array_command(pre, "images", world, action);
+  add_array_command(pre, "sequences", world, action);
 
   auto bpe = std::make_shared<data::BpeTrainOptions>();
   auto* bpe_cmd = pre->add_subcommand("bpe-train", "learn a byte-level BPE vocabulary from text files");

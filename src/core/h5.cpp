@@ -52,7 +52,7 @@ Handle open_file(const std::string& path, bool writable) {
   STRATA_CHECK(std::filesystem::exists(path), "'{}': no such file", path);
   STRATA_CHECK(H5Fis_hdf5(path.c_str()) > 0, "'{}': not an HDF5 file (or unreadable)", path);
   hid_t id = H5Fopen(path.c_str(), writable ? H5F_ACC_RDWR : H5F_ACC_RDONLY, H5P_DEFAULT);
-  STRATA_CHECK(id >= 0, "'{}': cannot open HDF5 file", path);
+  STRATA_CHECK(id >= 0, "'{}': cannot open HDF5 file (truncated, corrupt or not HDF5)", path);
   return Handle(id, H5Fclose);
 }
 

@@ -16,6 +16,12 @@ class AdamW {
   // params[begin, end) -= update from grads[0, end - begin) (the gradients of that range) at learning rate lr.
   void step(const Vec<T>& params, const Vec<T>& grads, double lr);
   long steps_taken() const { return step_; }
+  // Checkpoints: the moments cover buffer range [begin(), end()); a restored optimizer continues bit for bit.
+  const Vec<T>& m() const { return m_; }
+  const Vec<T>& v() const { return v_; }
+  int64_t begin() const { return begin_; }
+  int64_t end() const { return end_; }
+  void set_steps_taken(long steps) { step_ = steps; }
   size_t state_bytes() const { return 2 * m_.extent(0) * sizeof(T); }
 
  private:

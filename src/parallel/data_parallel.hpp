@@ -33,6 +33,7 @@ class DataParallel {
   double finish_step(double lr, double max_norm);
 
   size_t optimizer_state_bytes() const { return optimizer_->state_bytes(); }
+  AdamW<T>& optimizer() { return *optimizer_; }
   double comm_wait_ms() const { return comm_wait_ms_; }  // blocked on communication in the last step
 
  private:
