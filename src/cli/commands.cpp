@@ -73,6 +73,10 @@ int run(int argc, char** argv, MPI_Comm world) {
   train_cmd->add_option("--set", sets, "override a config field: section.key=value (repeatable)");
   std::string save_weights;
   train_cmd->add_option("--save-weights", save_weights, "write the final weights to this HDF5 file (= train.save_weights)");
+  std::string resume;
+  train_cmd->add_option("--resume", resume,
+                        "auto (the latest valid checkpoint in checkpoint.dir, or a fresh start) or a checkpoint file "
+                        "(= checkpoint.resume)");
 
   auto* eval_cmd = app.add_subcommand("eval", "validation loss of saved weights");
   eval_cmd->add_option("--config", config_path, "TOML config file (model and data)")->required();
@@ -102,6 +106,9 @@ int run(int argc, char** argv, MPI_Comm world) {
     // A path on the command line means the usual thing (relative to the working directory), unlike the
     // config field, which is relative to out_dir.
     if (!save_weights.empty()) sets.push_back("train.save_weights=" + std::filesystem::absolute(save_weights).string());
+    if (!resume.empty())
+      sets.push_back("checkpoint.resume=" +
+                     (resume == "auto" || resume == "none" ? resume : std::filesystem::absolute(resume).string()));
     return run_train(config_path, sets, world);
   }
   if (eval_cmd->parsed()) return run_eval(config_path, sets, weights, world);

@@ -13,7 +13,9 @@
 #include "core/h5.hpp"
 
 int main(int argc, char** argv) {
-  MPI_Init(&argc, &argv);
+  // Threads: the data prefetcher never calls MPI, but an async checkpoint writes (collectively) from its own thread.
+  int provided = 0;
+  MPI_Init_thread(&argc, &argv, MPI_THREAD_MULTIPLE, &provided);
   int rank = 0;
   MPI_Comm_rank(MPI_COMM_WORLD, &rank);
   strata::set_error_rank(rank);

@@ -17,6 +17,7 @@ class ProcessGrid {
   const GridLayout& layout() const { return layout_; }
   const GridCoord& coord() const { return coord_; }
   Communicator& world() { return *world_; }
+  MPI_Comm world_comm() const { return world_->comm(); }  // for collective I/O (parallel HDF5)
   Communicator& dp() { return *dp_; }  // ranks with the same (pp, tp)
   Communicator& tp() { return *tp_; }  // ranks with the same (pp, dp)
   Communicator& pp() { return *pp_; }  // ranks with the same (dp, tp)

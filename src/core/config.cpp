@@ -85,6 +85,13 @@ const std::vector<Binding>& bindings() {
       STRATA_FIELD(parallel, zero1, "shard the AdamW state over data-parallel ranks (ZeRO stage 1)"),
       STRATA_FIELD(parallel, schedule, "pipeline schedule: 1f1b (at most pp microbatches in flight) or gpipe"),
       STRATA_FIELD(parallel, bucket_mb, "gradient all-reduce bucket size in MiB (launched as backward completes it)"),
+      STRATA_FIELD(checkpoint, dir, "checkpoint directory (relative to train.out_dir unless absolute)"),
+      STRATA_FIELD(checkpoint, every, "save every this many steps and at the end (0: never)"),
+      STRATA_FIELD(checkpoint, keep_last, "keep the newest this many checkpoints"),
+      STRATA_FIELD(checkpoint, keep_every, "also keep every checkpoint whose step is a multiple of this (0: none)"),
+      STRATA_FIELD(checkpoint, resume, "none | auto (latest valid checkpoint in dir, else a fresh start) | a file"),
+      STRATA_FIELD(checkpoint, async, "write checkpoints in a background thread while training continues"),
+      STRATA_FIELD(checkpoint, verify, "check every tensor's checksum before loading a checkpoint"),
   };
   return table;
 }
@@ -202,7 +209,7 @@ void apply_file(Config& config, const std::string& path) {
   }
   STRATA_CHECK(root.is_table(), "{}: expected a TOML table at the top level", path);
   for (const auto& [section, table] : root.as_table()) {
-    STRATA_CHECK(table.is_table(), "{}: '{}' should be a [section] table (model, data, train, parallel)", path,
+    STRATA_CHECK(table.is_table(), "{}: '{}' should be a [section] table (model, data, train, parallel, checkpoint)", path,
                  section);
     for (const auto& [name, value] : table.as_table()) {
       const std::string key = section + "." + name;
@@ -302,6 +309,12 @@ void validate_config(const Config& c) {
                c.parallel.pp, c.model.n_layer);
   STRATA_CHECK(c.parallel.schedule == "1f1b" || c.parallel.schedule == "gpipe",
                "{}: parallel.schedule = '{}': expected 1f1b or gpipe", f, c.parallel.schedule);
+  STRATA_CHECK(c.checkpoint.every >= 0, "{}: checkpoint.every = {}: expected >= 0", f, c.checkpoint.every);
+  STRATA_CHECK(c.checkpoint.keep_last >= 1, "{}: checkpoint.keep_last = {}: expected >= 1 (the latest is always kept)",
+               f, c.checkpoint.keep_last);
+  STRATA_CHECK(c.checkpoint.keep_every >= 0, "{}: checkpoint.keep_every = {}: expected >= 0", f,
+               c.checkpoint.keep_every);
+  STRATA_CHECK(!c.checkpoint.resume.empty(), "{}: checkpoint.resume is empty: expected none, auto or a file", f);
   STRATA_CHECK(c.parallel.bucket_mb > 0, "{}: parallel.bucket_mb = {}: expected > 0", f, c.parallel.bucket_mb);
   STRATA_CHECK(c.train.micro_batch_size >= 0, "{}: train.micro_batch_size = {}: expected >= 0 (0: batch_size / dp)", f,
                c.train.micro_batch_size);

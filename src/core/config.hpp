@@ -43,11 +43,22 @@ struct ParallelConfig {
   std::string schedule = "1f1b";  // pipeline schedule: 1f1b | gpipe
 };
 
+struct CheckpointConfig {
+  std::string dir = "checkpoints";  // relative to train.out_dir unless absolute
+  int64_t every = 0;                // save every this many steps, and at the end (0: no checkpoints)
+  int64_t keep_last = 3;            // keep the newest this many
+  int64_t keep_every = 0;           // also keep every checkpoint whose step is a multiple of this (0: none)
+  std::string resume = "none";      // none | auto (latest valid in dir, or a fresh start) | a checkpoint file
+  bool async = false;               // write in a background thread while training continues
+  bool verify = true;               // check every tensor's checksum before loading
+};
+
 struct Config {
   ModelConfig model;
   DataConfig data;
   TrainConfig train;
   ParallelConfig parallel;
+  CheckpointConfig checkpoint;
   std::string source = "<defaults>";  // the file it came from, for error messages
 };
 

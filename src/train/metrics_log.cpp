@@ -9,8 +9,25 @@
 
 namespace strata {
 
-MetricsLog::MetricsLog(const std::string& jsonl_path, int64_t total_steps, int64_t print_every)
-    : out_(jsonl_path, std::ios::trunc), path_(jsonl_path), total_steps_(total_steps), print_every_(print_every) {
+namespace {
+// The lines of an existing metrics file up to (and including) `step`.
+std::string lines_through(const std::string& path, int64_t step) {
+  std::ifstream in(path);
+  std::string kept, line;
+  while (std::getline(in, line)) {
+    const auto j = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
+    if (j.is_object() && j.contains("step") && j["step"].is_number_integer() && j["step"].get<int64_t>() <= step)
+      kept += line + "\n";
+  }
+  return kept;
+}
+}  // namespace
+
+MetricsLog::MetricsLog(const std::string& jsonl_path, int64_t total_steps, int64_t print_every, int64_t resume_step)
+    : path_(jsonl_path), total_steps_(total_steps), print_every_(print_every) {
+  const std::string kept = resume_step >= 0 ? lines_through(jsonl_path, resume_step) : "";
+  out_.open(jsonl_path, std::ios::trunc);
+  out_ << kept;
   STRATA_CHECK(out_.good(), "cannot write metrics to '{}'", jsonl_path);
 }
 

@@ -16,7 +16,9 @@ struct StepMetrics {
 
 class MetricsLog {
  public:
-  MetricsLog(const std::string& jsonl_path, int64_t total_steps, int64_t print_every);
+  // resume_step >= 0: a resumed run continues the file of the run it resumes; its lines up to that step stay,
+  // later ones (written after the checkpoint, before the interruption) are dropped. -1: a new file.
+  MetricsLog(const std::string& jsonl_path, int64_t total_steps, int64_t print_every, int64_t resume_step = -1);
   void step(const StepMetrics& m);
   void eval(int64_t step, double val_loss, int64_t tokens);
 

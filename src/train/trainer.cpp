@@ -20,6 +20,7 @@
 #include "optim/lr_schedule.hpp"
 #include "train/evaluate.hpp"
 #include "train/generate.hpp"
+#include "train/checkpointing.hpp"
 #include "train/metrics_log.hpp"
 
 namespace strata {
@@ -99,6 +100,11 @@ TrainSummary train(const Config& config, MPI_Comm world) {
                       !(int(i) == layout.wte && layout.last_stage() && !layout.first_stage()));
   DataParallel<float> data_parallel(grid.dp(), {&grid.tp(), &grid.pp()}, in_norm, *params, tc, config.parallel);
   PipelineRunner<float> pipeline(model, grid.pp(), schedule);
+  Checkpointer checkpoints(config, grid, *params, data_parallel.optimizer(), layout);
+  const auto resumed = checkpoints.resume();
+  // Position in the global sample order where step `s` starts: what the checkpoint consumed, then one global batch
+  // per step (the batch size may differ from the run that wrote the checkpoint).
+  auto consumed_at = [&](int64_t s) { return resumed.consumed_samples + (s - resumed.step) * tc.batch_size; };
   const int64_t total_params = non_embedding_params(mc) + int64_t(mc.vocab_size + mc.seq_len) * mc.d_model;
   std::unique_ptr<MetricsLog> log;
   if (lead) {
@@ -107,7 +113,7 @@ TrainSummary train(const Config& config, MPI_Comm world) {
                total_params, non_embedding_params(mc), dp, tp, pp, n_micro, micro,
                data_parallel.optimizer_state_bytes() >> 20, config.parallel.zero1 ? " (ZeRO-1)" : "");
     log = std::make_unique<MetricsLog>((std::filesystem::path(tc.out_dir) / "metrics.jsonl").string(), tc.steps,
-                                       tc.log_every);
+                                       tc.log_every, /*resume_step=*/resumed.path.empty() ? -1 : resumed.step);
   }
 
   // This rank's share of each global batch, read ahead by a background thread into host buffers (the pipeline
@@ -120,11 +126,11 @@ TrainSummary train(const Config& config, MPI_Comm world) {
   HostBatch prototype{std::vector<int32_t>(size_t(local_batch) * mc.seq_len),
                       std::vector<int32_t>(size_t(local_batch) * mc.seq_len)};
   auto read_batch = [&, dp, dp_rank](int64_t step, HostBatch& out) {
-    const auto windows = sampler.rank_batch(step * tc.batch_size, tc.batch_size, dp, dp_rank);
+    const auto windows = sampler.rank_batch(consumed_at(step), tc.batch_size, dp, dp_rank);
     for (size_t j = 0; j < windows.size(); ++j)
       train_split.read_window(windows[j], out.x.data() + j * mc.seq_len, out.y.data() + j * mc.seq_len);
   };
-  data::Prefetcher<HostBatch> batches(read_batch, prototype, /*first_step=*/0, config.data.prefetch);
+  data::Prefetcher<HostBatch> batches(read_batch, prototype, /*first_step=*/resumed.step, config.data.prefetch);
   HostVec<int32_t> hx("strata::train::x", tokens_per_micro), hy("strata::train::y", tokens_per_micro);
   std::vector<double> wait_ms;
   const float loss_scale = 1.0f / float(int64_t(tc.batch_size) * mc.seq_len);  // the mean over the global batch
@@ -135,7 +141,7 @@ TrainSummary train(const Config& config, MPI_Comm world) {
     if (log) log->eval(step, r.loss, r.tokens);
     summary.val_loss = r.loss;
   };
-  for (int64_t step = 0; step < tc.steps; ++step) {
+  for (int64_t step = resumed.step; step < tc.steps; ++step) {
     const auto start = Clock::now();
     const HostBatch& batch = batches.next();
     wait_ms.push_back(batches.last_wait_ms());
@@ -173,11 +179,16 @@ TrainSummary train(const Config& config, MPI_Comm world) {
     if (log)
       log->step({step + 1, loss, lr, norm, double(tc.batch_size) * mc.seq_len / (ms / 1000.0), ms,
                  data_parallel.comm_wait_ms() + model.take_comm_ms() + pipeline.comm_ms(), wait_ms.back()});
-    if (step == 0) summary.first_loss = loss;
+    if (step == resumed.step) summary.first_loss = loss;
     summary.final_loss = loss;
     summary.steps = step + 1;
+    checkpoints.maybe_save(step + 1, consumed_at(step + 1), lr, /*final=*/step + 1 == tc.steps);
     if (tc.eval_every > 0 && (step + 1) % tc.eval_every == 0 && step + 1 < tc.steps) run_eval(step + 1);
   }
+  checkpoints.wait();
+  if (lead && checkpoints.saves() > 0)
+    fmt::print("checkpoint: {} save(s) held the step loop for {:.1f} ms in all ({})\n", checkpoints.saves(),
+               checkpoints.blocked_ms_total(), config.checkpoint.async ? "async" : "sync");
   run_eval(tc.steps);
   summary.median_ms = median(step_ms);
   summary.median_data_wait_ms = median(wait_ms);

@@ -1,0 +1,287 @@
+#include "ckpt/checkpoint.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <cstring>
+#include <map>
+
+#include <fmt/ranges.h>
+
+#include "ckpt/checkpoint_dir.hpp"
+#include "ckpt/tensor_slab.hpp"
+#include "core/error.hpp"
+#include "core/h5.hpp"
+#include "core/rng.hpp"
+#include "nn/gpt_layout.hpp"
+#include "strata_version.hpp"
+
+namespace strata::ckpt {
+namespace {
+using Lock = std::lock_guard<std::recursive_mutex>;
+
+// The three tensor groups of a checkpoint, in file order.
+constexpr const char* kGroups[] = {"params", "adam_m", "adam_v"};
+
+std::vector<std::pair<const char*, int>> model_fields(const ModelConfig& m) {
+  return {{"n_layer", m.n_layer}, {"n_head", m.n_head}, {"d_model", m.d_model}, {"vocab_size", m.vocab_size},
+          {"seq_len", m.seq_len}};
+}
+
+std::string hex(uint64_t v) { return fmt::format("{:016x}", v); }
+
+uint64_t hash_range(const float* values, const std::vector<int64_t>& global) {
+  uint64_t sum = 0;
+  for (size_t k = 0; k < global.size(); ++k) sum += element_hash(global[k], values[k]);
+  return sum;
+}
+
+// A local tensor's moment range: the part of [adam_begin, adam_end) inside the tensor, as local element indices.
+std::pair<int64_t, int64_t> moment_range(const TensorSpec& s, int64_t adam_begin, int64_t adam_end) {
+  const int64_t b = std::max(adam_begin, s.offset), e = std::min(adam_end, s.offset + s.numel());
+  return b < e ? std::pair<int64_t, int64_t>{b - s.offset, e - s.offset} : std::pair<int64_t, int64_t>{0, 0};
+}
+
+// The memory this rank moves for (group, local tensor), and the local element range.
+struct Piece {
+  float* data = nullptr;
+  int64_t begin = 0, end = 0;
+};
+Piece piece_of(const RankTensors& t, int group, size_t i, bool for_write) {
+  const TensorSpec& s = t.specs[i];
+  if (group == 0) {
+    if (for_write && !t.writes_params[i]) return {};
+    return {t.params + s.offset, 0, s.numel()};
+  }
+  if (for_write && !t.writes_moments[i]) return {};
+  auto [b, e] = moment_range(s, t.adam_begin, t.adam_end);
+  float* base = group == 1 ? t.adam_m : t.adam_v;
+  return {base + (s.offset + b - t.adam_begin), b, e};
+}
+
+std::string dataset_name(int group, const std::string& tensor) { return std::string(kGroups[group]) + "/" + tensor; }
+
+std::string read_string_attr(hid_t obj, const char* name, const std::string& path) {
+  return h5::read_attr_string(obj, name, path);
+}
+}  // namespace
+
+uint64_t element_hash(int64_t global_index, float value) {
+  uint32_t bits;
+  std::memcpy(&bits, &value, sizeof bits);
+  return rng::mix64(uint64_t(bits) ^ rng::mix64(uint64_t(global_index)));
+}
+
+std::vector<TensorSpec> global_tensors(const ModelConfig& model) { return gpt_layout(model, 0, 1, 0, 1).specs; }
+
+void writer_flags(RankTensors& t, int dp_rank, int tp_rank, bool zero1, int tied_copy_index) {
+  t.writes_params.assign(t.specs.size(), 0);
+  t.writes_moments.assign(t.specs.size(), 0);
+  for (size_t i = 0; i < t.specs.size(); ++i) {
+    const bool one_copy = int(i) != tied_copy_index && (!t.specs[i].shard.replicated() || tp_rank == 0);
+    t.writes_params[i] = one_copy && dp_rank == 0;
+    t.writes_moments[i] = one_copy && (zero1 || dp_rank == 0);
+  }
+}
+
+std::string model_mismatch(const ModelConfig& stored, const ModelConfig& run) {
+  const auto a = model_fields(stored), b = model_fields(run);
+  for (size_t i = 0; i < a.size(); ++i)
+    if (a[i].second != b[i].second)
+      return fmt::format("model.{} = {} in the checkpoint, {} in the config", a[i].first, a[i].second, b[i].second);
+  return "";
+}
+
+SaveStats write_checkpoint(const std::string& path, const RankTensors& mine, const CheckpointMeta& meta,
+                           MPI_Comm world) {
+  const auto start = std::chrono::steady_clock::now();
+  int rank = 0;
+  STRATA_MPI(MPI_Comm_rank(world, &rank));
+  SaveStats stats;
+  const auto all = global_tensors(meta.model);
+  std::map<std::string, size_t> local;  // name -> index in mine.specs
+  for (size_t i = 0; i < mine.specs.size(); ++i) local[mine.specs[i].name] = i;
+  std::vector<uint64_t> sums(all.size() * 3, 0);
+  {
+    Lock lock(hdf5_mutex());
+    h5::Handle fapl(STRATA_H5(H5Pcreate(H5P_FILE_ACCESS)), H5Pclose);
+    STRATA_H5(H5Pset_fapl_mpio(fapl, world, MPI_INFO_NULL));
+    STRATA_H5(H5Pset_all_coll_metadata_ops(fapl, true));
+    STRATA_H5(H5Pset_coll_metadata_write(fapl, true));
+    hid_t fid = H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
+    STRATA_CHECK(fid >= 0, "cannot create checkpoint '{}' (collective create over every rank)", path);
+    h5::Handle file(fid, H5Fclose);
+    h5::Handle dxpl(STRATA_H5(H5Pcreate(H5P_DATASET_XFER)), H5Pclose);
+    STRATA_H5(H5Pset_dxpl_mpio(dxpl, H5FD_MPIO_COLLECTIVE));
+    for (int g = 0; g < 3; ++g) h5::Handle group(STRATA_H5(H5Gcreate2(file, kGroups[g], H5P_DEFAULT, H5P_DEFAULT,
+                                                                        H5P_DEFAULT)),
+                                                 H5Gclose);
+    for (size_t t = 0; t < all.size(); ++t) {
+      const TensorSpec& global = all[t];
+      std::vector<hsize_t> dims(global.global_shape.begin(), global.global_shape.end());
+      auto it = local.find(global.name);
+      for (int g = 0; g < 3; ++g) {
+        h5::Handle space(STRATA_H5(H5Screate_simple(int(dims.size()), dims.data(), nullptr)), H5Sclose);
+        h5::Handle ds(STRATA_H5(H5Dcreate2(file, dataset_name(g, global.name).c_str(), H5T_NATIVE_FLOAT, space,
+                                           H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT)),
+                      H5Dclose);
+        Piece p;
+        if (it != local.end()) p = piece_of(mine, g, it->second, /*for_write=*/true);
+        const int64_t n = p.end - p.begin;
+        hsize_t count = hsize_t(std::max<int64_t>(n, 1));
+        h5::Handle mem(STRATA_H5(H5Screate_simple(1, &count, nullptr)), H5Sclose);
+        if (n > 0) {
+          select_local_range(space, mine.specs[it->second], p.begin, p.end);
+          sums[t * 3 + size_t(g)] = hash_range(p.data, global_indices(mine.specs[it->second], p.begin, p.end));
+        } else {
+          STRATA_H5(H5Sselect_none(space));
+          STRATA_H5(H5Sselect_none(mem));
+        }
+        STRATA_H5(H5Dwrite(ds, H5T_NATIVE_FLOAT, mem, space, dxpl, n > 0 ? p.data : nullptr));
+        H5D_mpio_actual_io_mode_t mode;
+        STRATA_H5(H5Pget_mpio_actual_io_mode(dxpl, &mode));
+        if (mode == H5D_MPIO_NO_COLLECTIVE && stats.collective) {
+          uint32_t local_cause = 0, global_cause = 0;
+          STRATA_H5(H5Pget_mpio_no_collective_cause(dxpl, &local_cause, &global_cause));
+          stats.collective = false;
+          stats.no_collective_cause = fmt::format("{}: H5Pget_mpio_no_collective_cause local 0x{:x} global 0x{:x}",
+                                                  dataset_name(g, global.name), local_cause, global_cause);
+        }
+        stats.bytes += int64_t(global.numel()) * 4;
+        if (t == all.size() / 2 && g == 0) crash_point("write", meta.step, rank);
+      }
+    }
+    // Each element was hashed by the one rank that wrote it: the sums are the tensors' checksums.
+    STRATA_MPI(MPI_Allreduce(MPI_IN_PLACE, sums.data(), int(sums.size()), MPI_UINT64_T, MPI_SUM, world));
+    for (size_t t = 0; t < all.size(); ++t)
+      for (int g = 0; g < 3; ++g) {
+        h5::Handle ds(STRATA_H5(H5Dopen2(file, dataset_name(g, all[t].name).c_str(), H5P_DEFAULT)), H5Dclose);
+        h5::write_attr(ds, "checksum", hex(sums[t * 3 + size_t(g)]));
+      }
+    h5::write_attr(file, "format", std::string(kCheckpointFormat));
+    h5::write_attr(file, "format_version", kCheckpointVersion);
+    h5::write_attr(file, "step", meta.step);
+    h5::write_attr(file, "consumed_samples", meta.consumed_samples);
+    h5::write_attr(file, "adam_steps", meta.adam_steps);
+    h5::write_attr(file, "train_seed", meta.train_seed);
+    h5::write_attr(file, "data_seed", meta.data_seed);
+    h5::write_attr(file, "data_shuffle", int64_t(meta.shuffle));
+    h5::write_attr(file, "lr_schedule", meta.lr_schedule);
+    h5::write_attr(file, "lr", meta.lr);
+    h5::write_attr(file, "config", meta.config_toml);
+    for (auto [name, value] : model_fields(meta.model)) h5::write_attr(file, std::string("model.") + name, int64_t(value));
+    h5::write_attr(file, "layout.dp", int64_t(meta.dp));
+    h5::write_attr(file, "layout.tp", int64_t(meta.tp));
+    h5::write_attr(file, "layout.pp", int64_t(meta.pp));
+    h5::write_attr(file, "layout.zero1", int64_t(meta.zero1));
+    h5::write_attr(file, "library_version", std::string(STRATA_VERSION));
+    h5::write_attr(file, "checksum_algorithm",
+                   std::string("sum over elements mod 2^64 of mix64(float32 bits ^ mix64(global flat index))"));
+    STRATA_H5(H5Fflush(file, H5F_SCOPE_GLOBAL));  // MPI_File_sync on every rank
+  }
+  int all_collective = stats.collective ? 1 : 0;
+  STRATA_MPI(MPI_Allreduce(MPI_IN_PLACE, &all_collective, 1, MPI_INT, MPI_MIN, world));
+  if (!all_collective && stats.collective) stats.no_collective_cause = "another rank's writes went independent";
+  stats.collective = all_collective != 0;
+  stats.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  return stats;
+}
+
+CheckpointMeta read_checkpoint_meta(const std::string& path) {
+  auto file = h5::open_file(path);
+  const std::string format = h5::has_attr(file, "format") ? read_string_attr(file, "format", path) : "";
+  STRATA_CHECK(format == kCheckpointFormat, "{}: attribute 'format' is '{}', expected '{}' (not a Strata checkpoint)",
+               path, format, kCheckpointFormat);
+  const int64_t version = h5::read_attr_int(file, "format_version", path);
+  STRATA_CHECK(version == kCheckpointVersion, "{}: format_version {}, this build reads version {}", path, version,
+               kCheckpointVersion);
+  CheckpointMeta m;
+  m.step = h5::read_attr_int(file, "step", path);
+  m.consumed_samples = h5::read_attr_int(file, "consumed_samples", path);
+  m.adam_steps = h5::read_attr_int(file, "adam_steps", path);
+  m.train_seed = h5::read_attr_int(file, "train_seed", path);
+  m.data_seed = h5::read_attr_int(file, "data_seed", path);
+  m.shuffle = h5::read_attr_int(file, "data_shuffle", path) != 0;
+  m.lr_schedule = read_string_attr(file, "lr_schedule", path);
+  m.lr = h5::read_attr_double(file, "lr", path);
+  m.config_toml = read_string_attr(file, "config", path);
+  m.model.n_layer = int(h5::read_attr_int(file, "model.n_layer", path));
+  m.model.n_head = int(h5::read_attr_int(file, "model.n_head", path));
+  m.model.d_model = int(h5::read_attr_int(file, "model.d_model", path));
+  m.model.vocab_size = int(h5::read_attr_int(file, "model.vocab_size", path));
+  m.model.seq_len = int(h5::read_attr_int(file, "model.seq_len", path));
+  m.dp = int(h5::read_attr_int(file, "layout.dp", path));
+  m.tp = int(h5::read_attr_int(file, "layout.tp", path));
+  m.pp = int(h5::read_attr_int(file, "layout.pp", path));
+  m.zero1 = h5::read_attr_int(file, "layout.zero1", path) != 0;
+  m.library_version = read_string_attr(file, "library_version", path);
+  return m;
+}
+
+std::string verify_checkpoint(const std::string& path, MPI_Comm world) {
+  int rank = 0, size = 1;
+  STRATA_MPI(MPI_Comm_rank(world, &rank));
+  STRATA_MPI(MPI_Comm_size(world, &size));
+  // Every rank opens the file and checks the metadata; dataset d is read whole and hashed by rank d % size.
+  std::string problem;
+  int64_t datasets = 0;
+  try {
+    const CheckpointMeta meta = read_checkpoint_meta(path);
+    const auto all = global_tensors(meta.model);
+    datasets = int64_t(all.size()) * 3;
+    auto file = h5::open_file(path);
+    std::vector<float> values;
+    for (int64_t d = 0; d < datasets && problem.empty(); ++d) {
+      const TensorSpec& t = all[size_t(d / 3)];
+      const std::string name = dataset_name(int(d % 3), t.name);
+      STRATA_CHECK(h5::exists(file, name), "{}: tensor '{}' is missing", path, name);
+      if (d % size != rank) continue;
+      values = h5::read_dataset<float>(file, name, path);
+      STRATA_CHECK(int64_t(values.size()) == t.numel(), "{}: tensor '{}' holds {} elements, expected {}", path, name,
+                   values.size(), t.numel());
+      uint64_t sum = 0;
+      for (size_t k = 0; k < values.size(); ++k) sum += element_hash(int64_t(k), values[k]);
+      h5::Handle ds(STRATA_H5(H5Dopen2(file, name.c_str(), H5P_DEFAULT)), H5Dclose);
+      const std::string stored = h5::read_attr_string(ds, "checksum", path + ": " + name);
+      if (stored != hex(sum))
+        problem = fmt::format("{}: checksum mismatch in tensor '{}': computed {}, stored {}", path, name, hex(sum),
+                              stored);
+    }
+  } catch (const Error& e) {
+    problem = e.what();
+  }
+  // The lowest failing rank's message goes to everyone.
+  int failing = problem.empty() ? size : rank, first = size;
+  STRATA_MPI(MPI_Allreduce(&failing, &first, 1, MPI_INT, MPI_MIN, world));
+  if (first == size) return "";
+  int length = int(problem.size());
+  STRATA_MPI(MPI_Bcast(&length, 1, MPI_INT, first, world));
+  problem.resize(size_t(length));
+  STRATA_MPI(MPI_Bcast(problem.data(), length, MPI_CHAR, first, world));
+  return problem;
+}
+
+void load_checkpoint(const std::string& path, RankTensors& mine) {
+  auto file = h5::open_file(path);
+  Lock lock(hdf5_mutex());
+  for (size_t i = 0; i < mine.specs.size(); ++i) {
+    const TensorSpec& s = mine.specs[i];
+    for (int g = 0; g < 3; ++g) {
+      const std::string name = dataset_name(g, s.name);
+      STRATA_CHECK(h5::exists(file, name), "{}: tensor '{}' is missing", path, name);
+      const auto dims = h5::dataset_shape(file, name, path);
+      STRATA_CHECK(std::vector<int64_t>(dims.begin(), dims.end()) == s.global_shape,
+                   "{}: tensor '{}' has shape [{}], expected [{}]", path, name, fmt::join(dims, ", "),
+                   fmt::join(s.global_shape, ", "));
+      const Piece p = piece_of(mine, g, i, /*for_write=*/false);
+      if (p.end == p.begin) continue;
+      h5::Handle ds(STRATA_H5(H5Dopen2(file, name.c_str(), H5P_DEFAULT)), H5Dclose);
+      h5::Handle space(STRATA_H5(H5Dget_space(ds)), H5Sclose);
+      select_local_range(space, s, p.begin, p.end);
+      const hsize_t count = hsize_t(p.end - p.begin);
+      h5::Handle mem(STRATA_H5(H5Screate_simple(1, &count, nullptr)), H5Sclose);
+      STRATA_H5(H5Dread(ds, H5T_NATIVE_FLOAT, mem, space, H5P_DEFAULT, p.data));
+    }
+  }
+}
+
+}  // namespace strata::ckpt

@@ -1,0 +1,87 @@
+#pragma once
+// Parallel HDF5 checkpoints (docs/checkpoint-format.md, DESIGN.md principle 10). One file per checkpoint, written
+// collectively by every rank of the job: each parameter and each AdamW moment at its global shape under a stable
+// name, each element written by exactly one rank (its hyperslab), replicated copies written once. Any layout loads
+// any checkpoint: a rank reads the global elements of its own tensors and moment range.
+#include <mpi.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "core/config.hpp"
+#include "nn/param_buffer.hpp"
+
+namespace strata::ckpt {
+
+inline constexpr const char* kCheckpointFormat = "strata-checkpoint";
+inline constexpr int64_t kCheckpointVersion = 1;
+
+// Run state stored as root attributes.
+struct CheckpointMeta {
+  int64_t step = 0;              // optimizer steps completed
+  int64_t consumed_samples = 0;  // position in the global sample order (data/batch_sampler.hpp)
+  int64_t adam_steps = 0;        // AdamW's step counter (bias correction)
+  int64_t train_seed = 0, data_seed = 0;  // the counter-based RNG keys (initialization, sampling, data order)
+  bool shuffle = true;
+  std::string lr_schedule;       // the schedule is a pure function of step; stored with its value at `step`
+  double lr = 0;
+  std::string config_toml;       // the resolved config of the run that wrote it
+  ModelConfig model;
+  int dp = 1, tp = 1, pp = 1;    // the layout it was written with
+  bool zero1 = false;
+  std::string library_version;
+};
+
+// This rank's tensors and optimizer moments, as host memory.
+struct RankTensors {
+  std::vector<TensorSpec> specs;  // local shapes, offsets into the buffers
+  float* params = nullptr;        // the local parameter buffer
+  float* adam_m = nullptr;        // moments of buffer range [adam_begin, adam_end)
+  float* adam_v = nullptr;
+  int64_t adam_begin = 0, adam_end = 0;
+  // Saving only: per spec, whether this rank writes the tensor's parameters / its moment range (exactly one
+  // rank must write each global element; see writer_flags).
+  std::vector<char> writes_params, writes_moments;
+};
+
+// Who writes what: a tensor's parameters are written by dp rank 0 (and, for a tensor replicated over tp, tp rank
+// 0); moments likewise, except that with ZeRO-1 each dp rank writes its own shard; the last pipeline stage's copy
+// of the tied embedding is never written (the first stage's is).
+void writer_flags(RankTensors& t, int dp_rank, int tp_rank, bool zero1, int tied_copy_index);
+
+struct SaveStats {
+  int64_t bytes = 0;      // tensor bytes in the file (all ranks)
+  double seconds = 0;     // create .. close, on this rank
+  bool collective = true; // every write went collective (H5Pget_mpio_actual_io_mode), on every rank
+  std::string no_collective_cause;  // else: why not (H5Pget_mpio_no_collective_cause), empty when collective
+};
+
+// Collective over `world`: writes the checkpoint to `path` (created or truncated) and closes it, flushed
+// (MPI_File_sync). The caller commits it (ckpt/checkpoint_dir.hpp).
+SaveStats write_checkpoint(const std::string& path, const RankTensors& mine, const CheckpointMeta& meta,
+                           MPI_Comm world);
+
+// Reads the root attributes (any rank, no collective); throws naming the file and field.
+CheckpointMeta read_checkpoint_meta(const std::string& path);
+
+// Collective over `world`: reads every tensor of the file once, spread over the ranks, and checks each against its
+// stored checksum. Returns "" when the file is complete and intact, else one line saying what is wrong (the same
+// on every rank): a truncated or unreadable file, a missing tensor, a checksum mismatch.
+std::string verify_checkpoint(const std::string& path, MPI_Comm world);
+
+// Reads this rank's part of every tensor and moment (independent reads). Throws naming the file and tensor.
+void load_checkpoint(const std::string& path, RankTensors& mine);
+
+// The first model field in which `stored` differs from `run` ("model.n_layer = 2 in the checkpoint, 4 in the
+// config"), or "" when they agree.
+std::string model_mismatch(const ModelConfig& stored, const ModelConfig& run);
+
+// Every tensor name with its global shape, in file order (all pipeline stages, tensor-parallel size 1).
+std::vector<TensorSpec> global_tensors(const ModelConfig& model);
+
+// The per-tensor checksum: the sum over elements (mod 2^64) of mix64(float bits ^ mix64(global index)), so ranks
+// add up the hashes of the hyperslabs they wrote, in any order.
+uint64_t element_hash(int64_t global_index, float value);
+
+}  // namespace strata::ckpt

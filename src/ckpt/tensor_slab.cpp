@@ -1,0 +1,78 @@
+#include "ckpt/tensor_slab.hpp"
+
+#include <algorithm>
+
+#include "core/error.hpp"
+
+namespace strata::ckpt {
+namespace {
+struct Rect {
+  int64_t r0, nr, c0, nc;  // global rows [r0, r0+nr) x columns [c0, c0+nc)
+};
+
+// Local rows [i0, i1) x local columns [c0, c1) -> global rectangles (split at block boundaries).
+void map_rect(const ShardMap& m, int64_t i0, int64_t i1, int64_t c0, int64_t c1, std::vector<Rect>& out) {
+  if (i0 >= i1 || c0 >= c1) return;
+  if (m.replicated()) {
+    out.push_back({i0, i1 - i0, c0, c1 - c0});
+  } else if (m.split_dim == 0) {
+    const int64_t per = m.rows / m.blocks;
+    for (int64_t b = i0 / per; b * per < i1; ++b) {
+      const int64_t lo = std::max(i0, b * per), hi = std::min(i1, (b + 1) * per);
+      out.push_back({(b * m.ranks + m.rank) * per + (lo - b * per), hi - lo, c0, c1 - c0});
+    }
+  } else {
+    const int64_t per = m.cols / m.blocks;
+    for (int64_t b = c0 / per; b * per < c1; ++b) {
+      const int64_t lo = std::max(c0, b * per), hi = std::min(c1, (b + 1) * per);
+      out.push_back({i0, i1 - i0, (b * m.ranks + m.rank) * per + (lo - b * per), hi - lo});
+    }
+  }
+}
+
+std::vector<Rect> rectangles(const TensorSpec& spec, int64_t begin, int64_t end) {
+  const ShardMap& m = spec.shard;
+  STRATA_CHECK(0 <= begin && begin <= end && end <= spec.numel() && m.rows * m.cols == spec.numel(),
+               "tensor '{}': local range [{}, {}) outside its {} elements", spec.name, begin, end, spec.numel());
+  std::vector<Rect> out;
+  if (begin == end) return out;
+  const int64_t cols = m.cols;
+  const int64_t first_row = begin / cols, last_row = (end - 1) / cols;
+  if (first_row == last_row) {
+    map_rect(m, first_row, first_row + 1, begin % cols, (end - 1) % cols + 1, out);
+    return out;
+  }
+  // A partial first row, the full rows between, a partial last row.
+  map_rect(m, first_row, first_row + 1, begin % cols, cols, out);
+  map_rect(m, first_row + 1, last_row, 0, cols, out);
+  map_rect(m, last_row, last_row + 1, 0, (end - 1) % cols + 1, out);
+  return out;
+}
+}  // namespace
+
+void select_local_range(hid_t file_space, const TensorSpec& spec, int64_t begin, int64_t end) {
+  std::lock_guard<std::recursive_mutex> lock(hdf5_mutex());
+  STRATA_H5(H5Sselect_none(file_space));
+  const int rank = STRATA_H5(H5Sget_simple_extent_ndims(file_space));
+  STRATA_CHECK(rank == int(spec.global_shape.size()) && rank >= 1 && rank <= 2,
+               "tensor '{}': dataspace of rank {} for a tensor of rank {}", spec.name, rank, spec.global_shape.size());
+  for (const Rect& r : rectangles(spec, begin, end)) {
+    if (rank == 1) {
+      // A 1-D tensor is rows x 1 in its ShardMap.
+      hsize_t start = hsize_t(r.r0), count = hsize_t(r.nr);
+      STRATA_H5(H5Sselect_hyperslab(file_space, H5S_SELECT_OR, &start, nullptr, &count, nullptr));
+    } else {
+      hsize_t start[2] = {hsize_t(r.r0), hsize_t(r.c0)}, count[2] = {hsize_t(r.nr), hsize_t(r.nc)};
+      STRATA_H5(H5Sselect_hyperslab(file_space, H5S_SELECT_OR, start, nullptr, count, nullptr));
+    }
+  }
+}
+
+std::vector<int64_t> global_indices(const TensorSpec& spec, int64_t begin, int64_t end) {
+  std::vector<int64_t> out;
+  out.reserve(size_t(std::max<int64_t>(0, end - begin)));
+  for (int64_t j = begin; j < end; ++j) out.push_back(spec.shard.global_index(j));
+  return out;
+}
+
+}  // namespace strata::ckpt

@@ -1,0 +1,22 @@
+#pragma once
+// Which elements of a global tensor (as stored in a checkpoint) a contiguous range of a rank's local tensor covers,
+// as an HDF5 selection. A ShardMap's local -> global index map is strictly increasing, so the selected elements in
+// file order are exactly the local range in memory order: one H5Dwrite / H5Dread moves the range, whatever the
+// tensor-parallel split. The selection is a union of at most 3 * blocks rectangles.
+#include <hdf5.h>
+
+#include <cstdint>
+#include <vector>
+
+#include "nn/param_buffer.hpp"
+
+namespace strata::ckpt {
+
+// Selects, in `file_space` (the global tensor's dataspace, rank 1 or 2), the global elements of local flat elements
+// [begin, end) of tensor `spec`; an empty range selects none.
+void select_local_range(hid_t file_space, const TensorSpec& spec, int64_t begin, int64_t end);
+
+// The global flat indices of local elements [begin, end), in order (for checksums and tests).
+std::vector<int64_t> global_indices(const TensorSpec& spec, int64_t begin, int64_t end);
+
+}  // namespace strata::ckpt

@@ -1,0 +1,68 @@
+#pragma once
+// The trainer's side of checkpoints (ckpt/): where they go, when they are written (synchronously, or copied to host
+// buffers and written by a background thread), and which one a run resumes from.
+#include <mpi.h>
+
+#include <cstdint>
+#include <exception>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "ckpt/checkpoint.hpp"
+#include "comm/process_grid.hpp"
+#include "core/config.hpp"
+#include "nn/gpt_layout.hpp"
+#include "optim/adamw.hpp"
+
+namespace strata {
+
+class Checkpointer {
+ public:
+  // Collective over grid.world() (duplicates it for the background writer).
+  Checkpointer(const Config& config, ProcessGrid& grid, ParamBuffer<float>& params, AdamW<float>& adam,
+               const GptLayout& layout);
+  ~Checkpointer();  // completes a save still in flight
+  Checkpointer(const Checkpointer&) = delete;
+  Checkpointer& operator=(const Checkpointer&) = delete;
+
+  struct Resumed {
+    int64_t step = 0, consumed_samples = 0;
+    std::string path;  // empty: a fresh start
+  };
+  // Collective. checkpoint.resume = none: a fresh start; auto: the latest checkpoint that verifies (damaged ones are
+  // reported and skipped), or a fresh start when there is none; a file: that checkpoint, which must verify.
+  // Loads parameters, AdamW moments and step counter into this rank's buffers.
+  Resumed resume();
+
+  // Collective. Saves after `step` steps (consumed_samples so far) when step is a multiple of checkpoint.every or
+  // `final` is set (and checkpoints are on).
+  void maybe_save(int64_t step, int64_t consumed_samples, double lr, bool final);
+  // Completes the save in flight, if any; rethrows its error.
+  void wait();
+
+  const std::string& dir() const { return dir_; }
+  double blocked_ms_total() const { return blocked_ms_total_; }  // the step loop held up by saves
+  int saves() const { return saves_; }
+
+ private:
+  ckpt::RankTensors rank_tensors(float* params, float* m, float* v) const;
+  void save(int64_t step, int64_t consumed_samples, double lr);
+
+  const Config& config_;
+  ProcessGrid& grid_;
+  ParamBuffer<float>& params_;
+  AdamW<float>& adam_;
+  GptLayout layout_;
+  std::string dir_;
+  bool lead_;
+  MPI_Comm writer_comm_ = MPI_COMM_NULL;  // the background writer's own communicator
+  std::thread writer_;
+  std::exception_ptr writer_error_;
+  std::vector<float> snapshot_params_, snapshot_m_, snapshot_v_;
+  double blocked_ms_total_ = 0;
+  int saves_ = 0;
+};
+
+}  // namespace strata
