@@ -86,8 +86,10 @@ Checkpointer::Resumed Checkpointer::resume() {
   for (const auto& path : candidates) {
     if (path.empty()) continue;
     std::string problem;
+    const auto verify_start = Clock::now();
     if (!std::filesystem::exists(path)) problem = fmt::format("'{}': checkpoint not found", path);
     else if (c.verify) problem = ckpt::verify_checkpoint(path, world);
+    const double verify_ms = ms_since(verify_start);
     if (!problem.empty()) {
       STRATA_CHECK(automatic, "checkpoint.resume: {}", problem);
       if (lead_) fmt::print("checkpoint: {}; falling back to the previous checkpoint\n", problem);
@@ -98,6 +100,7 @@ Checkpointer::Resumed Checkpointer::resume() {
     STRATA_CHECK(mismatch.empty(), "{}: cannot resume {}: {}", config_.source, path, mismatch);
     STRATA_CHECK(meta.step <= config_.train.steps, "{}: {} is at step {}, past train.steps = {}", config_.source, path,
                  meta.step, config_.train.steps);
+    const auto load_start = Clock::now();
     auto host_params = Kokkos::create_mirror_view(params_.params());
     auto host_m = Kokkos::create_mirror_view(adam_.m());
     auto host_v = Kokkos::create_mirror_view(adam_.v());
@@ -109,6 +112,12 @@ Checkpointer::Resumed Checkpointer::resume() {
     Kokkos::deep_copy(adam_.m(), host_m);
     Kokkos::deep_copy(adam_.v(), host_v);
     adam_.set_steps_taken(long(meta.adam_steps));
+    STRATA_MPI(MPI_Barrier(world));
+    const double load_ms = ms_since(load_start);
+    const double bytes = double(std::filesystem::file_size(path));
+    if (lead_)
+      fmt::print("checkpoint: verified {:.1f} MiB in {:.2f} s ({:.2f} GB/s), loaded in {:.2f} s\n", bytes / (1 << 20),
+                 verify_ms / 1e3, bytes / (verify_ms / 1e3) / 1e9, load_ms / 1e3);
     if (lead_)
       fmt::print("checkpoint: resumed from {} (step {}, {} samples consumed, written by layout dp {} x tp {} x pp {}{})\n",
                  path, meta.step, meta.consumed_samples, meta.dp, meta.tp, meta.pp, meta.zero1 ? " with ZeRO-1" : "");
