@@ -8,6 +8,7 @@
 #include "comm/communicator.hpp"
 #include "core/config.hpp"
 #include "core/error.hpp"
+#include "cli/checkpoint_commands.hpp"
 #include "cli/preprocess_commands.hpp"
 #include "data/open_tokens.hpp"
 #include "nn/gpt.hpp"
@@ -89,9 +90,10 @@ int run(int argc, char** argv, MPI_Comm world) {
   config_cmd->add_option("--config", config_path, "TOML config file");
   config_cmd->add_option("--set", sets, "override a config field");
 
-  Action action;  // set by the preprocess and dataset subcommands when parsed
+  Action action;  // set by the preprocess, dataset, inspect and export subcommands when parsed
   add_preprocess_commands(app, world, action);
   add_dataset_commands(app, world, action);
+  add_checkpoint_commands(app, world, action);
 
   try {
     app.parse(argc, argv);

@@ -179,7 +179,14 @@ void ArraySplit::read(const int64_t* indices, int64_t n, float* x, int32_t* y) c
       if (rows.empty() || rows.back() != hsize_t(w.row)) rows.push_back(hsize_t(w.row));
     xbuf.resize(rows.size() * size_t(sample_elems_));
     ybuf.resize(rows.size() * size_t(label_elems_));
-    h5::read_rows<float>(shards_[sh].x, rows, xbuf.data());
+    if (manifest_.dtype == "uint8") {  // read as stored (a converting read refills a 1 MiB buffer per call)
+      thread_local std::vector<uint8_t> bytes;
+      bytes.resize(xbuf.size());
+      h5::read_rows<uint8_t>(shards_[sh].x, rows, bytes.data());
+      std::copy(bytes.begin(), bytes.end(), xbuf.begin());
+    } else {
+      h5::read_rows<float>(shards_[sh].x, rows, xbuf.data());
+    }
     h5::read_rows<int32_t>(shards_[sh].y, rows, ybuf.data());
     size_t r = 0;
     for (const auto& w : want) {

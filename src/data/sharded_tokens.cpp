@@ -158,6 +158,7 @@ ShardedTokenWindows::ShardedTokenWindows(const std::string& dir, const std::stri
     num_tokens_ += stored;
     s.file = h5::open_file(s.path);
     s.dataset = h5::Handle(STRATA_H5(H5Dopen2(s.file, (split + "/tokens").c_str(), H5P_DEFAULT)), H5Dclose);
+    s.stored_type = h5::element_type_name(s.dataset);
     if (verify_checksums) {
       constexpr hsize_t kChunk = 1 << 20;
       TokenChecksum sum;
@@ -167,7 +168,7 @@ ShardedTokenWindows::ShardedTokenWindows(const std::string& dir, const std::stri
         const hsize_t count = std::min<hsize_t>(kChunk, hsize_t(stored) - off);
         buf.resize(count);
         ids.resize(count);
-        h5::read_range<int64_t>(s.dataset, off, count, buf.data());
+        read_token_ids(s.dataset, s.stored_type, off, count, buf.data());
         for (hsize_t j = 0; j < count; ++j) {
           check_id(s, buf[j], int64_t(off + j));
           ids[j] = static_cast<uint32_t>(buf[j]);
@@ -202,7 +203,7 @@ void ShardedTokenWindows::check_all_token_ids() const {
     for (hsize_t off = 0; off < hsize_t(s.tokens); off += kChunk) {
       const hsize_t count = std::min<hsize_t>(kChunk, hsize_t(s.tokens) - off);
       buf.resize(count);
-      h5::read_range<int64_t>(s.dataset, off, count, buf.data());
+      read_token_ids(s.dataset, s.stored_type, off, count, buf.data());
       for (hsize_t j = 0; j < count; ++j) check_id(s, buf[j], int64_t(off + j));
     }
 }
@@ -224,7 +225,7 @@ void ShardedTokenWindows::read_window(int64_t window, int32_t* x, int32_t* y) co
     const int64_t local = start + done - s.start;
     const int64_t count = std::min(len - done, s.tokens - local);
     if (count > 0) {
-      h5::read_range<int64_t>(s.dataset, hsize_t(local), hsize_t(count), buf.data() + done);
+      read_token_ids(s.dataset, s.stored_type, hsize_t(local), hsize_t(count), buf.data() + done);
       for (int64_t j = 0; j < count; ++j) check_id(s, buf[done + j], local + j);
       done += count;
     }

@@ -45,6 +45,7 @@ class ShardedTokenWindows : public WindowSource {
   struct Shard {
     std::string path;
     int64_t start = 0, tokens = 0;  // global offset of its first token in the split
+    std::string stored_type;        // h5::element_type_name of the dataset
     h5::Handle file, dataset;       // dataset closes before the file (members destroyed in reverse order)
   };
   std::string dir_, split_;

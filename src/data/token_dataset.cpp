@@ -72,6 +72,7 @@ TokenWindows::TokenWindows(const std::string& path, const std::string& split, in
                split, tokens_name(split), num_tokens_, int64_t{seq_len} + 1, seq_len);
   file_ = h5::open_file(path);
   dataset_ = h5::Handle(STRATA_H5(H5Dopen2(file_, tokens_name(split).c_str(), H5P_DEFAULT)), H5Dclose);
+  stored_type_ = h5::element_type_name(dataset_);
 }
 
 void TokenWindows::check_all_token_ids() const {
@@ -80,7 +81,7 @@ void TokenWindows::check_all_token_ids() const {
   for (hsize_t offset = 0; offset < hsize_t(num_tokens_); offset += kChunk) {
     const hsize_t count = std::min<hsize_t>(kChunk, hsize_t(num_tokens_) - offset);
     buf.resize(count);
-    h5::read_range<int64_t>(dataset_, offset, count, buf.data());
+    read_token_ids(dataset_, stored_type_, offset, count, buf.data());
     for (hsize_t i = 0; i < count; ++i) check_id(buf[i], offset + i);
   }
 }
@@ -95,15 +96,32 @@ void TokenWindows::check_id(int64_t id, hsize_t index) const {
 void TokenWindows::read_window(int64_t window, int32_t* x, int32_t* y) const {
   STRATA_CHECK(window >= 0 && window < num_windows_, "{}: {}: window {} out of range [0, {})", path_, split_, window,
                num_windows_);
-  // Read as int64 (HDF5 converts any stored integer type) so negative ids from signed files are seen, not clamped.
+  // Widened to int64 so negative ids from signed files are seen, not clamped.
   std::vector<int64_t> buf(static_cast<size_t>(seq_len_) + 1);
   hsize_t offset = static_cast<hsize_t>(window) * seq_len_;
-  h5::read_range<int64_t>(dataset_, offset, buf.size(), buf.data());
+  read_token_ids(dataset_, stored_type_, offset, buf.size(), buf.data());
   for (size_t i = 0; i < buf.size(); ++i) check_id(buf[i], offset + i);
   for (int t = 0; t < seq_len_; ++t) {
     x[t] = static_cast<int32_t>(buf[t]);
     y[t] = static_cast<int32_t>(buf[t + 1]);
   }
+}
+
+namespace {
+template <class Stored>
+void read_widened(hid_t dataset, hsize_t offset, hsize_t count, int64_t* out) {
+  thread_local std::vector<Stored> raw;
+  raw.resize(count);
+  h5::read_range<Stored>(dataset, offset, count, raw.data());
+  for (hsize_t i = 0; i < count; ++i) out[i] = static_cast<int64_t>(raw[i]);
+}
+}  // namespace
+
+void read_token_ids(hid_t dataset, const std::string& stored_type, hsize_t offset, hsize_t count, int64_t* out) {
+  if (stored_type == "uint16") read_widened<uint16_t>(dataset, offset, count, out);
+  else if (stored_type == "uint32") read_widened<uint32_t>(dataset, offset, count, out);
+  else if (stored_type == "int32") read_widened<int32_t>(dataset, offset, count, out);
+  else h5::read_range<int64_t>(dataset, offset, count, out);
 }
 
 void load_batch(const WindowSource& source, const BatchSampler& sampler, int64_t step, int32_t* x, int32_t* y) {

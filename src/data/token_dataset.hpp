@@ -51,8 +51,15 @@ class TokenWindows : public WindowSource {
   int64_t model_vocab_size_;
   TokenDatasetInfo info_;
   int64_t num_tokens_ = 0, num_windows_ = 0;
+  std::string stored_type_;
   h5::Handle file_, dataset_;  // declared in this order so the dataset closes before the file
 };
+
+// Reads ids [offset, offset+count) of a token dataset into out as int64. Ids stored as uint16, uint32, int32 or int64
+// are read in their stored type (HDF5 then copies without converting; a converting read costs a 1 MiB buffer fill
+// per call, which dominated window reads) and widened here; other integer types go through HDF5's conversion.
+// stored_type: h5::element_type_name(dataset), computed once when the dataset is opened.
+void read_token_ids(hid_t dataset, const std::string& stored_type, hsize_t offset, hsize_t count, int64_t* out);
 
 // Fills x[B*T] and y[B*T] (row j = window windows_for_step(step)[j]); B = sampler.batch(), T = source.seq_len().
 void load_batch(const WindowSource& source, const BatchSampler& sampler, int64_t step, int32_t* x, int32_t* y);

@@ -1,0 +1,226 @@
+#include "ckpt/safetensors_export.hpp"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+
+#include "ckpt/checkpoint.hpp"
+#include "ckpt/inspect.hpp"
+#include "core/error.hpp"
+#include "core/h5.hpp"
+
+namespace strata::ckpt {
+namespace {
+namespace fs = std::filesystem;
+using Clock = std::chrono::steady_clock;
+
+bool host_is_little_endian() {
+  const uint32_t one = 1;
+  unsigned char first = 0;
+  std::memcpy(&first, &one, 1);
+  return first == 1;
+}
+
+// `n` bytes of `v` in little-endian order appended to `out`.
+void append_le(std::string& out, uint64_t v, int n) {
+  for (int i = 0; i < n; ++i) out.push_back(char((v >> (8 * i)) & 0xff));
+}
+
+// A file written through a descriptor, so that it can be fsynced before the rename.
+class OutFile {
+ public:
+  explicit OutFile(std::string path) : path_(std::move(path)) {
+    fd_ = ::open(path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    STRATA_CHECK(fd_ >= 0, "'{}': cannot create: {}", path_, std::strerror(errno));
+  }
+  OutFile(const OutFile&) = delete;
+  OutFile& operator=(const OutFile&) = delete;
+  ~OutFile() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  void write(const void* data, size_t n) {
+    const char* p = static_cast<const char*>(data);
+    while (n > 0) {
+      const ssize_t w = ::write(fd_, p, n);
+      if (w < 0 && errno == EINTR) continue;
+      STRATA_CHECK(w > 0, "'{}': write failed: {}", path_, std::strerror(errno));
+      p += w;
+      n -= size_t(w);
+    }
+  }
+  void sync_and_close() {
+    STRATA_CHECK(::fsync(fd_) == 0, "'{}': fsync failed: {}", path_, std::strerror(errno));
+    const int rc = ::close(fd_);
+    fd_ = -1;
+    STRATA_CHECK(rc == 0, "'{}': close failed: {}", path_, std::strerror(errno));
+  }
+
+ private:
+  std::string path_;
+  int fd_ = -1;
+};
+
+void fsync_file(const std::string& path) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  STRATA_CHECK(fd >= 0, "'{}': cannot reopen to fsync: {}", path, std::strerror(errno));
+  const int rc = ::fsync(fd);
+  ::close(fd);
+  STRATA_CHECK(rc == 0, "'{}': fsync failed", path);
+}
+
+// Renames the finished, fsynced `tmp` to `out` and fsyncs the directory, so the new name survives a crash.
+void commit(const std::string& tmp, const std::string& out) {
+  std::error_code ec;
+  fs::rename(tmp, out, ec);
+  STRATA_CHECK(!ec, "cannot rename '{}' to '{}': {}", tmp, out, ec.message());
+  const fs::path parent = fs::absolute(out).parent_path();
+  const int fd = ::open(parent.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd >= 0) {  // best effort: some file systems refuse to open or fsync a directory
+    ::fsync(fd);
+    ::close(fd);
+  }
+}
+
+void remove_quietly(const std::string& path) {
+  std::error_code ignored;
+  fs::remove(path, ignored);
+}
+
+// params/<name> read whole and checked against its stored checksum.
+std::vector<float> read_param(hid_t file, const std::string& checkpoint, const TensorSpec& spec) {
+  const std::string dataset = "params/" + spec.name;
+  CheckedTensor t = read_checkpoint_tensor(file, checkpoint, dataset, spec.global_shape);
+  STRATA_CHECK(t.ok(), "{}: checksum mismatch in tensor '{}': computed {}, stored {} (not exported)", checkpoint,
+               dataset, t.computed_checksum, t.stored_checksum);
+  return std::move(t.values);
+}
+
+std::vector<std::pair<const char*, int>> model_fields(const ModelConfig& m) {
+  return {{"n_layer", m.n_layer}, {"n_head", m.n_head}, {"d_model", m.d_model}, {"vocab_size", m.vocab_size},
+          {"seq_len", m.seq_len}};
+}
+
+std::vector<TensorSpec> model_tensors(const std::string& checkpoint, const ModelConfig& model) {
+  try {
+    return global_tensors(model);
+  } catch (const Error& e) {
+    STRATA_FAIL("{}: the model attributes do not describe a valid model: {}", checkpoint, e.what());
+  }
+}
+
+double seconds_since(Clock::time_point start) { return std::chrono::duration<double>(Clock::now() - start).count(); }
+
+}  // namespace
+
+const std::vector<std::string>& export_formats() {
+  static const std::vector<std::string> formats{"safetensors", "hdf5"};
+  return formats;
+}
+
+ExportResult export_checkpoint(const std::string& checkpoint, const std::string& out, const std::string& format) {
+  std::error_code ec;
+  STRATA_CHECK(!fs::equivalent(checkpoint, out, ec), "'{}': the export would replace the checkpoint it reads", out);
+  if (format == "safetensors") return export_safetensors(checkpoint, out);
+  if (format == "hdf5") return export_weights_hdf5(checkpoint, out);
+  STRATA_FAIL("unknown export format '{}' (choices: {})", format, fmt::join(export_formats(), ", "));
+}
+
+ExportResult export_safetensors(const std::string& checkpoint, const std::string& out) {
+  const auto start = Clock::now();
+  const CheckpointMeta meta = read_checkpoint_meta(checkpoint);
+  std::vector<TensorSpec> specs = model_tensors(checkpoint, meta.model);
+  std::sort(specs.begin(), specs.end(), [](const TensorSpec& a, const TensorSpec& b) { return a.name < b.name; });
+
+  nlohmann::json header = nlohmann::json::object();
+  nlohmann::json metadata = {{"format", "pt"},
+                             {"source", kCheckpointFormat},
+                             {"library_version", meta.library_version},
+                             {"step", std::to_string(meta.step)}};
+  for (auto [name, value] : model_fields(meta.model)) metadata[name] = std::to_string(value);
+  header["__metadata__"] = metadata;
+  uint64_t offset = 0;
+  for (const auto& s : specs) {
+    const uint64_t bytes = uint64_t(s.numel()) * sizeof(float);
+    header[s.name] = {{"dtype", "F32"}, {"shape", s.global_shape}, {"data_offsets", {offset, offset + bytes}}};
+    offset += bytes;
+  }
+  std::string text = header.dump();
+  text.append((8 - (8 + text.size()) % 8) % 8, ' ');  // the data starts 8-byte aligned
+  std::string prefix;
+  append_le(prefix, uint64_t(text.size()), 8);
+
+  ExportResult result;
+  result.step = meta.step;
+  const std::string tmp = out + ".tmp";
+  try {
+    OutFile file(tmp);
+    file.write(prefix.data(), prefix.size());
+    file.write(text.data(), text.size());
+    auto source = h5::open_file(checkpoint);
+    const bool little = host_is_little_endian();
+    for (const auto& s : specs) {
+      std::vector<float> values = read_param(source, checkpoint, s);
+      if (!little)
+        for (float& v : values) {
+          uint32_t bits;
+          std::memcpy(&bits, &v, 4);
+          bits = __builtin_bswap32(bits);
+          std::memcpy(&v, &bits, 4);
+        }
+      file.write(values.data(), values.size() * sizeof(float));
+      result.bytes += int64_t(values.size() * sizeof(float));
+      ++result.tensors;
+    }
+    file.sync_and_close();
+  } catch (...) {
+    remove_quietly(tmp);
+    throw;
+  }
+  commit(tmp, out);
+  result.seconds = seconds_since(start);
+  return result;
+}
+
+ExportResult export_weights_hdf5(const std::string& checkpoint, const std::string& out) {
+  const auto start = Clock::now();
+  const CheckpointMeta meta = read_checkpoint_meta(checkpoint);
+  const std::vector<TensorSpec> specs = model_tensors(checkpoint, meta.model);
+  ExportResult result;
+  result.step = meta.step;
+  const std::string tmp = out + ".tmp";
+  try {
+    {
+      auto source = h5::open_file(checkpoint);
+      auto file = h5::create_file(tmp);
+      h5::write_attr(file, "format", std::string("strata-weights"));
+      h5::write_attr(file, "format_version", int64_t(1));
+      for (auto [name, value] : model_fields(meta.model)) h5::write_attr(file, name, int64_t(value));
+      for (const auto& s : specs) {
+        const std::vector<float> values = read_param(source, checkpoint, s);
+        const std::vector<hsize_t> shape(s.global_shape.begin(), s.global_shape.end());
+        h5::write_dataset<float>(file, s.name, shape, values.data());
+        result.bytes += int64_t(values.size() * sizeof(float));
+        ++result.tensors;
+      }
+      STRATA_H5(H5Fflush(file, H5F_SCOPE_GLOBAL));
+    }  // closed before the fsync
+    fsync_file(tmp);
+  } catch (...) {
+    remove_quietly(tmp);
+    throw;
+  }
+  commit(tmp, out);
+  result.seconds = seconds_since(start);
+  return result;
+}
+
+}  // namespace strata::ckpt
