@@ -16,6 +16,7 @@ packages=(
   python3-matplotlib                         # perf plots
   libutf8proc-dev                            # Unicode normalization (text cleaning)
   python3-xxhash python3-sklearn             # h5py-written datasets (checksums), digits image set
+  slurm-wlm munge                            # the Slurm tests start a single-node Slurm (tests/e2e/slurm)
   fortunes                                   # demo corpus
 )
 missing=()
@@ -27,5 +28,12 @@ if [ "${#missing[@]}" -eq 0 ]; then
 fi
 echo "install-deps: installing ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
+# Packages with daemons (munge, slurmctld, slurmd) must not start system services: the tests run their own private
+# instances. Where no policy says so already, deny service starts for the duration of the install.
+policy=/usr/sbin/policy-rc.d
+if [ ! -e "$policy" ]; then
+  printf '#!/bin/sh\nexit 101\n' > "$policy" && chmod +x "$policy"
+  trap 'rm -f "$policy"' EXIT
+fi
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends "${missing[@]}"

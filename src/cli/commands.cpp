@@ -15,6 +15,7 @@
 #include "nn/weights_io.hpp"
 #include "strata_version.hpp"
 #include "train/evaluate.hpp"
+#include "train/stop_request.hpp"
 #include "train/trainer.hpp"
 
 namespace strata::cli {
@@ -25,6 +26,7 @@ int run_train(const std::string& config_path, const std::vector<std::string>& se
   const auto summary = train(config, world);
   int rank = 0;
   STRATA_MPI(MPI_Comm_rank(world, &rank));
+  if (summary.stopped_early) return kExitResumable;
   if (rank == 0)
     fmt::print("done: {} steps, loss {:.4f} -> {:.4f}, val loss {:.4f}, median {:.1f} ms/step\n", summary.steps,
              summary.first_loss, summary.final_loss, summary.val_loss, summary.median_ms);

@@ -11,6 +11,7 @@
 #include "cli/commands.hpp"
 #include "core/error.hpp"
 #include "core/h5.hpp"
+#include "train/stop_request.hpp"
 
 int main(int argc, char** argv) {
   // Threads: the data prefetcher never calls MPI, but an async checkpoint writes (collectively) from its own thread.
@@ -38,7 +39,7 @@ int main(int argc, char** argv) {
       rc = 2;
     }
   }
-  if (rc != 0) {
+  if (rc != 0 && rc != strata::kExitResumable) {
     int size = 1;
     MPI_Comm_size(MPI_COMM_WORLD, &size);
     if (size > 1) MPI_Abort(MPI_COMM_WORLD, rc);  // take the other ranks down instead of leaving them hung

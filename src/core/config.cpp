@@ -72,6 +72,8 @@ const std::vector<Binding>& bindings() {
       STRATA_FIELD(train, eps, "AdamW epsilon"),
       STRATA_FIELD(train, grad_clip, "clip the global gradient norm to this (0: off)"),
       STRATA_FIELD(train, seed, "seed of parameter initialisation and sampling"),
+      STRATA_FIELD(train, max_wall_minutes,
+                   "stop cleanly after this many minutes: checkpoint, exit code 75 (resume later); 0: no limit"),
       STRATA_FIELD(train, log_every, "print a step line every N steps (JSON lines get every step)"),
       STRATA_FIELD(train, eval_every, "validation loss every N steps (0: only at the end)"),
       STRATA_FIELD(train, eval_batches, "validation batches per evaluation (0: the whole split)"),
@@ -309,6 +311,8 @@ void validate_config(const Config& c) {
                c.parallel.pp, c.model.n_layer);
   STRATA_CHECK(c.parallel.schedule == "1f1b" || c.parallel.schedule == "gpipe",
                "{}: parallel.schedule = '{}': expected 1f1b or gpipe", f, c.parallel.schedule);
+  STRATA_CHECK(c.train.max_wall_minutes >= 0, "{}: train.max_wall_minutes = {}: expected >= 0", f,
+               c.train.max_wall_minutes);
   STRATA_CHECK(c.checkpoint.every >= 0, "{}: checkpoint.every = {}: expected >= 0", f, c.checkpoint.every);
   STRATA_CHECK(c.checkpoint.keep_last >= 1, "{}: checkpoint.keep_last = {}: expected >= 1 (the latest is always kept)",
                f, c.checkpoint.keep_last);

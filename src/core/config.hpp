@@ -32,6 +32,7 @@ struct TrainConfig {
   int64_t log_every = 1, eval_every = 0, eval_batches = 8;
   std::string out_dir = "runs/default";
   std::string save_weights;
+  double max_wall_minutes = 0;  // stop cleanly (checkpoint, exit 75) after this long; 0: no limit
   int64_t sample_tokens = 0;
   double sample_temperature = 0.8;
 };

@@ -136,6 +136,10 @@ void Checkpointer::maybe_save(int64_t step, int64_t consumed_samples, double lr,
   save(step, consumed_samples, lr);
 }
 
+void Checkpointer::save_now(int64_t step, int64_t consumed_samples, double lr) {
+  if (step != last_saved_step_) save(step, consumed_samples, lr);
+}
+
 void Checkpointer::wait() {
   if (writer_.joinable()) writer_.join();
   if (writer_error_) {
@@ -209,6 +213,7 @@ void Checkpointer::save(int64_t step, int64_t consumed_samples, double lr) {
     });
   }
   ++saves_;
+  last_saved_step_ = step;
   blocked_ms_total_ += ms_since(start);
 }
 

@@ -39,6 +39,8 @@ class Checkpointer {
   // Collective. Saves after `step` steps (consumed_samples so far) when step is a multiple of checkpoint.every or
   // `final` is set (and checkpoints are on).
   void maybe_save(int64_t step, int64_t consumed_samples, double lr, bool final);
+  // Collective. Saves after `step` steps now (a stop request), unless that step is saved already.
+  void save_now(int64_t step, int64_t consumed_samples, double lr);
   // Completes the save in flight, if any; rethrows its error.
   void wait();
 
@@ -63,6 +65,7 @@ class Checkpointer {
   std::vector<float> snapshot_params_, snapshot_m_, snapshot_v_;
   double blocked_ms_total_ = 0;
   int saves_ = 0;
+  int64_t last_saved_step_ = -1;
 };
 
 }  // namespace strata

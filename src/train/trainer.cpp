@@ -10,6 +10,7 @@
 #include "comm/process_grid.hpp"
 #include "core/error.hpp"
 #include "data/bpe.hpp"
+#include "data/manifest.hpp"
 #include "data/open_tokens.hpp"
 #include "data/prefetcher.hpp"
 #include "nn/gpt.hpp"
@@ -22,6 +23,7 @@
 #include "train/generate.hpp"
 #include "train/checkpointing.hpp"
 #include "train/metrics_log.hpp"
+#include "train/stop_request.hpp"
 
 namespace strata {
 namespace {
@@ -40,6 +42,13 @@ std::string decode_bytes(const std::vector<int32_t>& tokens, int64_t eot_id) {
     else if (t < 256) text += char(t);
   }
   return text;
+}
+
+// <out_dir>/status.json: how the run ended, for batch scripts ("complete" or "stopped", and the step), written
+// atomically by rank 0 as the last thing it does.
+void write_status(const std::string& out_dir, const char* state, int64_t step) {
+  data::write_file_atomically((std::filesystem::path(out_dir) / "status.json").string(),
+                              fmt::format("{{\"state\": \"{}\", \"step\": {}}}\n", state, step));
 }
 
 double median(std::vector<double> v) {
@@ -80,6 +89,7 @@ TrainSummary train(const Config& config, MPI_Comm world) {
 
   if (lead) {
     std::filesystem::create_directories(tc.out_dir);
+    std::filesystem::remove(std::filesystem::path(tc.out_dir) / "status.json");  // running: no verdict yet
     std::ofstream resolved(std::filesystem::path(tc.out_dir) / "config.toml");
     resolved << to_toml(config);
     STRATA_CHECK(resolved.good(), "cannot write '{}/config.toml'", tc.out_dir);
@@ -141,6 +151,7 @@ TrainSummary train(const Config& config, MPI_Comm world) {
     if (log) log->eval(step, r.loss, r.tokens);
     summary.val_loss = r.loss;
   };
+  StopRequest stop(tc.max_wall_minutes);
   for (int64_t step = resumed.step; step < tc.steps; ++step) {
     const auto start = Clock::now();
     const HostBatch& batch = batches.next();
@@ -184,6 +195,22 @@ TrainSummary train(const Config& config, MPI_Comm world) {
     summary.steps = step + 1;
     checkpoints.maybe_save(step + 1, consumed_at(step + 1), lr, /*final=*/step + 1 == tc.steps);
     if (tc.eval_every > 0 && (step + 1) % tc.eval_every == 0 && step + 1 < tc.steps) run_eval(step + 1);
+    if (step + 1 < tc.steps && stop.agreed(grid.world_comm())) {  // every rank stops after the same step
+      checkpoints.save_now(step + 1, consumed_at(step + 1), lr);
+      summary.stopped_early = true;
+      summary.stop_reason = stop.reason();
+      break;
+    }
+  }
+  summary.checkpoint_dir = checkpoints.dir();
+  if (summary.stopped_early) {
+    checkpoints.wait();
+    if (lead)
+      fmt::print("stopped after step {} ({}): checkpoint written to {}; continue with --resume auto (exit code {})\n",
+                 summary.steps, summary.stop_reason, checkpoints.dir(), kExitResumable);
+    if (lead) write_status(tc.out_dir, "stopped", summary.steps);
+    grid.world().barrier();
+    return summary;
   }
   checkpoints.wait();
   if (lead && checkpoints.saves() > 0)
@@ -237,6 +264,7 @@ TrainSummary train(const Config& config, MPI_Comm world) {
       fmt::print("--- sample token ids ---\n{}\n", fmt::join(tokens, " "));
     }
   }
+  if (lead) write_status(tc.out_dir, "complete", summary.steps);
   grid.world().barrier();  // nobody exits (and finalises MPI) while the lead still writes
   return summary;
 }

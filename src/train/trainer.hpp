@@ -3,6 +3,8 @@
 // evaluation, optional weight saving and a generated sample at the end.
 #include <mpi.h>
 
+#include <string>
+
 #include "core/config.hpp"
 
 namespace strata {
@@ -12,6 +14,9 @@ struct TrainSummary {
   double first_loss = 0, final_loss = 0, val_loss = 0;
   double median_ms = 0;
   double median_data_wait_ms = 0;  // the step loop waiting for its batch (prefetch keeping up: ~0)
+  bool stopped_early = false;      // a signal or the time budget: checkpoint written, steps remain
+  std::string stop_reason;
+  std::string checkpoint_dir;
 };
 
 // Validates the layout against `world` and the dataset against the config before any work, then trains.

@@ -1,0 +1,44 @@
+#include "train/stop_request.hpp"
+
+#include <fmt/format.h>
+
+#include <csignal>
+
+#include "core/error.hpp"
+
+namespace strata {
+namespace {
+volatile std::sig_atomic_t g_signal = 0;  // the last stop signal received, 0: none
+void on_signal(int sig) { g_signal = sig; }
+struct sigaction g_old_usr1, g_old_term;
+}  // namespace
+
+StopRequest::StopRequest(double max_wall_minutes)
+    : budget_s_(max_wall_minutes * 60.0), start_(std::chrono::steady_clock::now()) {
+  g_signal = 0;
+  struct sigaction sa {};
+  sa.sa_handler = on_signal;
+  sigemptyset(&sa.sa_mask);
+  sa.sa_flags = SA_RESTART;  // a signal must not make an MPI or file call fail with EINTR
+  STRATA_CHECK(sigaction(SIGUSR1, &sa, &g_old_usr1) == 0 && sigaction(SIGTERM, &sa, &g_old_term) == 0,
+               "cannot install the SIGUSR1/SIGTERM handlers");
+}
+
+StopRequest::~StopRequest() {
+  sigaction(SIGUSR1, &g_old_usr1, nullptr);
+  sigaction(SIGTERM, &g_old_term, nullptr);
+}
+
+bool StopRequest::agreed(MPI_Comm world) {
+  // 2: a signal, 1: the time budget, 0: carry on. The max over ranks decides, so every rank stops at the same step.
+  const int sig = g_signal;
+  const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
+  int mine[2] = {sig != 0 ? 2 : (budget_s_ > 0 && elapsed >= budget_s_ ? 1 : 0), sig}, all[2] = {0, 0};
+  STRATA_MPI(MPI_Allreduce(mine, all, 2, MPI_INT, MPI_MAX, world));
+  if (all[0] == 0) return false;
+  if (all[0] == 2) reason_ = all[1] == SIGUSR1 ? "SIGUSR1" : all[1] == SIGTERM ? "SIGTERM" : fmt::format("signal {}", all[1]);
+  else reason_ = fmt::format("the time budget train.max_wall_minutes = {}", budget_s_ / 60.0);
+  return true;
+}
+
+}  // namespace strata
