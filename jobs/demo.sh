@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The README's demo: installs the dependencies (Debian packages, as root), builds, builds the fortunes
 # dataset, and trains a small GPT for a few minutes data-parallel on every core (one MPI rank per core,
-# one BLAS thread per rank), printing validation loss and a generated sample.
+# one BLAS thread per rank) through jobs/train.sbatch's local mode, printing validation loss and a sample.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash jobs/install-deps.sh
@@ -12,5 +12,5 @@ cmake --build --preset default --target strata -j"$(nproc)"
 ranks=1
 for r in 2 4 8 16; do [ "$r" -le "$(nproc)" ] && ranks=$r; done
 echo "demo: $ranks rank(s), data parallel"
-exec mpiexec --allow-run-as-root -np "$ranks" --bind-to core -x OPENBLAS_NUM_THREADS=1 \
-  ./build/default/strata train --config jobs/configs/demo.toml --set parallel.dp=-1 "$@"
+# The Slurm batch script, run without Slurm: it launches the ranks with mpirun (the same script submits with sbatch).
+STRATA_RANKS=$ranks STRATA_OUT=build/demo/run exec bash jobs/train.sbatch jobs/configs/demo.toml "$@"

@@ -8,6 +8,7 @@ Run: /usr/bin/python3 tests/e2e/test_checkpoints.py [-v] [TestClass.test_name]
 """
 import json
 import os
+import signal
 import subprocess
 import time
 import unittest
@@ -25,6 +26,10 @@ BASE = {
     "train.eval_batches": 1, "checkpoint.every": 5, "checkpoint.keep_last": 2,
 }
 REL_TOL = 1e-5  # float32 reduction order across layouts
+
+
+def ckpt_name(step):
+    return f"step-{step:08d}.h5"
 
 
 def layout(dp, tp, pp, zero1=False):
@@ -170,6 +175,52 @@ class CrashDuringSaveTest(CheckpointTest):
                 self.assertEqual(int(f.attrs["step"]), step)
             r = self.run_train(name, dict(values, **{"train.steps": step + 2}), resume="auto")
             self.assertIn(f"(step {step},", r.stdout)
+
+
+class StopTest(CheckpointTest):
+    """Stopping early (what Slurm preemption and time limits use): a checkpoint, exit code 75, status.json."""
+
+    def status(self, name):
+        return json.loads((self.tmp / name / "status.json").read_text())
+
+    def test_time_budget_stops_with_a_checkpoint_and_resumes_to_the_same_losses(self):
+        values = {"train.steps": 400, "checkpoint.every": 0}
+        self.run_train("whole", values)
+        self.assertEqual(self.status("whole"), {"state": "complete", "step": 400})
+        r = self.run_train("cut", dict(values, **{"train.max_wall_minutes": 0.005}), expect_ok=False)  # 0.3 s
+        self.assertEqual(r.returncode, 75, r.stderr[-2000:])
+        self.assertIn("the time budget train.max_wall_minutes", r.stdout)
+        stopped = self.status("cut")
+        self.assertEqual(stopped["state"], "stopped")
+        self.assertLess(stopped["step"], 400)
+        self.assertTrue((self.ckpt_dir("cut") / ckpt_name(stopped["step"])).exists())
+        self.run_train("cut", values, resume="auto")
+        self.assertEqual(self.status("cut"), {"state": "complete", "step": 400})
+        self.assertEqual(self.losses("cut"), self.losses("whole"))
+
+    def test_sigterm_to_the_ranks_stops_every_rank_at_the_same_step(self):
+        values = dict(BASE, **layout(2, 1, 1), **{"train.steps": 3000, "checkpoint.every": 0, "data.path": self.data,
+                                                  "train.out_dir": str(self.tmp / "term")})
+        cfg = write_config(self.tmp / "term.toml", values)
+        p = subprocess.Popen([MPIEXEC, "--oversubscribe", "-np", "2", STRATA, "train", "--config", cfg], env=MPI_ENV,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        metrics = self.tmp / "term" / "metrics.jsonl"
+        deadline = time.time() + 60
+        while time.time() < deadline and p.poll() is None:
+            if metrics.exists() and len(metrics.read_text().splitlines()) >= 20:
+                break
+            time.sleep(0.05)
+        # Only rank processes (their command line starts with the strata binary), one of them: the other learns
+        # of it through the collective agreement at the next step boundary.
+        ranks = subprocess.run(["pgrep", "-f", f"^{STRATA} train --config {cfg}"], capture_output=True, text=True)
+        pids = ranks.stdout.split()
+        self.assertEqual(len(pids), 2, ranks.stdout)
+        os.kill(int(pids[0]), signal.SIGTERM)
+        out, err = p.communicate(timeout=120)
+        self.assertEqual(p.returncode, 75, err[-2000:])
+        self.assertIn("(SIGTERM): checkpoint written", out)
+        step = self.status("term")["step"]
+        self.assertTrue((self.ckpt_dir("term") / ckpt_name(step)).exists())
 
 
 class DamagedCheckpointTest(CheckpointTest):
