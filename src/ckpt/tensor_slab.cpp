@@ -56,6 +56,11 @@ void select_local_range(hid_t file_space, const TensorSpec& spec, int64_t begin,
   const int rank = STRATA_H5(H5Sget_simple_extent_ndims(file_space));
   STRATA_CHECK(rank == int(spec.global_shape.size()) && rank >= 1 && rank <= 2,
                "tensor '{}': dataspace of rank {} for a tensor of rank {}", spec.name, rank, spec.global_shape.size());
+  if (begin == 0 && end == spec.numel() && spec.shard.replicated()) {
+    // The whole tensor: an "all" selection lets HDF5 and MPI-IO write one contiguous block without a derived type.
+    STRATA_H5(H5Sselect_all(file_space));
+    return;
+  }
   for (const Rect& r : rectangles(spec, begin, end)) {
     if (rank == 1) {
       // A 1-D tensor is rows x 1 in its ShardMap.

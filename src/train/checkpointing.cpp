@@ -45,6 +45,13 @@ Checkpointer::Checkpointer(const Config& config, ProcessGrid& grid, ParamBuffer<
                  provided);
   }
   STRATA_MPI(MPI_Comm_dup(grid.world_comm(), &writer_comm_));
+  if (c.async && c.every > 0) {
+    // Touch the host buffers now: first-touch page faults on 3 x the parameter count would otherwise land in the
+    // first save's copy, which holds up the step loop.
+    snapshot_params_.assign(params.params().extent(0), 0.0f);
+    snapshot_m_.assign(adam.m().extent(0), 0.0f);
+    snapshot_v_.assign(adam.v().extent(0), 0.0f);
+  }
 }
 
 Checkpointer::~Checkpointer() {
@@ -182,9 +189,11 @@ void Checkpointer::save(int64_t step, int64_t consumed_samples, double lr) {
     ckpt::crash_point("before_commit", meta.step, rank);
     if (rank == 0) {
       ckpt::commit_checkpoint(dir_, meta.step, c.keep_last, c.keep_every);
-      fmt::print("checkpoint: saved step {} to {} ({:.1f} MiB in {:.2f} s, {:.2f} GB/s, collective I/O: {})\n",
+      fmt::print("checkpoint: saved step {} to {} ({:.1f} MiB in {:.2f} s, {:.2f} GB/s: checksums {:.2f} s, writes "
+                 "{:.2f} s, sync {:.2f} s; collective I/O: {})\n",
                  meta.step, dir_, double(stats.bytes) / (1 << 20), stats.seconds,
-                 double(stats.bytes) / stats.seconds / 1e9, stats.collective ? "yes" : stats.no_collective_cause);
+                 double(stats.bytes) / stats.seconds / 1e9, stats.hash_seconds, stats.write_seconds,
+                 stats.sync_seconds, stats.collective ? "yes" : stats.no_collective_cause);
     }
     STRATA_MPI(MPI_Barrier(comm));
   };
@@ -200,9 +209,13 @@ void Checkpointer::save(int64_t step, int64_t consumed_samples, double lr) {
       to.resize(from.extent(0));
       Kokkos::deep_copy(HostVec<float>(to.data(), to.size()), from);
     };
+    const auto copy_start = Clock::now();
     copy(params_.params(), snapshot_params_);
     copy(adam_.m(), snapshot_m_);
     copy(adam_.v(), snapshot_v_);
+    if (lead_)
+      fmt::print("checkpoint: step {} copied to host buffers in {:.1f} ms, writing in the background\n", step,
+                 ms_since(copy_start));
     auto mine = rank_tensors(snapshot_params_.data(), snapshot_m_.data(), snapshot_v_.data());
     writer_ = std::thread([this, write_and_commit, mine] {
       try {

@@ -55,10 +55,12 @@ def mix64(z):
 
 
 def checksum(values):
-    """The per-tensor checksum: sum mod 2^64 over elements of mix64(float32 bits ^ mix64(flat index)), 16 hex."""
+    """The per-tensor checksum: sum mod 2^64 over elements of mix64(float32 bits ^ flat index * 0x9E3779B97F4A7C15),
+    16 hex digits."""
     flat = np.ascontiguousarray(values, dtype=np.float32).reshape(-1)
     bits = flat.view(np.uint32).astype(np.uint64)
-    hashes = mix64(bits ^ mix64(np.arange(flat.size, dtype=np.uint64)))
+    keys = np.arange(flat.size, dtype=np.uint64) * np.uint64(0x9E3779B97F4A7C15)  # wraps mod 2^64
+    hashes = mix64(bits ^ keys)
     return f"{int(hashes.sum(dtype=np.uint64)):016x}"  # numpy's uint64 sum wraps mod 2^64
 
 
