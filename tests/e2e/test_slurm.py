@@ -7,10 +7,12 @@ machine by tests/e2e/slurm/cluster.sh for the duration of the tests.
   its final loss equals that of an uninterrupted run of the same job;
 - a 4-task array sweep (jobs/sweep.sbatch) finishes and its summary names the best trial;
 - a job with a bad config ends FAILED with the error in its log, without hanging;
+- jobs/scaling.sbatch writes its strong and weak scaling rows;
 - the same train script runs without Slurm (local fallback).
 
 Run: /usr/bin/python3 tests/e2e/test_slurm.py [-v]
 """
+import csv
 import json
 import os
 import re
@@ -180,6 +182,20 @@ class SlurmTest(unittest.TestCase):
         summary = subprocess.run(["python3", str(REPO / "jobs" / "sweep.py"), "summary", str(sweep)],
                                  capture_output=True, text=True).stdout
         self.assertIn(f"best: trial {best['trial']} ({' '.join(best['sets'])})", summary)
+
+    def test_scaling_study_writes_strong_and_weak_rows(self):
+        out = self.tmp / "scaling.csv"
+        job = self.sbatch("--ntasks=2", REPO / "jobs" / "scaling.sbatch", self.config,
+                          env={"STRATA_SCALING_CSV": str(out), "STRATA_SCALING_STEPS": "8"})
+        fields = wait_for(job, {"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT"})
+        log = self.log(f"slurm-strata-scaling-{job}.out")
+        self.assertEqual(fields["JobState"], "COMPLETED", log)
+        rows = list(csv.DictReader(out.open()))
+        self.assertEqual([(r["mode"], r["ranks"], r["global_batch"]) for r in rows],
+                         [("strong", "1", "8"), ("strong", "2", "8"), ("weak", "2", "16")])
+        self.assertEqual(float(rows[0]["efficiency"]), 1.0)
+        self.assertTrue(all(float(r["ms_per_step"]) > 0 for r in rows))
+        self.assertIn("| strong | 2 | 1 | 8 |", log)
 
     def test_bad_config_fails_with_the_error_in_the_log(self):
         job = self.sbatch("--ntasks=2", REPO / "jobs" / "train.sbatch", self.config, "--set", "model.n_head=5")

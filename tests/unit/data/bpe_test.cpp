@@ -376,59 +376,5 @@ TEST(BpeTokenizer, FromJsonNamesTheFileAndTheField) {
   bad(R"([1, 2])", {"JSON object"});
 }
 
-// Manual benchmark: ./unit_data --gtest_also_run_disabled_tests --gtest_filter='*BpeFortunesBenchmark*'
-// (STRATA_BPE_BENCH_CORPUS=file overrides the corpus; default: every fortune file of Debian's fortunes packages).
-TEST(BpeTokenizer, DISABLED_BpeFortunesBenchmark) {
-  std::string corpus;
-  if (const char* path = std::getenv("STRATA_BPE_BENCH_CORPUS")) {
-    std::ifstream in(path, std::ios::binary);
-    std::ostringstream s;
-    s << in.rdbuf();
-    corpus = s.str();
-  } else {
-    std::vector<std::filesystem::path> files;
-    for (const auto& e : std::filesystem::directory_iterator("/usr/share/games/fortunes"))
-      if (e.is_regular_file() && e.path().extension() != ".dat" && e.path().extension() != ".u8")
-        files.push_back(e.path());
-    std::sort(files.begin(), files.end());
-    for (const auto& f : files) {
-      std::ifstream in(f, std::ios::binary);
-      std::ostringstream s;
-      s << in.rdbuf();
-      corpus += s.str();
-    }
-  }
-  ASSERT_FALSE(corpus.empty());
-  std::vector<std::string> docs;  // fortunes are separated by lines holding '%'
-  std::istringstream lines(corpus);
-  std::string line, doc;
-  while (std::getline(lines, line)) {
-    if (line == "%") {
-      if (!doc.empty()) docs.push_back(doc);
-      doc.clear();
-    } else {
-      doc += line + "\n";
-    }
-  }
-  if (!doc.empty()) docs.push_back(doc);
-  using Clock = std::chrono::steady_clock;
-  auto t0 = Clock::now();
-  const auto tok = BpeTokenizer::train(docs, 4096);
-  const double train_s = std::chrono::duration<double>(Clock::now() - t0).count();
-  size_t tokens = 0;
-  t0 = Clock::now();
-  for (const auto& d : docs) tokens += tok.encode(d).size();
-  const double encode_s = std::chrono::duration<double>(Clock::now() - t0).count();
-  const double mb = static_cast<double>(corpus.size()) / 1e6;
-  std::printf("corpus %.2f MB, %zu documents; train vocab %lld: %.2f s; encode (warm cache) %.1f MB/s, %.2f bytes/token\n",
-              mb, docs.size(), static_cast<long long>(tok.vocab_size()), train_s, mb / encode_s,
-              static_cast<double>(corpus.size()) / static_cast<double>(tokens));
-  // Cold cache: a fresh copy from JSON has empty caches.
-  const auto cold = BpeTokenizer::from_json(tok.to_json(), "bench");
-  t0 = Clock::now();
-  for (const auto& d : docs) cold.encode(d);
-  std::printf("encode (cold cache) %.1f MB/s\n", mb / std::chrono::duration<double>(Clock::now() - t0).count());
-}
-
 }  // namespace
 }  // namespace strata::data
