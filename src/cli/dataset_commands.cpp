@@ -97,9 +97,7 @@ int bench(const BenchOptions& o, MPI_Comm world) {
     std::vector<int32_t> x(size_t(local) * size_t(o.seq_len));
     bytes_per_step = int64_t(local) * (o.seq_len + 1) * token_bytes;
     fill = [&, x](int64_t step, data::ArrayBatch& out) mutable {
-      const auto w = sampler.rank_batch(step * o.batch, o.batch, dp, rank);
-      for (int j = 0; j < local; ++j)
-        windows->read_window(w[size_t(j)], x.data() + size_t(j) * o.seq_len, out.y.data() + size_t(j) * o.seq_len);
+      windows->read_windows(sampler.rank_batch(step * o.batch, o.batch, dp, rank), x.data(), out.y.data());
     };
   }
   std::vector<double> waits;

@@ -208,6 +208,27 @@ void ShardedTokenWindows::check_all_token_ids() const {
     }
 }
 
+void ShardedTokenWindows::read_windows(const std::vector<int64_t>& windows, int32_t* x, int32_t* y) const {
+  for (int64_t w : windows)
+    STRATA_CHECK(w >= 0 && w < num_windows_, "{}: {}: window {} out of range [0, {})", dir_, split_, w, num_windows_);
+  const auto positions = window_positions(windows, seq_len_);  // global, sorted
+  std::vector<int64_t> ids(positions.size());
+  std::vector<hsize_t> local;
+  // One read per shard touched: the positions falling in it, shifted to the shard's own indices.
+  for (size_t i = 0, k = 0; i < positions.size(); k = i) {
+    auto it = std::upper_bound(shards_.begin(), shards_.end(), int64_t(positions[i]),
+                               [](int64_t v, const Shard& s) { return v < s.start; });
+    size_t sh = size_t(std::distance(shards_.begin(), it)) - 1;
+    while (shards_[sh].tokens == 0 || int64_t(positions[i]) >= shards_[sh].start + shards_[sh].tokens) ++sh;
+    const Shard& s = shards_[sh];
+    local.clear();
+    while (i < positions.size() && int64_t(positions[i]) < s.start + s.tokens) local.push_back(positions[i++] - s.start);
+    read_token_positions(s.dataset, s.stored_type, local, ids.data() + k);
+    for (size_t j = 0; j < local.size(); ++j) check_id(s, ids[k + j], int64_t(local[j]));
+  }
+  scatter_windows(windows, seq_len_, positions, ids.data(), x, y);
+}
+
 void ShardedTokenWindows::read_window(int64_t window, int32_t* x, int32_t* y) const {
   STRATA_CHECK(window >= 0 && window < num_windows_, "{}: {}: window {} out of range [0, {})", dir_, split_, window,
                num_windows_);

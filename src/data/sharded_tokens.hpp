@@ -34,6 +34,7 @@ class ShardedTokenWindows : public WindowSource {
   int64_t num_windows() const override { return num_windows_; }
   int seq_len() const override { return seq_len_; }
   void read_window(int64_t window, int32_t* x, int32_t* y) const override;
+  void read_windows(const std::vector<int64_t>& windows, int32_t* x, int32_t* y) const override;
   std::string describe() const override { return dir_ + ": " + split_; }
   void check_all_token_ids() const override;  // free when the checksums were verified (done in that pass)
 

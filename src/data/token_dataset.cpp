@@ -1,6 +1,8 @@
 #include "data/token_dataset.hpp"
 
 #include <algorithm>
+
+#include <algorithm>
 #include <filesystem>
 #include <limits>
 #include <vector>
@@ -122,6 +124,60 @@ void read_token_ids(hid_t dataset, const std::string& stored_type, hsize_t offse
   else if (stored_type == "uint32") read_widened<uint32_t>(dataset, offset, count, out);
   else if (stored_type == "int32") read_widened<int32_t>(dataset, offset, count, out);
   else h5::read_range<int64_t>(dataset, offset, count, out);
+}
+
+namespace {
+template <class Stored>
+void read_positions_widened(hid_t dataset, const std::vector<hsize_t>& positions, int64_t* out) {
+  thread_local std::vector<Stored> raw;
+  raw.resize(positions.size());
+  h5::read_rows<Stored>(dataset, positions, raw.data());
+  for (size_t i = 0; i < positions.size(); ++i) out[i] = static_cast<int64_t>(raw[i]);
+}
+}  // namespace
+
+void read_token_positions(hid_t dataset, const std::string& stored_type, const std::vector<hsize_t>& positions,
+                          int64_t* out) {
+  if (stored_type == "uint16") read_positions_widened<uint16_t>(dataset, positions, out);
+  else if (stored_type == "uint32") read_positions_widened<uint32_t>(dataset, positions, out);
+  else if (stored_type == "int32") read_positions_widened<int32_t>(dataset, positions, out);
+  else h5::read_rows<int64_t>(dataset, positions, out);
+}
+
+std::vector<hsize_t> window_positions(const std::vector<int64_t>& windows, int seq_len) {
+  std::vector<int64_t> starts(windows);
+  std::sort(starts.begin(), starts.end());
+  std::vector<hsize_t> positions;
+  positions.reserve(starts.size() * size_t(seq_len + 1));
+  for (int64_t w : starts) {
+    const hsize_t first = hsize_t(w) * hsize_t(seq_len), last = first + hsize_t(seq_len);
+    hsize_t p = positions.empty() || positions.back() < first ? first : positions.back() + 1;
+    for (; p <= last; ++p) positions.push_back(p);
+  }
+  return positions;
+}
+
+void scatter_windows(const std::vector<int64_t>& windows, int seq_len, const std::vector<hsize_t>& positions,
+                     const int64_t* ids, int32_t* x, int32_t* y) {
+  for (size_t j = 0; j < windows.size(); ++j) {
+    const hsize_t first = hsize_t(windows[j]) * hsize_t(seq_len);
+    // The window's positions are consecutive and all present, so they are consecutive in `positions` too.
+    const size_t at = size_t(std::lower_bound(positions.begin(), positions.end(), first) - positions.begin());
+    for (int t = 0; t < seq_len; ++t) {
+      x[j * size_t(seq_len) + size_t(t)] = static_cast<int32_t>(ids[at + size_t(t)]);
+      y[j * size_t(seq_len) + size_t(t)] = static_cast<int32_t>(ids[at + size_t(t) + 1]);
+    }
+  }
+}
+
+void TokenWindows::read_windows(const std::vector<int64_t>& windows, int32_t* x, int32_t* y) const {
+  for (int64_t w : windows)
+    STRATA_CHECK(w >= 0 && w < num_windows_, "{}: {}: window {} out of range [0, {})", path_, split_, w, num_windows_);
+  const auto positions = window_positions(windows, seq_len_);
+  std::vector<int64_t> ids(positions.size());
+  read_token_positions(dataset_, stored_type_, positions, ids.data());
+  for (size_t i = 0; i < ids.size(); ++i) check_id(ids[i], positions[i]);
+  scatter_windows(windows, seq_len_, positions, ids.data(), x, y);
 }
 
 void load_batch(const WindowSource& source, const BatchSampler& sampler, int64_t step, int32_t* x, int32_t* y) {

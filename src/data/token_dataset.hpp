@@ -35,6 +35,7 @@ class TokenWindows : public WindowSource {
   int64_t num_windows() const override { return num_windows_; }
   int seq_len() const override { return seq_len_; }
   void read_window(int64_t window, int32_t* x, int32_t* y) const override;
+  void read_windows(const std::vector<int64_t>& windows, int32_t* x, int32_t* y) const override;
   std::string describe() const override { return path_ + ": " + split_; }
 
   // Reads the whole split in chunks and checks every id (the trainer calls it before any work, so a bad id
@@ -60,6 +61,16 @@ class TokenWindows : public WindowSource {
 // per call, which dominated window reads) and widened here; other integer types go through HDF5's conversion.
 // stored_type: h5::element_type_name(dataset), computed once when the dataset is opened.
 void read_token_ids(hid_t dataset, const std::string& stored_type, hsize_t offset, hsize_t count, int64_t* out);
+
+// The token positions a batch of windows covers (window w: positions [w*T, w*T+T]), sorted and unique: adjacent
+// windows share a token, so a batch reads each position once.
+std::vector<hsize_t> window_positions(const std::vector<int64_t>& windows, int seq_len);
+// Copies window windows[j] out of `ids` (the ids at `positions`, as window_positions returns) into row j of x and y.
+void scatter_windows(const std::vector<int64_t>& windows, int seq_len, const std::vector<hsize_t>& positions,
+                     const int64_t* ids, int32_t* x, int32_t* y);
+// Reads ids at sorted unique `positions` of a token dataset into out, in the stored type (one HDF5 call).
+void read_token_positions(hid_t dataset, const std::string& stored_type, const std::vector<hsize_t>& positions,
+                          int64_t* out);
 
 // Fills x[B*T] and y[B*T] (row j = window windows_for_step(step)[j]); B = sampler.batch(), T = source.seq_len().
 void load_batch(const WindowSource& source, const BatchSampler& sampler, int64_t step, int32_t* x, int32_t* y);

@@ -136,9 +136,8 @@ TrainSummary train(const Config& config, MPI_Comm world) {
   HostBatch prototype{std::vector<int32_t>(size_t(local_batch) * mc.seq_len),
                       std::vector<int32_t>(size_t(local_batch) * mc.seq_len)};
   auto read_batch = [&, dp, dp_rank](int64_t step, HostBatch& out) {
-    const auto windows = sampler.rank_batch(consumed_at(step), tc.batch_size, dp, dp_rank);
-    for (size_t j = 0; j < windows.size(); ++j)
-      train_split.read_window(windows[j], out.x.data() + j * mc.seq_len, out.y.data() + j * mc.seq_len);
+    train_split.read_windows(sampler.rank_batch(consumed_at(step), tc.batch_size, dp, dp_rank), out.x.data(),
+                             out.y.data());
   };
   data::Prefetcher<HostBatch> batches(read_batch, prototype, /*first_step=*/resumed.step, config.data.prefetch);
   HostVec<int32_t> hx("strata::train::x", tokens_per_micro), hy("strata::train::y", tokens_per_micro);

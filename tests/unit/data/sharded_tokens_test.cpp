@@ -221,5 +221,31 @@ TEST(ShardedTokens, ReaderErrors) {
   EXPECT_EQ(x[1], static_cast<int32_t>(piece[7]));
 }
 
+TEST(ShardedTokens, BatchReadsEqualWindowByWindowReads) {
+  // Shards of uneven sizes (some smaller than a window), windows in random order with repeats and neighbours:
+  // read_windows (one HDF5 read per shard) must give exactly what read_window gives, for both readers.
+  TempDir tmp;
+  const int T = 7;
+  auto train = pseudo_tokens(500, 257, 11), val = pseudo_tokens(40, 257, 12);
+  write_sharded_tokens(tmp.file("ds"), kMeta, train, val, 9);
+  write_token_dataset(tmp.file("one.h5"), kMeta, train, val);
+  ShardedTokenWindows sharded(tmp.file("ds"), "train", T, 257);
+  TokenWindows single(tmp.file("one.h5"), "train", T, 257);
+  std::vector<int64_t> windows{3, 4, 5, 70, 0, 70, 12, 2, 13, sharded.num_windows() - 1, 33, 34, 1};
+  for (const WindowSource* source : {static_cast<const WindowSource*>(&sharded), static_cast<const WindowSource*>(&single)}) {
+    std::vector<int32_t> bx(windows.size() * T), by(windows.size() * T), x(T), y(T);
+    source->read_windows(windows, bx.data(), by.data());
+    for (size_t j = 0; j < windows.size(); ++j) {
+      source->read_window(windows[j], x.data(), y.data());
+      for (int t = 0; t < T; ++t) {
+        ASSERT_EQ(bx[j * T + t], x[t]) << source->describe() << " window " << windows[j];
+        ASSERT_EQ(by[j * T + t], y[t]) << source->describe() << " window " << windows[j];
+        ASSERT_EQ(x[t], int32_t(train[size_t(windows[j] * T + t)]));
+      }
+    }
+    EXPECT_THROW(source->read_windows({0, source->num_windows()}, bx.data(), by.data()), Error);
+  }
+}
+
 }  // namespace
 }  // namespace strata::data
