@@ -1,7 +1,5 @@
 #include "ckpt/checkpoint_dir.hpp"
 
-#include <fcntl.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <csignal>
@@ -11,20 +9,12 @@
 #include <set>
 
 #include "core/error.hpp"
-#include "data/manifest.hpp"
+#include "core/atomic_file.hpp"
 
 namespace strata::ckpt {
 namespace fs = std::filesystem;
 
 namespace {
-void fsync_dir(const std::string& dir) {
-  int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY);
-  STRATA_CHECK(fd >= 0, "'{}': cannot open directory to fsync", dir);
-  int rc = ::fsync(fd);
-  ::close(fd);
-  STRATA_CHECK(rc == 0, "'{}': fsync of the directory failed", dir);
-}
-
 // The step of a checkpoint file name, or -1.
 int64_t step_of(const std::string& name) {
   int64_t step = -1;
@@ -41,11 +31,9 @@ std::string checkpoint_name(int64_t step) { return fmt::format("step-{:08d}.h5",
 void commit_checkpoint(const std::string& dir, int64_t step, int64_t keep_last, int64_t keep_every) {
   const std::string name = checkpoint_name(step);
   const std::string path = (fs::path(dir) / name).string();
-  data::commit_file(path + ".tmp", path);  // fsync + rename
-  fsync_dir(dir);
+  commit_file(path + ".tmp", path);  // fsync, rename, fsync the directory
   crash_point("before_latest", step, 0);
-  data::write_file_atomically((fs::path(dir) / "latest").string(), name + "\n");
-  fsync_dir(dir);
+  write_file_atomically((fs::path(dir) / "latest").string(), name + "\n");
   // Prune: everything but the newest keep_last and the multiples of keep_every (never the one just written).
   const auto all = list_checkpoints(dir);
   for (size_t i = size_t(keep_last); i < all.size(); ++i) {

@@ -15,6 +15,7 @@
 
 #include "ckpt/checkpoint.hpp"
 #include "ckpt/inspect.hpp"
+#include "core/atomic_file.hpp"
 #include "core/error.hpp"
 #include "core/h5.hpp"
 
@@ -35,7 +36,7 @@ void append_le(std::string& out, uint64_t v, int n) {
   for (int i = 0; i < n; ++i) out.push_back(char((v >> (8 * i)) & 0xff));
 }
 
-// A file written through a descriptor, so that it can be fsynced before the rename.
+// A file written through a descriptor with every error checked; commit_file fsyncs and renames it.
 class OutFile {
  public:
   explicit OutFile(std::string path) : path_(std::move(path)) {
@@ -57,8 +58,7 @@ class OutFile {
       n -= size_t(w);
     }
   }
-  void sync_and_close() {
-    STRATA_CHECK(::fsync(fd_) == 0, "'{}': fsync failed: {}", path_, std::strerror(errno));
+  void close() {
     const int rc = ::close(fd_);
     fd_ = -1;
     STRATA_CHECK(rc == 0, "'{}': close failed: {}", path_, std::strerror(errno));
@@ -68,27 +68,6 @@ class OutFile {
   std::string path_;
   int fd_ = -1;
 };
-
-void fsync_file(const std::string& path) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  STRATA_CHECK(fd >= 0, "'{}': cannot reopen to fsync: {}", path, std::strerror(errno));
-  const int rc = ::fsync(fd);
-  ::close(fd);
-  STRATA_CHECK(rc == 0, "'{}': fsync failed", path);
-}
-
-// Renames the finished, fsynced `tmp` to `out` and fsyncs the directory, so the new name survives a crash.
-void commit(const std::string& tmp, const std::string& out) {
-  std::error_code ec;
-  fs::rename(tmp, out, ec);
-  STRATA_CHECK(!ec, "cannot rename '{}' to '{}': {}", tmp, out, ec.message());
-  const fs::path parent = fs::absolute(out).parent_path();
-  const int fd = ::open(parent.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd >= 0) {  // best effort: some file systems refuse to open or fsync a directory
-    ::fsync(fd);
-    ::close(fd);
-  }
-}
 
 void remove_quietly(const std::string& path) {
   std::error_code ignored;
@@ -180,12 +159,12 @@ ExportResult export_safetensors(const std::string& checkpoint, const std::string
       result.bytes += int64_t(values.size() * sizeof(float));
       ++result.tensors;
     }
-    file.sync_and_close();
+    file.close();
   } catch (...) {
     remove_quietly(tmp);
     throw;
   }
-  commit(tmp, out);
+  commit_file(tmp, out);
   result.seconds = seconds_since(start);
   return result;
 }
@@ -212,13 +191,12 @@ ExportResult export_weights_hdf5(const std::string& checkpoint, const std::strin
         ++result.tensors;
       }
       STRATA_H5(H5Fflush(file, H5F_SCOPE_GLOBAL));
-    }  // closed before the fsync
-    fsync_file(tmp);
+    }  // closed before commit_file
   } catch (...) {
     remove_quietly(tmp);
     throw;
   }
-  commit(tmp, out);
+  commit_file(tmp, out);
   result.seconds = seconds_since(start);
   return result;
 }

@@ -73,11 +73,4 @@ void select_local_range(hid_t file_space, const TensorSpec& spec, int64_t begin,
   }
 }
 
-std::vector<int64_t> global_indices(const TensorSpec& spec, int64_t begin, int64_t end) {
-  std::vector<int64_t> out;
-  out.reserve(size_t(std::max<int64_t>(0, end - begin)));
-  for (int64_t j = begin; j < end; ++j) out.push_back(spec.shard.global_index(j));
-  return out;
-}
-
 }  // namespace strata::ckpt

@@ -16,7 +16,4 @@ namespace strata::ckpt {
 // [begin, end) of tensor `spec`; an empty range selects none.
 void select_local_range(hid_t file_space, const TensorSpec& spec, int64_t begin, int64_t end);
 
-// The global flat indices of local elements [begin, end), in order (for checksums and tests).
-std::vector<int64_t> global_indices(const TensorSpec& spec, int64_t begin, int64_t end);
-
 }  // namespace strata::ckpt

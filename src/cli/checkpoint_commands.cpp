@@ -17,12 +17,6 @@
 namespace strata::cli {
 namespace {
 
-int rank_of(MPI_Comm comm) {
-  int rank = 0;
-  MPI_Comm_rank(comm, &rank);
-  return rank;
-}
-
 // A checkpoint file, or a checkpoint directory: the checkpoint its `latest` names.
 std::string resolve_checkpoint(const std::string& path) {
   if (!std::filesystem::is_directory(path)) return path;

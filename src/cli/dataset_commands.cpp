@@ -137,20 +137,12 @@ void add_dataset_commands(CLI::App& app, MPI_Comm world, Action& action) {
   auto* inspect_cmd = ds->add_subcommand("inspect", "print a dataset's manifest: kind, shapes, splits, shards");
   inspect_cmd->add_option("path", *path, "dataset directory or token file")->required();
   inspect_cmd->callback([&action, path, world] {
-    action = [path, world] {
-      int rank = 0;
-      MPI_Comm_rank(world, &rank);
-      return rank == 0 ? inspect(*path) : 0;
-    };
+    action = [path, world] { return rank_of(world) == 0 ? inspect(*path) : 0; };
   });
   auto* verify_cmd = ds->add_subcommand("verify", "read everything: checksums, shapes, dtypes, ids, labels, NaN");
   verify_cmd->add_option("path", *path, "dataset directory or token file")->required();
   verify_cmd->callback([&action, path, world] {
-    action = [path, world] {
-      int rank = 0;
-      MPI_Comm_rank(world, &rank);
-      return rank == 0 ? verify(*path) : 0;
-    };
+    action = [path, world] { return rank_of(world) == 0 ? verify(*path) : 0; };
   });
   auto o = std::make_shared<BenchOptions>();
   auto* bench_cmd = ds->add_subcommand("bench", "read batches as training does; print samples/s, MB/s and the wait "

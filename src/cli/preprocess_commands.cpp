@@ -13,12 +13,6 @@
 namespace strata::cli {
 namespace {
 
-int rank_of(MPI_Comm comm) {
-  int rank = 0;
-  MPI_Comm_rank(comm, &rank);
-  return rank;
-}
-
 // The cleaning flags shared by `preprocess text` and `preprocess bpe-train`.
 void add_cleaning_flags(CLI::App* cmd, bool& clean, data::TextCleanOptions& c, bool& dedup) {
   cmd->add_flag("!--no-clean", clean, "keep every document's bytes exactly (no normalization or whitespace cleanup)");

@@ -10,6 +10,13 @@ namespace strata::cli {
 
 using Action = std::function<int()>;
 
+// This process's rank in `comm` (the commands that write one file run on rank 0 only).
+inline int rank_of(MPI_Comm comm) {
+  int rank = 0;
+  MPI_Comm_rank(comm, &rank);
+  return rank;
+}
+
 void add_preprocess_commands(CLI::App& app, MPI_Comm world, Action& action);
 void add_dataset_commands(CLI::App& app, MPI_Comm world, Action& action);
 

@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <type_traits>
 
+#include "core/atomic_file.hpp"
 #include "core/error.hpp"
 
 namespace strata::data {

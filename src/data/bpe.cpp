@@ -1,7 +1,5 @@
 #include "data/bpe.hpp"
 
-#include <fcntl.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <array>
@@ -14,6 +12,7 @@
 #include <queue>
 #include <sstream>
 
+#include "core/atomic_file.hpp"
 #include "core/error.hpp"
 
 namespace strata::data {
@@ -399,31 +398,7 @@ BpeTokenizer BpeTokenizer::from_json(const std::string& text, const std::string&
   return BpeTokenizer(std::move(merges));
 }
 
-void BpeTokenizer::save(const std::string& path) const {
-  namespace fs = std::filesystem;
-  const std::string tmp = path + ".tmp";
-  try {
-    {
-      std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-      STRATA_CHECK(out.good(), "'{}': cannot create", tmp);
-      out << to_json();
-      out.flush();
-      STRATA_CHECK(out.good(), "'{}': write failed", tmp);
-    }
-    const int fd = ::open(tmp.c_str(), O_RDONLY);
-    STRATA_CHECK(fd >= 0, "'{}': cannot reopen to fsync", tmp);
-    const int rc = ::fsync(fd);
-    ::close(fd);
-    STRATA_CHECK(rc == 0, "'{}': fsync failed", tmp);
-    std::error_code ec;
-    fs::rename(tmp, path, ec);
-    STRATA_CHECK(!ec, "cannot rename '{}' to '{}': {}", tmp, path, ec.message());
-  } catch (...) {
-    std::error_code ignored;
-    fs::remove(tmp, ignored);
-    throw;
-  }
-}
+void BpeTokenizer::save(const std::string& path) const { write_file_atomically(path, to_json()); }
 
 BpeTokenizer BpeTokenizer::load(const std::string& path) {
   std::ifstream in(path, std::ios::binary);

@@ -1,7 +1,5 @@
 #include "data/manifest.hpp"
 
-#include <fcntl.h>
-#include <unistd.h>
 #include <xxhash.h>
 
 #include <cmath>
@@ -11,6 +9,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "core/atomic_file.hpp"
 #include "core/error.hpp"
 
 namespace strata::data {
@@ -239,35 +238,6 @@ DatasetManifest read_manifest(const std::string& dir) {
                  split, m.count_field());
   }
   return m;
-}
-
-void commit_file(const std::string& tmp, const std::string& path) {
-  int fd = ::open(tmp.c_str(), O_RDONLY);
-  STRATA_CHECK(fd >= 0, "'{}': cannot reopen to fsync", tmp);
-  int rc = ::fsync(fd);
-  ::close(fd);
-  STRATA_CHECK(rc == 0, "'{}': fsync failed", tmp);
-  std::error_code ec;
-  fs::rename(tmp, path, ec);
-  STRATA_CHECK(!ec, "cannot rename '{}' to '{}': {}", tmp, path, ec.message());
-}
-
-void write_file_atomically(const std::string& path, const std::string& content) {
-  const std::string tmp = path + ".tmp";
-  try {
-    {
-      std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-      STRATA_CHECK(out.good(), "'{}': cannot create", tmp);
-      out << content;
-      out.flush();
-      STRATA_CHECK(out.good(), "'{}': write failed", tmp);
-    }
-    commit_file(tmp, path);
-  } catch (...) {
-    std::error_code ignored;
-    fs::remove(tmp, ignored);
-    throw;
-  }
 }
 
 void write_manifest(const std::string& dir, const DatasetManifest& m) {

@@ -56,7 +56,6 @@ class StreamChecksum {
  private:
   void* state_;
 };
-using TokenChecksum = StreamChecksum;
 uint64_t token_checksum(const std::vector<uint32_t>& ids);
 
 // The checksum as written in the manifest: 16 lowercase hex digits (a string, so no JSON reader rounds it).
@@ -68,9 +67,5 @@ uint64_t file_checksum(const std::string& path);
 DatasetManifest read_manifest(const std::string& dir);
 // Writes `dir/manifest.json` atomically (tmp, fsync, rename).
 void write_manifest(const std::string& dir, const DatasetManifest& m);
-// Writes `path` atomically (tmp, fsync, rename); used for manifests and tokenizer files.
-void write_file_atomically(const std::string& path, const std::string& content);
-// The commit step of every dataset writer: fsync `tmp` (already written and closed), then rename it to `path`.
-void commit_file(const std::string& tmp, const std::string& path);
 
 }  // namespace strata::data

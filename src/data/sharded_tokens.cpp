@@ -4,6 +4,7 @@
 #include <filesystem>
 #include <map>
 
+#include "core/atomic_file.hpp"
 #include "core/error.hpp"
 #include "data/rank_work.hpp"
 #include "data/token_dataset.hpp"
@@ -161,7 +162,7 @@ ShardedTokenWindows::ShardedTokenWindows(const std::string& dir, const std::stri
     s.stored_type = h5::element_type_name(s.dataset);
     if (verify_checksums) {
       constexpr hsize_t kChunk = 1 << 20;
-      TokenChecksum sum;
+      StreamChecksum sum;
       std::vector<int64_t> buf;
       std::vector<uint32_t> ids;
       for (hsize_t off = 0; off < hsize_t(stored); off += kChunk) {
@@ -229,33 +230,6 @@ void ShardedTokenWindows::read_windows(const std::vector<int64_t>& windows, int3
   scatter_windows(windows, seq_len_, positions, ids.data(), x, y);
 }
 
-void ShardedTokenWindows::read_window(int64_t window, int32_t* x, int32_t* y) const {
-  STRATA_CHECK(window >= 0 && window < num_windows_, "{}: {}: window {} out of range [0, {})", dir_, split_, window,
-               num_windows_);
-  const int64_t len = int64_t{seq_len_} + 1;
-  const int64_t start = window * seq_len_;
-  std::vector<int64_t> buf(static_cast<size_t>(len));
-  // First shard whose range contains `start` (shards with 0 tokens are skipped by the loop below).
-  auto it = std::upper_bound(shards_.begin(), shards_.end(), start,
-                             [](int64_t v, const Shard& s) { return v < s.start; });
-  size_t k = static_cast<size_t>(std::distance(shards_.begin(), it)) - 1;
-  int64_t done = 0;
-  while (done < len) {
-    STRATA_CHECK(k < shards_.size(), "{}: {}: window {} runs past the last shard", dir_, split_, window);
-    const Shard& s = shards_[k];
-    const int64_t local = start + done - s.start;
-    const int64_t count = std::min(len - done, s.tokens - local);
-    if (count > 0) {
-      read_token_ids(s.dataset, s.stored_type, hsize_t(local), hsize_t(count), buf.data() + done);
-      for (int64_t j = 0; j < count; ++j) check_id(s, buf[done + j], local + j);
-      done += count;
-    }
-    ++k;
-  }
-  for (int t = 0; t < seq_len_; ++t) {
-    x[t] = static_cast<int32_t>(buf[t]);
-    y[t] = static_cast<int32_t>(buf[t + 1]);
-  }
-}
+void ShardedTokenWindows::read_window(int64_t window, int32_t* x, int32_t* y) const { read_windows({window}, x, y); }
 
 }  // namespace strata::data

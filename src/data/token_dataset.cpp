@@ -95,53 +95,34 @@ void TokenWindows::check_id(int64_t id, hsize_t index) const {
   }
 }
 
-void TokenWindows::read_window(int64_t window, int32_t* x, int32_t* y) const {
-  STRATA_CHECK(window >= 0 && window < num_windows_, "{}: {}: window {} out of range [0, {})", path_, split_, window,
-               num_windows_);
-  // Widened to int64 so negative ids from signed files are seen, not clamped.
-  std::vector<int64_t> buf(static_cast<size_t>(seq_len_) + 1);
-  hsize_t offset = static_cast<hsize_t>(window) * seq_len_;
-  read_token_ids(dataset_, stored_type_, offset, buf.size(), buf.data());
-  for (size_t i = 0; i < buf.size(); ++i) check_id(buf[i], offset + i);
-  for (int t = 0; t < seq_len_; ++t) {
-    x[t] = static_cast<int32_t>(buf[t]);
-    y[t] = static_cast<int32_t>(buf[t + 1]);
-  }
-}
+void TokenWindows::read_window(int64_t window, int32_t* x, int32_t* y) const { read_windows({window}, x, y); }
 
 namespace {
-template <class Stored>
-void read_widened(hid_t dataset, hsize_t offset, hsize_t count, int64_t* out) {
-  thread_local std::vector<Stored> raw;
-  raw.resize(count);
-  h5::read_range<Stored>(dataset, offset, count, raw.data());
-  for (hsize_t i = 0; i < count; ++i) out[i] = static_cast<int64_t>(raw[i]);
+// Calls read(raw) with a buffer of the stored id type (HDF5 then copies without converting) and widens into out;
+// other integer types go through HDF5's conversion straight into out.
+template <class Read>
+void read_stored(const std::string& stored_type, size_t count, int64_t* out, Read read) {
+  auto widened = [&](auto tag) {
+    using Stored = decltype(tag);
+    thread_local std::vector<Stored> raw;
+    raw.resize(count);
+    read(raw.data());
+    for (size_t i = 0; i < count; ++i) out[i] = static_cast<int64_t>(raw[i]);
+  };
+  if (stored_type == "uint16") widened(uint16_t{});
+  else if (stored_type == "uint32") widened(uint32_t{});
+  else if (stored_type == "int32") widened(int32_t{});
+  else read(out);
 }
 }  // namespace
 
 void read_token_ids(hid_t dataset, const std::string& stored_type, hsize_t offset, hsize_t count, int64_t* out) {
-  if (stored_type == "uint16") read_widened<uint16_t>(dataset, offset, count, out);
-  else if (stored_type == "uint32") read_widened<uint32_t>(dataset, offset, count, out);
-  else if (stored_type == "int32") read_widened<int32_t>(dataset, offset, count, out);
-  else h5::read_range<int64_t>(dataset, offset, count, out);
+  read_stored(stored_type, size_t(count), out, [&](auto* buf) { h5::read_range(dataset, offset, count, buf); });
 }
-
-namespace {
-template <class Stored>
-void read_positions_widened(hid_t dataset, const std::vector<hsize_t>& positions, int64_t* out) {
-  thread_local std::vector<Stored> raw;
-  raw.resize(positions.size());
-  h5::read_rows<Stored>(dataset, positions, raw.data());
-  for (size_t i = 0; i < positions.size(); ++i) out[i] = static_cast<int64_t>(raw[i]);
-}
-}  // namespace
 
 void read_token_positions(hid_t dataset, const std::string& stored_type, const std::vector<hsize_t>& positions,
                           int64_t* out) {
-  if (stored_type == "uint16") read_positions_widened<uint16_t>(dataset, positions, out);
-  else if (stored_type == "uint32") read_positions_widened<uint32_t>(dataset, positions, out);
-  else if (stored_type == "int32") read_positions_widened<int32_t>(dataset, positions, out);
-  else h5::read_rows<int64_t>(dataset, positions, out);
+  read_stored(stored_type, positions.size(), out, [&](auto* buf) { h5::read_rows(dataset, positions, buf); });
 }
 
 std::vector<hsize_t> window_positions(const std::vector<int64_t>& windows, int seq_len) {

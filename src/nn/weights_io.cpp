@@ -3,6 +3,7 @@
 #include <cstdio>
 #include <filesystem>
 
+#include "core/atomic_file.hpp"
 #include "core/error.hpp"
 #include "core/h5.hpp"
 #include "nn/gpt_layout.hpp"
@@ -81,9 +82,7 @@ void save_weights(const std::string& path, const ParamBuffer<T>& params, const M
     }
     STRATA_H5(H5Fflush(file, H5F_SCOPE_GLOBAL));
   }
-  std::error_code ec;
-  std::filesystem::rename(tmp, path, ec);
-  STRATA_CHECK(!ec, "cannot rename '{}' to '{}': {}", tmp, path, ec.message());
+  commit_file(tmp, path);
 }
 
 template <class T>

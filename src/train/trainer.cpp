@@ -8,9 +8,9 @@
 #include <fstream>
 
 #include "comm/process_grid.hpp"
+#include "core/atomic_file.hpp"
 #include "core/error.hpp"
 #include "data/bpe.hpp"
-#include "data/manifest.hpp"
 #include "data/open_tokens.hpp"
 #include "data/prefetcher.hpp"
 #include "nn/gpt.hpp"
@@ -47,7 +47,7 @@ std::string decode_bytes(const std::vector<int32_t>& tokens, int64_t eot_id) {
 // <out_dir>/status.json: how the run ended, for batch scripts ("complete" or "stopped", and the step), written
 // atomically by rank 0 as the last thing it does.
 void write_status(const std::string& out_dir, const char* state, int64_t step) {
-  data::write_file_atomically((std::filesystem::path(out_dir) / "status.json").string(),
+  write_file_atomically((std::filesystem::path(out_dir) / "status.json").string(),
                               fmt::format("{{\"state\": \"{}\", \"step\": {}}}\n", state, step));
 }
 

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <set>
 
+#include "core/atomic_file.hpp"
 #include "core/h5.hpp"
 #include "data/bpe.hpp"
 #include "data/open_tokens.hpp"
