@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstring>
+#include <future>
 #include <map>
 
 #include <fmt/ranges.h>
@@ -11,6 +12,7 @@
 #include "ckpt/tensor_slab.hpp"
 #include "core/error.hpp"
 #include "core/h5.hpp"
+#include "core/two_phase_write.hpp"
 #include "core/rng.hpp"
 #include "nn/gpt_layout.hpp"
 #include "strata_version.hpp"
@@ -33,17 +35,25 @@ double seconds_since(std::chrono::steady_clock::time_point t) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
 }
 
-// Sum of the element hashes of local elements [begin, end) of `spec` (values[0] is element begin). A shard map keeps
-// runs of `run` local elements contiguous in the global tensor: hash run by run.
-uint64_t hash_range(const float* values, const TensorSpec& spec, int64_t begin, int64_t end) {
+// Calls fn(local index, global flat index, length) for each run of local elements [begin, end) of `spec` that is
+// contiguous in the global tensor (a shard map keeps runs of `run` local elements together).
+template <class Fn>
+void for_each_global_run(const TensorSpec& spec, int64_t begin, int64_t end, Fn&& fn) {
   const ShardMap& m = spec.shard;
   const int64_t run = m.replicated() ? spec.numel() : m.split_dim == 0 ? (m.rows / m.blocks) * m.cols : m.cols / m.blocks;
-  uint64_t sum = 0;
   for (int64_t j = begin; j < end;) {
     const int64_t stop = std::min(end, (j / run + 1) * run);
-    sum += hash_contiguous(values + (j - begin), stop - j, m.global_index(j));
+    fn(j, m.global_index(j), stop - j);
     j = stop;
   }
+}
+
+// Sum of the element hashes of local elements [begin, end) of `spec` (values[0] is element begin).
+uint64_t hash_range(const float* values, const TensorSpec& spec, int64_t begin, int64_t end) {
+  uint64_t sum = 0;
+  for_each_global_run(spec, begin, end, [&](int64_t j, int64_t global, int64_t n) {
+    sum += hash_contiguous(values + (j - begin), n, global);
+  });
   return sum;
 }
 
@@ -108,58 +118,144 @@ std::string model_mismatch(const ModelConfig& stored, const ModelConfig& run) {
   return "";
 }
 
-SaveStats write_checkpoint(const std::string& path, const RankTensors& mine, const CheckpointMeta& meta,
-                           MPI_Comm world) {
-  const auto start = std::chrono::steady_clock::now();
-  int rank = 0;
-  STRATA_MPI(MPI_Comm_rank(world, &rank));
-  SaveStats stats;
-  const auto all = global_tensors(meta.model);
+namespace {
+// What this rank writes of one dataset of the file.
+struct Written {
+  size_t tensor = 0;  // index in global_tensors
+  int group = 0;
+  size_t spec = 0;    // index in RankTensors::specs
+  Piece piece;
+};
+
+std::vector<Written> written_by(const RankTensors& mine, const std::vector<TensorSpec>& all) {
   std::map<std::string, size_t> local;  // name -> index in mine.specs
   for (size_t i = 0; i < mine.specs.size(); ++i) local[mine.specs[i].name] = i;
-  std::vector<uint64_t> sums(all.size() * 3, 0);
+  std::vector<Written> out;
+  for (size_t t = 0; t < all.size(); ++t) {
+    auto it = local.find(all[t].name);
+    if (it == local.end()) continue;
+    for (int g = 0; g < 3; ++g) {
+      const Piece p = piece_of(mine, g, it->second, /*for_write=*/true);
+      if (p.end > p.begin) out.push_back({t, g, it->second, p});
+    }
+  }
+  return out;
+}
+
+void write_root_attributes(hid_t file, const CheckpointMeta& meta) {
+  h5::write_attr(file, "format", std::string(kCheckpointFormat));
+  h5::write_attr(file, "format_version", kCheckpointVersion);
+  h5::write_attr(file, "step", meta.step);
+  h5::write_attr(file, "consumed_samples", meta.consumed_samples);
+  h5::write_attr(file, "adam_steps", meta.adam_steps);
+  h5::write_attr(file, "train_seed", meta.train_seed);
+  h5::write_attr(file, "data_seed", meta.data_seed);
+  h5::write_attr(file, "data_shuffle", int64_t(meta.shuffle));
+  h5::write_attr(file, "lr_schedule", meta.lr_schedule);
+  h5::write_attr(file, "lr", meta.lr);
+  h5::write_attr(file, "config", meta.config_toml);
+  for (auto [name, value] : model_fields(meta.model)) h5::write_attr(file, std::string("model.") + name, int64_t(value));
+  h5::write_attr(file, "layout.dp", int64_t(meta.dp));
+  h5::write_attr(file, "layout.tp", int64_t(meta.tp));
+  h5::write_attr(file, "layout.pp", int64_t(meta.pp));
+  h5::write_attr(file, "layout.zero1", int64_t(meta.zero1));
+  h5::write_attr(file, "library_version", std::string(STRATA_VERSION));
+  h5::write_attr(file, "checksum_algorithm",
+                 std::string("sum over elements mod 2^64 of mix64(float32 bits ^ global flat index * 0x9E3779B97F4A7C15)"));
+}
+}  // namespace
+
+SaveStats write_checkpoint(const std::string& path, const RankTensors& mine, const CheckpointMeta& meta,
+                           MPI_Comm world, const SaveOptions& options) {
+  const auto start = std::chrono::steady_clock::now();
+  int rank = 0, ranks = 1;
+  STRATA_MPI(MPI_Comm_rank(world, &rank));
+  STRATA_MPI(MPI_Comm_size(world, &ranks));
+  const bool through_hdf5 = options.io == "hdf5";
+  STRATA_CHECK(through_hdf5 || options.io == "direct" || options.io == "buffered",
+               "checkpoint.io = '{}': expected direct, buffered or hdf5", options.io);
+  SaveStats stats;
+  const auto all = global_tensors(meta.model);
+  for (const TensorSpec& t : all) stats.bytes += 3 * int64_t(t.numel()) * 4;
+  const std::vector<Written> pieces = written_by(mine, all);
+
+  // Checksums in a thread of their own, while the file is created and written (they are attributes, written last).
+  std::future<std::vector<uint64_t>> hashing = std::async(std::launch::async, [&] {
+    const auto h0 = std::chrono::steady_clock::now();
+    std::vector<uint64_t> sums(all.size() * 3, 0);
+    for (const Written& w : pieces)
+      sums[w.tensor * 3 + size_t(w.group)] = hash_range(w.piece.data, mine.specs[w.spec], w.piece.begin, w.piece.end);
+    stats.hash_seconds = seconds_since(h0);
+    return sums;
+  });
+  struct JoinHashing {  // never leave the thread running past an exception
+    std::future<std::vector<uint64_t>>& f;
+    ~JoinHashing() {
+      if (f.valid()) f.wait();
+    }
+  } join_hashing{hashing};
+
+  h5::Handle file;
+  std::vector<FileSegment> segments;  // two-phase writes: where this rank's bytes go in the file
   {
     Lock lock(hdf5_mutex());
     h5::Handle fapl(STRATA_H5(H5Pcreate(H5P_FILE_ACCESS)), H5Pclose);
     STRATA_H5(H5Pset_fapl_mpio(fapl, world, MPI_INFO_NULL));
     STRATA_H5(H5Pset_all_coll_metadata_ops(fapl, true));
     STRATA_H5(H5Pset_coll_metadata_write(fapl, true));
+    // Tensors of 64 KiB and more start on a page boundary (their direct writes need no partial first page); the
+    // metadata aggregates into 1 MiB blocks instead of 2 KiB ones wedged between datasets.
+    STRATA_H5(H5Pset_alignment(fapl, 64 * 1024, kDirectAlignment));
+    STRATA_H5(H5Pset_meta_block_size(fapl, 1 << 20));
     hid_t fid = H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
     STRATA_CHECK(fid >= 0, "cannot create checkpoint '{}' (collective create over every rank)", path);
-    h5::Handle file(fid, H5Fclose);
+    file = h5::Handle(fid, H5Fclose);
     h5::Handle dxpl(STRATA_H5(H5Pcreate(H5P_DATASET_XFER)), H5Pclose);
     STRATA_H5(H5Pset_dxpl_mpio(dxpl, H5FD_MPIO_COLLECTIVE));
     for (int g = 0; g < 3; ++g) h5::Handle group(STRATA_H5(H5Gcreate2(file, kGroups[g], H5P_DEFAULT, H5P_DEFAULT,
                                                                         H5P_DEFAULT)),
                                                  H5Gclose);
-    // Every element is written: no fill values (parallel HDF5 allocates datasets when they are created).
+    // Contiguous, allocated at creation (so the raw data has a file offset before anything is written), no fill
+    // values (every element is written).
     h5::Handle dcpl(STRATA_H5(H5Pcreate(H5P_DATASET_CREATE)), H5Pclose);
+    STRATA_H5(H5Pset_layout(dcpl, H5D_CONTIGUOUS));
+    STRATA_H5(H5Pset_alloc_time(dcpl, H5D_ALLOC_TIME_EARLY));
     STRATA_H5(H5Pset_fill_time(dcpl, H5D_FILL_TIME_NEVER));
+    size_t next = 0;  // the next entry of `pieces`, in file order
     for (size_t t = 0; t < all.size(); ++t) {
       const TensorSpec& global = all[t];
       std::vector<hsize_t> dims(global.global_shape.begin(), global.global_shape.end());
-      auto it = local.find(global.name);
       for (int g = 0; g < 3; ++g) {
         h5::Handle space(STRATA_H5(H5Screate_simple(int(dims.size()), dims.data(), nullptr)), H5Sclose);
         h5::Handle ds(STRATA_H5(H5Dcreate2(file, dataset_name(g, global.name).c_str(), H5T_NATIVE_FLOAT, space,
                                            H5P_DEFAULT, dcpl, H5P_DEFAULT)),
                       H5Dclose);
-        Piece p;
-        if (it != local.end()) p = piece_of(mine, g, it->second, /*for_write=*/true);
-        const int64_t n = p.end - p.begin;
+        const Written* w = next < pieces.size() && pieces[next].tensor == t && pieces[next].group == g
+                               ? &pieces[next++]
+                               : nullptr;
+        if (!through_hdf5) {
+          if (!w) continue;
+          const haddr_t offset = H5Dget_offset(ds);
+          STRATA_CHECK(offset != HADDR_UNDEF, "'{}': tensor '{}' has no file offset after creation", path,
+                       dataset_name(g, global.name));
+          const Piece& p = w->piece;
+          for_each_global_run(mine.specs[w->spec], p.begin, p.end, [&](int64_t j, int64_t global_index, int64_t n) {
+            segments.push_back({uint64_t(offset) + uint64_t(global_index) * 4, p.data + (j - p.begin), uint64_t(n) * 4});
+          });
+          continue;
+        }
+        // Collective H5Dwrite: ranks without a part take part with empty selections.
+        const int64_t n = w ? w->piece.end - w->piece.begin : 0;
         hsize_t count = hsize_t(std::max<int64_t>(n, 1));
         h5::Handle mem(STRATA_H5(H5Screate_simple(1, &count, nullptr)), H5Sclose);
-        if (n > 0) {
-          select_local_range(space, mine.specs[it->second], p.begin, p.end);
-          const auto h0 = std::chrono::steady_clock::now();
-          sums[t * 3 + size_t(g)] = hash_range(p.data, mine.specs[it->second], p.begin, p.end);
-          stats.hash_seconds += seconds_since(h0);
+        if (w) {
+          select_local_range(space, mine.specs[w->spec], w->piece.begin, w->piece.end);
         } else {
           STRATA_H5(H5Sselect_none(space));
           STRATA_H5(H5Sselect_none(mem));
         }
         const auto w0 = std::chrono::steady_clock::now();
-        STRATA_H5(H5Dwrite(ds, H5T_NATIVE_FLOAT, mem, space, dxpl, n > 0 ? p.data : nullptr));
+        STRATA_H5(H5Dwrite(ds, H5T_NATIVE_FLOAT, mem, space, dxpl, w ? w->piece.data : nullptr));
         stats.write_seconds += seconds_since(w0);
         H5D_mpio_actual_io_mode_t mode;
         STRATA_H5(H5Pget_mpio_actual_io_mode(dxpl, &mode));
@@ -170,46 +266,57 @@ SaveStats write_checkpoint(const std::string& path, const RankTensors& mine, con
           stats.no_collective_cause = fmt::format("{}: H5Pget_mpio_no_collective_cause local 0x{:x} global 0x{:x}",
                                                   dataset_name(g, global.name), local_cause, global_cause);
         }
-        stats.bytes += int64_t(global.numel()) * 4;
         if (t == all.size() / 2 && g == 0) crash_point("write", meta.step, rank);
       }
     }
-    // Each element was hashed by the one rank that wrote it: the sums are the tensors' checksums.
-    STRATA_MPI(MPI_Allreduce(MPI_IN_PLACE, sums.data(), int(sums.size()), MPI_UINT64_T, MPI_SUM, world));
+    write_root_attributes(file, meta);
+    if (!through_hdf5) STRATA_H5(H5Fflush(file, H5F_SCOPE_GLOBAL));  // the structure is on disk before the data
+  }
+  if (through_hdf5) {
+    int all_collective = stats.collective ? 1 : 0;
+    STRATA_MPI(MPI_Allreduce(MPI_IN_PLACE, &all_collective, 1, MPI_INT, MPI_MIN, world));
+    if (!all_collective && stats.collective) stats.no_collective_cause = "another rank's writes went independent";
+    stats.collective = all_collective != 0;
+    stats.io = stats.collective ? "HDF5 collective writes" : "HDF5 independent writes (" + stats.no_collective_cause + ")";
+    stats.structure_seconds = seconds_since(start) - stats.write_seconds;
+  } else {
+    // The tensors' bytes, outside HDF5 (which stays open but idle: other threads may use HDF5 meanwhile).
+    stats.structure_seconds = seconds_since(start);
+    TwoPhaseOptions two_phase;
+    two_phase.chunk_bytes = uint64_t(options.chunk_mib) << 20;
+    two_phase.direct = options.io == "direct";
+    two_phase.after_round = [&](int64_t round, int64_t rounds) {
+      if (round == rounds / 2) crash_point("write", meta.step, rank);
+    };
+    const auto w0 = std::chrono::steady_clock::now();
+    const TwoPhaseStats written = two_phase_write(path, std::move(segments), world, two_phase);
+    stats.sync_seconds = written.sync_seconds;
+    stats.write_seconds = seconds_since(w0) - written.sync_seconds;
+    int direct_everywhere = written.direct ? 1 : 0;
+    STRATA_MPI(MPI_Allreduce(MPI_IN_PLACE, &direct_everywhere, 1, MPI_INT, MPI_MIN, world));
+    const std::string refused = written.direct_unavailable.empty() ? "O_DIRECT refused on another rank"
+                                                                     : written.direct_unavailable;
+    stats.io = fmt::format("two-phase, {} writer{}, {} MiB chunks, {}", ranks, ranks > 1 ? "s" : "", options.chunk_mib,
+                           direct_everywhere ? std::string("O_DIRECT")
+                           : two_phase.direct ? "page cache (" + refused + ")"
+                                              : std::string("page cache"));
+  }
+  // Each element was hashed by the one rank that wrote it: the sums are the tensors' checksums.
+  const auto c0 = std::chrono::steady_clock::now();
+  std::vector<uint64_t> sums = hashing.get();
+  STRATA_MPI(MPI_Allreduce(MPI_IN_PLACE, sums.data(), int(sums.size()), MPI_UINT64_T, MPI_SUM, world));
+  {
+    Lock lock(hdf5_mutex());
     for (size_t t = 0; t < all.size(); ++t)
       for (int g = 0; g < 3; ++g) {
         h5::Handle ds(STRATA_H5(H5Dopen2(file, dataset_name(g, all[t].name).c_str(), H5P_DEFAULT)), H5Dclose);
         h5::write_attr(ds, "checksum", hex(sums[t * 3 + size_t(g)]));
       }
-    h5::write_attr(file, "format", std::string(kCheckpointFormat));
-    h5::write_attr(file, "format_version", kCheckpointVersion);
-    h5::write_attr(file, "step", meta.step);
-    h5::write_attr(file, "consumed_samples", meta.consumed_samples);
-    h5::write_attr(file, "adam_steps", meta.adam_steps);
-    h5::write_attr(file, "train_seed", meta.train_seed);
-    h5::write_attr(file, "data_seed", meta.data_seed);
-    h5::write_attr(file, "data_shuffle", int64_t(meta.shuffle));
-    h5::write_attr(file, "lr_schedule", meta.lr_schedule);
-    h5::write_attr(file, "lr", meta.lr);
-    h5::write_attr(file, "config", meta.config_toml);
-    for (auto [name, value] : model_fields(meta.model)) h5::write_attr(file, std::string("model.") + name, int64_t(value));
-    h5::write_attr(file, "layout.dp", int64_t(meta.dp));
-    h5::write_attr(file, "layout.tp", int64_t(meta.tp));
-    h5::write_attr(file, "layout.pp", int64_t(meta.pp));
-    h5::write_attr(file, "layout.zero1", int64_t(meta.zero1));
-    h5::write_attr(file, "library_version", std::string(STRATA_VERSION));
-    h5::write_attr(file, "checksum_algorithm",
-                   std::string("sum over elements mod 2^64 of mix64(float32 bits ^ global flat index * 0x9E3779B97F4A7C15)"));
-    const auto s0 = std::chrono::steady_clock::now();
     STRATA_H5(H5Fflush(file, H5F_SCOPE_GLOBAL));  // MPI_File_sync on every rank
-    file = h5::Handle();  // collective close
-    stats.sync_seconds = seconds_since(s0);
+    file = h5::Handle();                          // collective close
   }
-  int all_collective = stats.collective ? 1 : 0;
-  STRATA_MPI(MPI_Allreduce(MPI_IN_PLACE, &all_collective, 1, MPI_INT, MPI_MIN, world));
-  if (!all_collective && stats.collective) stats.no_collective_cause = "another rank's writes went independent";
-  stats.collective = all_collective != 0;
-  stats.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  (through_hdf5 ? stats.sync_seconds : stats.structure_seconds) += seconds_since(c0);
+  stats.seconds = seconds_since(start);
   return stats;
 }
 

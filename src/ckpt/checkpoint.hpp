@@ -50,18 +50,31 @@ struct RankTensors {
 // of the tied embedding is never written (the first stage's is).
 void writer_flags(RankTensors& t, int dp_rank, int tp_rank, bool zero1, int tied_copy_index);
 
-struct SaveStats {
-  int64_t bytes = 0;      // tensor bytes in the file (all ranks)
-  double seconds = 0;     // create .. close, on this rank
-  double hash_seconds = 0, write_seconds = 0, sync_seconds = 0;  // within seconds: checksums, H5Dwrite, flush+close
-  bool collective = true; // every write went collective (H5Pget_mpio_actual_io_mode), on every rank
-  std::string no_collective_cause;  // else: why not (H5Pget_mpio_no_collective_cause), empty when collective
+struct SaveOptions {
+  // How tensor bytes reach the file: "direct" (two-phase collective writes with O_DIRECT, core/two_phase_write.hpp;
+  // the page cache where the file system refuses O_DIRECT), "buffered" (the same through the page cache) or
+  // "hdf5" (collective H5Dwrite through MPI-IO). The file is the same either way.
+  std::string io = "direct";
+  int chunk_mib = 16;  // two-phase chunk per round and rank
 };
 
-// Collective over `world`: writes the checkpoint to `path` (created or truncated) and closes it, flushed
-// (MPI_File_sync). The caller commits it (ckpt/checkpoint_dir.hpp).
+struct SaveStats {
+  int64_t bytes = 0;      // tensor bytes in the file (all ranks)
+  double seconds = 0;     // create .. synced, on this rank
+  // Within seconds: checksums; the file's structure (HDF5 create, datasets, attributes, close); tensor writes; sync.
+  double hash_seconds = 0, structure_seconds = 0, write_seconds = 0, sync_seconds = 0;
+  std::string io;         // how the tensors were written, for the save line
+  // io = hdf5: every write went collective (H5Pget_mpio_actual_io_mode) on every rank, else why not
+  // (H5Pget_mpio_no_collective_cause).
+  bool collective = true;
+  std::string no_collective_cause;
+};
+
+// Collective over `world`: writes the checkpoint to `path` (created or truncated), synced to disk. HDF5 creates the
+// file's structure collectively (datasets allocated contiguously at creation, checksums and run state as
+// attributes); the tensors' bytes then go in as options.io says. The caller commits it (ckpt/checkpoint_dir.hpp).
 SaveStats write_checkpoint(const std::string& path, const RankTensors& mine, const CheckpointMeta& meta,
-                           MPI_Comm world);
+                           MPI_Comm world, const SaveOptions& options = {});
 
 // Reads the root attributes (any rank, no collective); throws naming the file and field.
 CheckpointMeta read_checkpoint_meta(const std::string& path);

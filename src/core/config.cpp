@@ -94,6 +94,9 @@ const std::vector<Binding>& bindings() {
       STRATA_FIELD(checkpoint, resume, "none | auto (latest valid checkpoint in dir, else a fresh start) | a file"),
       STRATA_FIELD(checkpoint, async, "write checkpoints in a background thread while training continues"),
       STRATA_FIELD(checkpoint, verify, "check every tensor's checksum before loading a checkpoint"),
+      STRATA_FIELD(checkpoint, io,
+                   "direct (two-phase collective writes with O_DIRECT) | buffered (the same via the page cache) | "
+                   "hdf5 (collective H5Dwrite through MPI-IO)"),
   };
   return table;
 }
@@ -318,6 +321,8 @@ void validate_config(const Config& c) {
                f, c.checkpoint.keep_last);
   STRATA_CHECK(c.checkpoint.keep_every >= 0, "{}: checkpoint.keep_every = {}: expected >= 0", f,
                c.checkpoint.keep_every);
+  STRATA_CHECK(c.checkpoint.io == "direct" || c.checkpoint.io == "buffered" || c.checkpoint.io == "hdf5",
+               "{}: checkpoint.io = '{}': expected direct, buffered or hdf5", f, c.checkpoint.io);
   STRATA_CHECK(!c.checkpoint.resume.empty(), "{}: checkpoint.resume is empty: expected none, auto or a file", f);
   STRATA_CHECK(c.parallel.bucket_mb > 0, "{}: parallel.bucket_mb = {}: expected > 0", f, c.parallel.bucket_mb);
   STRATA_CHECK(c.train.micro_batch_size >= 0, "{}: train.micro_batch_size = {}: expected >= 0 (0: batch_size / dp)", f,

@@ -52,6 +52,7 @@ struct CheckpointConfig {
   std::string resume = "none";      // none | auto (latest valid in dir, or a fresh start) | a checkpoint file
   bool async = false;               // write in a background thread while training continues
   bool verify = true;               // check every tensor's checksum before loading
+  std::string io = "direct";        // direct | buffered | hdf5: how tensor bytes are written (ckpt/checkpoint.hpp)
 };
 
 struct Config {

@@ -184,16 +184,18 @@ void Checkpointer::save(int64_t step, int64_t consumed_samples, double lr) {
   const int rank = grid_.world().rank();
   const auto& c = config_.checkpoint;
   auto write_and_commit = [this, tmp, meta, rank, &c](ckpt::RankTensors mine, MPI_Comm comm) {
-    const auto stats = ckpt::write_checkpoint(tmp, mine, meta, comm);
+    ckpt::SaveOptions options;
+    options.io = c.io;
+    const auto stats = ckpt::write_checkpoint(tmp, mine, meta, comm, options);
     STRATA_MPI(MPI_Barrier(comm));  // every rank's data is synced before the rename makes it visible
     ckpt::crash_point("before_commit", meta.step, rank);
     if (rank == 0) {
       ckpt::commit_checkpoint(dir_, meta.step, c.keep_last, c.keep_every);
-      fmt::print("checkpoint: saved step {} to {} ({:.1f} MiB in {:.2f} s, {:.2f} GB/s: checksums {:.2f} s, writes "
-                 "{:.2f} s, sync {:.2f} s; collective I/O: {})\n",
+      fmt::print("checkpoint: saved step {} to {} ({:.1f} MiB in {:.2f} s, {:.2f} GB/s: checksums {:.2f} s, structure "
+                 "{:.2f} s, writes {:.2f} s, sync {:.2f} s; {})\n",
                  meta.step, dir_, double(stats.bytes) / (1 << 20), stats.seconds,
-                 double(stats.bytes) / stats.seconds / 1e9, stats.hash_seconds, stats.write_seconds,
-                 stats.sync_seconds, stats.collective ? "yes" : stats.no_collective_cause);
+                 double(stats.bytes) / stats.seconds / 1e9, stats.hash_seconds, stats.structure_seconds,
+                 stats.write_seconds, stats.sync_seconds, stats.io);
     }
     STRATA_MPI(MPI_Barrier(comm));
   };
