@@ -57,12 +57,6 @@ uint64_t hash_range(const float* values, const TensorSpec& spec, int64_t begin, 
   return sum;
 }
 
-// A local tensor's moment range: the part of [adam_begin, adam_end) inside the tensor, as local element indices.
-std::pair<int64_t, int64_t> moment_range(const TensorSpec& s, int64_t adam_begin, int64_t adam_end) {
-  const int64_t b = std::max(adam_begin, s.offset), e = std::min(adam_end, s.offset + s.numel());
-  return b < e ? std::pair<int64_t, int64_t>{b - s.offset, e - s.offset} : std::pair<int64_t, int64_t>{0, 0};
-}
-
 // The memory this rank moves for (group, local tensor), and the local element range.
 struct Piece {
   float* data = nullptr;
@@ -70,14 +64,13 @@ struct Piece {
 };
 Piece piece_of(const RankTensors& t, int group, size_t i, bool for_write) {
   const TensorSpec& s = t.specs[i];
-  if (group == 0) {
-    if (for_write && !t.writes_params[i]) return {};
-    return {t.params + s.offset, 0, s.numel()};
-  }
-  if (for_write && !t.writes_moments[i]) return {};
-  auto [b, e] = moment_range(s, t.adam_begin, t.adam_end);
-  float* base = group == 1 ? t.adam_m : t.adam_v;
-  return {base + (s.offset + b - t.adam_begin), b, e};
+  if (for_write && !t.writes[i]) return {};
+  int64_t lo = s.offset, hi = s.offset + s.numel();  // buffer range
+  if (group != 0) lo = std::max(lo, t.adam_begin), hi = std::min(hi, t.adam_end);
+  if (for_write) lo = std::max(lo, t.write_begin), hi = std::min(hi, t.write_end);
+  if (lo >= hi) return {};
+  float* data = group == 0 ? t.params + lo : (group == 1 ? t.adam_m : t.adam_v) + (lo - t.adam_begin);
+  return {data, lo - s.offset, hi - s.offset};
 }
 
 std::string dataset_name(int group, const std::string& tensor) { return std::string(kGroups[group]) + "/" + tensor; }
@@ -100,16 +93,22 @@ uint64_t hash_contiguous(const float* values, int64_t n, int64_t first) {
 
 std::vector<TensorSpec> global_tensors(const ModelConfig& model) { return gpt_layout(model, 0, 1, 0, 1).specs; }
 
-void writer_flags(RankTensors& t, int dp_rank, int tp_rank, bool zero1, int tied_copy_index) {
-  t.writes_params.assign(t.specs.size(), 0);
-  t.writes_moments.assign(t.specs.size(), 0);
+void writer_flags(RankTensors& t, int dp_rank, int dp_size, int tp_rank, bool zero1, int tied_copy_index) {
+  t.writes.assign(t.specs.size(), 0);
+  int64_t elements = 0;
   for (size_t i = 0; i < t.specs.size(); ++i) {
-    const bool one_copy = int(i) != tied_copy_index && (!t.specs[i].shard.replicated() || tp_rank == 0);
-    t.writes_params[i] = one_copy && dp_rank == 0;
-    t.writes_moments[i] = one_copy && (zero1 || dp_rank == 0);
+    t.writes[i] = int(i) != tied_copy_index && (!t.specs[i].shard.replicated() || tp_rank == 0);
+    elements = std::max(elements, t.specs[i].offset + t.specs[i].numel());
+  }
+  if (zero1) {
+    t.write_begin = t.adam_begin;
+    t.write_end = t.adam_end;
+  } else {
+    const int64_t share = (elements + dp_size - 1) / dp_size;
+    t.write_begin = std::min(elements, share * dp_rank);
+    t.write_end = std::min(elements, share * (dp_rank + 1));
   }
 }
-
 std::string model_mismatch(const ModelConfig& stored, const ModelConfig& run) {
   const auto a = model_fields(stored), b = model_fields(run);
   for (size_t i = 0; i < a.size(); ++i)

@@ -40,15 +40,17 @@ struct RankTensors {
   float* adam_m = nullptr;        // moments of buffer range [adam_begin, adam_end)
   float* adam_v = nullptr;
   int64_t adam_begin = 0, adam_end = 0;
-  // Saving only: per spec, whether this rank writes the tensor's parameters / its moment range (exactly one
-  // rank must write each global element; see writer_flags).
-  std::vector<char> writes_params, writes_moments;
+  // Saving only (see writer_flags): per spec, whether this rank writes its copy of the tensor at all, and the
+  // range of buffer elements it writes, in all three groups. Together the ranks write each global element once.
+  std::vector<char> writes;
+  int64_t write_begin = 0, write_end = 0;
 };
 
-// Who writes what: a tensor's parameters are written by dp rank 0 (and, for a tensor replicated over tp, tp rank
-// 0); moments likewise, except that with ZeRO-1 each dp rank writes its own shard; the last pipeline stage's copy
-// of the tied embedding is never written (the first stage's is).
-void writer_flags(RankTensors& t, int dp_rank, int tp_rank, bool zero1, int tied_copy_index);
+// Who writes what: among tensor-parallel ranks holding the same replicated tensor, tp rank 0; the last pipeline
+// stage's copy of the tied embedding never (the first stage's is written). Data-parallel ranks hold the same
+// buffer and split it: each writes its ZeRO-1 shard (parameters and moments), or without ZeRO-1 an even 1/dp of
+// the buffer, so every rank writes about as much and mostly whole chunks of the file.
+void writer_flags(RankTensors& t, int dp_rank, int dp_size, int tp_rank, bool zero1, int tied_copy_index);
 
 struct SaveOptions {
   // How tensor bytes reach the file: "direct" (two-phase collective writes with O_DIRECT, core/two_phase_write.hpp;

@@ -68,7 +68,8 @@ ckpt::RankTensors Checkpointer::rank_tensors(float* params, float* m, float* v) 
   t.adam_begin = adam_.begin();
   t.adam_end = adam_.end();
   const bool tied_copy = layout_.last_stage() && !layout_.first_stage();
-  ckpt::writer_flags(t, grid_.coord().dp, grid_.coord().tp, config_.parallel.zero1, tied_copy ? layout_.wte : -1);
+  ckpt::writer_flags(t, grid_.coord().dp, grid_.layout().dp(), grid_.coord().tp, config_.parallel.zero1,
+                     tied_copy ? layout_.wte : -1);
   return t;
 }
 

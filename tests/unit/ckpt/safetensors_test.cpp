@@ -52,7 +52,7 @@ void write_test_checkpoint(const std::string& path, const ModelConfig& model) {
   t.adam_v = v.data();
   t.adam_begin = 0;
   t.adam_end = int64_t(params.size());
-  writer_flags(t, 0, 0, false, -1);
+  writer_flags(t, 0, 1, 0, false, -1);
   CheckpointMeta meta;
   meta.step = 9;
   meta.lr_schedule = "cosine";
