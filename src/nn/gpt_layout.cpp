@@ -18,9 +18,36 @@ void check_tensor_parallel_split(const ModelConfig& m, int tp, const std::string
                source, m.vocab_size, tp, tp);
 }
 
-std::pair<int, int> stage_layers(int n_layer, int stage, int stages) {
-  const int base = n_layer / stages, extra = n_layer % stages;
-  return {stage * base + std::min(stage, extra), base + (stage < extra ? 1 : 0)};
+std::vector<int> stage_layer_counts(const ModelConfig& m, int stages) {
+  STRATA_CHECK(stages >= 1 && stages <= m.n_layer, "pipeline: {} stages for {} layers (each stage needs a layer)",
+               stages, m.n_layer);
+  if (stages == 1) return {m.n_layer};
+  const double C = m.d_model, T = m.seq_len, V = m.vocab_size;
+  const double block = 24 * C * C + 4 * T * C, head = 2 * C * V;
+  const int others = stages - 1;
+  // Smallest largest stage; among equals, the smallest gap between the largest and the smallest stage.
+  int best_last = 1;
+  std::pair<double, double> best{0, 0};
+  for (int last = 1; last <= m.n_layer - others; ++last) {
+    const int rest = m.n_layer - last;
+    const double last_cost = last * block + head;
+    const double longest = std::max(last_cost, ((rest + others - 1) / others) * block);
+    const double shortest = std::min(last_cost, (rest / others) * block);
+    const std::pair<double, double> cost{longest, longest - shortest};
+    if (last == 1 || cost < best) best_last = last, best = cost;
+  }
+  std::vector<int> counts;
+  const int rest = m.n_layer - best_last;
+  for (int s = 0; s < others; ++s) counts.push_back(rest / others + (s < rest % others ? 1 : 0));
+  counts.push_back(best_last);
+  return counts;
+}
+
+std::pair<int, int> stage_layers(const ModelConfig& m, int stage, int stages) {
+  const std::vector<int> counts = stage_layer_counts(m, stages);
+  int first = 0;
+  for (int s = 0; s < stage; ++s) first += counts[size_t(s)];
+  return {first, counts[size_t(stage)]};
 }
 
 GptLayout gpt_layout(const ModelConfig& m, int tp_rank, int tp_size, int stage, int stages) {
@@ -52,7 +79,7 @@ GptLayout gpt_layout(const ModelConfig& m, int tp_rank, int tp_size, int stage, 
   if (layout.first_stage() || layout.last_stage())
     layout.wte = add("wte", {V, C}, InitKind::Normal, std, Rows);  // vocab-parallel
   if (layout.first_stage()) layout.wpe = add("wpe", {Tn, C}, InitKind::Normal, 0.01);
-  const auto [first_layer, n_layers] = stage_layers(m.n_layer, stage, stages);
+  const auto [first_layer, n_layers] = stage_layers(m, stage, stages);
   layout.first_layer = first_layer;
   for (int l = first_layer; l < first_layer + n_layers; ++l) {
     auto n = [&](const char* suffix) { return fmt::format("h.{}.{}", l, suffix); };

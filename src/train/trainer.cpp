@@ -122,6 +122,9 @@ TrainSummary train(const Config& config, MPI_Comm world) {
                "rank; AdamW state {} MiB per rank{}\n",
                total_params, non_embedding_params(mc), dp, tp, pp, n_micro, micro,
                data_parallel.optimizer_state_bytes() >> 20, config.parallel.zero1 ? " (ZeRO-1)" : "");
+    if (pp > 1)
+      fmt::print("pipeline: layers per stage {} (balanced by FLOPs; the last stage also runs the LM head)\n",
+                 fmt::join(stage_layer_counts(mc, pp), " "));
     log = std::make_unique<MetricsLog>((std::filesystem::path(tc.out_dir) / "metrics.jsonl").string(), tc.steps,
                                        tc.log_every, /*resume_step=*/resumed.path.empty() ? -1 : resumed.step);
   }

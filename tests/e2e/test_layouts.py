@@ -90,8 +90,8 @@ class LayoutTest(unittest.TestCase):
             weights = {k: f[k][...].astype(np.float64) for k in f.keys()}
         return dict(steps=steps, evals=evals, weights=weights, stdout=proc.stdout)
 
-    def assert_same_run(self, run):
-        ref = self.reference
+    def assert_same_run(self, run, ref=None, C=48):
+        ref = ref or self.reference
         self.assertEqual(len(run["steps"]), STEPS)
         for a, b in zip(run["steps"], ref["steps"]):
             self.assertEqual(a["step"], b["step"])
@@ -101,7 +101,6 @@ class LayoutTest(unittest.TestCase):
         for a, b in zip(run["evals"], ref["evals"]):
             self.assertAlmostEqual(a["val_loss"] / b["val_loss"], 1.0, delta=1e-5)
         self.assertEqual(sorted(run["weights"]), sorted(ref["weights"]))
-        C = 48
         for name, w in ref["weights"].items():
             v = run["weights"][name]
             if name.endswith("attn.c_attn.bias"):
@@ -160,6 +159,17 @@ class LayoutTest(unittest.TestCase):
         held = self.held_per_stage(run)
         self.assertEqual(held, [2, 1])
         self.assertTrue(all(h <= 2 for h in held))
+
+    def test_pipeline_stages_balanced_by_flops(self):
+        # d_model 4: the LM head (4 x 98) costs 1.2 blocks, so 4 layers split 3 | 1 over 2 stages (not 2 | 2) and
+        # 2 | 1 | 1 over 3; both give the one-rank run of the same model.
+        model = ["model.n_layer=4", "model.d_model=4", "model.n_head=2"]
+        ref = self.run_layout("narrow", 1, model)
+        for pp, split in ((2, "3 1"), (3, "2 1 1")):
+            with self.subTest(pp=pp):
+                run = self.run_layout(f"narrow-pp{pp}", pp, model + [f"parallel.pp={pp}", "train.micro_batch_size=2"])
+                self.assertIn(f"pipeline: layers per stage {split} ", run["stdout"])
+                self.assert_same_run(run, ref, C=4)
 
     def test_pp2_gpipe(self):
         run = self.run_layout("pp2g", 2, ["parallel.dp=1", "parallel.pp=2", "parallel.schedule=gpipe",
