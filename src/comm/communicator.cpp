@@ -266,6 +266,25 @@ Request MpiCommunicator::all_reduce_async(T* data, size_t count) {
 }
 
 template <class T>
+Request MpiCommunicator::reduce_scatter_async(const T* send, T* recv, const int* counts) {
+  size_t total = 0;
+  for (int r = 0; r < size_; ++r) {
+    STRATA_CHECK(counts[r] >= 0, "reduce_scatter_sum_async: counts[{}] = {} is negative", r, counts[r]);
+    total += size_t(counts[r]);
+  }
+  check_count("reduce_scatter_sum_async", total);
+  STRATA_CHECK(counts[rank_] == 0 || !overlaps(send, total * sizeof(T), recv, size_t(counts[rank_]) * sizeof(T)),
+               "reduce_scatter_sum_async: the receive buffer overlaps the send buffer");
+  if (size_ == 1) {
+    if (counts[0] > 0) std::memcpy(recv, send, size_t(counts[0]) * sizeof(T));
+    return Request();
+  }
+  Request::Handle h;
+  STRATA_MPI(MPI_Ireduce_scatter(send, recv, counts, mpi_type<T>(), MPI_SUM, comm_, &h.mpi));
+  return Request(&kMpiOps, h);
+}
+
+template <class T>
 Request MpiCommunicator::isend_impl(const T* data, size_t count, int peer, int tag) {
   check_count("isend", count);
   check_peer("isend", peer, tag);
@@ -285,6 +304,12 @@ Request MpiCommunicator::irecv_impl(T* data, size_t count, int peer, int tag) {
 
 Request MpiCommunicator::all_reduce_sum_async(float* d, size_t n) { return all_reduce_async(d, n); }
 Request MpiCommunicator::all_reduce_sum_async(double* d, size_t n) { return all_reduce_async(d, n); }
+Request MpiCommunicator::reduce_scatter_sum_async(const float* s, float* r, const int* counts) {
+  return reduce_scatter_async(s, r, counts);
+}
+Request MpiCommunicator::reduce_scatter_sum_async(const double* s, double* r, const int* counts) {
+  return reduce_scatter_async(s, r, counts);
+}
 Request MpiCommunicator::isend(const float* d, size_t n, int peer, int tag) { return isend_impl(d, n, peer, tag); }
 Request MpiCommunicator::isend(const double* d, size_t n, int peer, int tag) { return isend_impl(d, n, peer, tag); }
 Request MpiCommunicator::irecv(float* d, size_t n, int peer, int tag) { return irecv_impl(d, n, peer, tag); }

@@ -51,6 +51,11 @@ class Communicator {
   // ---- Non-blocking: the buffer must stay alive and untouched until the request completes.
   virtual Request all_reduce_sum_async(float* data, size_t count) = 0;
   virtual Request all_reduce_sum_async(double* data, size_t count) = 0;
+  // send holds size() consecutive blocks, block r of counts[r] elements; rank r receives in recv the
+  // element-wise sum over ranks of block r (counts may differ and be 0). counts (size() entries) must stay
+  // alive, like the buffers, until the request completes; recv must not overlap send.
+  virtual Request reduce_scatter_sum_async(const float* send, float* recv, const int* counts) = 0;
+  virtual Request reduce_scatter_sum_async(const double* send, double* recv, const int* counts) = 0;
   virtual Request isend(const float* data, size_t count, int peer, int tag) = 0;
   virtual Request isend(const double* data, size_t count, int peer, int tag) = 0;
   virtual Request irecv(float* data, size_t count, int peer, int tag) = 0;
@@ -102,6 +107,8 @@ class MpiCommunicator final : public Communicator {
 
   Request all_reduce_sum_async(float* data, size_t count) override;
   Request all_reduce_sum_async(double* data, size_t count) override;
+  Request reduce_scatter_sum_async(const float* send, float* recv, const int* counts) override;
+  Request reduce_scatter_sum_async(const double* send, double* recv, const int* counts) override;
   Request isend(const float* data, size_t count, int peer, int tag) override;
   Request isend(const double* data, size_t count, int peer, int tag) override;
   Request irecv(float* data, size_t count, int peer, int tag) override;
@@ -127,6 +134,8 @@ class MpiCommunicator final : public Communicator {
   void sendrecv_impl(const T* send, size_t send_count, int dest, T* recv, size_t recv_count, int source, int tag);
   template <class T>
   Request all_reduce_async(T* data, size_t count);
+  template <class T>
+  Request reduce_scatter_async(const T* send, T* recv, const int* counts);
   template <class T>
   Request isend_impl(const T* data, size_t count, int peer, int tag);
   template <class T>

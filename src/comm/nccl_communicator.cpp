@@ -292,6 +292,33 @@ Request NcclCommunicator::all_reduce_async(T* data, size_t count) {
 }
 
 template <class T>
+Request NcclCommunicator::reduce_scatter_async(const T* send, T* recv, const int* counts) {
+  size_t offset = 0, total = 0;
+  for (int r = 0; r < size_; ++r) total += size_t(std::max(counts[r], 0));
+  if (total > 0) check_device("reduce_scatter_sum_async (send)", send);
+  if (counts[rank_] > 0) check_device("reduce_scatter_sum_async (recv)", recv);
+  if (size_ == 1) {
+    if (counts[0] > 0) {
+      STRATA_CUDA(cudaMemcpyAsync(recv, send, size_t(counts[0]) * sizeof(T), cudaMemcpyDeviceToDevice, stream_));
+    }
+    return record();
+  }
+  STRATA_NCCL(ncclGroupStart());
+  ncclResult_t first_error = ncclSuccess;
+  for (int r = 0; r < size_; ++r) {
+    STRATA_CHECK(counts[r] >= 0, "reduce_scatter_sum_async: counts[{}] = {} is negative", r, counts[r]);
+    if (counts[r] == 0) continue;
+    const ncclResult_t rc = ncclReduce(send + offset, r == rank_ ? recv : nullptr, size_t(counts[r]), nccl_type<T>(),
+                                       ncclSum, r, comm_, stream_);
+    if (first_error == ncclSuccess) first_error = rc;
+    offset += size_t(counts[r]);
+  }
+  STRATA_NCCL(ncclGroupEnd());  // always closes the group, even when an enqueue failed
+  STRATA_NCCL(first_error);
+  return record();
+}
+
+template <class T>
 Request NcclCommunicator::isend_impl(const T* data, size_t count, int peer, int tag) {
   check_peer("isend", peer, tag);
   check_device("isend", data);
@@ -309,6 +336,12 @@ Request NcclCommunicator::irecv_impl(T* data, size_t count, int peer, int tag) {
 
 Request NcclCommunicator::all_reduce_sum_async(float* d, size_t n) { return all_reduce_async(d, n); }
 Request NcclCommunicator::all_reduce_sum_async(double* d, size_t n) { return all_reduce_async(d, n); }
+Request NcclCommunicator::reduce_scatter_sum_async(const float* s, float* r, const int* counts) {
+  return reduce_scatter_async(s, r, counts);
+}
+Request NcclCommunicator::reduce_scatter_sum_async(const double* s, double* r, const int* counts) {
+  return reduce_scatter_async(s, r, counts);
+}
 Request NcclCommunicator::isend(const float* d, size_t n, int peer, int tag) { return isend_impl(d, n, peer, tag); }
 Request NcclCommunicator::isend(const double* d, size_t n, int peer, int tag) { return isend_impl(d, n, peer, tag); }
 Request NcclCommunicator::irecv(float* d, size_t n, int peer, int tag) { return irecv_impl(d, n, peer, tag); }

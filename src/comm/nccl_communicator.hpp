@@ -60,6 +60,9 @@ class NcclCommunicator final : public Communicator {
 
   Request all_reduce_sum_async(float* data, size_t count) override;
   Request all_reduce_sum_async(double* data, size_t count) override;
+  // One ncclReduce per rank with a non-empty block, rooted at that rank, in one group.
+  Request reduce_scatter_sum_async(const float* send, float* recv, const int* counts) override;
+  Request reduce_scatter_sum_async(const double* send, double* recv, const int* counts) override;
   Request isend(const float* data, size_t count, int peer, int tag) override;
   Request isend(const double* data, size_t count, int peer, int tag) override;
   Request irecv(float* data, size_t count, int peer, int tag) override;
@@ -80,6 +83,8 @@ class NcclCommunicator final : public Communicator {
   void sendrecv_impl(const T* send, size_t send_count, int dest, T* recv, size_t recv_count, int source, int tag);
   template <class T>
   Request all_reduce_async(T* data, size_t count);
+  template <class T>
+  Request reduce_scatter_async(const T* send, T* recv, const int* counts);
   template <class T>
   Request isend_impl(const T* data, size_t count, int peer, int tag);
   template <class T>

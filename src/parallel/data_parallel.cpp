@@ -2,7 +2,9 @@
 
 #include <algorithm>
 #include <chrono>
+#include <climits>
 #include <cmath>
+#include <cstdint>
 
 #include "core/error.hpp"
 #include "kernels/grad_norm.hpp"
@@ -23,6 +25,9 @@ DataParallel<T>::DataParallel(Communicator& dp, std::vector<Communicator*> norm_
   STRATA_CHECK(in_norm_.size() == params.specs().size(), "DataParallel: {} norm flags for {} tensors", in_norm_.size(),
                params.specs().size());
   const int64_t padded = int64_t(params.padded_size());
+  const int64_t bucket = std::max<int64_t>(1, int64_t(parallel.bucket_mb * (1 << 20) / double(sizeof(T))));
+  STRATA_CHECK(bucket < INT32_MAX, "parallel.bucket_mb = {}: buckets must hold fewer than 2^31 elements",
+               parallel.bucket_mb);
   if (zero1_) {
     STRATA_CHECK(padded % dp.size() == 0, "ZeRO-1: parameter buffer of {} elements does not split over {} ranks",
                  padded, dp.size());
@@ -32,9 +37,20 @@ DataParallel<T>::DataParallel(Communicator& dp, std::vector<Communicator*> norm_
     optimizer_ = std::make_unique<AdamW<T>>(train, params.specs(), shard_begin_, shard_begin_ + shard_size_);
   } else {
     optimizer_ = std::make_unique<AdamW<T>>(train, params.specs(), 0, int64_t(params.size()));
-    const int64_t bucket = std::max<int64_t>(1, int64_t(parallel.bucket_mb * (1 << 20) / double(sizeof(T))));
-    for (int64_t end = int64_t(params.size()); end > 0; end -= bucket)
-      buckets_.push_back({std::max<int64_t>(0, end - bucket), end});
+  }
+  // Buckets over the buffer (ZeRO-1: the padded buffer the shards tile), from its end backwards, the order in
+  // which backward completes them. ZeRO-1 reduce-scatters each bucket: rank r receives the part of the bucket
+  // inside its shard.
+  const int64_t extent = zero1_ ? padded : int64_t(params.size());
+  for (int64_t end = extent; end > 0; end -= bucket) {
+    const int64_t begin = std::max<int64_t>(0, end - bucket);
+    buckets_.push_back({begin, end});
+    if (!zero1_) continue;
+    std::vector<int> counts(size_t(dp.size()));
+    for (int r = 0; r < dp.size(); ++r)
+      counts[size_t(r)] = int(std::max<int64_t>(0, std::min(end, shard_size_ * (r + 1)) -
+                                                    std::max(begin, shard_size_ * r)));
+    bucket_counts_.push_back(std::move(counts));
   }
 }
 
@@ -57,10 +73,18 @@ void DataParallel<T>::sum_over_norm_groups(double& sq) const {
 
 template <class T>
 void DataParallel<T>::launch_ready(int64_t ready_from) {
-  if (dp_.size() == 1 || zero1_) return;
+  if (dp_.size() == 1) return;
   while (next_bucket_ < buckets_.size() && buckets_[next_bucket_].first >= ready_from) {
-    const auto [b, e] = buckets_[next_bucket_++];
-    pending_.push_back(dp_.all_reduce_sum_async(params_.grads().data() + b, size_t(e - b)));
+    const size_t i = next_bucket_++;
+    const auto [b, e] = buckets_[i];
+    T* grads = params_.grads().data();
+    if (zero1_) {
+      // This rank's part of the bucket lands at its place in the shard (nothing when the bucket misses it).
+      T* into = shard_grads_.data() + (std::max(b, shard_begin_) - shard_begin_);
+      pending_.push_back(dp_.reduce_scatter_sum_async(grads + b, into, bucket_counts_[i].data()));
+    } else {
+      pending_.push_back(dp_.all_reduce_sum_async(grads + b, size_t(e - b)));
+    }
   }
   for (auto& r : pending_) dp_.test(r);  // lets MPI progress the buckets already in flight
 }
@@ -75,11 +99,11 @@ template <class T>
 double DataParallel<T>::finish_step(double lr, double max_norm) {
   const auto start = Clock::now();
   double norm = 0;
+  launch_ready(0);
+  dp_.wait_all(pending_);
+  pending_.clear();
+  next_bucket_ = 0;
   if (!zero1_) {
-    launch_ready(0);
-    dp_.wait_all(pending_);
-    pending_.clear();
-    next_bucket_ = 0;
     comm_wait_ms_ = ms_since(start);
     double sq = squares(params_.grads(), 0, 0, int64_t(params_.size()));
     sum_over_norm_groups(sq);
@@ -89,7 +113,7 @@ double DataParallel<T>::finish_step(double lr, double max_norm) {
     optimizer_->step(params_.params(), params_.grads(), lr);
     return norm;
   }
-  dp_.reduce_scatter_sum(params_.grads().data(), shard_grads_.data(), size_t(shard_size_));
+  // ZeRO-1: the shard's gradients were reduce-scattered bucket by bucket during backward.
   double sq = squares(shard_grads_, shard_begin_, shard_begin_, shard_begin_ + shard_size_);
   dp_.all_reduce_sum(&sq, 1);
   sum_over_norm_groups(sq);

@@ -2,8 +2,9 @@
 // Data parallelism (DESIGN.md principle 8). Each dp rank runs forward/backward on its slice of the global
 // batch; gradients are summed over the dp group in buckets — slices of the contiguous gradient buffer —
 // each launched (non-blocking) as soon as backward has completed it, so communication overlaps the rest of
-// backward. With ZeRO-1 the gradients are reduce-scattered instead, each rank updates its shard of the
-// parameters with its shard of the AdamW state, and the parameters are all-gathered.
+// backward. With ZeRO-1 the buckets are reduce-scattered instead (each rank receiving the part of a bucket in
+// its shard), also during backward; each rank updates its shard of the parameters with its shard of the AdamW
+// state, and the parameters are all-gathered.
 #include <memory>
 #include <vector>
 
@@ -49,6 +50,7 @@ class DataParallel {
   bool zero1_;
   int64_t shard_begin_ = 0, shard_size_ = 0;
   std::vector<std::pair<int64_t, int64_t>> buckets_;  // [begin, end), from the end of the buffer backwards
+  std::vector<std::vector<int>> bucket_counts_;       // ZeRO-1: per bucket, the elements each rank receives
   size_t next_bucket_ = 0;
   std::vector<Request> pending_;
   Vec<T> shard_grads_;  // ZeRO-1: this rank's reduced gradient shard

@@ -138,6 +138,14 @@ class LayoutTest(unittest.TestCase):
         # ~60k parameters in 10 KiB buckets: ~24 buckets launched one by one during backward.
         self.assert_same_run(self.run_layout("dp2b", 2, ["parallel.dp=2", "parallel.bucket_mb=0.01"]))
 
+    def test_zero1_many_small_buckets(self):
+        # ZeRO-1 reduce-scatters each bucket during backward: 10 KiB buckets cut across the shard boundaries, so
+        # each rank receives a piece of some buckets and nothing of others.
+        for dp in (2, 4):
+            with self.subTest(dp=dp):
+                self.assert_same_run(self.run_layout(f"dp{dp}zb", dp, [f"parallel.dp={dp}", "parallel.zero1=true",
+                                                                        "parallel.bucket_mb=0.01"]))
+
     def test_dp4_rest_with_accumulation(self):
         # dp = -1 takes every rank; two microbatches of 1 per rank.
         self.assert_same_run(self.run_layout("dp4", 4, ["parallel.dp=-1", "train.micro_batch_size=1"]))

@@ -79,6 +79,36 @@ TYPED_TEST(Collectives, ReduceScatterGivesEachRankTheSumOfItsBlock) {
       for (size_t j = 0; j < block; ++j) ASSERT_EQ(send[size_t(b) * block + j], before[size_t(b) * block + j]);
 }
 
+TYPED_TEST(Collectives, AsyncReduceScatterWithUnequalBlocksGivesEachRankTheSumOfItsBlock) {
+  using T = TypeParam;
+  const int r = this->r, n = this->n;
+  // Blocks of 0, 5, 1000, 7, ... elements (some ranks receive nothing), the way a ZeRO-1 gradient bucket
+  // meets the ranks' shards; two requests in flight at once.
+  std::vector<int> counts(static_cast<size_t>(n));
+  for (int b = 0; b < n; ++b) counts[size_t(b)] = b % 4 == 0 ? 0 : b % 4 == 1 ? 5 : b % 4 == 2 ? 1000 : 7;
+  if (n == 1) counts[0] = 17;
+  std::vector<size_t> starts(static_cast<size_t>(n) + 1, 0);
+  for (int b = 0; b < n; ++b) starts[size_t(b) + 1] = starts[size_t(b)] + size_t(counts[size_t(b)]);
+  // send[i] = rank + i / 4 (exact in float): rank r's element j sums to n(n-1)/2 + n (start_r + j) / 4.
+  std::vector<T> send(starts.back() + 1), other(starts.back() + 1);
+  for (size_t i = 0; i < send.size(); ++i) send[i] = T(r) + T(i) / T(4), other[i] = T(2 * r) - T(i);
+  const size_t mine = size_t(counts[size_t(r)]);
+  std::vector<T> recv(mine + 1, T(-1)), recv_other(mine + 1, T(-1));
+  std::vector<Request> requests;
+  requests.push_back(this->comm.reduce_scatter_sum_async(send.data(), recv.data(), counts.data()));
+  requests.push_back(this->comm.reduce_scatter_sum_async(other.data(), recv_other.data(), counts.data()));
+  this->comm.wait_all(requests);
+  for (size_t j = 0; j < mine; ++j) {
+    const size_t i = starts[size_t(r)] + j;
+    ASSERT_EQ(recv[j], T(n * (n - 1) / 2) + T(n) * T(i) / T(4)) << "element " << j;
+    ASSERT_EQ(recv_other[j], T(n * (n - 1)) - T(n) * T(i)) << "second request, element " << j;
+  }
+  EXPECT_EQ(recv[mine], T(-1)) << "wrote past this rank's block";
+  std::vector<int> bad(static_cast<size_t>(n), 1);
+  bad[0] = -1;
+  EXPECT_THROW(this->comm.reduce_scatter_sum_async(send.data(), recv.data(), bad.data()), Error);
+}
+
 TYPED_TEST(Collectives, AllGatherConcatenatesInRankOrder) {
   using T = TypeParam;
   const int r = this->r, n = this->n;
