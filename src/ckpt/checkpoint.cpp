@@ -12,6 +12,7 @@
 #include "ckpt/tensor_slab.hpp"
 #include "core/error.hpp"
 #include "core/h5.hpp"
+#include "core/stopwatch.hpp"
 #include "core/two_phase_write.hpp"
 #include "core/rng.hpp"
 #include "nn/gpt_layout.hpp"
@@ -24,16 +25,7 @@ using Lock = std::lock_guard<std::recursive_mutex>;
 // The three tensor groups of a checkpoint, in file order.
 constexpr const char* kGroups[] = {"params", "adam_m", "adam_v"};
 
-std::vector<std::pair<const char*, int>> model_fields(const ModelConfig& m) {
-  return {{"n_layer", m.n_layer}, {"n_head", m.n_head}, {"d_model", m.d_model}, {"vocab_size", m.vocab_size},
-          {"seq_len", m.seq_len}};
-}
-
 std::string hex(uint64_t v) { return fmt::format("{:016x}", v); }
-
-double seconds_since(std::chrono::steady_clock::time_point t) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
-}
 
 // Calls fn(local index, global flat index, length) for each run of local elements [begin, end) of `spec` that is
 // contiguous in the global tensor (a shard map keeps runs of `run` local elements together).
@@ -166,7 +158,7 @@ void write_root_attributes(hid_t file, const CheckpointMeta& meta) {
 
 SaveStats write_checkpoint(const std::string& path, const RankTensors& mine, const CheckpointMeta& meta,
                            MPI_Comm world, const SaveOptions& options) {
-  const auto start = std::chrono::steady_clock::now();
+  const auto start = Clock::now();
   int rank = 0, ranks = 1;
   STRATA_MPI(MPI_Comm_rank(world, &rank));
   STRATA_MPI(MPI_Comm_size(world, &ranks));
@@ -180,7 +172,7 @@ SaveStats write_checkpoint(const std::string& path, const RankTensors& mine, con
 
   // Checksums in a thread of their own, while the file is created and written (they are attributes, written last).
   std::future<std::vector<uint64_t>> hashing = std::async(std::launch::async, [&] {
-    const auto h0 = std::chrono::steady_clock::now();
+    const auto h0 = Clock::now();
     std::vector<uint64_t> sums(all.size() * 3, 0);
     for (const Written& w : pieces)
       sums[w.tensor * 3 + size_t(w.group)] = hash_range(w.piece.data, mine.specs[w.spec], w.piece.begin, w.piece.end);
@@ -253,7 +245,7 @@ SaveStats write_checkpoint(const std::string& path, const RankTensors& mine, con
           STRATA_H5(H5Sselect_none(space));
           STRATA_H5(H5Sselect_none(mem));
         }
-        const auto w0 = std::chrono::steady_clock::now();
+        const auto w0 = Clock::now();
         STRATA_H5(H5Dwrite(ds, H5T_NATIVE_FLOAT, mem, space, dxpl, w ? w->piece.data : nullptr));
         stats.write_seconds += seconds_since(w0);
         H5D_mpio_actual_io_mode_t mode;
@@ -287,7 +279,7 @@ SaveStats write_checkpoint(const std::string& path, const RankTensors& mine, con
     two_phase.after_round = [&](int64_t round, int64_t rounds) {
       if (round == rounds / 2) crash_point("write", meta.step, rank);
     };
-    const auto w0 = std::chrono::steady_clock::now();
+    const auto w0 = Clock::now();
     const TwoPhaseStats written = two_phase_write(path, std::move(segments), world, two_phase);
     stats.sync_seconds = written.sync_seconds;
     stats.write_seconds = seconds_since(w0) - written.sync_seconds;
@@ -301,7 +293,7 @@ SaveStats write_checkpoint(const std::string& path, const RankTensors& mine, con
                                               : std::string("page cache"));
   }
   // Each element was hashed by the one rank that wrote it: the sums are the tensors' checksums.
-  const auto c0 = std::chrono::steady_clock::now();
+  const auto c0 = Clock::now();
   std::vector<uint64_t> sums = hashing.get();
   STRATA_MPI(MPI_Allreduce(MPI_IN_PLACE, sums.data(), int(sums.size()), MPI_UINT64_T, MPI_SUM, world));
   {

@@ -17,12 +17,13 @@
 #include "ckpt/inspect.hpp"
 #include "core/atomic_file.hpp"
 #include "core/error.hpp"
+#include "core/stopwatch.hpp"
 #include "core/h5.hpp"
+#include "nn/weights_io.hpp"
 
 namespace strata::ckpt {
 namespace {
 namespace fs = std::filesystem;
-using Clock = std::chrono::steady_clock;
 
 bool host_is_little_endian() {
   const uint32_t one = 1;
@@ -69,11 +70,6 @@ class OutFile {
   int fd_ = -1;
 };
 
-void remove_quietly(const std::string& path) {
-  std::error_code ignored;
-  fs::remove(path, ignored);
-}
-
 // params/<name> read whole and checked against its stored checksum.
 std::vector<float> read_param(hid_t file, const std::string& checkpoint, const TensorSpec& spec) {
   const std::string dataset = "params/" + spec.name;
@@ -81,11 +77,6 @@ std::vector<float> read_param(hid_t file, const std::string& checkpoint, const T
   STRATA_CHECK(t.ok(), "{}: checksum mismatch in tensor '{}': computed {}, stored {} (not exported)", checkpoint,
                dataset, t.computed_checksum, t.stored_checksum);
   return std::move(t.values);
-}
-
-std::vector<std::pair<const char*, int>> model_fields(const ModelConfig& m) {
-  return {{"n_layer", m.n_layer}, {"n_head", m.n_head}, {"d_model", m.d_model}, {"vocab_size", m.vocab_size},
-          {"seq_len", m.seq_len}};
 }
 
 std::vector<TensorSpec> model_tensors(const std::string& checkpoint, const ModelConfig& model) {
@@ -96,7 +87,6 @@ std::vector<TensorSpec> model_tensors(const std::string& checkpoint, const Model
   }
 }
 
-double seconds_since(Clock::time_point start) { return std::chrono::duration<double>(Clock::now() - start).count(); }
 
 }  // namespace
 
@@ -139,8 +129,7 @@ ExportResult export_safetensors(const std::string& checkpoint, const std::string
 
   ExportResult result;
   result.step = meta.step;
-  const std::string tmp = out + ".tmp";
-  try {
+  write_atomically(out, [&](const std::string& tmp) {
     OutFile file(tmp);
     file.write(prefix.data(), prefix.size());
     file.write(text.data(), text.size());
@@ -160,11 +149,7 @@ ExportResult export_safetensors(const std::string& checkpoint, const std::string
       ++result.tensors;
     }
     file.close();
-  } catch (...) {
-    remove_quietly(tmp);
-    throw;
-  }
-  commit_file(tmp, out);
+  });
   result.seconds = seconds_since(start);
   return result;
 }
@@ -175,28 +160,19 @@ ExportResult export_weights_hdf5(const std::string& checkpoint, const std::strin
   const std::vector<TensorSpec> specs = model_tensors(checkpoint, meta.model);
   ExportResult result;
   result.step = meta.step;
-  const std::string tmp = out + ".tmp";
-  try {
-    {
-      auto source = h5::open_file(checkpoint);
-      auto file = h5::create_file(tmp);
-      h5::write_attr(file, "format", std::string("strata-weights"));
-      h5::write_attr(file, "format_version", int64_t(1));
-      for (auto [name, value] : model_fields(meta.model)) h5::write_attr(file, name, int64_t(value));
-      for (const auto& s : specs) {
-        const std::vector<float> values = read_param(source, checkpoint, s);
-        const std::vector<hsize_t> shape(s.global_shape.begin(), s.global_shape.end());
-        h5::write_dataset<float>(file, s.name, shape, values.data());
-        result.bytes += int64_t(values.size() * sizeof(float));
-        ++result.tensors;
-      }
-      STRATA_H5(H5Fflush(file, H5F_SCOPE_GLOBAL));
-    }  // closed before commit_file
-  } catch (...) {
-    remove_quietly(tmp);
-    throw;
-  }
-  commit_file(tmp, out);
+  write_atomically(out, [&](const std::string& tmp) {
+    auto source = h5::open_file(checkpoint);
+    auto file = h5::create_file(tmp);
+    write_weights_header(file, meta.model);
+    for (const auto& s : specs) {
+      const std::vector<float> values = read_param(source, checkpoint, s);
+      const std::vector<hsize_t> shape(s.global_shape.begin(), s.global_shape.end());
+      h5::write_dataset<float>(file, s.name, shape, values.data());
+      result.bytes += int64_t(values.size() * sizeof(float));
+      ++result.tensors;
+    }
+    STRATA_H5(H5Fflush(file, H5F_SCOPE_GLOBAL));
+  });  // closed before commit_file
   result.seconds = seconds_since(start);
   return result;
 }

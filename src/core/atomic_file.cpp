@@ -36,22 +36,26 @@ void commit_file(const std::string& tmp, const std::string& path) {
   }
 }
 
-void write_file_atomically(const std::string& path, const std::string& content) {
+void write_atomically(const std::string& path, const std::function<void(const std::string& tmp)>& write) {
   const std::string tmp = path + ".tmp";
   try {
-    {
-      std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-      STRATA_CHECK(out.good(), "'{}': cannot create", tmp);
-      out << content;
-      out.flush();
-      STRATA_CHECK(out.good(), "'{}': write failed", tmp);
-    }
+    write(tmp);
     commit_file(tmp, path);
   } catch (...) {
     std::error_code ignored;
     fs::remove(tmp, ignored);
     throw;
   }
+}
+
+void write_file_atomically(const std::string& path, const std::string& content) {
+  write_atomically(path, [&](const std::string& tmp) {
+    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+    STRATA_CHECK(out.good(), "'{}': cannot create", tmp);
+    out << content;
+    out.flush();
+    STRATA_CHECK(out.good(), "'{}': write failed", tmp);
+  });
 }
 
 }  // namespace strata

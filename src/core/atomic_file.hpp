@@ -2,6 +2,7 @@
 // The one commit step every writer uses (datasets, tokenizers, manifests, weights, checkpoints, exports): data goes
 // to `path.tmp`; commit_file fsyncs it, renames it over `path` and fsyncs the directory, so a crash at any moment
 // leaves either the old file or the complete new one under the final name.
+#include <functional>
 #include <string>
 
 namespace strata {
@@ -10,7 +11,11 @@ namespace strata {
 // refuses to fsync directories). Errors name the files.
 void commit_file(const std::string& tmp, const std::string& path);
 
-// Writes `content` to `path` through `path.tmp` and commit_file; the temporary is removed on failure.
+// Calls write(tmp) with tmp = `path.tmp` (it creates, writes and closes that file), then commit_file(tmp, path).
+// If either throws, the temporary is removed and the error rethrown.
+void write_atomically(const std::string& path, const std::function<void(const std::string& tmp)>& write);
+
+// Writes `content` to `path` through write_atomically.
 void write_file_atomically(const std::string& path, const std::string& content);
 
 // fsync of a directory (after renames in it); throws naming it.

@@ -253,6 +253,11 @@ std::string format_value(const ConfigValue& v) {
 
 }  // namespace
 
+std::vector<std::pair<const char*, int>> model_fields(const ModelConfig& m) {
+  return {{"n_layer", m.n_layer}, {"n_head", m.n_head}, {"d_model", m.d_model}, {"vocab_size", m.vocab_size},
+          {"seq_len", m.seq_len}};
+}
+
 const std::vector<ConfigField>& config_fields() {
   static const std::vector<ConfigField> fields = [] {
     std::vector<ConfigField> out;

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <string>
 #include <variant>
+#include <utility>
 #include <vector>
 
 namespace strata {
@@ -12,6 +13,10 @@ namespace strata {
 struct ModelConfig {
   int n_layer = 6, n_head = 6, d_model = 384, vocab_size = 257, seq_len = 256;
 };
+
+// The model's fields as (name, value), in declaration order: stored in weights files, checkpoints and exports
+// and compared on load.
+std::vector<std::pair<const char*, int>> model_fields(const ModelConfig& model);
 
 struct DataConfig {
   std::string path;

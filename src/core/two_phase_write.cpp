@@ -14,12 +14,11 @@
 #include <memory>
 
 #include "core/error.hpp"
+#include "core/stopwatch.hpp"
 
 namespace strata {
 namespace {
 
-using Clock = std::chrono::steady_clock;
-double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
 uint64_t round_down(uint64_t x) { return x / kDirectAlignment * kDirectAlignment; }
 uint64_t round_up(uint64_t x) { return round_down(x + kDirectAlignment - 1); }

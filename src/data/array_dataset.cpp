@@ -39,23 +39,15 @@ ShardEntry write_array_shard(const std::string& dir, const std::string& file, co
       STRATA_CHECK(std::isfinite(x[i]), "{}: {} sample {}: value {} at element {} is not finite", path, split, i / se,
                    x[i], i % se);
   }
-  const std::string tmp = path + ".tmp";
-  try {
-    {
-      auto f = h5::create_file(tmp);
-      h5::write_attr(f, "format", std::string(kArrayShardFormat));
-      h5::write_attr(f, "format_version", kDatasetFormatVersion);
-      h5::write_attr(f, "kind", m.kind);
-      h5::write_attr(f, "split", split);
-      h5::write_dataset<X>(f, "x", with_rows(n, m.sample_shape), x);
-      h5::write_dataset<int32_t>(f, "y", with_rows(n, m.label_shape), y);
-    }
-    commit_file(tmp, path);
-  } catch (...) {
-    std::error_code ignored;
-    fs::remove(tmp, ignored);
-    throw;
-  }
+  write_atomically(path, [&](const std::string& tmp) {
+    auto f = h5::create_file(tmp);
+    h5::write_attr(f, "format", std::string(kArrayShardFormat));
+    h5::write_attr(f, "format_version", kDatasetFormatVersion);
+    h5::write_attr(f, "kind", m.kind);
+    h5::write_attr(f, "split", split);
+    h5::write_dataset<X>(f, "x", with_rows(n, m.sample_shape), x);
+    h5::write_dataset<int32_t>(f, "y", with_rows(n, m.label_shape), y);
+  });
   ShardEntry e;
   e.file = file;
   e.count = n;

@@ -34,25 +34,17 @@ void write_token_dataset(const std::string& path, const TokenDatasetMeta& meta, 
   STRATA_CHECK(meta.vocab_size > 0 && meta.eot_id >= 0 && meta.eot_id < meta.vocab_size,
                "{}: vocab_size {} / eot_id {} invalid (need 0 <= eot_id < vocab_size)", path, meta.vocab_size,
                meta.eot_id);
-  const std::string tmp = path + ".tmp";
-  try {
-    {
-      auto file = h5::create_file(tmp);
-      h5::write_attr(file, "format", std::string(kTokenFormat));
-      h5::write_attr(file, "format_version", kTokenFormatVersion);
-      h5::write_attr(file, "vocab_size", meta.vocab_size);
-      h5::write_attr(file, "eot_id", meta.eot_id);
-      h5::write_attr(file, "tokenizer", meta.tokenizer);
-      if (!meta.tokenizer_json.empty()) h5::write_attr(file, "tokenizer_json", meta.tokenizer_json);
-      write_split(file, path, "train", train, meta.vocab_size);
-      write_split(file, path, "val", val, meta.vocab_size);
-    }  // closed (flushed) here
-    commit_file(tmp, path);
-  } catch (...) {
-    std::error_code ignored;
-    std::filesystem::remove(tmp, ignored);
-    throw;
-  }
+  write_atomically(path, [&](const std::string& tmp) {
+    auto file = h5::create_file(tmp);
+    h5::write_attr(file, "format", std::string(kTokenFormat));
+    h5::write_attr(file, "format_version", kTokenFormatVersion);
+    h5::write_attr(file, "vocab_size", meta.vocab_size);
+    h5::write_attr(file, "eot_id", meta.eot_id);
+    h5::write_attr(file, "tokenizer", meta.tokenizer);
+    if (!meta.tokenizer_json.empty()) h5::write_attr(file, "tokenizer_json", meta.tokenizer_json);
+    write_split(file, path, "train", train, meta.vocab_size);
+    write_split(file, path, "val", val, meta.vocab_size);
+  });
 }
 
 }  // namespace strata::data

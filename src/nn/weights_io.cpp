@@ -9,12 +9,14 @@
 #include "nn/gpt_layout.hpp"
 
 namespace strata {
-namespace {
 
-std::vector<std::pair<const char*, int>> model_fields(const ModelConfig& m) {
-  return {{"n_layer", m.n_layer}, {"n_head", m.n_head}, {"d_model", m.d_model}, {"vocab_size", m.vocab_size},
-          {"seq_len", m.seq_len}};
+void write_weights_header(hid_t file, const ModelConfig& model) {
+  h5::write_attr(file, "format", std::string("strata-weights"));
+  h5::write_attr(file, "format_version", int64_t(1));
+  for (auto [name, value] : model_fields(model)) h5::write_attr(file, name, int64_t(value));
 }
+
+namespace {
 
 std::string shape_text(const std::vector<int64_t>& s) {
   std::string out = "[";
@@ -59,12 +61,9 @@ void save_weights(const std::string& path, const ParamBuffer<T>& params, const M
       if (contributes(layout, i)) pp->send(mine[i].data(), mine[i].size(), 0, kTag);
     return;
   }
-  const std::string tmp = path + ".tmp";
-  {
+  write_atomically(path, [&](const std::string& tmp) {
     auto file = h5::create_file(tmp);
-    h5::write_attr(file, "format", std::string("strata-weights"));
-    h5::write_attr(file, "format_version", int64_t(1));
-    for (auto [name, value] : model_fields(model)) h5::write_attr(file, name, int64_t(value));
+    write_weights_header(file, model);
     auto write = [&](const TensorSpec& s, const std::vector<float>& whole) {
       std::vector<hsize_t> shape(s.global_shape.begin(), s.global_shape.end());
       h5::write_dataset<float>(file, s.name, shape, whole.data());
@@ -81,8 +80,7 @@ void save_weights(const std::string& path, const ParamBuffer<T>& params, const M
       }
     }
     STRATA_H5(H5Fflush(file, H5F_SCOPE_GLOBAL));
-  }
-  commit_file(tmp, path);
+  });
 }
 
 template <class T>

@@ -1,6 +1,8 @@
 #pragma once
 // Model weights as HDF5: one float32 dataset per tensor, by its documented name and global shape,
 // plus the model config as root attributes. Readable by h5py (docs/weights-format.md).
+#include <hdf5.h>
+
 #include <string>
 
 #include "comm/communicator.hpp"
@@ -16,6 +18,9 @@ namespace strata {
 template <class T>
 void save_weights(const std::string& path, const ParamBuffer<T>& params, const ModelConfig& model,
                   Communicator* tp = nullptr, Communicator* pp = nullptr, bool writer_group = true);
+
+// The root attributes of a weights file: format, format_version and the model fields.
+void write_weights_header(hid_t file, const ModelConfig& model);
 
 // Loads this rank's part of every tensor (any tensor-parallel split of the file's global tensors); throws
 // naming the file and the first missing tensor, wrong shape or config mismatch.

@@ -7,13 +7,10 @@
 #include <cstdint>
 
 #include "core/error.hpp"
+#include "core/stopwatch.hpp"
 #include "kernels/grad_norm.hpp"
 
 namespace strata {
-namespace {
-using Clock = std::chrono::steady_clock;
-double ms_since(Clock::time_point t) { return std::chrono::duration<double, std::milli>(Clock::now() - t).count(); }
-}  // namespace
 
 template <class T>
 DataParallel<T>::DataParallel(Communicator& dp, std::vector<Communicator*> norm_groups, std::vector<char> in_norm,

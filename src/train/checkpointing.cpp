@@ -7,11 +7,10 @@
 
 #include "ckpt/checkpoint_dir.hpp"
 #include "core/error.hpp"
+#include "core/stopwatch.hpp"
 
 namespace strata {
 namespace {
-using Clock = std::chrono::steady_clock;
-double ms_since(Clock::time_point t) { return std::chrono::duration<double, std::milli>(Clock::now() - t).count(); }
 
 // Rank 0's list of strings, on every rank (the ranks may not all see the directory the same way at the same time).
 std::vector<std::string> broadcast_list(std::vector<std::string> list, MPI_Comm comm) {

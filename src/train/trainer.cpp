@@ -10,6 +10,7 @@
 #include "comm/process_grid.hpp"
 #include "core/atomic_file.hpp"
 #include "core/error.hpp"
+#include "core/stopwatch.hpp"
 #include "data/bpe.hpp"
 #include "data/open_tokens.hpp"
 #include "data/prefetcher.hpp"
@@ -27,8 +28,6 @@
 
 namespace strata {
 namespace {
-
-using Clock = std::chrono::steady_clock;
 
 std::string resolve_in(const std::string& dir, const std::string& path) {
   return path.empty() || std::filesystem::path(path).is_absolute() ? path : (std::filesystem::path(dir) / path).string();
@@ -187,7 +186,7 @@ TrainSummary train(const Config& config, MPI_Comm world) {
     STRATA_CHECK(std::isfinite(loss) && std::isfinite(norm), "step {}: loss {} / gradient norm {} is not finite",
                  step + 1, loss, norm);
     Kokkos::fence();
-    const double ms = std::chrono::duration<double, std::milli>(Clock::now() - start).count();
+    const double ms = ms_since(start);
     step_ms.push_back(ms);
     if (log)
       log->step({step + 1, loss, lr, norm, double(tc.batch_size) * mc.seq_len / (ms / 1000.0), ms,
