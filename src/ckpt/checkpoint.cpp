@@ -67,9 +67,6 @@ Piece piece_of(const RankTensors& t, int group, size_t i, bool for_write) {
 
 std::string dataset_name(int group, const std::string& tensor) { return std::string(kGroups[group]) + "/" + tensor; }
 
-std::string read_string_attr(hid_t obj, const char* name, const std::string& path) {
-  return h5::read_attr_string(obj, name, path);
-}
 }  // namespace
 
 uint64_t hash_contiguous(const float* values, int64_t n, int64_t first) {
@@ -188,6 +185,8 @@ SaveStats write_checkpoint(const std::string& path, const RankTensors& mine, con
 
   h5::Handle file;
   std::vector<FileSegment> segments;  // two-phase writes: where this rank's bytes go in the file
+  bool collective = true;             // io = hdf5: every H5Dwrite of this rank went collective, else why not
+  std::string no_collective_cause;
   {
     Lock lock(hdf5_mutex());
     h5::Handle fapl(STRATA_H5(H5Pcreate(H5P_FILE_ACCESS)), H5Pclose);
@@ -250,11 +249,11 @@ SaveStats write_checkpoint(const std::string& path, const RankTensors& mine, con
         stats.write_seconds += seconds_since(w0);
         H5D_mpio_actual_io_mode_t mode;
         STRATA_H5(H5Pget_mpio_actual_io_mode(dxpl, &mode));
-        if (mode == H5D_MPIO_NO_COLLECTIVE && stats.collective) {
+        if (mode == H5D_MPIO_NO_COLLECTIVE && collective) {
           uint32_t local_cause = 0, global_cause = 0;
           STRATA_H5(H5Pget_mpio_no_collective_cause(dxpl, &local_cause, &global_cause));
-          stats.collective = false;
-          stats.no_collective_cause = fmt::format("{}: H5Pget_mpio_no_collective_cause local 0x{:x} global 0x{:x}",
+          collective = false;
+          no_collective_cause = fmt::format("{}: H5Pget_mpio_no_collective_cause local 0x{:x} global 0x{:x}",
                                                   dataset_name(g, global.name), local_cause, global_cause);
         }
         if (t == all.size() / 2 && g == 0) crash_point("write", meta.step, rank);
@@ -264,11 +263,10 @@ SaveStats write_checkpoint(const std::string& path, const RankTensors& mine, con
     if (!through_hdf5) STRATA_H5(H5Fflush(file, H5F_SCOPE_GLOBAL));  // the structure is on disk before the data
   }
   if (through_hdf5) {
-    int all_collective = stats.collective ? 1 : 0;
+    int all_collective = collective ? 1 : 0;
     STRATA_MPI(MPI_Allreduce(MPI_IN_PLACE, &all_collective, 1, MPI_INT, MPI_MIN, world));
-    if (!all_collective && stats.collective) stats.no_collective_cause = "another rank's writes went independent";
-    stats.collective = all_collective != 0;
-    stats.io = stats.collective ? "HDF5 collective writes" : "HDF5 independent writes (" + stats.no_collective_cause + ")";
+    if (!all_collective && collective) no_collective_cause = "another rank's writes went independent";
+    stats.io = all_collective ? "HDF5 collective writes" : "HDF5 independent writes (" + no_collective_cause + ")";
     stats.structure_seconds = seconds_since(start) - stats.write_seconds;
   } else {
     // The tensors' bytes, outside HDF5 (which stays open but idle: other threads may use HDF5 meanwhile).
@@ -313,7 +311,7 @@ SaveStats write_checkpoint(const std::string& path, const RankTensors& mine, con
 
 CheckpointMeta read_checkpoint_meta(const std::string& path) {
   auto file = h5::open_file(path);
-  const std::string format = h5::has_attr(file, "format") ? read_string_attr(file, "format", path) : "";
+  const std::string format = h5::has_attr(file, "format") ? h5::read_attr_string(file, "format", path) : "";
   STRATA_CHECK(format == kCheckpointFormat, "{}: attribute 'format' is '{}', expected '{}' (not a Strata checkpoint)",
                path, format, kCheckpointFormat);
   const int64_t version = h5::read_attr_int(file, "format_version", path);
@@ -326,9 +324,9 @@ CheckpointMeta read_checkpoint_meta(const std::string& path) {
   m.train_seed = h5::read_attr_int(file, "train_seed", path);
   m.data_seed = h5::read_attr_int(file, "data_seed", path);
   m.shuffle = h5::read_attr_int(file, "data_shuffle", path) != 0;
-  m.lr_schedule = read_string_attr(file, "lr_schedule", path);
+  m.lr_schedule = h5::read_attr_string(file, "lr_schedule", path);
   m.lr = h5::read_attr_double(file, "lr", path);
-  m.config_toml = read_string_attr(file, "config", path);
+  m.config_toml = h5::read_attr_string(file, "config", path);
   m.model.n_layer = int(h5::read_attr_int(file, "model.n_layer", path));
   m.model.n_head = int(h5::read_attr_int(file, "model.n_head", path));
   m.model.d_model = int(h5::read_attr_int(file, "model.d_model", path));
@@ -338,7 +336,7 @@ CheckpointMeta read_checkpoint_meta(const std::string& path) {
   m.tp = int(h5::read_attr_int(file, "layout.tp", path));
   m.pp = int(h5::read_attr_int(file, "layout.pp", path));
   m.zero1 = h5::read_attr_int(file, "layout.zero1", path) != 0;
-  m.library_version = read_string_attr(file, "library_version", path);
+  m.library_version = h5::read_attr_string(file, "library_version", path);
   return m;
 }
 

@@ -65,11 +65,9 @@ struct SaveStats {
   double seconds = 0;     // create .. synced, on this rank
   // Within seconds: checksums; the file's structure (HDF5 create, datasets, attributes, close); tensor writes; sync.
   double hash_seconds = 0, structure_seconds = 0, write_seconds = 0, sync_seconds = 0;
-  std::string io;         // how the tensors were written, for the save line
-  // io = hdf5: every write went collective (H5Pget_mpio_actual_io_mode) on every rank, else why not
-  // (H5Pget_mpio_no_collective_cause).
-  bool collective = true;
-  std::string no_collective_cause;
+  // How the tensors were written, for the save line; with io = hdf5 it says whether every write went collective
+  // (H5Pget_mpio_actual_io_mode) on every rank, and if not why (H5Pget_mpio_no_collective_cause).
+  std::string io;
 };
 
 // Collective over `world`: writes the checkpoint to `path` (created or truncated), synced to disk. HDF5 creates the

@@ -143,15 +143,10 @@ std::vector<FileSegment> normalized(std::vector<FileSegment> segments) {
   return out;
 }
 
-// Every rank learns whether any rank failed: the lowest failing rank, or `size` when none did.
-int first_failing_rank(const std::string& local_error, int rank, int size, MPI_Comm comm) {
+// Every rank learns whether any rank failed (the lowest failing rank) and throws if one did.
+void agree_or_throw(const std::string& local_error, int rank, int size, MPI_Comm comm, const std::string& path) {
   int failing = local_error.empty() ? size : rank, first = size;
   STRATA_MPI(MPI_Allreduce(&failing, &first, 1, MPI_INT, MPI_MIN, comm));
-  return first;
-}
-
-void agree_or_throw(const std::string& local_error, int rank, int size, MPI_Comm comm, const std::string& path) {
-  const int first = first_failing_rank(local_error, rank, size, comm);
   if (first == size) return;
   if (!local_error.empty()) STRATA_FAIL("{}", local_error);
   STRATA_FAIL("'{}': rank {} failed writing its part; this rank stopped with it", path, first);
@@ -231,10 +226,11 @@ TwoPhaseStats two_phase_write(const std::string& path, std::vector<FileSegment> 
   ChunkWriter writer(path, buffered.fd, direct.fd);
 
   AlignedBuffer staging[2] = {AlignedBuffer(chunk), AlignedBuffer(chunk)};
-  const auto ranks = static_cast<size_t>(size);
-  std::vector<std::vector<Piece>> outgoing(ranks);
+  const auto rank_count = static_cast<size_t>(size);
+  std::vector<std::vector<Piece>> outgoing(rank_count);
   std::vector<char> send, receive;
-  std::vector<int> send_counts(ranks), receive_counts(ranks), send_displs(ranks), receive_displs(ranks);
+  std::vector<int> send_counts(rank_count), receive_counts(rank_count), send_displs(rank_count),
+      receive_displs(rank_count);
   std::future<void> pending;  // the previous round's write
 
   for (int64_t round = 0; round < stats.rounds; ++round) {

@@ -17,7 +17,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from test_cli import STRATA, StrataTestCase, repetitive_text, run_strata, write_config
+from test_cli import STRATA, StrataTestCase, text_dataset, write_config
 from test_datasets import MPI_ENV, MPIEXEC
 
 BASE = {
@@ -39,10 +39,7 @@ def layout(dp, tp, pp, zero1=False):
 class CheckpointTest(StrataTestCase):
     def setUp(self):
         super().setUp()
-        text = self.tmp / "t.txt"
-        text.write_text("%\n".join(repetitive_text(300)))
-        self.data = str(self.tmp / "d.h5")
-        self.check_ok(run_strata("preprocess", "text", text, "-o", self.data, "--doc-separator", "%", "--quiet"))
+        self.data = text_dataset(self.tmp)
 
     def run_train(self, name, values, resume=None, crash=None, expect_ok=True):
         ranks = values.get("parallel.dp", 1) * values.get("parallel.tp", 1) * values.get("parallel.pp", 1)

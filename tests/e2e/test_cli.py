@@ -122,6 +122,16 @@ def repetitive_text(n_docs=400, seed=0):
     return docs
 
 
+def text_dataset(directory):
+    """Preprocesses 300 repetitive documents into DIRECTORY/d.h5 (byte level) and returns its path."""
+    text = Path(directory) / "t.txt"
+    text.write_text("%\n".join(repetitive_text(300)))
+    data = str(Path(directory) / "d.h5")
+    r = run_strata("preprocess", "text", text, "-o", data, "--doc-separator", "%", "--quiet")
+    assert r.returncode == 0, f"preprocess failed:\n{r.stderr[-2000:]}"
+    return data
+
+
 class StrataTestCase(unittest.TestCase):
     def setUp(self):
         self._tmp = tempfile.TemporaryDirectory(prefix="strata-e2e-")

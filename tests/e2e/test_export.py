@@ -21,7 +21,7 @@ import h5py
 import numpy as np
 import torch
 
-from test_cli import REPO, TINY, repetitive_text, run_strata, set_args, write_config
+from test_cli import REPO, TINY, StrataTestCase, run_strata, set_args, text_dataset, write_config
 
 sys.path.insert(0, str(REPO / "perf"))
 import torch_gpt  # noqa: E402
@@ -80,18 +80,14 @@ def load_safetensors(path):
     return metadata, tensors, n
 
 
-class ExportTest(unittest.TestCase):
+class ExportTest(StrataTestCase):
     """One tiny training run with checkpoints, shared by the tests (none of which changes its files)."""
 
     @classmethod
     def setUpClass(cls):
         cls._tmp = tempfile.TemporaryDirectory(prefix="strata-e2e-export-")
         cls.tmp = Path(cls._tmp.name)
-        text = cls.tmp / "t.txt"
-        text.write_text("%\n".join(repetitive_text(300)))
-        cls.data = str(cls.tmp / "d.h5")
-        r = run_strata("preprocess", "text", text, "-o", cls.data, "--doc-separator", "%", "--quiet")
-        assert r.returncode == 0, r.stderr
+        cls.data = text_dataset(cls.tmp)
         cls.out_dir = cls.tmp / "run"
         values = dict(TINY, **{"data.path": cls.data, "train.out_dir": str(cls.out_dir), "train.steps": STEPS,
                                "train.eval_every": 0, "checkpoint.every": 5, "train.save_weights": "weights.h5"})
@@ -111,10 +107,6 @@ class ExportTest(unittest.TestCase):
 
     def tearDown(self):
         self._case_tmp.cleanup()
-
-    def check_ok(self, r):
-        self.assertEqual(r.returncode, 0, f"strata failed (rc {r.returncode}):\nstdout:\n{r.stdout[-3000:]}\n"
-                                          f"stderr:\n{r.stderr[-3000:]}")
 
     def one_error_line(self, r):
         self.assertNotEqual(r.returncode, 0, r.stdout[-2000:])

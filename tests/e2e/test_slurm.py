@@ -22,7 +22,7 @@ import time
 import unittest
 from pathlib import Path
 
-from test_cli import REPO, STRATA, repetitive_text, run_strata, write_config
+from test_cli import REPO, STRATA, text_dataset, write_config
 from test_datasets import MPI_ENV
 
 CLUSTER = REPO / "tests" / "e2e" / "slurm" / "cluster.sh"
@@ -81,11 +81,7 @@ class SlurmTest(unittest.TestCase):
     def setUp(self):
         self._tmp = tempfile.TemporaryDirectory(prefix="strata-slurm-e2e-")
         self.tmp = Path(self._tmp.name)
-        text = self.tmp / "t.txt"
-        text.write_text("%\n".join(repetitive_text(300)))
-        self.data = str(self.tmp / "d.h5")
-        r = run_strata("preprocess", "text", text, "-o", self.data, "--doc-separator", "%", "--quiet")
-        self.assertEqual(r.returncode, 0, r.stderr)
+        self.data = text_dataset(self.tmp)
         self.config = write_config(self.tmp / "tiny.toml", {
             "model.n_layer": 2, "model.n_head": 2, "model.d_model": 32, "model.vocab_size": 257,
             "model.seq_len": 32, "data.path": self.data, "train.batch_size": 8, "train.steps": 30,

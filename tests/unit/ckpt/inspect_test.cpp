@@ -10,6 +10,7 @@
 #include "core/h5.hpp"
 #include "nn/gpt_layout.hpp"
 #include "support/expect_error.hpp"
+#include "unit/ckpt/checkpoint_fixture.hpp"
 #include "unit/data/temp_dir.hpp"
 
 namespace strata::ckpt {
@@ -17,77 +18,13 @@ namespace {
 namespace fs = std::filesystem;
 using strata::testing::expect_error;
 using strata::testing::TempDir;
-
-ModelConfig tiny_model() {
-  ModelConfig m;
-  m.n_layer = 2;
-  m.n_head = 2;
-  m.d_model = 16;
-  m.vocab_size = 37;
-  m.seq_len = 8;
-  return m;
-}
-
-// Writes a one-rank checkpoint of tiny_model() with initialized parameters (every element distinct) and moments.
-// Returns the parameter buffer's host copy.
-std::vector<float> write_test_checkpoint(const std::string& path, const ModelConfig& model) {
-  ParamBuffer<float> buffer(gpt_layout(model).specs);
-  buffer.initialize(5);
-  auto host = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), buffer.params());
-  std::vector<float> params(host.data(), host.data() + buffer.size()), m(params.size()), v(params.size());
-  for (size_t i = 0; i < params.size(); ++i) {
-    params[i] += 1e-3f * float(i % 97);  // biases and LayerNorms too: no two tensors alike
-    m[i] = 1e-4f * float(i % 13) - 5e-4f;
-    v[i] = 1e-6f * float(i % 7 + 1);
-  }
-  RankTensors t;
-  t.specs = buffer.specs();
-  t.params = params.data();
-  t.adam_m = m.data();
-  t.adam_v = v.data();
-  t.adam_begin = 0;
-  t.adam_end = int64_t(params.size());
-  writer_flags(t, 0, 1, 0, false, -1);
-  CheckpointMeta meta;
-  meta.step = 7;
-  meta.consumed_samples = 56;
-  meta.adam_steps = 7;
-  meta.train_seed = 42;
-  meta.data_seed = 1234;
-  meta.lr_schedule = "cosine";
-  meta.lr = 2.5e-4;
-  meta.config_toml = "[model]\nn_layer = 2\n";
-  meta.model = model;
-  write_checkpoint(path, t, meta, MPI_COMM_SELF);
-  return params;
-}
-
-// Adds 1 to element `index` (flat) of `dataset`, in place.
-void bump_element(const std::string& path, const std::string& dataset, hsize_t index) {
-  auto file = h5::open_file(path, /*writable=*/true);
-  h5::Handle ds(STRATA_H5(H5Dopen2(file, dataset.c_str(), H5P_DEFAULT)), H5Dclose);
-  h5::Handle space(STRATA_H5(H5Dget_space(ds)), H5Sclose);
-  const int rank = STRATA_H5(H5Sget_simple_extent_ndims(space));
-  std::vector<hsize_t> dims(static_cast<size_t>(rank)), coords(static_cast<size_t>(rank));
-  STRATA_H5(H5Sget_simple_extent_dims(space, dims.data(), nullptr));
-  for (int d = rank - 1; d >= 0; --d) {
-    coords[size_t(d)] = index % dims[size_t(d)];
-    index /= dims[size_t(d)];
-  }
-  STRATA_H5(H5Sselect_elements(space, H5S_SELECT_SET, 1, coords.data()));
-  const hsize_t one = 1;
-  h5::Handle mem(STRATA_H5(H5Screate_simple(1, &one, nullptr)), H5Sclose);
-  float value = 0;
-  STRATA_H5(H5Dread(ds, H5T_NATIVE_FLOAT, mem, space, H5P_DEFAULT, &value));
-  value += 1.0f;
-  STRATA_H5(H5Dwrite(ds, H5T_NATIVE_FLOAT, mem, space, H5P_DEFAULT, &value));
-}
+using namespace strata::ckpt::testing;
 
 TEST(InspectCheckpoint, ListsEveryTensorWithItsShapeAndVerifiedChecksums) {
   TempDir dir;
   const std::string path = dir.file("step-00000007.h5");
   const ModelConfig model = tiny_model();
-  const std::vector<float> params = write_test_checkpoint(path, model);
+  const std::vector<float> params = write_test_checkpoint(path, model, 7);
   const auto all = global_tensors(model);
 
   const InspectReport r = inspect_checkpoint(path);
@@ -95,7 +32,7 @@ TEST(InspectCheckpoint, ListsEveryTensorWithItsShapeAndVerifiedChecksums) {
   EXPECT_EQ(r.format_version, kCheckpointVersion);
   EXPECT_EQ(r.meta.step, 7);
   EXPECT_EQ(r.meta.consumed_samples, 56);
-  EXPECT_EQ(r.meta.model.vocab_size, 37);
+  EXPECT_EQ(r.meta.model.vocab_size, 38);
   EXPECT_EQ(r.meta.config_toml, "[model]\nn_layer = 2\n");
   EXPECT_TRUE(r.verified);
   ASSERT_EQ(r.tensors.size(), 3 * all.size());
@@ -157,7 +94,7 @@ TEST(InspectCheckpoint, ListsEveryTensorWithItsShapeAndVerifiedChecksums) {
 TEST(InspectCheckpoint, OneChangedElementIsAMismatchNamingTheTensor) {
   TempDir dir;
   const std::string path = dir.file("ckpt.h5");
-  write_test_checkpoint(path, tiny_model());
+  write_test_checkpoint(path, tiny_model(), 7);
   bump_element(path, "adam_v/h.1.mlp.c_fc.weight", 100);
 
   const InspectReport r = inspect_checkpoint(path);
@@ -180,7 +117,7 @@ TEST(InspectCheckpoint, OneChangedElementIsAMismatchNamingTheTensor) {
 TEST(InspectCheckpoint, TruncatedFileIsAnErrorNamingTheFile) {
   TempDir dir;
   const std::string path = dir.file("ckpt.h5");
-  write_test_checkpoint(path, tiny_model());
+  write_test_checkpoint(path, tiny_model(), 7);
   for (double keep : {0.5, 0.98}) {
     SCOPED_TRACE(keep);
     const std::string cut = dir.file("cut.h5");
@@ -197,7 +134,7 @@ TEST(InspectCheckpoint, TruncatedFileIsAnErrorNamingTheFile) {
 TEST(InspectCheckpoint, MissingTensorOrOtherFileIsAnErrorNamingTheTensor) {
   TempDir dir;
   const std::string path = dir.file("ckpt.h5");
-  write_test_checkpoint(path, tiny_model());
+  write_test_checkpoint(path, tiny_model(), 7);
   {
     auto file = h5::open_file(path, true);
     STRATA_H5(H5Ldelete(file, "adam_m/ln_f.bias", H5P_DEFAULT));

@@ -16,6 +16,7 @@
 #include "nn/gpt_layout.hpp"
 #include "nn/weights_io.hpp"
 #include "support/expect_error.hpp"
+#include "unit/ckpt/checkpoint_fixture.hpp"
 #include "unit/data/temp_dir.hpp"
 
 namespace strata::ckpt {
@@ -23,59 +24,7 @@ namespace {
 namespace fs = std::filesystem;
 using strata::testing::expect_error;
 using strata::testing::TempDir;
-
-ModelConfig tiny_model() {
-  ModelConfig m;
-  m.n_layer = 2;
-  m.n_head = 2;
-  m.d_model = 16;
-  m.vocab_size = 38;  // even: the weights load on 2 tensor-parallel ranks
-  m.seq_len = 8;
-  return m;
-}
-
-// A one-rank checkpoint of `model` at step 9: initialized parameters with every element distinct, and moments.
-void write_test_checkpoint(const std::string& path, const ModelConfig& model) {
-  ParamBuffer<float> buffer(gpt_layout(model).specs);
-  buffer.initialize(11);
-  auto host = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), buffer.params());
-  std::vector<float> params(host.data(), host.data() + buffer.size()), m(params.size()), v(params.size());
-  for (size_t i = 0; i < params.size(); ++i) {
-    params[i] += 1e-3f * float(i % 89);
-    m[i] = 1e-4f * float(i % 13);
-    v[i] = 1e-6f * float(i % 7 + 1);
-  }
-  RankTensors t;
-  t.specs = buffer.specs();
-  t.params = params.data();
-  t.adam_m = m.data();
-  t.adam_v = v.data();
-  t.adam_begin = 0;
-  t.adam_end = int64_t(params.size());
-  writer_flags(t, 0, 1, 0, false, -1);
-  CheckpointMeta meta;
-  meta.step = 9;
-  meta.lr_schedule = "cosine";
-  meta.lr = 1e-3;
-  meta.model = model;
-  write_checkpoint(path, t, meta, MPI_COMM_SELF);
-}
-
-// Adds 1 to element 0 of `dataset`, in place.
-void bump_first_element(const std::string& path, const std::string& dataset) {
-  auto file = h5::open_file(path, /*writable=*/true);
-  h5::Handle ds(STRATA_H5(H5Dopen2(file, dataset.c_str(), H5P_DEFAULT)), H5Dclose);
-  h5::Handle space(STRATA_H5(H5Dget_space(ds)), H5Sclose);
-  const int rank = STRATA_H5(H5Sget_simple_extent_ndims(space));
-  std::vector<hsize_t> start(static_cast<size_t>(rank), 0), count(static_cast<size_t>(rank), 1);
-  STRATA_H5(H5Sselect_hyperslab(space, H5S_SELECT_SET, start.data(), nullptr, count.data(), nullptr));
-  const hsize_t one = 1;
-  h5::Handle mem(STRATA_H5(H5Screate_simple(1, &one, nullptr)), H5Sclose);
-  float value = 0;
-  STRATA_H5(H5Dread(ds, H5T_NATIVE_FLOAT, mem, space, H5P_DEFAULT, &value));
-  value += 1.0f;
-  STRATA_H5(H5Dwrite(ds, H5T_NATIVE_FLOAT, mem, space, H5P_DEFAULT, &value));
-}
+using namespace strata::ckpt::testing;
 
 std::string read_bytes(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
@@ -86,7 +35,7 @@ TEST(SafetensorsExport, ParsesAndHoldsEveryParameterTensorBitForBit) {
   TempDir dir;
   const ModelConfig model = tiny_model();
   const std::string ckpt = dir.file("step-00000009.h5"), out = dir.file("model.safetensors");
-  write_test_checkpoint(ckpt, model);
+  write_test_checkpoint(ckpt, model, 9);
   const ExportResult r = export_checkpoint(ckpt, out, "safetensors");
   const auto all = global_tensors(model);
   EXPECT_EQ(r.tensors, int64_t(all.size()));
@@ -145,8 +94,8 @@ TEST(SafetensorsExport, ParsesAndHoldsEveryParameterTensorBitForBit) {
 TEST(SafetensorsExport, CorruptCheckpointRefusesToExport) {
   TempDir dir;
   const std::string ckpt = dir.file("ckpt.h5");
-  write_test_checkpoint(ckpt, tiny_model());
-  bump_first_element(ckpt, "params/h.1.ln_2.bias");
+  write_test_checkpoint(ckpt, tiny_model(), 9);
+  bump_element(ckpt, "params/h.1.ln_2.bias", 0);
   for (const std::string format : {"safetensors", "hdf5"}) {
     SCOPED_TRACE(format);
     const std::string out = dir.file("out." + format);
@@ -167,8 +116,8 @@ TEST(SafetensorsExport, OnlyTheExportedTensorsAreChecked) {
   // The optimizer moments are not exported: damage there does not stop a weights export.
   TempDir dir;
   const std::string ckpt = dir.file("ckpt.h5"), out = dir.file("w.safetensors");
-  write_test_checkpoint(ckpt, tiny_model());
-  bump_first_element(ckpt, "adam_m/wte");
+  write_test_checkpoint(ckpt, tiny_model(), 9);
+  bump_element(ckpt, "adam_m/wte", 0);
   EXPECT_EQ(export_checkpoint(ckpt, out, "safetensors").tensors, int64_t(global_tensors(tiny_model()).size()));
 }
 
@@ -176,7 +125,7 @@ TEST(WeightsExport, Hdf5ExportIsAWeightsFileThatLoads) {
   TempDir dir;
   const ModelConfig model = tiny_model();
   const std::string ckpt = dir.file("ckpt.h5"), out = dir.file("weights.h5");
-  write_test_checkpoint(ckpt, model);
+  write_test_checkpoint(ckpt, model, 9);
   export_checkpoint(ckpt, out, "hdf5");
   EXPECT_FALSE(fs::exists(out + ".tmp"));
   {
@@ -211,7 +160,7 @@ TEST(WeightsExport, Hdf5ExportIsAWeightsFileThatLoads) {
 TEST(Export, UnknownFormatListsTheChoices) {
   TempDir dir;
   const std::string ckpt = dir.file("ckpt.h5");
-  write_test_checkpoint(ckpt, tiny_model());
+  write_test_checkpoint(ckpt, tiny_model(), 9);
   expect_error([&] { export_checkpoint(ckpt, dir.file("x.onnx"), "onnx"); }, {"'onnx'", "safetensors, hdf5"});
   expect_error([&] { export_checkpoint(ckpt, ckpt, "hdf5"); }, {ckpt, "would replace the checkpoint"});
   EXPECT_TRUE(fs::exists(ckpt));
