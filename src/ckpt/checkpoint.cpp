@@ -15,7 +15,6 @@
 #include "core/stopwatch.hpp"
 #include "core/two_phase_write.hpp"
 #include "core/rng.hpp"
-#include "nn/gpt_layout.hpp"
 #include "strata_version.hpp"
 
 namespace strata::ckpt {
@@ -80,13 +79,11 @@ uint64_t hash_contiguous(const float* values, int64_t n, int64_t first) {
   return sum;
 }
 
-std::vector<TensorSpec> global_tensors(const ModelConfig& model) { return gpt_layout(model, 0, 1, 0, 1).specs; }
-
-void writer_flags(RankTensors& t, int dp_rank, int dp_size, int tp_rank, bool zero1, int tied_copy_index) {
+void writer_flags(RankTensors& t, int dp_rank, int dp_size, int tp_rank, bool zero1) {
   t.writes.assign(t.specs.size(), 0);
   int64_t elements = 0;
   for (size_t i = 0; i < t.specs.size(); ++i) {
-    t.writes[i] = int(i) != tied_copy_index && (!t.specs[i].shard.replicated() || tp_rank == 0);
+    t.writes[i] = !t.specs[i].tied_copy && (!t.specs[i].shard.replicated() || tp_rank == 0);
     elements = std::max(elements, t.specs[i].offset + t.specs[i].numel());
   }
   if (zero1) {
@@ -148,6 +145,9 @@ void write_root_attributes(hid_t file, const CheckpointMeta& meta) {
   h5::write_attr(file, "layout.pp", int64_t(meta.pp));
   h5::write_attr(file, "layout.zero1", int64_t(meta.zero1));
   h5::write_attr(file, "library_version", std::string(STRATA_VERSION));
+  std::string names;
+  for (const auto& t : meta.tensors) names += (names.empty() ? "" : "\n") + t.name;
+  h5::write_attr(file, "tensors", names);
   h5::write_attr(file, "checksum_algorithm",
                  std::string("sum over elements mod 2^64 of mix64(float32 bits ^ global flat index * 0x9E3779B97F4A7C15)"));
 }
@@ -163,8 +163,9 @@ SaveStats write_checkpoint(const std::string& path, const RankTensors& mine, con
   STRATA_CHECK(through_hdf5 || options.io == "direct" || options.io == "buffered",
                "checkpoint.io = '{}': expected direct, buffered or hdf5", options.io);
   SaveStats stats;
-  const auto all = global_tensors(meta.model);
-  for (const TensorSpec& t : all) stats.bytes += 3 * int64_t(t.numel()) * 4;
+  const auto& all = meta.tensors;
+  STRATA_CHECK(!all.empty(), "checkpoint '{}': no tensors to write", path);
+  for (const TensorSpec& t : all) stats.bytes += 3 * int64_t(t.global_numel()) * 4;
   const std::vector<Written> pieces = written_by(mine, all);
 
   // Checksums in a thread of their own, while the file is created and written (they are attributes, written last).
@@ -315,8 +316,8 @@ CheckpointMeta read_checkpoint_meta(const std::string& path) {
   STRATA_CHECK(format == kCheckpointFormat, "{}: attribute 'format' is '{}', expected '{}' (not a Strata checkpoint)",
                path, format, kCheckpointFormat);
   const int64_t version = h5::read_attr_int(file, "format_version", path);
-  STRATA_CHECK(version == kCheckpointVersion, "{}: format_version {}, this build reads version {}", path, version,
-               kCheckpointVersion);
+  STRATA_CHECK(version >= 1 && version <= kCheckpointVersion, "{}: format_version {}, this build reads versions 1 to {}",
+               path, version, kCheckpointVersion);
   CheckpointMeta m;
   m.step = h5::read_attr_int(file, "step", path);
   m.consumed_samples = h5::read_attr_int(file, "consumed_samples", path);
@@ -337,6 +338,26 @@ CheckpointMeta read_checkpoint_meta(const std::string& path) {
   m.pp = int(h5::read_attr_int(file, "layout.pp", path));
   m.zero1 = h5::read_attr_int(file, "layout.zero1", path) != 0;
   m.library_version = h5::read_attr_string(file, "library_version", path);
+  // The tensor list: attribute `tensors` (version 2), else the members of `params` (version 1, in name order).
+  std::vector<std::string> names;
+  if (h5::has_attr(file, "tensors")) {
+    const std::string joined = h5::read_attr_string(file, "tensors", path);
+    for (size_t pos = 0; pos < joined.size();) {
+      const size_t end = std::min(joined.find('\n', pos), joined.size());
+      names.push_back(joined.substr(pos, end - pos));
+      pos = end + 1;
+    }
+  } else {
+    names = h5::member_names(file, "params", path);
+  }
+  STRATA_CHECK(!names.empty(), "{}: the checkpoint lists no tensors", path);
+  for (const auto& name : names) {
+    TensorSpec t;
+    t.name = name;
+    const auto dims = h5::dataset_shape(file, dataset_name(0, name), path);
+    t.global_shape = t.shape = std::vector<int64_t>(dims.begin(), dims.end());
+    m.tensors.push_back(std::move(t));
+  }
   return m;
 }
 
@@ -349,7 +370,7 @@ std::string verify_checkpoint(const std::string& path, MPI_Comm world) {
   int64_t datasets = 0;
   try {
     const CheckpointMeta meta = read_checkpoint_meta(path);
-    const auto all = global_tensors(meta.model);
+    const auto& all = meta.tensors;
     datasets = int64_t(all.size()) * 3;
     auto file = h5::open_file(path);
     std::vector<float> values;
@@ -359,8 +380,8 @@ std::string verify_checkpoint(const std::string& path, MPI_Comm world) {
       STRATA_CHECK(h5::exists(file, name), "{}: tensor '{}' is missing", path, name);
       if (d % size != rank) continue;
       values = h5::read_dataset<float>(file, name, path);
-      STRATA_CHECK(int64_t(values.size()) == t.numel(), "{}: tensor '{}' holds {} elements, expected {}", path, name,
-                   values.size(), t.numel());
+      STRATA_CHECK(int64_t(values.size()) == t.global_numel(), "{}: tensor '{}' holds {} elements, expected {}", path, name,
+                   values.size(), t.global_numel());
       const uint64_t sum = hash_contiguous(values.data(), int64_t(values.size()), 0);
       h5::Handle ds(STRATA_H5(H5Dopen2(file, name.c_str(), H5P_DEFAULT)), H5Dclose);
       const std::string stored = h5::read_attr_string(ds, "checksum", path + ": " + name);

@@ -15,7 +15,8 @@
 namespace strata::ckpt {
 
 inline constexpr const char* kCheckpointFormat = "strata-checkpoint";
-inline constexpr int64_t kCheckpointVersion = 1;
+// Version 2 stores the tensor list (`tensors`) and the model kind; version 1 files (GPT only) are still read.
+inline constexpr int64_t kCheckpointVersion = 2;
 
 // Run state stored as root attributes.
 struct CheckpointMeta {
@@ -28,6 +29,9 @@ struct CheckpointMeta {
   double lr = 0;
   std::string config_toml;       // the resolved config of the run that wrote it
   ModelConfig model;
+  // Every tensor of the model at its global shape (name and global_shape), in file order: the file's own list
+  // (attribute `tensors`), so tools read any model's checkpoint without knowing the model.
+  std::vector<TensorSpec> tensors;
   int dp = 1, tp = 1, pp = 1;    // the layout it was written with
   bool zero1 = false;
   std::string library_version;
@@ -46,11 +50,11 @@ struct RankTensors {
   int64_t write_begin = 0, write_end = 0;
 };
 
-// Who writes what: among tensor-parallel ranks holding the same replicated tensor, tp rank 0; the last pipeline
-// stage's copy of the tied embedding never (the first stage's is written). Data-parallel ranks hold the same
+// Who writes what: among tensor-parallel ranks holding the same replicated tensor, tp rank 0; a tied tensor's copy
+// (TensorSpec::tied_copy) never (the first stage's is written). Data-parallel ranks hold the same
 // buffer and split it: each writes its ZeRO-1 shard (parameters and moments), or without ZeRO-1 an even 1/dp of
 // the buffer, so every rank writes about as much and mostly whole chunks of the file.
-void writer_flags(RankTensors& t, int dp_rank, int dp_size, int tp_rank, bool zero1, int tied_copy_index);
+void writer_flags(RankTensors& t, int dp_rank, int dp_size, int tp_rank, bool zero1);
 
 struct SaveOptions {
   // How tensor bytes reach the file: "direct" (two-phase collective writes with O_DIRECT, core/two_phase_write.hpp;
@@ -70,7 +74,7 @@ struct SaveStats {
   std::string io;
 };
 
-// Collective over `world`: writes the checkpoint to `path` (created or truncated), synced to disk. HDF5 creates the
+// Collective over `world`: writes the checkpoint of meta.tensors to `path` (created or truncated), synced to disk. HDF5 creates the
 // file's structure collectively (datasets allocated contiguously at creation, checksums and run state as
 // attributes); the tensors' bytes then go in as options.io says. The caller commits it (ckpt/checkpoint_dir.hpp).
 SaveStats write_checkpoint(const std::string& path, const RankTensors& mine, const CheckpointMeta& meta,
@@ -91,8 +95,6 @@ void load_checkpoint(const std::string& path, RankTensors& mine);
 // config"), or "" when they agree.
 std::string model_mismatch(const ModelConfig& stored, const ModelConfig& run);
 
-// Every tensor name with its global shape, in file order (all pipeline stages, tensor-parallel size 1).
-std::vector<TensorSpec> global_tensors(const ModelConfig& model);
 
 // The per-tensor checksum: the sum over elements (mod 2^64) of mix64(float bits ^ global index * 0x9E3779B97F4A7C15),
 // so ranks add up the hashes of the hyperslabs they wrote, in any order. (The odd multiplier makes index -> key a

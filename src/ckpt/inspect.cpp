@@ -87,12 +87,7 @@ InspectReport inspect_checkpoint(const std::string& path, bool verify) {
   r.meta = read_checkpoint_meta(path);  // checks the format and version; errors name the file and the field
   auto file = h5::open_file(path);
   r.format_version = h5::read_attr_int(file, "format_version", path);
-  std::vector<TensorSpec> all;
-  try {
-    all = global_tensors(r.meta.model);
-  } catch (const Error& e) {
-    STRATA_FAIL("{}: the model attributes do not describe a valid model: {}", path, e.what());
-  }
+  const std::vector<TensorSpec>& all = r.meta.tensors;
   for (const auto& group : checkpoint_groups())
     for (const auto& spec : all) {
       TensorReport t;

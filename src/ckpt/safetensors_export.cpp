@@ -79,13 +79,6 @@ std::vector<float> read_param(hid_t file, const std::string& checkpoint, const T
   return std::move(t.values);
 }
 
-std::vector<TensorSpec> model_tensors(const std::string& checkpoint, const ModelConfig& model) {
-  try {
-    return global_tensors(model);
-  } catch (const Error& e) {
-    STRATA_FAIL("{}: the model attributes do not describe a valid model: {}", checkpoint, e.what());
-  }
-}
 
 
 }  // namespace
@@ -106,7 +99,7 @@ ExportResult export_checkpoint(const std::string& checkpoint, const std::string&
 ExportResult export_safetensors(const std::string& checkpoint, const std::string& out) {
   const auto start = Clock::now();
   const CheckpointMeta meta = read_checkpoint_meta(checkpoint);
-  std::vector<TensorSpec> specs = model_tensors(checkpoint, meta.model);
+  std::vector<TensorSpec> specs = meta.tensors;
   std::sort(specs.begin(), specs.end(), [](const TensorSpec& a, const TensorSpec& b) { return a.name < b.name; });
 
   nlohmann::json header = nlohmann::json::object();
@@ -118,7 +111,7 @@ ExportResult export_safetensors(const std::string& checkpoint, const std::string
   header["__metadata__"] = metadata;
   uint64_t offset = 0;
   for (const auto& s : specs) {
-    const uint64_t bytes = uint64_t(s.numel()) * sizeof(float);
+    const uint64_t bytes = uint64_t(s.global_numel()) * sizeof(float);
     header[s.name] = {{"dtype", "F32"}, {"shape", s.global_shape}, {"data_offsets", {offset, offset + bytes}}};
     offset += bytes;
   }
@@ -157,7 +150,7 @@ ExportResult export_safetensors(const std::string& checkpoint, const std::string
 ExportResult export_weights_hdf5(const std::string& checkpoint, const std::string& out) {
   const auto start = Clock::now();
   const CheckpointMeta meta = read_checkpoint_meta(checkpoint);
-  const std::vector<TensorSpec> specs = model_tensors(checkpoint, meta.model);
+  const std::vector<TensorSpec> specs = meta.tensors;
   ExportResult result;
   result.step = meta.step;
   write_atomically(out, [&](const std::string& tmp) {

@@ -11,7 +11,7 @@
 #include "cli/checkpoint_commands.hpp"
 #include "cli/preprocess_commands.hpp"
 #include "data/open_tokens.hpp"
-#include "nn/gpt.hpp"
+#include "models/model_factory.hpp"
 #include "nn/weights_io.hpp"
 #include "strata_version.hpp"
 #include "train/evaluate.hpp"
@@ -40,9 +40,15 @@ int run_eval(const std::string& config_path, const std::vector<std::string>& set
   STRATA_CHECK(config.train.batch_size % dp.size() == 0, "{}: train.batch_size = {} does not split over {} ranks",
                config.source, config.train.batch_size, dp.size());
   const auto val = data::open_token_split(config.data.path, "val", config.model.seq_len, config.model.vocab_size);
-  Gpt<float> model(config.model, config.train.batch_size / dp.size());
-  load_weights(weights, model.params(), config.model);
-  const auto r = evaluate(model, *val, config.train.eval_batches, config.train.batch_size, dp);
+  // The whole model on every rank (no pipeline: a group of one stage).
+  auto params = std::make_shared<ParamBuffer<float>>(model_tensors(config.model));
+  TensorParallel<float> no_tensor_parallel;
+  const auto model = make_model<float>(config.model, config.train.batch_size / dp.size(), params, {},
+                                       no_tensor_parallel);
+  load_weights(weights, *params, config.model);
+  MpiCommunicator one_stage(MPI_COMM_SELF);
+  PipelineRunner<float> runner(*model, one_stage, PipelineSchedule::OneFOneB);
+  const auto r = evaluate(runner, *model, *val, config.train.eval_batches, config.train.batch_size, dp);
   if (dp.rank() == 0) fmt::print("val loss {:.6f} over {} tokens ({})\n", r.loss, r.tokens, weights);
   return 0;
 }

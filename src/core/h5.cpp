@@ -80,6 +80,23 @@ Handle create_group(hid_t loc, const std::string& name) {
   return Handle(STRATA_H5(H5Gcreate2(loc, name.c_str(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT)), H5Gclose);
 }
 
+std::vector<std::string> member_names(hid_t loc, const std::string& group, const std::string& what) {
+  Lock lock(hdf5_mutex());
+  STRATA_CHECK(exists(loc, group), "{}: group '{}' is missing", what, group);
+  Handle g(STRATA_H5(H5Gopen2(loc, group.c_str(), H5P_DEFAULT)), H5Gclose);
+  H5G_info_t info;
+  STRATA_H5(H5Gget_info(g, &info));
+  std::vector<std::string> names;
+  for (hsize_t i = 0; i < info.nlinks; ++i) {
+    const ssize_t n = STRATA_H5(H5Lget_name_by_idx(g, ".", H5_INDEX_NAME, H5_ITER_INC, i, nullptr, 0, H5P_DEFAULT));
+    std::string name(size_t(n) + 1, '\0');
+    STRATA_H5(H5Lget_name_by_idx(g, ".", H5_INDEX_NAME, H5_ITER_INC, i, name.data(), name.size(), H5P_DEFAULT));
+    name.resize(size_t(n));
+    names.push_back(std::move(name));
+  }
+  return names;
+}
+
 std::string element_type_name(hid_t dataset) {
   Lock lock(hdf5_mutex());
   Handle type(STRATA_H5(H5Dget_type(dataset)), H5Tclose);

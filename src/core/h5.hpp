@@ -37,6 +37,8 @@ Handle create_file(const std::string& path);  // truncates
 Handle open_file(const std::string& path, bool writable = false);  // error names the path
 bool exists(hid_t loc, const std::string& name);  // a link (group or dataset) at this path
 Handle create_group(hid_t loc, const std::string& name);
+// The names of the links in group `group` (in name order); throws naming `what` if it is missing.
+std::vector<std::string> member_names(hid_t loc, const std::string& group, const std::string& what);
 
 // The element type stored in a dataset, e.g. "uint8", "int32", "float32", "float64" (other classes: "string",
 // "compound", ...): readers compare it with what the format promises and name it in errors.

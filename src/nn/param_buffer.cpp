@@ -11,6 +11,12 @@ int64_t TensorSpec::numel() const {
   return n;
 }
 
+int64_t TensorSpec::global_numel() const {
+  int64_t n = 1;
+  for (auto d : global_shape) n *= d;
+  return n;
+}
+
 template <class T>
 ParamBuffer<T>::ParamBuffer(std::vector<TensorSpec> specs, size_t pad_multiple) : specs_(std::move(specs)) {
   STRATA_CHECK(pad_multiple >= 1, "ParamBuffer: pad_multiple must be >= 1");

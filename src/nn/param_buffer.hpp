@@ -22,8 +22,13 @@ struct TensorSpec {
   InitKind init = InitKind::Zeros;
   double init_std = 0;  // for Normal
   bool decay = false;   // AdamW weight decay applies (2-D weights)
+  // Tied tensors are held by the first and the last pipeline stage (the GPT's token embedding, also its output
+  // head) and kept equal by summing the two copies' gradients (parallel/tied_gradients.hpp). The last stage's is
+  // the `tied_copy`: not saved, not counted twice in the gradient norm. With one stage there is one copy.
+  bool tied = false, tied_copy = false;
   int64_t offset = 0;   // into the buffers, set by ParamBuffer
-  int64_t numel() const;
+  int64_t numel() const;         // of this rank's part
+  int64_t global_numel() const;  // of the whole tensor
 };
 
 template <class T>

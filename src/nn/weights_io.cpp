@@ -6,7 +6,6 @@
 #include "core/atomic_file.hpp"
 #include "core/error.hpp"
 #include "core/h5.hpp"
-#include "nn/gpt_layout.hpp"
 
 namespace strata {
 
@@ -44,21 +43,18 @@ std::vector<float> gather_tensor(const TensorSpec& s, const T* local, Communicat
 
 template <class T>
 void save_weights(const std::string& path, const ParamBuffer<T>& params, const ModelConfig& model, Communicator* tp,
-                  Communicator* pp, bool writer_group) {
+                  Communicator* pp, bool writer_group, const StageTensors& stage_tensors) {
   const int stages = pp ? pp->size() : 1, stage = pp ? pp->rank() : 0;
+  STRATA_CHECK(stages == 1 || stage_tensors, "save_weights: {} pipeline stages but no list of their tensors", stages);
   constexpr int kTag = 31;
   auto host = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), params.params());
   std::vector<std::vector<float>> mine;
   for (const auto& s : params.specs()) mine.push_back(gather_tensor(s, host.data() + s.offset, tp));
   if (!writer_group) return;
-  // Which tensors a stage contributes: all it holds, but the last stage's copy of the tied embedding.
-  auto contributes = [&](const GptLayout& layout, size_t i) {
-    return !(int(i) == layout.wte && layout.last_stage() && !layout.first_stage());
-  };
+  // Every stage contributes the tensors it holds, but a tied tensor's copy (the first stage holds the original).
   if (stage != 0) {
-    const auto layout = gpt_layout(model, 0, 1, stage, stages);
     for (size_t i = 0; i < mine.size(); ++i)
-      if (contributes(layout, i)) pp->send(mine[i].data(), mine[i].size(), 0, kTag);
+      if (!params.specs()[i].tied_copy) pp->send(mine[i].data(), mine[i].size(), 0, kTag);
     return;
   }
   write_atomically(path, [&](const std::string& tmp) {
@@ -70,13 +66,12 @@ void save_weights(const std::string& path, const ParamBuffer<T>& params, const M
     };
     for (size_t i = 0; i < mine.size(); ++i) write(params.specs()[i], mine[i]);
     for (int from = 1; from < stages; ++from) {
-      const auto layout = gpt_layout(model, 0, 1, from, stages);  // global shapes and names, in send order
       std::vector<float> whole;
-      for (size_t i = 0; i < layout.specs.size(); ++i) {
-        if (!contributes(layout, i)) continue;
-        whole.resize(size_t(layout.specs[i].numel()));
+      for (const TensorSpec& s : stage_tensors(from)) {  // global shapes and names, in send order
+        if (s.tied_copy) continue;
+        whole.resize(size_t(s.global_numel()));
         pp->recv(whole.data(), whole.size(), from, kTag);
-        write(layout.specs[i], whole);
+        write(s, whole);
       }
     }
     STRATA_H5(H5Fflush(file, H5F_SCOPE_GLOBAL));
@@ -106,9 +101,9 @@ void load_weights(const std::string& path, ParamBuffer<T>& params, const ModelCo
 }
 
 template void save_weights<float>(const std::string&, const ParamBuffer<float>&, const ModelConfig&, Communicator*,
-                                  Communicator*, bool);
+                                  Communicator*, bool, const StageTensors&);
 template void save_weights<double>(const std::string&, const ParamBuffer<double>&, const ModelConfig&, Communicator*,
-                                   Communicator*, bool);
+                                   Communicator*, bool, const StageTensors&);
 template void load_weights<float>(const std::string&, ParamBuffer<float>&, const ModelConfig&);
 template void load_weights<double>(const std::string&, ParamBuffer<double>&, const ModelConfig&);
 

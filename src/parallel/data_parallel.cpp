@@ -12,6 +12,12 @@
 
 namespace strata {
 
+std::vector<char> norm_flags(const std::vector<TensorSpec>& specs, int tp_rank) {
+  std::vector<char> in_norm;
+  for (const auto& s : specs) in_norm.push_back(!(s.shard.replicated() && tp_rank != 0) && !s.tied_copy);
+  return in_norm;
+}
+
 template <class T>
 DataParallel<T>::DataParallel(Communicator& dp, std::vector<Communicator*> norm_groups, std::vector<char> in_norm,
                               ParamBuffer<T>& params, const TrainConfig& train, const ParallelConfig& parallel)
@@ -87,7 +93,7 @@ void DataParallel<T>::launch_ready(int64_t ready_from) {
 }
 
 template <class T>
-typename Gpt<T>::GradReadyHook DataParallel<T>::ready_hook() {
+GradReadyHook DataParallel<T>::ready_hook() {
   next_bucket_ = 0;
   return [this](int64_t ready_from) { launch_ready(ready_from); };
 }

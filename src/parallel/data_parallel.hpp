@@ -10,11 +10,15 @@
 
 #include "comm/communicator.hpp"
 #include "core/config.hpp"
-#include "nn/gpt.hpp"
+#include "nn/model.hpp"
 #include "nn/param_buffer.hpp"
 #include "optim/adamw.hpp"
 
 namespace strata {
+
+// Which tensors count in the gradient norm on this rank: each element of the model once, so not a tensor
+// replicated over tp on tp ranks other than 0, nor the last stage's copy of a tied tensor.
+std::vector<char> norm_flags(const std::vector<TensorSpec>& specs, int tp_rank);
 
 template <class T>
 class DataParallel {
@@ -28,7 +32,7 @@ class DataParallel {
                ParamBuffer<T>& params, const TrainConfig& train, const ParallelConfig& parallel);
 
   // Pass to the last microbatch's backward: launches each bucket as backward completes it.
-  typename Gpt<T>::GradReadyHook ready_hook();
+  GradReadyHook ready_hook();
   // After the last backward: completes the reduction, clips to max_norm (0: off) by the global norm, updates
   // the parameters. Returns the gradient norm before clipping (the same on every rank).
   double finish_step(double lr, double max_norm);

@@ -1,9 +1,9 @@
 #include "parallel/pipeline_schedule.hpp"
 
 #include <algorithm>
-#include <chrono>
 
 #include "core/error.hpp"
+#include "core/stopwatch.hpp"
 
 namespace strata {
 namespace {
@@ -12,9 +12,9 @@ constexpr int kActivation = 21, kGradient = 22;
 // Runs f and adds its duration to ms.
 template <class F>
 void timed(double& ms, F&& f) {
-  const auto start = std::chrono::steady_clock::now();
+  const auto start = Clock::now();
   f();
-  ms += std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+  ms += ms_since(start);
 }
 }  // namespace
 
@@ -25,14 +25,15 @@ PipelineSchedule parse_schedule(const std::string& name, const std::string& sour
 }
 
 template <class T>
-PipelineRunner<T>::PipelineRunner(Gpt<T>& model, Communicator& pp, PipelineSchedule schedule)
-    : model_(model), pp_(pp), schedule_(schedule) {
-  const size_t N = size_t(model.batch()) * model.config().seq_len, C = model.config().d_model;
-  tokens_ = Vec<int32_t>("strata::pipeline::tokens", N);
-  targets_ = Vec<int32_t>("strata::pipeline::targets", N);
-  recv_activation_ = Vec<T>("strata::pipeline::recv_activation", N * C);
-  recv_gradient_ = Vec<T>("strata::pipeline::recv_gradient", N * C);
-  send_gradient_ = Vec<T>("strata::pipeline::send_gradient", N * C);
+PipelineRunner<T>::PipelineRunner(Model<T>& model, Communicator& pp, PipelineSchedule schedule)
+    : model_(model), pp_(pp), schedule_(schedule), batch_(model.allocate_batch()) {
+  const Placement& p = model.placement();
+  STRATA_CHECK(pp.size() == p.stages && pp.rank() == p.stage,
+               "pipeline: rank {} of a pipeline group of {} runs stage {} of {}", pp.rank(), pp.size(), p.stage,
+               p.stages);
+  recv_activation_ = Vec<T>("strata::pipeline::recv_activation", model.stage_input_size());
+  recv_gradient_ = Vec<T>("strata::pipeline::recv_gradient", model.stage_output_size());
+  send_gradient_ = Vec<T>("strata::pipeline::send_gradient", model.stage_input_size());
 }
 
 template <class T>
@@ -48,57 +49,54 @@ int PipelineRunner<T>::acquire() {
 
 template <class T>
 void PipelineRunner<T>::forward(int m) {
-  const auto& layout = model_.layout();
-  const size_t n = recv_activation_.extent(0);
-  (*load_)(m, tokens_, targets_);
-  if (!layout.first_stage())
-    timed(comm_ms_, [&] { pp_.recv(recv_activation_.data(), n, layout.stage - 1, kActivation); });
+  const Placement& p = model_.placement();
+  (*load_)(m, batch_);
+  if (!p.first_stage())
+    timed(comm_ms_, [&] { pp_.recv(recv_activation_.data(), recv_activation_.extent(0), p.stage - 1, kActivation); });
   const int slot = acquire();
   slot_of_[size_t(m)] = slot;
   peak_slots_ = std::max(peak_slots_, ++in_use_);
-  model_.forward_stage(slot, tokens_, targets_, layout.first_stage() ? nullptr : &recv_activation_);
-  if (layout.last_stage()) {
+  model_.forward_stage(slot, batch_, p.first_stage() ? nullptr : &recv_activation_, true);
+  if (p.last_stage()) {
     loss_sum_ += double(model_.stage_loss(slot)) * model_.batch();
   } else {
     Kokkos::fence();  // the slot's output stays untouched until its backward: safe to send from
-    sends_.push_back(pp_.isend(model_.stage_output(slot).data(), n, layout.stage + 1, kActivation));
+    const Vec<T>& out = model_.stage_output(slot);
+    sends_.push_back(pp_.isend(out.data(), out.extent(0), p.stage + 1, kActivation));
   }
 }
 
 template <class T>
 void PipelineRunner<T>::backward(int m, bool last) {
-  const auto& layout = model_.layout();
-  const size_t n = recv_gradient_.extent(0);
-  if (!layout.last_stage())
-    timed(comm_ms_, [&] { pp_.recv(recv_gradient_.data(), n, layout.stage + 1, kGradient); });
+  const Placement& p = model_.placement();
+  if (!p.last_stage())
+    timed(comm_ms_, [&] { pp_.recv(recv_gradient_.data(), recv_gradient_.extent(0), p.stage + 1, kGradient); });
   const int slot = slot_of_[size_t(m)];
-  model_.backward_stage(slot, loss_scale_, layout.last_stage() ? nullptr : &recv_gradient_,
-                        last ? *on_ready_ : typename Gpt<T>::GradReadyHook{});
+  model_.backward_stage(slot, loss_scale_, p.last_stage() ? nullptr : &recv_gradient_, last ? *on_ready_ : GradReadyHook{});
   slot_busy_[size_t(slot)] = false;
   --in_use_;
-  if (!layout.first_stage()) {
+  if (!p.first_stage()) {
     timed(comm_ms_, [&] { pp_.wait(gradient_send_); });  // the previous gradient has left the send buffer
     Kokkos::deep_copy(send_gradient_, model_.input_grad());
     Kokkos::fence();
-    gradient_send_ = pp_.isend(send_gradient_.data(), n, layout.stage - 1, kGradient);
+    gradient_send_ = pp_.isend(send_gradient_.data(), send_gradient_.extent(0), p.stage - 1, kGradient);
   }
 }
 
 template <class T>
-double PipelineRunner<T>::run(int n_micro, const Loader& load, T loss_scale,
-                              const typename Gpt<T>::GradReadyHook& on_ready) {
+double PipelineRunner<T>::run(int n_micro, const Loader& load, T loss_scale, const GradReadyHook& on_ready) {
   load_ = &load;
   loss_scale_ = loss_scale;
   on_ready_ = &on_ready;
   loss_sum_ = 0;
   comm_ms_ = 0;
   slot_of_.assign(size_t(n_micro), -1);
-  const auto& layout = model_.layout();
+  const Placement& p = model_.placement();
   if (schedule_ == PipelineSchedule::GPipe) {
     for (int m = 0; m < n_micro; ++m) forward(m);
     for (int m = 0; m < n_micro; ++m) backward(m, m + 1 == n_micro);
   } else {
-    const int warmup = std::min(n_micro, layout.stages - layout.stage - 1);
+    const int warmup = std::min(n_micro, p.stages - p.stage - 1);
     int next_forward = 0, next_backward = 0;
     for (; next_forward < warmup; ++next_forward) forward(next_forward);
     while (next_forward < n_micro) {
@@ -114,6 +112,29 @@ double PipelineRunner<T>::run(int n_micro, const Loader& load, T loss_scale,
   });
   sends_.clear();
   return loss_sum_;
+}
+
+template <class T>
+double PipelineRunner<T>::forward_only(int n_micro, const Loader& load, bool with_loss, const OutputHook& on_output) {
+  const Placement& p = model_.placement();
+  double loss_sum = 0;
+  // Slot 0 for every microbatch: nothing is kept for a backward. The blocking send returns once the next stage
+  // has the activation, so the slot can take the next microbatch.
+  for (int m = 0; m < n_micro; ++m) {
+    load(m, batch_);
+    if (!p.first_stage())
+      timed(comm_ms_, [&] { pp_.recv(recv_activation_.data(), recv_activation_.extent(0), p.stage - 1, kActivation); });
+    model_.forward_stage(0, batch_, p.first_stage() ? nullptr : &recv_activation_, with_loss);
+    if (p.last_stage()) {
+      if (with_loss) loss_sum += double(model_.stage_loss(0)) * model_.batch();
+      if (on_output) on_output(m, 0);
+    } else {
+      Kokkos::fence();
+      const Vec<T>& out = model_.stage_output(0);
+      timed(comm_ms_, [&] { pp_.send(out.data(), out.extent(0), p.stage + 1, kActivation); });
+    }
+  }
+  return loss_sum;
 }
 
 template class PipelineRunner<float>;

@@ -31,8 +31,8 @@ std::vector<std::string> broadcast_list(std::vector<std::string> list, MPI_Comm 
 }  // namespace
 
 Checkpointer::Checkpointer(const Config& config, ProcessGrid& grid, ParamBuffer<float>& params, AdamW<float>& adam,
-                           const GptLayout& layout)
-    : config_(config), grid_(grid), params_(params), adam_(adam), layout_(layout),
+                           std::vector<TensorSpec> tensors)
+    : config_(config), grid_(grid), params_(params), adam_(adam), tensors_(std::move(tensors)),
       lead_(grid.world().rank() == 0) {
   const auto& c = config.checkpoint;
   dir_ = std::filesystem::path(c.dir).is_absolute() ? c.dir : (std::filesystem::path(config.train.out_dir) / c.dir).string();
@@ -66,9 +66,7 @@ ckpt::RankTensors Checkpointer::rank_tensors(float* params, float* m, float* v) 
   t.adam_v = v;
   t.adam_begin = adam_.begin();
   t.adam_end = adam_.end();
-  const bool tied_copy = layout_.last_stage() && !layout_.first_stage();
-  ckpt::writer_flags(t, grid_.coord().dp, grid_.layout().dp(), grid_.coord().tp, config_.parallel.zero1,
-                     tied_copy ? layout_.wte : -1);
+  ckpt::writer_flags(t, grid_.coord().dp, grid_.layout().dp(), grid_.coord().tp, config_.parallel.zero1);
   return t;
 }
 
@@ -176,6 +174,7 @@ void Checkpointer::save(int64_t step, int64_t consumed_samples, double lr) {
   meta.lr = lr;
   meta.config_toml = to_toml(config_);
   meta.model = config_.model;
+  meta.tensors = tensors_;
   meta.dp = grid_.layout().dp();
   meta.tp = grid_.layout().tp();
   meta.pp = grid_.layout().pp();

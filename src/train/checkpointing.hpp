@@ -13,16 +13,17 @@
 #include "ckpt/checkpoint.hpp"
 #include "comm/process_grid.hpp"
 #include "core/config.hpp"
-#include "nn/gpt_layout.hpp"
+#include "nn/param_buffer.hpp"
 #include "optim/adamw.hpp"
 
 namespace strata {
 
 class Checkpointer {
  public:
-  // Collective over grid.world() (duplicates it for the background writer).
+  // Collective over grid.world() (duplicates it for the background writer). `tensors`: every tensor of the model
+  // at its global shape, in file order (the model's spec list at one rank); params holds this rank's part.
   Checkpointer(const Config& config, ProcessGrid& grid, ParamBuffer<float>& params, AdamW<float>& adam,
-               const GptLayout& layout);
+               std::vector<TensorSpec> tensors);
   ~Checkpointer();  // completes a save still in flight
   Checkpointer(const Checkpointer&) = delete;
   Checkpointer& operator=(const Checkpointer&) = delete;
@@ -56,7 +57,7 @@ class Checkpointer {
   ProcessGrid& grid_;
   ParamBuffer<float>& params_;
   AdamW<float>& adam_;
-  GptLayout layout_;
+  std::vector<TensorSpec> tensors_;
   std::string dir_;
   bool lead_;
   MPI_Comm writer_comm_ = MPI_COMM_NULL;  // the background writer's own communicator

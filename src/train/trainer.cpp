@@ -14,11 +14,12 @@
 #include "data/bpe.hpp"
 #include "data/open_tokens.hpp"
 #include "data/prefetcher.hpp"
-#include "nn/gpt.hpp"
-#include "nn/gpt_layout.hpp"
+#include "models/model_factory.hpp"
 #include "nn/weights_io.hpp"
 #include "parallel/data_parallel.hpp"
 #include "parallel/pipeline_schedule.hpp"
+#include "parallel/tensor_parallel.hpp"
+#include "parallel/tied_gradients.hpp"
 #include "optim/lr_schedule.hpp"
 #include "train/evaluate.hpp"
 #include "train/generate.hpp"
@@ -64,7 +65,7 @@ TrainSummary train(const Config& config, MPI_Comm world) {
   // Everything that can be wrong with the layout and the inputs is checked first, on every rank.
   ProcessGrid grid(world, config.parallel);
   const int dp = grid.layout().dp(), dp_rank = grid.coord().dp, tp = grid.layout().tp(), pp = grid.layout().pp();
-  check_tensor_parallel_split(mc, tp, config.source);
+  check_model_layout(mc, tp, pp, config.source);
   const auto schedule = pp > 1 ? parse_schedule(config.parallel.schedule, config.source) : PipelineSchedule::OneFOneB;
   const bool lead = grid.world().rank() == 0;
   STRATA_CHECK(tc.batch_size % dp == 0, "{}: train.batch_size = {} does not split over parallel.dp = {} ranks",
@@ -97,29 +98,29 @@ TrainSummary train(const Config& config, MPI_Comm world) {
                info.train_tokens, train_split.num_windows(), info.val_tokens, info.vocab_size, info.tokenizer);
   }
 
-  const auto layout = gpt_layout(mc, grid.coord().tp, tp, grid.coord().pp, pp);
-  auto params = std::make_shared<ParamBuffer<float>>(layout.specs, config.parallel.zero1 ? size_t(dp) : 1);
+  // This rank's part of the model, parallelized from outside: its tensor-parallel slice and pipeline stage
+  // (placement), the tensor-parallel pairs (tensor_parallel), stage-to-stage activations and microbatch order
+  // (pipeline), gradient reduction and the optimizer (data_parallel), tied tensors across stages (tied).
+  const Placement placement{grid.coord().tp, tp, grid.coord().pp, pp};
+  auto params = std::make_shared<ParamBuffer<float>>(model_tensors(mc, placement), config.parallel.zero1 ? size_t(dp) : 1);
   params->initialize(uint64_t(tc.seed));
-  Gpt<float> model(params, mc, micro, &grid.tp(), &grid.pp());
-  // The gradient norm counts each element of the model once: a tensor replicated over tp on tp rank 0, the
-  // tied embedding on the first stage.
-  std::vector<char> in_norm;
-  for (size_t i = 0; i < layout.specs.size(); ++i)
-    in_norm.push_back(!(layout.specs[i].shard.replicated() && grid.coord().tp != 0) &&
-                      !(int(i) == layout.wte && layout.last_stage() && !layout.first_stage()));
-  DataParallel<float> data_parallel(grid.dp(), {&grid.tp(), &grid.pp()}, in_norm, *params, tc, config.parallel);
-  PipelineRunner<float> pipeline(model, grid.pp(), schedule);
-  Checkpointer checkpoints(config, grid, *params, data_parallel.optimizer(), layout);
+  TensorParallel<float> tensor_parallel(&grid.tp());
+  const auto model = make_model<float>(mc, micro, params, placement, tensor_parallel);
+  DataParallel<float> data_parallel(grid.dp(), {&grid.tp(), &grid.pp()}, norm_flags(params->specs(), grid.coord().tp),
+                                    *params, tc, config.parallel);
+  PipelineRunner<float> pipeline(*model, grid.pp(), schedule);
+  TiedGradients<float> tied(grid.embedding(), *params);
+  Checkpointer checkpoints(config, grid, *params, data_parallel.optimizer(), model_tensors(mc));
   const auto resumed = checkpoints.resume();
   // Position in the global sample order where step `s` starts: what the checkpoint consumed, then one global batch
   // per step (the batch size may differ from the run that wrote the checkpoint).
   auto consumed_at = [&](int64_t s) { return resumed.consumed_samples + (s - resumed.step) * tc.batch_size; };
-  const int64_t total_params = non_embedding_params(mc) + int64_t(mc.vocab_size + mc.seq_len) * mc.d_model;
+  const ModelSize size = model_size(mc);
   std::unique_ptr<MetricsLog> log;
   if (lead) {
     fmt::print("model: {} parameters ({} non-embedding); layout dp {} x tp {} x pp {}, {} microbatch(es) of {} per "
                "rank; AdamW state {} MiB per rank{}\n",
-               total_params, non_embedding_params(mc), dp, tp, pp, n_micro, micro,
+               size.parameters, size.non_embedding, dp, tp, pp, n_micro, micro,
                data_parallel.optimizer_state_bytes() >> 20, config.parallel.zero1 ? " (ZeRO-1)" : "");
     if (pp > 1)
       fmt::print("pipeline: layers per stage {} (balanced by FLOPs; the last stage also runs the LM head)\n",
@@ -142,13 +143,12 @@ TrainSummary train(const Config& config, MPI_Comm world) {
                              out.y.data());
   };
   data::Prefetcher<HostBatch> batches(read_batch, prototype, /*first_step=*/resumed.step, config.data.prefetch);
-  HostVec<int32_t> hx("strata::train::x", tokens_per_micro), hy("strata::train::y", tokens_per_micro);
   std::vector<double> wait_ms;
   const float loss_scale = 1.0f / float(int64_t(tc.batch_size) * mc.seq_len);  // the mean over the global batch
   TrainSummary summary;
   std::vector<double> step_ms;
   auto run_eval = [&](int64_t step) {
-    auto r = evaluate(model, val_split, tc.eval_batches, tc.batch_size, grid.dp());
+    auto r = evaluate(pipeline, *model, val_split, tc.eval_batches, tc.batch_size, grid.dp());
     if (log) log->eval(step, r.loss, r.tokens);
     summary.val_loss = r.loss;
   };
@@ -159,26 +159,14 @@ TrainSummary train(const Config& config, MPI_Comm world) {
     wait_ms.push_back(batches.last_wait_ms());
     const double lr = learning_rate(tc, step);
     params->zero_grads();
-    auto load = [&](int m, const Vec<int32_t>& tokens, const Vec<int32_t>& targets) {
-      std::copy_n(batch.x.data() + size_t(m) * tokens_per_micro, tokens_per_micro, hx.data());
-      std::copy_n(batch.y.data() + size_t(m) * tokens_per_micro, tokens_per_micro, hy.data());
-      Kokkos::deep_copy(tokens, hx);
-      Kokkos::deep_copy(targets, hy);
-    };
-    // The tied embedding's two copies (first and last stage) must get the sum of their gradients before the
-    // data-parallel reduction sends the bucket that holds it (launched at ready(0)). The sum can only come
-    // after the whole pipeline (the first stage finishes last), so ready(0) is held back until then.
-    auto dp_hook = data_parallel.ready_hook();
-    Communicator* tied = grid.embedding();
-    auto hook = [&](int64_t ready_from) {
-      if (ready_from > 0 || !tied) dp_hook(ready_from);
+    auto load = [&](int m, MicroBatch<float>& micro_batch) {
+      const size_t first = size_t(m) * tokens_per_micro;
+      Kokkos::deep_copy(micro_batch.tokens, HostVec<int32_t>(const_cast<int32_t*>(batch.x.data()) + first, tokens_per_micro));
+      Kokkos::deep_copy(micro_batch.targets, HostVec<int32_t>(const_cast<int32_t*>(batch.y.data()) + first, tokens_per_micro));
     };
     // Sum over this rank's sequences of their mean token loss (the last stage's; 0 on the others).
-    double loss_sum = pipeline.run(n_micro, load, loss_scale, hook);
-    if (tied) {
-      Kokkos::fence();
-      tied->all_reduce_sum(params->grad(layout.wte).data(), size_t(layout.specs[size_t(layout.wte)].numel()));
-    }
+    double loss_sum = pipeline.run(n_micro, load, loss_scale, tied.hold_back(data_parallel.ready_hook()));
+    tied.sum();
     const double norm = data_parallel.finish_step(lr, tc.grad_clip);
     grid.pp().all_reduce_sum(&loss_sum, 1);
     grid.dp().all_reduce_sum(&loss_sum, 1);
@@ -190,7 +178,7 @@ TrainSummary train(const Config& config, MPI_Comm world) {
     step_ms.push_back(ms);
     if (log)
       log->step({step + 1, loss, lr, norm, double(tc.batch_size) * mc.seq_len / (ms / 1000.0), ms,
-                 data_parallel.comm_wait_ms() + model.take_comm_ms() + pipeline.comm_ms(), wait_ms.back()});
+                 data_parallel.comm_wait_ms() + tensor_parallel.take_comm_ms() + pipeline.comm_ms(), wait_ms.back()});
     if (step == resumed.step) summary.first_loss = loss;
     summary.final_loss = loss;
     summary.steps = step + 1;
@@ -234,14 +222,16 @@ TrainSummary train(const Config& config, MPI_Comm world) {
   if (!tc.save_weights.empty()) {
     const auto path = resolve_in(tc.out_dir, tc.save_weights);
     // The tp groups gather; the pipeline of dp 0 / tp 0 sends its stages to the lead, which writes.
-    save_weights(path, *params, mc, &grid.tp(), &grid.pp(), grid.coord().dp == 0 && grid.coord().tp == 0);
+    save_weights(path, *params, mc, &grid.tp(), &grid.pp(), grid.coord().dp == 0 && grid.coord().tp == 0,
+                 [&](int stage) { return model_tensors(mc, {0, 1, stage, pp}); });
     if (lead) fmt::print("saved weights to {}\n", path);
   }
   if (tc.sample_tokens > 0) {
     // Every rank samples the same tokens (same counter-based draws): the tp group must run each forward.
-    Gpt<float> sampler_model(params, mc, 1, &grid.tp(), &grid.pp());
-    auto tokens = generate(sampler_model, {int32_t(info.eot_id)}, tc.sample_tokens, tc.sample_temperature,
-                           uint64_t(tc.seed));
+    const auto sampler_model = make_model<float>(mc, 1, params, placement, tensor_parallel);
+    PipelineRunner<float> sampler(*sampler_model, grid.pp(), schedule);
+    auto tokens = generate(sampler, *sampler_model, tensor_parallel, {int32_t(info.eot_id)}, tc.sample_tokens,
+                           tc.sample_temperature, uint64_t(tc.seed));
     if (lead && (info.tokenizer == "byte" || !info.tokenizer_json.empty())) {
       std::string text;
       if (info.tokenizer == "byte") {

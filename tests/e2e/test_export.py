@@ -143,7 +143,8 @@ class ExportTest(StrataTestCase):
                     self.assertEqual(checksum(d[...]), stored, f"{d.name}: checksum recomputed in NumPy")
             a = f.attrs
             self.assertEqual(a["format"], "strata-checkpoint")
-            self.assertEqual(int(a["format_version"]), 1)
+            self.assertEqual(int(a["format_version"]), 2)
+            self.assertEqual(sorted(a["tensors"].split("\n")), sorted(f["params"].keys()))
             self.assertEqual(int(a["step"]), STEPS)
             self.assertEqual(int(a["adam_steps"]), STEPS)
             self.assertEqual(int(a["consumed_samples"]), STEPS * TINY["train.batch_size"])

@@ -11,7 +11,7 @@
 #include "core/h5.hpp"
 #include "core/rng.hpp"
 #include "kernels/grad_norm.hpp"
-#include "nn/gpt.hpp"
+#include "models/gpt.hpp"
 #include "optim/adamw.hpp"
 
 using namespace strata;
@@ -89,10 +89,10 @@ int run(int argc, char** argv) {
   std::vector<float> losses;
   for (int s = 0; s <= steps; ++s) {
     P.zero_grads();
-    const float loss = model.forward(x, y);
+    const float loss = model.forward({x, {}, y});
     losses.push_back(loss);
     if (s == 0) {
-      auto logits = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), model.logits());
+      auto logits = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), model.logits(0));
       h5::write_dataset<float>(file, "logits", {hsize_t(B), hsize_t(m.seq_len), hsize_t(m.vocab_size)}, logits.data());
       h5::write_dataset<float>(file, "loss", {1}, &loss);
     }

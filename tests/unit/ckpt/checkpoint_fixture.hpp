@@ -7,7 +7,7 @@
 #include "ckpt/checkpoint.hpp"
 #include "core/error.hpp"
 #include "core/h5.hpp"
-#include "nn/gpt_layout.hpp"
+#include "models/gpt_layout.hpp"
 
 namespace strata::ckpt::testing {
 
@@ -42,7 +42,7 @@ inline std::vector<float> write_test_checkpoint(const std::string& path, const M
   t.adam_v = v.data();
   t.adam_begin = 0;
   t.adam_end = int64_t(params.size());
-  writer_flags(t, 0, 1, 0, false, -1);
+  writer_flags(t, 0, 1, 0, false);
   CheckpointMeta meta;
   meta.step = step;
   meta.consumed_samples = 8 * step;
@@ -53,6 +53,7 @@ inline std::vector<float> write_test_checkpoint(const std::string& path, const M
   meta.lr = 2.5e-4;
   meta.config_toml = "[model]\nn_layer = 2\n";
   meta.model = model;
+  meta.tensors = buffer.specs();
   write_checkpoint(path, t, meta, MPI_COMM_SELF);
   return params;
 }

@@ -8,7 +8,7 @@
 #include "ckpt/checkpoint.hpp"
 #include "core/error.hpp"
 #include "core/h5.hpp"
-#include "nn/gpt_layout.hpp"
+#include "models/gpt_layout.hpp"
 #include "support/expect_error.hpp"
 #include "unit/ckpt/checkpoint_fixture.hpp"
 #include "unit/data/temp_dir.hpp"
@@ -25,7 +25,7 @@ TEST(InspectCheckpoint, ListsEveryTensorWithItsShapeAndVerifiedChecksums) {
   const std::string path = dir.file("step-00000007.h5");
   const ModelConfig model = tiny_model();
   const std::vector<float> params = write_test_checkpoint(path, model, 7);
-  const auto all = global_tensors(model);
+  const auto all = gpt_layout(model).specs;
 
   const InspectReport r = inspect_checkpoint(path);
   EXPECT_EQ(r.path, path);

@@ -13,7 +13,7 @@
 #include "ckpt/checkpoint.hpp"
 #include "core/error.hpp"
 #include "core/h5.hpp"
-#include "nn/gpt_layout.hpp"
+#include "models/gpt_layout.hpp"
 #include "nn/weights_io.hpp"
 #include "support/expect_error.hpp"
 #include "unit/ckpt/checkpoint_fixture.hpp"
@@ -37,7 +37,7 @@ TEST(SafetensorsExport, ParsesAndHoldsEveryParameterTensorBitForBit) {
   const std::string ckpt = dir.file("step-00000009.h5"), out = dir.file("model.safetensors");
   write_test_checkpoint(ckpt, model, 9);
   const ExportResult r = export_checkpoint(ckpt, out, "safetensors");
-  const auto all = global_tensors(model);
+  const auto all = gpt_layout(model).specs;
   EXPECT_EQ(r.tensors, int64_t(all.size()));
   EXPECT_EQ(r.step, 9);
   EXPECT_FALSE(fs::exists(out + ".tmp"));
@@ -118,7 +118,7 @@ TEST(SafetensorsExport, OnlyTheExportedTensorsAreChecked) {
   const std::string ckpt = dir.file("ckpt.h5"), out = dir.file("w.safetensors");
   write_test_checkpoint(ckpt, tiny_model(), 9);
   bump_element(ckpt, "adam_m/wte", 0);
-  EXPECT_EQ(export_checkpoint(ckpt, out, "safetensors").tensors, int64_t(global_tensors(tiny_model()).size()));
+  EXPECT_EQ(export_checkpoint(ckpt, out, "safetensors").tensors, int64_t(gpt_layout(tiny_model()).specs.size()));
 }
 
 TEST(WeightsExport, Hdf5ExportIsAWeightsFileThatLoads) {
@@ -137,7 +137,7 @@ TEST(WeightsExport, Hdf5ExportIsAWeightsFileThatLoads) {
     EXPECT_EQ(h5::read_attr_int(file, "d_model", out), 16);
     EXPECT_EQ(h5::read_attr_int(file, "vocab_size", out), 38);
     EXPECT_EQ(h5::read_attr_int(file, "seq_len", out), 8);
-    for (const auto& s : global_tensors(model))
+    for (const auto& s : gpt_layout(model).specs)
       EXPECT_EQ(h5::read_dataset<float>(file, s.name, out), h5::read_dataset<float>(source, "params/" + s.name, ckpt))
           << s.name;
   }

@@ -1,11 +1,11 @@
-// Pipeline stage boundaries (nn/gpt_layout.hpp): balanced by forward FLOPs with the LM head on the last stage.
+// Pipeline stage boundaries (models/gpt_layout.hpp): balanced by forward FLOPs with the LM head on the last stage.
 #include <gtest/gtest.h>
 
 #include <algorithm>
 #include <numeric>
 
 #include "core/error.hpp"
-#include "nn/gpt_layout.hpp"
+#include "models/gpt_layout.hpp"
 
 namespace strata {
 namespace {
@@ -31,13 +31,13 @@ double largest_stage(const ModelConfig& m, const std::vector<int>& counts) {
 
 TEST(StageSplit, TheLmHeadMovesLayersToEarlierStages) {
   // perf's "small": a block is 3.9 MFLOP per token, the head (384 x 8192) 6.3: 1.6 blocks.
-  EXPECT_EQ(stage_layer_counts(model(6, 384, 8192, 256), 2), (std::vector<int>{4, 2}));
+  EXPECT_EQ(gpt_stage_layer_counts(model(6, 384, 8192, 256), 2), (std::vector<int>{4, 2}));
   // GPT-2 124M at T 1024: a block is 17.3 MFLOP per token, the head 77.3 (4.5 blocks).
-  EXPECT_EQ(stage_layer_counts(model(12, 768, 50304, 1024), 2), (std::vector<int>{8, 4}));
-  EXPECT_EQ(stage_layer_counts(model(12, 768, 50304, 1024), 4), (std::vector<int>{4, 4, 3, 1}));
+  EXPECT_EQ(gpt_stage_layer_counts(model(12, 768, 50304, 1024), 2), (std::vector<int>{8, 4}));
+  EXPECT_EQ(gpt_stage_layer_counts(model(12, 768, 50304, 1024), 4), (std::vector<int>{4, 4, 3, 1}));
   // A negligible head leaves an even split, the earlier stages one layer longer.
-  EXPECT_EQ(stage_layer_counts(model(7, 512, 16, 64), 3), (std::vector<int>{3, 2, 2}));
-  EXPECT_EQ(stage_layer_counts(model(5, 64, 258, 32), 1), (std::vector<int>{5}));
+  EXPECT_EQ(gpt_stage_layer_counts(model(7, 512, 16, 64), 3), (std::vector<int>{3, 2, 2}));
+  EXPECT_EQ(gpt_stage_layer_counts(model(5, 64, 258, 32), 1), (std::vector<int>{5}));
 }
 
 TEST(StageSplit, NoOtherSplitHasASmallerLargestStage) {
@@ -45,7 +45,7 @@ TEST(StageSplit, NoOtherSplitHasASmallerLargestStage) {
     for (int stages = 1; stages <= std::min(n_layer, 4); ++stages)
       for (int vocab : {16, 4096, 50304}) {
         const ModelConfig m = model(n_layer, 256, vocab, 128);
-        const auto counts = stage_layer_counts(m, stages);
+        const auto counts = gpt_stage_layer_counts(m, stages);
         ASSERT_EQ(int(counts.size()), stages);
         ASSERT_EQ(std::accumulate(counts.begin(), counts.end(), 0), n_layer);
         ASSERT_GE(*std::min_element(counts.begin(), counts.end()), 1);
@@ -78,7 +78,7 @@ TEST(StageSplit, LayersAreContiguousAndCoverTheModel) {
     EXPECT_EQ(int(layout.blocks.size()), count);
   }
   EXPECT_EQ(next, 12);
-  EXPECT_THROW(stage_layer_counts(model(2, 64, 258, 32), 3), Error);
+  EXPECT_THROW(gpt_stage_layer_counts(model(2, 64, 258, 32), 3), Error);
 }
 
 }  // namespace

@@ -17,7 +17,7 @@ struct BlockParams {
 struct GptLayout {
   std::vector<TensorSpec> specs;
   // -1 where this pipeline stage does not hold the tensor: wte on the first and the last stage (the tied
-  // head: two copies kept equal by summing their gradients), wpe on the first, ln_f on the last.
+  // head: two copies kept equal by summing their gradients, TensorSpec::tied), wpe on the first, ln_f on the last.
   int wte = -1, wpe = -1, lnf_w = -1, lnf_b = -1;
   std::vector<BlockParams> blocks;  // this stage's blocks: layers first_layer .. first_layer + blocks.size() - 1
   int first_layer = 0;
@@ -31,7 +31,7 @@ struct GptLayout {
 // blocks' worth). The last stage gets the number of layers that minimises the largest stage cost (among equals,
 // the gap between largest and smallest); the others split the rest evenly, the earlier ones one layer longer. Every stage holds at least one layer. A pure function of the model
 // and `stages`, so every rank and every tool computes the same split.
-std::vector<int> stage_layer_counts(const ModelConfig& model, int stages);
+std::vector<int> gpt_stage_layer_counts(const ModelConfig& model, int stages);
 // The first layer and the number of layers of pipeline stage `stage` of `stages`.
 std::pair<int, int> stage_layers(const ModelConfig& model, int stage, int stages);
 

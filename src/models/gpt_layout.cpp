@@ -1,4 +1,4 @@
-#include "nn/gpt_layout.hpp"
+#include "models/gpt_layout.hpp"
 
 #include <algorithm>
 #include <cmath>
@@ -18,7 +18,7 @@ void check_tensor_parallel_split(const ModelConfig& m, int tp, const std::string
                source, m.vocab_size, tp, tp);
 }
 
-std::vector<int> stage_layer_counts(const ModelConfig& m, int stages) {
+std::vector<int> gpt_stage_layer_counts(const ModelConfig& m, int stages) {
   STRATA_CHECK(stages >= 1 && stages <= m.n_layer, "pipeline: {} stages for {} layers (each stage needs a layer)",
                stages, m.n_layer);
   if (stages == 1) return {m.n_layer};
@@ -44,7 +44,7 @@ std::vector<int> stage_layer_counts(const ModelConfig& m, int stages) {
 }
 
 std::pair<int, int> stage_layers(const ModelConfig& m, int stage, int stages) {
-  const std::vector<int> counts = stage_layer_counts(m, stages);
+  const std::vector<int> counts = gpt_stage_layer_counts(m, stages);
   int first = 0;
   for (int s = 0; s < stage; ++s) first += counts[size_t(s)];
   return {first, counts[size_t(stage)]};
@@ -76,8 +76,12 @@ GptLayout gpt_layout(const ModelConfig& m, int tp_rank, int tp_size, int stage, 
     layout.specs.push_back(std::move(spec));
     return int(layout.specs.size() - 1);
   };
-  if (layout.first_stage() || layout.last_stage())
+  if (layout.first_stage() || layout.last_stage()) {
     layout.wte = add("wte", {V, C}, InitKind::Normal, std, Rows);  // vocab-parallel
+    // The input embedding (first stage) is also the output head (last stage): two copies when they differ.
+    layout.specs.back().tied = stages > 1;
+    layout.specs.back().tied_copy = stages > 1 && !layout.first_stage();
+  }
   if (layout.first_stage()) layout.wpe = add("wpe", {Tn, C}, InitKind::Normal, 0.01);
   const auto [first_layer, n_layers] = stage_layers(m, stage, stages);
   layout.first_layer = first_layer;

@@ -1,0 +1,212 @@
+#include "models/gpt.hpp"
+
+#include "core/error.hpp"
+#include "kernels/attention.hpp"
+#include "kernels/cross_entropy.hpp"
+#include "kernels/elementwise.hpp"
+#include "kernels/gelu.hpp"
+#include "kernels/layernorm.hpp"
+#include "nn/linear.hpp"
+
+// Tensor parallelism follows Megatron-LM through parallel/'s pairs: c_attn and c_fc are column-parallel (each rank
+// computes its heads / hidden units from the replicated input), the c_proj layers row-parallel (each rank's
+// partial product summed over the group), wte vocabulary-parallel in the embedding, the tied head and the
+// cross-entropy.
+
+namespace strata {
+
+template <class T>
+Gpt<T>::Gpt(const ModelConfig& model, int batch)
+    : Model<T>(Placement{}, batch, std::make_shared<ParamBuffer<T>>(gpt_layout(model).specs)), model_(model),
+      own_tp_(std::make_unique<TensorParallel<T>>()), tp_(*own_tp_), layout_(gpt_layout(model)) {
+  allocate_scratch();
+}
+
+template <class T>
+Gpt<T>::Gpt(std::shared_ptr<ParamBuffer<T>> params, const ModelConfig& model, int batch, const Placement& placement,
+            TensorParallel<T>& tp)
+    : Model<T>(placement, batch, std::move(params)), model_(model), tp_(tp),
+      layout_(gpt_layout(model, placement.tp_rank, placement.tp_size, placement.stage, placement.stages)) {
+  STRATA_CHECK(tp.size() == placement.tp_size, "gpt: a tensor-parallel group of {} for a split over {}", tp.size(),
+               placement.tp_size);
+  const auto& specs = this->params().specs();
+  STRATA_CHECK(specs.size() == layout_.specs.size(), "gpt: shared parameters have {} tensors, expected {}",
+               specs.size(), layout_.specs.size());
+  for (size_t i = 0; i < layout_.specs.size(); ++i)
+    STRATA_CHECK(specs[i].shape == layout_.specs[i].shape && specs[i].name == layout_.specs[i].name,
+                 "gpt: parameter '{}' was laid out for another split", layout_.specs[i].name);
+  allocate_scratch();
+}
+
+template <class T>
+size_t Gpt<T>::stage_input_size() const {
+  return layout_.first_stage() ? 0 : size_t(this->batch()) * model_.seq_len * model_.d_model;
+}
+
+template <class T>
+size_t Gpt<T>::stage_output_size() const {
+  return layout_.last_stage() ? 0 : size_t(this->batch()) * model_.seq_len * model_.d_model;
+}
+
+template <class T>
+void Gpt<T>::allocate_scratch() {
+  const int tp = tp_.size();
+  const size_t N = size_t(this->batch()) * model_.seq_len, C = model_.d_model, Tn = model_.seq_len;
+  const size_t H = model_.n_head / tp, Cl = C / tp, F = 4 * C / tp;
+  dres_ = Vec<T>("strata::gpt::dres", N * C);
+  dln_ = Vec<T>("strata::gpt::dln", N * C);
+  dhidden_ = Vec<T>("strata::gpt::dhidden", N * F);
+  dqkv_ = Vec<T>("strata::gpt::dqkv", N * 3 * Cl);
+  datty_ = Vec<T>("strata::gpt::datty", N * Cl);
+  att_scratch_ = Vec<T>("strata::gpt::att_scratch", H * Tn * Tn);
+}
+
+template <class T>
+typename Gpt<T>::Slot& Gpt<T>::slot(int i) {
+  STRATA_CHECK(i >= 0 && i <= int(slots_.size()), "gpt: activation slot {} requested with {} allocated", i,
+               slots_.size());
+  if (i < int(slots_.size())) return slots_[size_t(i)];
+  const int tp = tp_.size();
+  const size_t N = size_t(this->batch()) * model_.seq_len, C = model_.d_model, Tn = model_.seq_len;
+  const size_t V = model_.vocab_size / tp, H = model_.n_head / tp;  // this rank's share
+  const size_t Cl = C / tp, F = 4 * C / tp;
+  Slot s;
+  s.tokens = Vec<int32_t>("strata::gpt::tokens", N);
+  s.targets = Vec<int32_t>("strata::gpt::targets", N);
+  s.input = Vec<T>("strata::gpt::input", N * C);
+  for (size_t l = 0; l < layout_.blocks.size(); ++l) {
+    BlockActs a;
+    a.ln1 = Vec<T>("strata::gpt::ln1", N * C);
+    a.ln1_mean = Vec<T>("strata::gpt::ln1_mean", N);
+    a.ln1_rstd = Vec<T>("strata::gpt::ln1_rstd", N);
+    a.qkv = Vec<T>("strata::gpt::qkv", N * 3 * Cl);
+    a.att = Vec<T>("strata::gpt::att", size_t(this->batch()) * H * Tn * Tn);
+    a.atty = Vec<T>("strata::gpt::atty", N * Cl);
+    a.res1 = Vec<T>("strata::gpt::res1", N * C);
+    a.ln2 = Vec<T>("strata::gpt::ln2", N * C);
+    a.ln2_mean = Vec<T>("strata::gpt::ln2_mean", N);
+    a.ln2_rstd = Vec<T>("strata::gpt::ln2_rstd", N);
+    a.fc = Vec<T>("strata::gpt::fc", N * F);
+    a.fc_gelu = Vec<T>("strata::gpt::fc_gelu", N * F);
+    a.res2 = Vec<T>("strata::gpt::res2", N * C);
+    s.blocks.push_back(a);
+  }
+  if (layout_.last_stage()) {
+    s.lnf = Vec<T>("strata::gpt::lnf", N * C);
+    s.lnf_mean = Vec<T>("strata::gpt::lnf_mean", N);
+    s.lnf_rstd = Vec<T>("strata::gpt::lnf_rstd", N);
+    s.logits = Vec<T>("strata::gpt::logits", N * V);
+    s.losses = Vec<T>("strata::gpt::losses", N);
+    s.lse = Vec<T>("strata::gpt::lse", N);
+  }
+  slots_.push_back(std::move(s));
+  return slots_.back();
+}
+
+template <class T>
+void Gpt<T>::forward_stage(int slot_index, const MicroBatch<T>& batch, const Vec<T>* input, bool with_loss) {
+  this->check_batch(batch, with_loss);
+  const int B = this->batch(), Tn = model_.seq_len, C = model_.d_model, N = B * Tn, tp = tp_.size();
+  const int V = model_.vocab_size / tp, H = model_.n_head / tp, Cl = C / tp, F = 4 * C / tp;
+  auto& P = this->params();
+  Slot& s = slot(slot_index);
+  if (layout_.first_stage()) Kokkos::deep_copy(s.tokens, batch.tokens);
+  if (with_loss) Kokkos::deep_copy(s.targets, batch.targets);
+  if (layout_.first_stage()) {
+    tp_.vocab_embedding_forward(s.input, s.tokens, P.param(layout_.wte), P.param(layout_.wpe), B, Tn, C, V);
+  } else {
+    STRATA_CHECK(input != nullptr, "gpt forward: stage {} needs the previous stage's output", layout_.stage);
+    Kokkos::deep_copy(s.input, *input);
+  }
+  const Vec<T>* x = &s.input;
+  for (size_t l = 0; l < layout_.blocks.size(); ++l) {
+    const auto& w = layout_.blocks[l];
+    auto& a = s.blocks[l];
+    layernorm_forward<T>(a.ln1, a.ln1_mean, a.ln1_rstd, *x, P.param(w.ln1_w), P.param(w.ln1_b), N, C);
+    tp_.column_linear_forward(a.qkv, a.ln1, P.param(w.qkv_w), P.param(w.qkv_b), N, C, 3 * Cl);
+    attention_forward<T>(a.atty, a.att, a.qkv, {B, Tn, Cl, H});
+    tp_.row_linear_forward(a.res1, a.atty, P.param(w.attn_proj_w), P.param(w.attn_proj_b), N, Cl, C, *x);
+    layernorm_forward<T>(a.ln2, a.ln2_mean, a.ln2_rstd, a.res1, P.param(w.ln2_w), P.param(w.ln2_b), N, C);
+    tp_.column_linear_forward(a.fc, a.ln2, P.param(w.fc_w), P.param(w.fc_b), N, C, F);
+    gelu_forward<T>(a.fc_gelu, a.fc, size_t(N) * F);
+    tp_.row_linear_forward(a.res2, a.fc_gelu, P.param(w.mlp_proj_w), P.param(w.mlp_proj_b), N, F, C, a.res1);
+    x = &a.res2;
+  }
+  if (!layout_.last_stage()) return;
+  layernorm_forward<T>(s.lnf, s.lnf_mean, s.lnf_rstd, *x, P.param(layout_.lnf_w), P.param(layout_.lnf_b), N, C);
+  // Tied head, column-parallel over the vocabulary: logits[N, V/tp] = lnf[N, C] wte[V/tp, C]^T
+  tp_.column_linear_forward(s.logits, s.lnf, P.param(layout_.wte), Vec<T>(), N, C, V);
+  if (!with_loss) return;
+  tp_.vocab_cross_entropy_forward(s.losses, s.lse, s.logits, s.targets, N, V);
+  s.loss = mean_loss<T>(s.losses, N);
+}
+
+template <class T>
+const Vec<T>& Gpt<T>::stage_output(int slot_index) const {
+  const Slot& s = slots_.at(size_t(slot_index));
+  return s.blocks.empty() ? s.input : s.blocks.back().res2;
+}
+
+template <class T>
+T Gpt<T>::stage_loss(int slot_index) const {
+  STRATA_CHECK(layout_.last_stage(), "gpt: only the last pipeline stage has a loss");
+  return slots_.at(size_t(slot_index)).loss;
+}
+
+template <class T>
+const Vec<T>& Gpt<T>::logits(int slot_index) const {
+  STRATA_CHECK(layout_.last_stage(), "gpt: only the last pipeline stage has logits");
+  return slots_.at(size_t(slot_index)).logits;
+}
+
+template <class T>
+void Gpt<T>::backward_stage(int slot_index, T loss_scale, const Vec<T>* output_grad, const GradReadyHook& on_ready) {
+  const int B = this->batch(), Tn = model_.seq_len, C = model_.d_model, N = B * Tn, tp = tp_.size();
+  const int V = model_.vocab_size / tp, H = model_.n_head / tp, Cl = C / tp, F = 4 * C / tp;
+  auto& P = this->params();
+  Slot& s = slots_.at(size_t(slot_index));
+  auto ready = [&](int64_t offset) {
+    if (on_ready) on_ready(offset);
+  };
+  if (layout_.last_stage()) {
+    const T dloss = loss_scale != T(0) ? loss_scale : T(1) / T(N);
+    tp_.vocab_cross_entropy_backward(s.logits, s.lse, s.targets, N, V, dloss);
+    // Tied head: dlnf[N, C] = dlogits wte (summed over vocabulary slices); dwte[V/tp, C] += dlogits^T lnf
+    tp_.column_linear_backward(dln_, P.grad(layout_.wte), Vec<T>(), s.logits, s.lnf, P.param(layout_.wte), N, C, V);
+    Kokkos::deep_copy(dres_, T(0));
+    const Vec<T>& last = stage_output(slot_index);
+    layernorm_backward<T>(dres_, P.grad(layout_.lnf_w), P.grad(layout_.lnf_b), dln_, last, P.param(layout_.lnf_w),
+                          s.lnf_mean, s.lnf_rstd, N, C);
+    ready(P.specs()[size_t(layout_.lnf_w)].offset);
+  } else {
+    STRATA_CHECK(output_grad != nullptr, "gpt backward: stage {} needs the next stage's gradient", layout_.stage);
+    Kokkos::deep_copy(dres_, *output_grad);
+  }
+  // dres_ holds the gradient of the residual stream (the same on every tp rank), walked back in place.
+  for (int l = int(layout_.blocks.size()) - 1; l >= 0; --l) {
+    const auto& w = layout_.blocks[size_t(l)];
+    auto& a = s.blocks[size_t(l)];
+    const Vec<T>& x = l > 0 ? s.blocks[size_t(l) - 1].res2 : s.input;
+    tp_.row_linear_backward(dhidden_, P.grad(w.mlp_proj_w), P.grad(w.mlp_proj_b), dres_, a.fc_gelu,
+                            P.param(w.mlp_proj_w), N, F, C);
+    gelu_backward<T>(dhidden_, dhidden_, a.fc, size_t(N) * F);
+    tp_.column_linear_backward(dln_, P.grad(w.fc_w), P.grad(w.fc_b), dhidden_, a.ln2, P.param(w.fc_w), N, C, F);
+    layernorm_backward<T>(dres_, P.grad(w.ln2_w), P.grad(w.ln2_b), dln_, a.res1, P.param(w.ln2_w), a.ln2_mean,
+                          a.ln2_rstd, N, C);
+    tp_.row_linear_backward(datty_, P.grad(w.attn_proj_w), P.grad(w.attn_proj_b), dres_, a.atty,
+                            P.param(w.attn_proj_w), N, Cl, C);
+    attention_backward<T>(dqkv_, att_scratch_, datty_, a.qkv, a.att, {B, Tn, Cl, H});
+    tp_.column_linear_backward(dln_, P.grad(w.qkv_w), P.grad(w.qkv_b), dqkv_, a.ln1, P.param(w.qkv_w), N, C, 3 * Cl);
+    layernorm_backward<T>(dres_, P.grad(w.ln1_w), P.grad(w.ln1_b), dln_, x, P.param(w.ln1_w), a.ln1_mean, a.ln1_rstd,
+                          N, C);
+    ready(P.specs()[size_t(w.ln1_w)].offset);
+  }
+  if (layout_.first_stage())
+    tp_.vocab_embedding_backward(P.grad(layout_.wte), P.grad(layout_.wpe), s.tokens, dres_, B, Tn, C, V);
+  ready(0);
+}
+
+template class Gpt<float>;
+template class Gpt<double>;
+
+}  // namespace strata

@@ -1,0 +1,71 @@
+#pragma once
+// GPT: pre-LayerNorm decoder, learned positions, token embedding tied to the output head.
+// Explicit forward/backward over planned activation buffers (DESIGN.md principle 1) on this rank's share of the
+// model: its tensor-parallel slice of each tensor and its pipeline stage's layers (models/gpt_layout.hpp). The
+// tensor-parallel layers are parallel/'s pairs (a group of one makes them the plain layers); activations between
+// stages, microbatch order and gradient reduction are the pipeline runner's and data parallelism's.
+#include <deque>
+#include <memory>
+#include <vector>
+
+#include "core/config.hpp"
+#include "models/gpt_layout.hpp"
+#include "nn/model.hpp"
+#include "parallel/tensor_parallel.hpp"
+
+namespace strata {
+
+template <class T>
+class Gpt final : public Model<T> {
+ public:
+  // A whole model on one rank with its own (uninitialised) parameters, for `batch` sequences of seq_len.
+  Gpt(const ModelConfig& model, int batch);
+  // This rank's part: `params` laid out by gpt_layout for `placement` (shared e.g. with a batch-1 copy for
+  // generation); `tp` is the tensor-parallel group of placement.tp_size ranks (it must outlive the model).
+  Gpt(std::shared_ptr<ParamBuffer<T>> params, const ModelConfig& model, int batch, const Placement& placement,
+      TensorParallel<T>& tp);
+
+  bool token_inputs() const override { return true; }
+  int64_t inputs_per_sample() const override { return model_.seq_len; }
+  int64_t targets_per_sample() const override { return model_.seq_len; }
+  int64_t classes() const override { return model_.vocab_size; }
+  size_t stage_input_size() const override;
+  size_t stage_output_size() const override;
+
+  // batch.tokens, batch.targets: [B*T] int32. The first stage embeds the tokens, the last computes logits
+  // [B*T, V/tp] and the mean cross-entropy.
+  void forward_stage(int slot, const MicroBatch<T>& batch, const Vec<T>* input, bool with_loss) override;
+  const Vec<T>& stage_output(int slot) const override;  // [B*T, C]
+  T stage_loss(int slot) const override;
+  const Vec<T>& logits(int slot) const override;
+  void backward_stage(int slot, T loss_scale, const Vec<T>* output_grad, const GradReadyHook& on_ready) override;
+  const Vec<T>& input_grad() const override { return dres_; }  // [B*T, C]
+  int slots_allocated() const override { return int(slots_.size()); }
+
+  const GptLayout& layout() const { return layout_; }
+  const ModelConfig& config() const { return model_; }
+
+ private:
+  struct BlockActs {
+    Vec<T> ln1, ln1_mean, ln1_rstd, qkv, att, atty, res1, ln2, ln2_mean, ln2_rstd, fc, fc_gelu, res2;
+  };
+  struct Slot {
+    Vec<int32_t> tokens, targets;
+    Vec<T> input;  // the embedding output (first stage) or the previous stage's output
+    std::vector<BlockActs> blocks;
+    Vec<T> lnf, lnf_mean, lnf_rstd, logits, losses, lse;  // last stage
+    T loss = 0;
+  };
+  Slot& slot(int i);
+  void allocate_scratch();
+
+  ModelConfig model_;
+  std::unique_ptr<TensorParallel<T>> own_tp_;  // the one-rank constructor's group of one
+  TensorParallel<T>& tp_;
+  GptLayout layout_;
+  std::deque<Slot> slots_;  // deque: references stay valid as slots are added
+  // Backward scratch, shared by all slots (one backward at a time).
+  Vec<T> dres_, dln_, dhidden_, dqkv_, datty_, att_scratch_;
+};
+
+}  // namespace strata

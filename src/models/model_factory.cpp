@@ -1,0 +1,45 @@
+#include "models/model_factory.hpp"
+
+#include "core/error.hpp"
+#include "models/gpt.hpp"
+#include "models/gpt_layout.hpp"
+
+namespace strata {
+
+std::vector<TensorSpec> model_tensors(const ModelConfig& model, const Placement& p) {
+  return gpt_layout(model, p.tp_rank, p.tp_size, p.stage, p.stages).specs;
+}
+
+void check_model_layout(const ModelConfig& model, int tp, int pp, const std::string& source) {
+  check_tensor_parallel_split(model, tp, source);
+  STRATA_CHECK(pp >= 1 && pp <= model.n_layer,
+               "{}: parallel.pp = {}: expected 1 .. model.n_layer = {} (each stage holds at least one layer)", source,
+               pp, model.n_layer);
+}
+
+std::vector<int> stage_layer_counts(const ModelConfig& model, int stages) { return gpt_stage_layer_counts(model, stages); }
+
+ModelSize model_size(const ModelConfig& m) {
+  ModelSize s;
+  s.non_embedding = non_embedding_params(m);
+  s.parameters = s.non_embedding + int64_t(m.vocab_size + m.seq_len) * m.d_model;
+  // Per token: 6N for the matrix products (the head is the embedding, counted here), 12 L C T for attention.
+  const double per_token = 6.0 * double(s.non_embedding) + 6.0 * double(m.d_model) * m.vocab_size +
+                           12.0 * m.n_layer * double(m.d_model) * m.seq_len;
+  s.flops_per_sample = per_token * m.seq_len;
+  return s;
+}
+
+template <class T>
+std::unique_ptr<Model<T>> make_model(const ModelConfig& model, int batch, std::shared_ptr<ParamBuffer<T>> params,
+                                     const Placement& placement, TensorParallel<T>& tp) {
+  return std::make_unique<Gpt<T>>(std::move(params), model, batch, placement, tp);
+}
+
+template std::unique_ptr<Model<float>> make_model<float>(const ModelConfig&, int, std::shared_ptr<ParamBuffer<float>>,
+                                                         const Placement&, TensorParallel<float>&);
+template std::unique_ptr<Model<double>> make_model<double>(const ModelConfig&, int,
+                                                           std::shared_ptr<ParamBuffer<double>>, const Placement&,
+                                                           TensorParallel<double>&);
+
+}  // namespace strata

@@ -1,0 +1,58 @@
+#include "nn/model.hpp"
+
+#include "core/error.hpp"
+
+namespace strata {
+
+template <class T>
+Model<T>::Model(const Placement& placement, int batch, std::shared_ptr<ParamBuffer<T>> params)
+    : placement_(placement), batch_(batch), params_(std::move(params)) {
+  STRATA_CHECK(batch_ > 0, "model: batch {} (expected > 0)", batch_);
+  STRATA_CHECK(placement_.stages >= 1 && placement_.stage >= 0 && placement_.stage < placement_.stages,
+               "model: stage {} of {}", placement_.stage, placement_.stages);
+  STRATA_CHECK(params_ != nullptr, "model: no parameter buffer");
+}
+
+template <class T>
+T Model<T>::forward(const MicroBatch<T>& batch) {
+  STRATA_CHECK(placement_.stages == 1, "model forward: a pipeline stage of {} runs through the pipeline runner",
+               placement_.stages);
+  forward_stage(0, batch, nullptr, true);
+  return stage_loss(0);
+}
+
+template <class T>
+void Model<T>::backward(T loss_scale) {
+  STRATA_CHECK(placement_.stages == 1, "model backward: a pipeline stage of {} runs through the pipeline runner",
+               placement_.stages);
+  backward_stage(0, loss_scale, nullptr, {});
+}
+
+template <class T>
+MicroBatch<T> Model<T>::allocate_batch() const {
+  const size_t B = size_t(batch_);
+  MicroBatch<T> b;
+  if (token_inputs()) b.tokens = Vec<int32_t>("strata::model::tokens", B * size_t(inputs_per_sample()));
+  else b.features = Vec<T>("strata::model::features", B * size_t(inputs_per_sample()));
+  b.targets = Vec<int32_t>("strata::model::targets", B * size_t(targets_per_sample()));
+  return b;
+}
+
+template <class T>
+void Model<T>::check_batch(const MicroBatch<T>& batch, bool with_targets) const {
+  const bool tokens = token_inputs();
+  const size_t inputs_per_sample = size_t(this->inputs_per_sample());
+  const size_t B = size_t(batch_), inputs = tokens ? batch.tokens.extent(0) : batch.features.extent(0);
+  const size_t targets = batch.targets.extent(0);
+  if (placement_.first_stage())
+    STRATA_CHECK(inputs == B * inputs_per_sample, "model forward: {} {} given, expected batch {} x {} = {}", inputs,
+                 tokens ? "tokens" : "input values", B, inputs_per_sample, B * inputs_per_sample);
+  if (with_targets)
+    STRATA_CHECK(targets == B * size_t(targets_per_sample()), "model forward: {} targets given, expected batch {} x {}",
+               targets, B, targets_per_sample());
+}
+
+template class Model<float>;
+template class Model<double>;
+
+}  // namespace strata

@@ -1,0 +1,98 @@
+#pragma once
+// The model interface (DESIGN.md principle 13, docs/architecture.md). A model (GPT, CNN, LSTM) declares its
+// parameter tensors (ParamBuffer's TensorSpecs: name, global shape, tensor-parallel split, decay, tied copies),
+// runs forward and backward of one pipeline stage on one microbatch, and leaves its loss and logits on the last
+// stage. Everything else is done from outside, the same way for every model: the pipeline runner (parallel/)
+// moves activations between stages and orders microbatches, data parallelism (parallel/) reduces gradients and
+// steps the optimizer, the trainer, evaluation, weights files and checkpoints work from the spec list.
+#include <functional>
+#include <memory>
+
+#include "kernels/common.hpp"
+#include "nn/param_buffer.hpp"
+
+namespace strata {
+
+// Where this rank's part of a model sits: its tensor-parallel slice and its pipeline stage.
+struct Placement {
+  int tp_rank = 0, tp_size = 1;
+  int stage = 0, stages = 1;
+  bool first_stage() const { return stage == 0; }
+  bool last_stage() const { return stage == stages - 1; }
+};
+
+// One microbatch on the device. Language models read `tokens`, the others `features`; `targets` holds one class
+// id per target row (a token position, a sequence, or a sequence step).
+template <class T>
+struct MicroBatch {
+  Vec<int32_t> tokens;   // [B * seq_len] token ids (language models; empty otherwise)
+  Vec<T> features;       // [B * sample elements]: images [B, C, H, W], sequences [B, T, F] (empty for tokens)
+  Vec<int32_t> targets;  // [B * targets_per_sample]
+};
+
+// Called during backward with a parameter-buffer offset: from there to the end of the buffer, every gradient of
+// this backward is complete, so data parallelism can send those buckets while backward goes on.
+using GradReadyHook = std::function<void(int64_t ready_from)>;
+
+template <class T>
+class Model {
+ public:
+  Model(const Placement& placement, int batch, std::shared_ptr<ParamBuffer<T>> params);
+  virtual ~Model() = default;
+  Model(const Model&) = delete;
+  Model& operator=(const Model&) = delete;
+
+  const Placement& placement() const { return placement_; }
+  int batch() const { return batch_; }  // samples per microbatch
+  ParamBuffer<T>& params() { return *params_; }
+  std::shared_ptr<ParamBuffer<T>> shared_params() { return params_; }
+
+  // Inputs per sample: token ids (token_inputs(): a language model) or feature values (the sample's elements).
+  virtual bool token_inputs() const = 0;
+  virtual int64_t inputs_per_sample() const = 0;
+  // Target rows per sample (tokens per sequence, 1 per image, T per sequence with per-step labels) and classes
+  // per row over all tensor-parallel ranks (the vocabulary for a language model). The last stage's logits are
+  // [B * targets_per_sample, classes() / tp_size].
+  virtual int64_t targets_per_sample() const = 0;
+  virtual int64_t classes() const = 0;
+  // Elements of the activation this stage receives from the previous one (0 on the first stage) and sends to the
+  // next one (0 on the last), per microbatch.
+  virtual size_t stage_input_size() const = 0;
+  virtual size_t stage_output_size() const = 0;
+
+  // ---- One stage on one microbatch. A slot holds a microbatch's activations from its forward until its backward;
+  // slots are allocated on first use, so the most slots in use is the activation memory.
+  // The first stage reads `batch`; the others start from `input` (the previous stage's stage_output). The last
+  // stage computes logits and, with `with_loss`, the loss against batch.targets (which every stage is given).
+  virtual void forward_stage(int slot, const MicroBatch<T>& batch, const Vec<T>* input, bool with_loss) = 0;
+  virtual const Vec<T>& stage_output(int slot) const = 0;  // not on the last stage: [stage_output_size()]
+  virtual T stage_loss(int slot) const = 0;                // last stage: the mean loss over the slot's target rows
+  virtual const Vec<T>& logits(int slot) const = 0;        // last stage
+  // Adds d(loss)/d(params) into params().grads(), where loss = loss_scale * (sum of the slot's row losses); loss_scale
+  // 0 means 1 / rows (the gradient of the mean). The last stage starts from its loss, the others from `output_grad`
+  // (the next stage's input_grad). Afterwards input_grad() [stage_input_size()] holds the gradient for the previous
+  // stage (not on the first stage). on_ready is told, as backward walks the buffer from its end, which gradients
+  // are complete (ready(0) last).
+  virtual void backward_stage(int slot, T loss_scale, const Vec<T>* output_grad, const GradReadyHook& on_ready) = 0;
+  virtual const Vec<T>& input_grad() const = 0;
+  virtual int slots_allocated() const = 0;
+
+  // Device buffers for one microbatch of this model (tokens or features, and targets).
+  MicroBatch<T> allocate_batch() const;
+
+  // A whole model on one rank (one stage): forward with loss on slot 0, returning the mean loss; backward of it.
+  T forward(const MicroBatch<T>& batch);
+  void backward(T loss_scale = T(0));
+
+ protected:
+  // Throws unless `batch` holds inputs_per_sample() inputs per sample on the first stage and, with with_targets,
+  // targets_per_sample() targets per sample.
+  void check_batch(const MicroBatch<T>& batch, bool with_targets) const;
+
+ private:
+  Placement placement_;
+  int batch_;
+  std::shared_ptr<ParamBuffer<T>> params_;
+};
+
+}  // namespace strata
