@@ -1,0 +1,116 @@
+#pragma once
+// The data movement around a 2-D convolution done as GEMM (torch.nn.Conv2d: zero padding on all sides,
+// dilation 1, groups 1). The layer (src/nn/conv2d.hpp) runs im2col, one GEMM over the whole batch, then a
+// permutation back to NCHW; its backward runs the adjoints here. Every kernel writes each output element from
+// exactly one thread (col2im is a gather, not a scatter): no atomics, deterministic.
+#include <cstdint>
+
+#include "kernels/common.hpp"
+
+namespace strata {
+
+struct Conv2dShape {
+  int batch = 0, in_channels = 0, height = 0, width = 0;
+  int out_channels = 0, kernel_h = 0, kernel_w = 0;
+  int stride = 1, padding = 0;
+
+  // out = (in + 2p - k) / stride + 1 (floor), as torch.nn.Conv2d.
+  int out_h() const { return (height + 2 * padding - kernel_h) / stride + 1; }
+  int out_w() const { return (width + 2 * padding - kernel_w) / stride + 1; }
+  // The GEMM's inner dimension K = C*kh*kw (rows of cols) and its column count N = B*Ho*Wo.
+  int64_t col_rows() const { return int64_t(in_channels) * kernel_h * kernel_w; }
+  int64_t col_cols() const { return int64_t(batch) * out_h() * out_w(); }
+  int64_t input_size() const { return int64_t(batch) * in_channels * height * width; }
+  int64_t output_size() const { return int64_t(batch) * out_channels * out_h() * out_w(); }
+  int64_t weight_size() const { return int64_t(out_channels) * col_rows(); }
+};
+
+// cols[C*kh*kw, B*Ho*Wo] from x[B, C, H, W]: row (c*kh + i)*kw + j, column b*Ho*Wo + oh*Wo + ow holds
+// x[b, c, oh*stride - pad + i, ow*stride - pad + j], zero where that falls in the padding. One thread per
+// element of cols; neighbouring threads write neighbouring columns (coalesced on a GPU).
+template <class T>
+void im2col(const Vec<T>& cols, const Vec<T>& x, const Conv2dShape& s) {
+  const int64_t C = s.in_channels, H = s.height, W = s.width, KH = s.kernel_h, KW = s.kernel_w;
+  const int64_t Ho = s.out_h(), Wo = s.out_w(), P = Ho * Wo, N = s.col_cols();
+  const int64_t stride = s.stride, pad = s.padding;
+  Kokkos::parallel_for(
+      "strata::conv2d::im2col", range(size_t(s.col_rows() * N)), KOKKOS_LAMBDA(const int64_t idx) {
+        const int64_t row = idx / N, col = idx % N;
+        const int64_t j = row % KW, i = (row / KW) % KH, c = row / (KW * KH);
+        const int64_t b = col / P, p = col % P, oh = p / Wo, ow = p % Wo;
+        const int64_t ih = oh * stride - pad + i, iw = ow * stride - pad + j;
+        const bool inside = ih >= 0 && ih < H && iw >= 0 && iw < W;
+        cols(idx) = inside ? x(((b * C + c) * H + ih) * W + iw) : T(0);
+      });
+}
+
+// dx[B, C, H, W] = (or += when accumulate) the adjoint of im2col applied to dcols[C*kh*kw, B*Ho*Wo]: each
+// input element sums the entries of dcols that im2col copied it to. A gather (one thread per input element,
+// kernel taps in a fixed order), so it needs no atomics and rounds the same way every run.
+template <class T>
+void col2im(const Vec<T>& dx, const Vec<T>& dcols, const Conv2dShape& s, bool accumulate = false) {
+  const int64_t C = s.in_channels, H = s.height, W = s.width, KH = s.kernel_h, KW = s.kernel_w;
+  const int64_t Ho = s.out_h(), Wo = s.out_w(), P = Ho * Wo, N = s.col_cols();
+  const int64_t stride = s.stride, pad = s.padding;
+  Kokkos::parallel_for(
+      "strata::conv2d::col2im", range(size_t(s.input_size())), KOKKOS_LAMBDA(const int64_t idx) {
+        const int64_t iw = idx % W, ih = (idx / W) % H, c = (idx / (W * H)) % C, b = idx / (W * H * C);
+        T acc = 0;
+        // Tap i reads this row from output row oh when oh*stride = ih + pad - i.
+        for (int64_t i = 0; i < KH; ++i) {
+          const int64_t th = ih + pad - i;
+          if (th < 0) break;  // th only decreases with i
+          if (th % stride != 0 || th / stride >= Ho) continue;
+          const int64_t oh = th / stride;
+          for (int64_t j = 0; j < KW; ++j) {
+            const int64_t tw = iw + pad - j;
+            if (tw < 0) break;
+            if (tw % stride != 0 || tw / stride >= Wo) continue;
+            const int64_t ow = tw / stride;
+            acc += dcols(((c * KH + i) * KW + j) * N + b * P + oh * Wo + ow);
+          }
+        }
+        dx(idx) = accumulate ? dx(idx) + acc : acc;
+      });
+}
+
+// y[B, O, P] = z[O, B*P] + bias[O]: the batched GEMM's output back to NCHW (P = Ho*Wo). An empty bias
+// (extent 0) adds nothing. One thread per element of y.
+template <class T>
+void conv_output_to_nchw(const Vec<T>& y, const Vec<T>& z, const Vec<T>& bias, int batch, int out_channels,
+                         int64_t plane) {
+  const int64_t O = out_channels, P = plane, N = int64_t(batch) * P;
+  const bool has_bias = bias.extent(0) > 0;
+  Kokkos::parallel_for(
+      "strata::conv2d::output_to_nchw", range(size_t(batch * O * P)), KOKKOS_LAMBDA(const int64_t idx) {
+        const int64_t p = idx % P, o = (idx / P) % O, b = idx / (P * O);
+        y(idx) = z(o * N + b * P + p) + (has_bias ? bias(o) : T(0));
+      });
+}
+
+// dz[O, B*P] = dy[B, O, P] rearranged into the GEMM layout (the adjoint of conv_output_to_nchw without the bias).
+template <class T>
+void conv_grad_from_nchw(const Vec<T>& dz, const Vec<T>& dy, int batch, int out_channels, int64_t plane) {
+  const int64_t O = out_channels, P = plane, N = int64_t(batch) * P;
+  Kokkos::parallel_for(
+      "strata::conv2d::grad_from_nchw", range(size_t(O * N)), KOKKOS_LAMBDA(const int64_t idx) {
+        const int64_t o = idx / N, col = idx % N, b = col / P, p = col % P;
+        dz(idx) = dy((b * O + o) * P + p);
+      });
+}
+
+// dbias[O] += sum over the row of dz[O, N]. One thread per channel walks its contiguous row in order:
+// deterministic, no atomics (parallel only over O; fine for the channel counts of a CNN).
+template <class T>
+void conv_bias_backward(const Vec<T>& dbias, const Vec<T>& dz, int out_channels, int64_t cols) {
+  const int64_t N = cols;
+  Kokkos::parallel_for(
+      "strata::conv2d::bias_backward", range(size_t(out_channels)), KOKKOS_LAMBDA(const int64_t o) {
+        T acc = 0;
+        STRATA_SIMD_REDUCE(+, acc)
+        for (int64_t n = 0; n < N; ++n) acc += dz(o * N + n);
+        dbias(o) += acc;
+      });
+}
+
+}  // namespace strata
