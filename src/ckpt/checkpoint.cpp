@@ -12,6 +12,7 @@
 #include "ckpt/tensor_slab.hpp"
 #include "core/error.hpp"
 #include "core/h5.hpp"
+#include "core/model_attrs.hpp"
 #include "core/stopwatch.hpp"
 #include "core/two_phase_write.hpp"
 #include "core/rng.hpp"
@@ -96,10 +97,12 @@ void writer_flags(RankTensors& t, int dp_rank, int dp_size, int tp_rank, bool ze
   }
 }
 std::string model_mismatch(const ModelConfig& stored, const ModelConfig& run) {
+  if (stored.kind != run.kind) return fmt::format("model.kind = {} in the checkpoint, {} in the config", stored.kind, run.kind);
   const auto a = model_fields(stored), b = model_fields(run);
   for (size_t i = 0; i < a.size(); ++i)
     if (a[i].second != b[i].second)
-      return fmt::format("model.{} = {} in the checkpoint, {} in the config", a[i].first, a[i].second, b[i].second);
+      return fmt::format("model.{} = {} in the checkpoint, {} in the config", a[i].first, format_value(a[i].second),
+                         format_value(b[i].second));
   return "";
 }
 
@@ -139,7 +142,7 @@ void write_root_attributes(hid_t file, const CheckpointMeta& meta) {
   h5::write_attr(file, "lr_schedule", meta.lr_schedule);
   h5::write_attr(file, "lr", meta.lr);
   h5::write_attr(file, "config", meta.config_toml);
-  for (auto [name, value] : model_fields(meta.model)) h5::write_attr(file, std::string("model.") + name, int64_t(value));
+  write_model_attrs(file, meta.model, "model.");
   h5::write_attr(file, "layout.dp", int64_t(meta.dp));
   h5::write_attr(file, "layout.tp", int64_t(meta.tp));
   h5::write_attr(file, "layout.pp", int64_t(meta.pp));
@@ -328,11 +331,7 @@ CheckpointMeta read_checkpoint_meta(const std::string& path) {
   m.lr_schedule = h5::read_attr_string(file, "lr_schedule", path);
   m.lr = h5::read_attr_double(file, "lr", path);
   m.config_toml = h5::read_attr_string(file, "config", path);
-  m.model.n_layer = int(h5::read_attr_int(file, "model.n_layer", path));
-  m.model.n_head = int(h5::read_attr_int(file, "model.n_head", path));
-  m.model.d_model = int(h5::read_attr_int(file, "model.d_model", path));
-  m.model.vocab_size = int(h5::read_attr_int(file, "model.vocab_size", path));
-  m.model.seq_len = int(h5::read_attr_int(file, "model.seq_len", path));
+  m.model = read_model_attrs(file, "model.", path);
   m.dp = int(h5::read_attr_int(file, "layout.dp", path));
   m.tp = int(h5::read_attr_int(file, "layout.tp", path));
   m.pp = int(h5::read_attr_int(file, "layout.pp", path));

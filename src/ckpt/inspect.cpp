@@ -130,8 +130,11 @@ std::string format_inspect_report(const InspectReport& r) {
   line("adam steps:", std::to_string(m.adam_steps));
   line("layout:", fmt::format("dp {} x tp {} x pp {}{}", m.dp, m.tp, m.pp, m.zero1 ? " (+ZeRO-1)" : ""));
   line("lr:", fmt::format("{:.6g} (schedule {})", m.lr, m.lr_schedule));
-  line("model:", fmt::format("n_layer {}, n_head {}, d_model {}, vocab_size {}, seq_len {}", m.model.n_layer,
-                             m.model.n_head, m.model.d_model, m.model.vocab_size, m.model.seq_len));
+  std::string model;
+  for (const auto& [name, value] : model_fields(m.model))
+    if (name != "kind") model += fmt::format("{}{} {}", model.empty() ? "" : ", ", name, format_value(value));
+  line("model kind:", m.model.kind);
+  line("model:", model);
   line("seeds:", fmt::format("train {}, data {} (shuffle {})", m.train_seed, m.data_seed, m.shuffle ? "on" : "off"));
   out += "\n";
 

@@ -107,7 +107,7 @@ ExportResult export_safetensors(const std::string& checkpoint, const std::string
                              {"source", kCheckpointFormat},
                              {"library_version", meta.library_version},
                              {"step", std::to_string(meta.step)}};
-  for (auto [name, value] : model_fields(meta.model)) metadata[name] = std::to_string(value);
+  for (const auto& [name, value] : model_fields(meta.model)) metadata[name] = format_value(value);
   header["__metadata__"] = metadata;
   uint64_t offset = 0;
   for (const auto& s : specs) {

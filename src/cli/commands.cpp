@@ -53,18 +53,32 @@ int run_eval(const std::string& config_path, const std::vector<std::string>& set
   return 0;
 }
 
+// Every field with its default and meaning; the model section once per kind, with that kind's fields.
 void print_config_doc() {
+  auto print_field = [](const ConfigField& f) {
+    std::string value = format_value(f.default_value);
+    if (f.default_value.index() == 3) value = "\"" + value + "\"";
+    fmt::print("{:<20} = {:<14} # {}\n", f.key.substr(f.key.find('.') + 1), value, f.doc);
+  };
   std::string section;
   for (const auto& f : config_fields()) {
     const auto s = f.key.substr(0, f.key.find('.'));
-    if (s != section) {
-      fmt::print("{}[{}]\n", section.empty() ? "" : "\n", s);
-      section = s;
+    if (s == section) continue;
+    section = s;
+    if (s != "model") {
+      fmt::print("\n[{}]\n", s);
+      for (const auto& g : config_fields())
+        if (g.key.rfind(s + ".", 0) == 0) print_field(g);
+      continue;
     }
-    std::string value;
-    std::visit([&](const auto& v) { value = fmt::format("{}", v); }, f.default_value);
-    if (f.default_value.index() == 3) value = "\"" + value + "\"";
-    fmt::print("{:<20} = {:<14} # {}\n", f.key.substr(f.key.find('.') + 1), value, f.doc);
+    for (const auto& kind : model_kinds()) {
+      fmt::print("{}[model]  # kind = \"{}\"\n", kind == model_kinds().front() ? "" : "\n", kind);
+      for (const auto& g : config_fields())
+        if (g.key.rfind("model.", 0) == 0 && g.applies_to(kind)) {
+          if (g.key == "model.kind") fmt::print("{:<20} = {:<14} # {}\n", "kind", "\"" + kind + "\"", g.doc);
+          else print_field(g);
+        }
+    }
   }
 }
 

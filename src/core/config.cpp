@@ -1,7 +1,9 @@
 #include "core/config.hpp"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
+#include <algorithm>
 #include <functional>
 #include <limits>
 #include <sstream>
@@ -39,21 +41,47 @@ ConfigValue as_value(const M& member) {
   }
 }
 
-#define STRATA_FIELD(section, name, doc)                                                             \
+#define STRATA_KIND_FIELD(section, name, kinds, doc)                                                 \
   Binding {                                                                                          \
-    ConfigField{#section "." #name, as_value(Config{}.section.name), doc},                           \
+    ConfigField{#section "." #name, as_value(Config{}.section.name), doc, kinds},                    \
         std::is_same_v<decltype(Config{}.section.name), int>,                                        \
         [](Config& c, const ConfigValue& v) { assign(c.section.name, v); },                          \
         [](const Config& c) { return as_value(c.section.name); }                                     \
   }
+#define STRATA_FIELD(section, name, doc) STRATA_KIND_FIELD(section, name, {}, doc)
+using Kinds = std::vector<std::string>;
 
 const std::vector<Binding>& bindings() {
   static const std::vector<Binding> table = {
-      STRATA_FIELD(model, n_layer, "number of transformer blocks"),
-      STRATA_FIELD(model, n_head, "attention heads per block (must divide d_model)"),
-      STRATA_FIELD(model, d_model, "width of the residual stream"),
-      STRATA_FIELD(model, vocab_size, "number of token ids (>= the dataset's vocab_size)"),
-      STRATA_FIELD(model, seq_len, "context length in tokens (also the size of the position table)"),
+      STRATA_FIELD(model, kind, "the model: gpt (language model on a token dataset), cnn (image classifier) or lstm "
+                                "(sequence classifier); each kind has its own fields"),
+      STRATA_KIND_FIELD(model, n_layer, (Kinds{"gpt", "lstm"}),
+                        "gpt: transformer blocks; lstm: stacked recurrent layers"),
+      STRATA_KIND_FIELD(model, n_head, Kinds{"gpt"}, "attention heads per block (must divide d_model)"),
+      STRATA_KIND_FIELD(model, d_model, Kinds{"gpt"}, "width of the residual stream"),
+      STRATA_KIND_FIELD(model, vocab_size, Kinds{"gpt"}, "number of token ids (>= the dataset's vocab_size)"),
+      STRATA_KIND_FIELD(model, seq_len, Kinds{"gpt"}, "context length in tokens (also the size of the position table)"),
+      STRATA_KIND_FIELD(model, channels, Kinds{"cnn"}, "output channels of each conv block, e.g. [16, 32]"),
+      STRATA_KIND_FIELD(model, kernel_size, Kinds{"cnn"}, "square convolution kernel size"),
+      STRATA_KIND_FIELD(model, conv_stride, Kinds{"cnn"}, "convolution stride"),
+      STRATA_KIND_FIELD(model, padding, Kinds{"cnn"}, "zero padding on each side (-1: kernel_size / 2)"),
+      STRATA_KIND_FIELD(model, pool, Kinds{"cnn"}, "pooling after each block: max | avg | none"),
+      STRATA_KIND_FIELD(model, pool_size, Kinds{"cnn"}, "pooling window and stride"),
+      STRATA_KIND_FIELD(model, norm, Kinds{"cnn"},
+                        "normalization after each convolution: group (GroupNorm: the same for any dp) | none"),
+      STRATA_KIND_FIELD(model, norm_groups, Kinds{"cnn"},
+                        "GroupNorm groups, dividing every channel count (1: LayerNorm over channels and pixels)"),
+      STRATA_KIND_FIELD(model, activation, (Kinds{"cnn"}), "relu | gelu (tanh approximation)"),
+      STRATA_KIND_FIELD(model, hidden, (Kinds{"cnn", "lstm"}),
+                        "units of a hidden layer (with the activation) before the classifier head (0: none)"),
+      STRATA_KIND_FIELD(model, cell, Kinds{"lstm"}, "recurrent cell: lstm | gru (PyTorch's equations)"),
+      STRATA_KIND_FIELD(model, hidden_size, Kinds{"lstm"}, "recurrent state size of each layer"),
+      STRATA_KIND_FIELD(model, input_shape, (Kinds{"cnn", "lstm"}),
+                        "sample shape: cnn [C, H, W], lstm [T, F] ([]: the dataset's)"),
+      STRATA_KIND_FIELD(model, num_classes, (Kinds{"cnn", "lstm"}), "classes (0: the dataset's num_classes)"),
+      STRATA_KIND_FIELD(model, labels, Kinds{"lstm"},
+                        "sequence (one label per sequence, read at the last step) | step (one per step) | auto "
+                        "(the dataset's label shape)"),
       STRATA_FIELD(data, path, "token dataset: one HDF5 file or a sharded dataset directory (docs/dataset-format.md)"),
       STRATA_FIELD(data, shuffle, "shuffle training windows per epoch (false: batch b = windows b*B..b*B+B-1)"),
       STRATA_FIELD(data, seed, "seed of the per-epoch shuffle"),
@@ -113,7 +141,8 @@ const char* type_name(const ConfigValue& v) {
     case 0: return "an integer";
     case 1: return "a number";
     case 2: return "true or false";
-    default: return "a string";
+    case 3: return "a string";
+    default: return "a list of integers";
   }
 }
 
@@ -133,11 +162,41 @@ bool from_toml(const toml::value& t, const ConfigValue& like, ConfigValue& out) 
       if (!t.is_boolean()) return false;
       out = t.as_boolean();
       return true;
-    default:
+    case 3:
       if (!t.is_string()) return false;
       out = std::string(t.as_string());
       return true;
+    default: {
+      if (!t.is_array()) return false;
+      std::vector<int64_t> list;
+      for (const auto& e : t.as_array()) {
+        if (!e.is_integer()) return false;
+        list.push_back(int64_t(e.as_integer()));
+      }
+      out = list;
+      return true;
+    }
   }
+}
+
+// "16,32", "[16, 32]" or "[]" (--set values of list fields).
+bool list_from_text(std::string text, ConfigValue& out) {
+  if (!text.empty() && text.front() == '[') {
+    if (text.back() != ']') return false;
+    text = text.substr(1, text.size() - 2);
+  }
+  std::vector<int64_t> list;
+  std::stringstream items(text);
+  for (std::string item; std::getline(items, item, ',');) {
+    const auto b = item.find_first_not_of(' '), e = item.find_last_not_of(' ');
+    if (b == std::string::npos) return false;
+    item = item.substr(b, e - b + 1);
+    size_t used = 0;
+    list.push_back(std::stoll(item, &used));
+    if (used != item.size()) return false;
+  }
+  out = list;
+  return true;
 }
 
 bool from_text(const std::string& text, const ConfigValue& like, ConfigValue& out) {
@@ -160,13 +219,15 @@ bool from_text(const std::string& text, const ConfigValue& like, ConfigValue& ou
         if (text != "true" && text != "false") return false;
         out = text == "true";
         return true;
-      default: {
+      case 3: {
         std::string s = text;
         if (s.size() >= 2 && (s.front() == '"' || s.front() == '\'') && s.back() == s.front())
           s = s.substr(1, s.size() - 2);
         out = s;
         return true;
       }
+      default:
+        return list_from_text(text, out);
     }
   } catch (const std::exception&) {
     return false;
@@ -225,6 +286,7 @@ void apply_file(Config& config, const std::string& path) {
                    type_name(b->field.default_value), describe(value));
       STRATA_CHECK(fits(*b, v), "{}: {} = {}: out of range (expected a 32-bit integer)", path, key, describe(value));
       b->set(config, v);
+      config.given.push_back({key, path});
     }
   }
 }
@@ -240,6 +302,19 @@ void apply_override(Config& config, const std::string& text) {
                type_name(b->field.default_value), value);
   STRATA_CHECK(fits(*b, v), "--set {}: {}: out of range (expected a 32-bit integer)", text, key);
   b->set(config, v);
+  config.given.push_back({key, "--set " + text});
+}
+
+// A value as TOML writes it.
+std::string toml_text(const ConfigValue& v) {
+  if (v.index() == 3) return toml::format(toml::value(std::get<std::string>(v)));
+  return format_value(v);
+}
+
+}  // namespace
+
+bool ConfigField::applies_to(const std::string& kind) const {
+  return kinds.empty() || std::find(kinds.begin(), kinds.end(), kind) != kinds.end();
 }
 
 std::string format_value(const ConfigValue& v) {
@@ -247,15 +322,40 @@ std::string format_value(const ConfigValue& v) {
     case 0: return std::to_string(std::get<int64_t>(v));
     case 1: return fmt::format("{}", std::get<double>(v));
     case 2: return std::get<bool>(v) ? "true" : "false";
-    default: return toml::format(toml::value(std::get<std::string>(v)));
+    case 3: return std::get<std::string>(v);
+    default: {
+      std::string out = "[";
+      for (auto x : std::get<std::vector<int64_t>>(v)) out += (out.size() > 1 ? ", " : "") + std::to_string(x);
+      return out + "]";
+    }
   }
 }
 
-}  // namespace
+std::vector<std::pair<std::string, ConfigValue>> model_fields(const ModelConfig& m) {
+  Config c;
+  c.model = m;
+  std::vector<std::pair<std::string, ConfigValue>> out;
+  for (const auto& b : bindings())
+    if (b.field.key.rfind("model.", 0) == 0 && b.field.applies_to(m.kind))
+      out.push_back({b.field.key.substr(6), b.get(c)});
+  return out;
+}
 
-std::vector<std::pair<const char*, int>> model_fields(const ModelConfig& m) {
-  return {{"n_layer", m.n_layer}, {"n_head", m.n_head}, {"d_model", m.d_model}, {"vocab_size", m.vocab_size},
-          {"seq_len", m.seq_len}};
+ModelConfig model_from_fields(const std::vector<std::pair<std::string, ConfigValue>>& fields,
+                              const std::string& source) {
+  Config c;
+  for (const auto& [name, value] : fields)
+    if (name == "kind") c.model.kind = std::get<std::string>(value);
+  STRATA_CHECK(std::find(model_kinds().begin(), model_kinds().end(), c.model.kind) != model_kinds().end(),
+               "{}: model.kind = '{}': expected gpt, cnn or lstm", source, c.model.kind);
+  for (const auto& [name, value] : fields) {
+    const Binding* b = find_binding("model." + name);
+    STRATA_CHECK(b != nullptr, "{}: unknown model field '{}'", source, name);
+    STRATA_CHECK(value.index() == b->field.default_value.index(), "{}: model.{} = {}: expected {}", source, name,
+                 format_value(value), type_name(b->field.default_value));
+    b->set(c, value);
+  }
+  return c.model;
 }
 
 const std::vector<ConfigField>& config_fields() {
@@ -278,19 +378,82 @@ Config load_config(const std::string& path, const std::vector<std::string>& over
   return config;
 }
 
+namespace {
+
+bool one_of(const std::string& value, std::initializer_list<const char*> choices) {
+  for (const char* c : choices)
+    if (value == c) return true;
+  return false;
+}
+
+// The model kind's own fields; `f` names the file.
+void validate_model(const Config& c, const std::string& f) {
+  const ModelConfig& m = c.model;
+  STRATA_CHECK(one_of(m.kind, {"gpt", "cnn", "lstm"}), "{}: model.kind = '{}': expected gpt, cnn or lstm", f, m.kind);
+  // A field of another kind is a mistake (a typo'd kind, a config copied from another model): say which.
+  for (const auto& [key, where] : c.given) {
+    const Binding* b = find_binding(key);
+    if (b && !b->field.applies_to(m.kind))
+      STRATA_FAIL("{}: {} is a field of model.kind = {}, not of '{}' (run `strata config --doc`)", where, key,
+                  fmt::join(b->field.kinds, " | "), m.kind);
+  }
+  auto positive = [&](const char* key, int64_t v) { STRATA_CHECK(v > 0, "{}: {} = {}: expected > 0", f, key, v); };
+  if (m.kind == "gpt") {
+    positive("model.n_layer", m.n_layer);
+    positive("model.n_head", m.n_head);
+    positive("model.d_model", m.d_model);
+    positive("model.seq_len", m.seq_len);
+    STRATA_CHECK(m.vocab_size >= 2, "{}: model.vocab_size = {}: expected >= 2", f, m.vocab_size);
+    STRATA_CHECK(m.d_model % m.n_head == 0,
+                 "{}: model.d_model = {} must be divisible by model.n_head = {} (head size d_model / n_head)", f,
+                 m.d_model, m.n_head);
+    return;
+  }
+  STRATA_CHECK(m.num_classes == 0 || m.num_classes >= 2, "{}: model.num_classes = {}: expected >= 2 (0: the dataset's)",
+               f, m.num_classes);
+  STRATA_CHECK(m.hidden >= 0, "{}: model.hidden = {}: expected >= 0 (0: no hidden layer)", f, m.hidden);
+  const size_t dims = m.kind == "cnn" ? 3 : 2;
+  bool shape_ok = m.input_shape.empty() || m.input_shape.size() == dims;
+  for (auto d : m.input_shape) shape_ok = shape_ok && d > 0;
+  STRATA_CHECK(shape_ok, "{}: model.input_shape = {}: expected {} positive sizes ({}), or [] for the dataset's", f,
+               format_value(m.input_shape), dims, m.kind == "cnn" ? "[C, H, W]" : "[T, F]");
+  if (m.kind == "cnn") {
+    STRATA_CHECK(!m.channels.empty(), "{}: model.channels is empty: expected one entry per conv block", f);
+    for (auto ch : m.channels)
+      STRATA_CHECK(ch > 0 && ch <= 1 << 20, "{}: model.channels = {}: expected positive channel counts", f,
+                   format_value(m.channels));
+    positive("model.kernel_size", m.kernel_size);
+    positive("model.conv_stride", m.conv_stride);
+    positive("model.pool_size", m.pool_size);
+    STRATA_CHECK(m.padding >= -1, "{}: model.padding = {}: expected >= 0 (-1: kernel_size / 2)", f, m.padding);
+    STRATA_CHECK(one_of(m.pool, {"max", "avg", "none"}), "{}: model.pool = '{}': expected max, avg or none", f, m.pool);
+    STRATA_CHECK(one_of(m.norm, {"group", "none"}), "{}: model.norm = '{}': expected group or none", f, m.norm);
+    STRATA_CHECK(one_of(m.activation, {"relu", "gelu"}), "{}: model.activation = '{}': expected relu or gelu", f,
+                 m.activation);
+    positive("model.norm_groups", m.norm_groups);
+    if (m.norm == "group")
+      for (auto ch : m.channels)
+        STRATA_CHECK(ch % m.norm_groups == 0, "{}: model.norm_groups = {} does not divide model.channels = {}", f,
+                     m.norm_groups, format_value(m.channels));
+  } else {
+    positive("model.n_layer", m.n_layer);
+    positive("model.hidden_size", m.hidden_size);
+    STRATA_CHECK(one_of(m.cell, {"lstm", "gru"}), "{}: model.cell = '{}': expected lstm or gru", f, m.cell);
+    STRATA_CHECK(one_of(m.labels, {"auto", "sequence", "step"}),
+                 "{}: model.labels = '{}': expected sequence, step or auto", f, m.labels);
+  }
+}
+
+}  // namespace
+
+int stage_units(const ModelConfig& m) { return m.kind == "cnn" ? int(m.channels.size()) : m.n_layer; }
+
 void validate_config(const Config& c) {
   const std::string& f = c.source;
   auto positive = [&](const char* key, int64_t v) { STRATA_CHECK(v > 0, "{}: {} = {}: expected > 0", f, key, v); };
-  positive("model.n_layer", c.model.n_layer);
-  positive("model.n_head", c.model.n_head);
-  positive("model.d_model", c.model.d_model);
-  positive("model.seq_len", c.model.seq_len);
+  validate_model(c, f);
   positive("train.batch_size", c.train.batch_size);
   positive("train.log_every", c.train.log_every);
-  STRATA_CHECK(c.model.vocab_size >= 2, "{}: model.vocab_size = {}: expected >= 2", f, c.model.vocab_size);
-  STRATA_CHECK(c.model.d_model % c.model.n_head == 0,
-               "{}: model.d_model = {} must be divisible by model.n_head = {} (head size d_model / n_head)", f,
-               c.model.d_model, c.model.n_head);
   STRATA_CHECK(c.data.prefetch >= 0 && c.data.prefetch <= 64, "{}: data.prefetch = {}: expected 0..64", f,
                c.data.prefetch);
   STRATA_CHECK(c.train.steps >= 0, "{}: train.steps = {}: expected >= 0", f, c.train.steps);
@@ -314,9 +477,10 @@ void validate_config(const Config& c) {
   STRATA_CHECK(c.parallel.dp == -1 || c.parallel.dp >= 1, "{}: parallel.dp = {}: expected >= 1, or -1 for the rest", f,
                c.parallel.dp);
   STRATA_CHECK(c.parallel.tp >= 1, "{}: parallel.tp = {}: expected >= 1", f, c.parallel.tp);
-  STRATA_CHECK(c.parallel.pp >= 1 && c.parallel.pp <= c.model.n_layer,
-               "{}: parallel.pp = {}: expected 1 .. model.n_layer = {} (each stage holds at least one layer)", f,
-               c.parallel.pp, c.model.n_layer);
+  STRATA_CHECK(c.parallel.pp >= 1 && c.parallel.pp <= stage_units(c.model),
+               "{}: parallel.pp = {}: expected 1 .. {} = {} (each stage holds at least one {})", f, c.parallel.pp,
+               c.model.kind == "cnn" ? "the number of model.channels" : "model.n_layer", stage_units(c.model),
+               c.model.kind == "cnn" ? "conv block" : "layer");
   STRATA_CHECK(c.parallel.schedule == "1f1b" || c.parallel.schedule == "gpipe",
                "{}: parallel.schedule = '{}': expected 1f1b or gpipe", f, c.parallel.schedule);
   STRATA_CHECK(c.train.max_wall_minutes >= 0, "{}: train.max_wall_minutes = {}: expected >= 0", f,
@@ -343,7 +507,8 @@ std::string to_toml(const Config& config) {
       out += fmt::format("{}[{}]\n", out.empty() ? "" : "\n", s);
       section = s;
     }
-    out += fmt::format("{} = {}\n", name, format_value(b.get(config)));
+    if (!b.field.applies_to(config.model.kind)) continue;  // another model kind's field
+    out += fmt::format("{} = {}\n", name, toml_text(b.get(config)));
   }
   return out;
 }

@@ -10,13 +10,40 @@
 
 namespace strata {
 
+// The model: `kind` and that kind's fields (config_fields() says which field belongs to which kind).
 struct ModelConfig {
+  std::string kind = "gpt";  // gpt | cnn | lstm
+  // gpt (n_layer also lstm)
   int n_layer = 6, n_head = 6, d_model = 384, vocab_size = 257, seq_len = 256;
+  // cnn: conv blocks (conv -> norm -> activation -> pool), then flatten, an optional hidden layer and the head
+  std::vector<int64_t> channels{16, 32};  // output channels of each conv block
+  int kernel_size = 3, conv_stride = 1, padding = -1;  // padding -1: kernel_size / 2
+  std::string pool = "max";                            // max | avg | none
+  int pool_size = 2;
+  std::string norm = "group";  // group | none
+  int norm_groups = 4;         // GroupNorm groups (1: LayerNorm over the channel's planes)
+  std::string activation = "relu";  // relu | gelu (cnn, and the hidden layer)
+  int hidden = 0;                   // units of a hidden layer before the head (0: none)
+  // lstm
+  std::string cell = "lstm";  // lstm | gru
+  int hidden_size = 64;
+  // classifiers (cnn, lstm): taken from the dataset's manifest where left at their defaults
+  std::vector<int64_t> input_shape;  // images [C, H, W], sequences [T, F]
+  int num_classes = 0;
+  std::string labels = "auto";  // lstm: sequence (one label per sequence) | step (one per step) | auto
 };
 
-// The model's fields as (name, value), in declaration order: stored in weights files, checkpoints and exports
-// and compared on load.
-std::vector<std::pair<const char*, int>> model_fields(const ModelConfig& model);
+using ConfigValue = std::variant<int64_t, double, bool, std::string, std::vector<int64_t>>;
+
+// The model's fields as (name, value): `kind` first, then that kind's fields in declaration order. Stored in
+// weights files, checkpoints and exports, and compared on load.
+std::vector<std::pair<std::string, ConfigValue>> model_fields(const ModelConfig& model);
+// The model fields' values as text ("16" or "[16, 32]" or "max").
+std::string format_value(const ConfigValue& value);
+// The inverse of model_fields: kind first, then its fields (absent ones keep their defaults). Throws naming
+// `source` when a value has the wrong type or the kind is unknown.
+ModelConfig model_from_fields(const std::vector<std::pair<std::string, ConfigValue>>& fields,
+                              const std::string& source);
 
 struct DataConfig {
   std::string path;
@@ -67,21 +94,31 @@ struct Config {
   ParallelConfig parallel;
   CheckpointConfig checkpoint;
   std::string source = "<defaults>";  // the file it came from, for error messages
+  // The keys the file and --set gave, in order, each with where it came from (checked against model.kind).
+  std::vector<std::pair<std::string, std::string>> given;
 };
-
-using ConfigValue = std::variant<int64_t, double, bool, std::string>;
 
 struct ConfigField {
   std::string key;  // "section.name"
   ConfigValue default_value;
   std::string doc;
+  std::vector<std::string> kinds;  // model fields: the model kinds it belongs to (empty: every kind)
+  bool applies_to(const std::string& kind) const;
 };
+
+inline const std::vector<std::string>& model_kinds() {
+  static const std::vector<std::string> kinds{"gpt", "cnn", "lstm"};
+  return kinds;
+}
 
 const std::vector<ConfigField>& config_fields();
 
 // Reads `path` (empty: defaults only), applies `overrides` ("a.b=value"), validates.
 // Throws strata::Error naming the file, the field and what was expected.
 Config load_config(const std::string& path, const std::vector<std::string>& overrides = {});
+
+// Layers a pipeline can split the model into: conv blocks (cnn), transformer blocks or recurrent layers.
+int stage_units(const ModelConfig& model);
 
 // Checks the relations between fields (d_model divisible by n_head, ...).
 void validate_config(const Config& config);

@@ -234,6 +234,29 @@ void write_attr(hid_t obj, const std::string& name, double value) {
   STRATA_H5(H5Awrite(attr, H5T_NATIVE_DOUBLE, &value));
 }
 
+void write_attr(hid_t obj, const std::string& name, const std::vector<int64_t>& values) {
+  Lock lock(hdf5_mutex());
+  if (H5Aexists(obj, name.c_str()) > 0) STRATA_H5(H5Adelete(obj, name.c_str()));
+  const hsize_t n = values.size();
+  // An empty list is a null dataspace (h5py reads it as an empty array).
+  Handle space(STRATA_H5(n > 0 ? H5Screate_simple(1, &n, nullptr) : H5Screate(H5S_NULL)), H5Sclose);
+  Handle attr(STRATA_H5(H5Acreate2(obj, name.c_str(), H5T_NATIVE_INT64, space, H5P_DEFAULT, H5P_DEFAULT)), H5Aclose);
+  if (n > 0) STRATA_H5(H5Awrite(attr, H5T_NATIVE_INT64, values.data()));
+}
+
+std::vector<int64_t> read_attr_int_list(hid_t obj, const std::string& name, const std::string& what) {
+  Lock lock(hdf5_mutex());
+  auto attr = open_attr(obj, name, what);
+  Handle stored(STRATA_H5(H5Aget_type(attr)), H5Tclose);
+  STRATA_CHECK(H5Tget_class(stored) == H5T_INTEGER, "{}: attribute '{}' should be integers", what, name);
+  Handle space(STRATA_H5(H5Aget_space(attr)), H5Sclose);
+  const hssize_t n = H5Sget_simple_extent_npoints(space);
+  STRATA_CHECK(n >= 0, "{}: attribute '{}': unreadable dataspace", what, name);
+  std::vector<int64_t> values(static_cast<size_t>(n));
+  if (n > 0) STRATA_H5(H5Aread(attr, H5T_NATIVE_INT64, values.data()));
+  return values;
+}
+
 bool has_attr(hid_t obj, const std::string& name) {
   Lock lock(hdf5_mutex());
   return H5Aexists(obj, name.c_str()) > 0;

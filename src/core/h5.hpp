@@ -65,9 +65,11 @@ void read_rows(hid_t dataset, const std::vector<hsize_t>& rows, T* out);
 void write_attr(hid_t obj, const std::string& name, const std::string& value);
 void write_attr(hid_t obj, const std::string& name, int64_t value);
 void write_attr(hid_t obj, const std::string& name, double value);
+void write_attr(hid_t obj, const std::string& name, const std::vector<int64_t>& values);  // 1-D int64
 bool has_attr(hid_t obj, const std::string& name);
 std::string read_attr_string(hid_t obj, const std::string& name, const std::string& what);
 int64_t read_attr_int(hid_t obj, const std::string& name, const std::string& what);
 double read_attr_double(hid_t obj, const std::string& name, const std::string& what);
+std::vector<int64_t> read_attr_int_list(hid_t obj, const std::string& name, const std::string& what);
 
 }  // namespace strata::h5

@@ -6,13 +6,14 @@
 #include "core/atomic_file.hpp"
 #include "core/error.hpp"
 #include "core/h5.hpp"
+#include "core/model_attrs.hpp"
 
 namespace strata {
 
 void write_weights_header(hid_t file, const ModelConfig& model) {
   h5::write_attr(file, "format", std::string("strata-weights"));
   h5::write_attr(file, "format_version", int64_t(1));
-  for (auto [name, value] : model_fields(model)) h5::write_attr(file, name, int64_t(value));
+  write_model_attrs(file, model, "");
 }
 
 namespace {
@@ -81,12 +82,9 @@ void save_weights(const std::string& path, const ParamBuffer<T>& params, const M
 template <class T>
 void load_weights(const std::string& path, ParamBuffer<T>& params, const ModelConfig& model) {
   auto file = h5::open_file(path);
-  for (auto [name, value] : model_fields(model)) {
-    if (!h5::has_attr(file, name)) continue;  // files written by other tools may omit the config
-    const int64_t stored = h5::read_attr_int(file, name, path);
-    STRATA_CHECK(stored == value, "{}: weights were written for model.{} = {}, the config says {}", path, name, stored,
-                 value);
-  }
+  // Fields the file omits are not compared: files written by other tools may omit the config.
+  const std::string mismatch = model_attrs_mismatch(file, "", model, path);
+  STRATA_CHECK(mismatch.empty(), "{}: the weights do not fit the config: {}", path, mismatch);
   auto host = Kokkos::create_mirror_view(params.params());
   for (const auto& s : params.specs()) {
     STRATA_CHECK(h5::exists(file, s.name), "{}: tensor '{}' is missing", path, s.name);

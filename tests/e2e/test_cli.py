@@ -543,26 +543,33 @@ class ConfigCommandTest(StrataTestCase):
     def test_doc_lists_every_field(self):
         r = run_strata("config", "--doc")
         self.check_ok(r)
-        doc = {}
+        doc = {}  # "section.key" -> default text; model fields per kind as "model[kind].key"
         section = None
         for line in r.stdout.splitlines():
-            if re.fullmatch(r"\[\w+\]", line):
-                section = line[1:-1]
+            header = re.fullmatch(r"\[(\w+)\](?:\s+# kind = \"(\w+)\")?", line)
+            if header:
+                section = header.group(1) if not header.group(2) else f"{header.group(1)}[{header.group(2)}]"
             elif line.strip():
                 m = re.match(r"(\w+)\s*= (.*?)\s+# (.+)$", line)
                 self.assertIsNotNone(m, f"not a documented field: {line!r}")
                 doc[f"{section}.{m.group(1)}"] = m.group(2)
-        for key in ["model.n_layer", "model.d_model", "data.path", "data.shuffle", "train.lr", "train.lr_schedule",
-                    "train.eval_batches", "train.save_weights", "train.sample_tokens", "parallel.tp"]:
+        for key in ["model[gpt].n_layer", "model[gpt].d_model", "model[cnn].channels", "model[cnn].norm_groups",
+                    "model[lstm].cell", "model[lstm].hidden_size", "data.path", "data.shuffle", "train.lr",
+                    "train.lr_schedule", "train.eval_batches", "train.save_weights", "train.sample_tokens",
+                    "parallel.tp"]:
             self.assertIn(key, doc)
-        # Every field of the resolved config is documented, and the documented defaults are the defaults.
-        r = run_strata("config")
-        self.check_ok(r)
-        defaults = tomllib.loads(r.stdout)
-        flat = {f"{s}.{k}": v for s, t in defaults.items() for k, v in t.items()}
-        self.assertEqual(set(doc), set(flat))
-        for key, v in flat.items():
-            self.assertEqual(tomllib.loads(f"x = {doc[key]}")["x"], v, key)
+        self.assertNotIn("model[cnn].n_head", doc)  # each kind lists its own fields only
+        # Every field of each kind's resolved config is documented, and the documented defaults are the defaults.
+        for kind in ["gpt", "cnn", "lstm"]:
+            r = run_strata("config", "--set", f"model.kind={kind}")
+            self.check_ok(r)
+            defaults = tomllib.loads(r.stdout)
+            flat = {(f"model[{kind}].{k}" if s == "model" else f"{s}.{k}"): v
+                    for s, t in defaults.items() for k, v in t.items()}
+            documented = {k for k in doc if not k.startswith("model[") or k.startswith(f"model[{kind}]")}
+            self.assertEqual(documented, set(flat), kind)
+            for key, v in flat.items():
+                self.assertEqual(tomllib.loads(f"x = {doc[key]}")["x"], v, key)
 
     def test_config_prints_resolved_toml(self):
         cfg = write_config(self.tmp / "c.toml", {"model.n_layer": 3, "model.d_model": 48, "model.n_head": 4,

@@ -153,13 +153,14 @@ class ExportTest(StrataTestCase):
             self.assertEqual(int(a["data_shuffle"]), 1)
             self.assertEqual(a["lr_schedule"], "cosine")
             self.assertTrue(0 < float(a["lr"]) <= TINY["train.lr"])
+            self.assertEqual(a["model.kind"], "gpt")
             for key, value in MODEL.items():
                 self.assertEqual(int(a[f"model.{key}"]), value, key)
             for key, value in {"dp": 1, "tp": 1, "pp": 1, "zero1": 0}.items():
                 self.assertEqual(int(a[f"layout.{key}"]), value, key)
             self.assertRegex(a["library_version"], r"^\d+\.\d+")
             config = tomllib.loads(a["config"])
-            self.assertEqual(config["model"], MODEL)
+            self.assertEqual(config["model"], {"kind": "gpt", **MODEL})
             self.assertEqual(config["train"]["steps"], STEPS)
             self.assertEqual(config["data"]["path"], self.data)
             # The final checkpoint holds the final weights: those train.save_weights wrote.

@@ -222,5 +222,72 @@ TEST_F(ConfigTest, ToTomlRoundTrips) {
   expect_same(load_config(write("defaults.toml", to_toml(Config{}))), Config{});
 }
 
+TEST_F(ConfigTest, ModelKindsHaveTheirOwnFields) {
+  const Config c = load_config(write("cnn.toml", "[model]\nkind = \"cnn\"\nchannels = [8, 24, 4]\npool = \"avg\"\n"
+                                                 "norm_groups = 4\ninput_shape = [1, 8, 8]\n"),
+                               {"model.hidden=32", "model.num_classes=10"});
+  EXPECT_EQ(c.model.kind, "cnn");
+  EXPECT_EQ(c.model.channels, (std::vector<int64_t>{8, 24, 4}));
+  EXPECT_EQ(c.model.pool, "avg");
+  EXPECT_EQ(c.model.input_shape, (std::vector<int64_t>{1, 8, 8}));
+  EXPECT_EQ(c.model.hidden, 32);
+  // Lists from --set, with or without brackets; the resolved TOML holds only the kind's fields and round-trips.
+  EXPECT_EQ(load_config("", {"model.kind=cnn", "model.channels=4,8"}).model.channels, (std::vector<int64_t>{4, 8}));
+  EXPECT_EQ(load_config("", {"model.kind=cnn", "model.channels=[ 4, 8 ]", "model.norm_groups=2"}).model.channels,
+            (std::vector<int64_t>{4, 8}));
+  const std::string text = to_toml(c);
+  EXPECT_NE(text.find("channels = [8, 24, 4]"), std::string::npos) << text;
+  EXPECT_EQ(text.find("n_head"), std::string::npos) << text;
+  EXPECT_EQ(to_toml(load_config(write("back.toml", text))), text);
+  const Config l = load_config("", {"model.kind=lstm", "model.cell=gru", "model.n_layer=3", "model.labels=step"});
+  EXPECT_EQ(l.model.cell, "gru");
+  EXPECT_EQ(to_toml(load_config(write("lstm.toml", to_toml(l)))), to_toml(l));
+}
+
+TEST_F(ConfigTest, AFieldOfAnotherKindIsAnErrorNamingIt) {
+  const auto path = write("mixed.toml", "[model]\nkind = \"cnn\"\nn_head = 4\n");
+  const std::string msg = error_of(path);
+  EXPECT_NE(msg.find(path), std::string::npos) << msg;
+  EXPECT_NE(msg.find("model.n_head is a field of model.kind = gpt, not of 'cnn'"), std::string::npos) << msg;
+  const std::string set = error_of("", {"model.kind=lstm", "model.channels=4"});
+  EXPECT_NE(set.find("--set model.channels=4: model.channels is a field of model.kind = cnn"), std::string::npos)
+      << set;
+  EXPECT_NE(error_of("", {"model.kind=resnet"}).find("model.kind = 'resnet': expected gpt, cnn or lstm"),
+            std::string::npos);
+}
+
+TEST_F(ConfigTest, ModelKindValuesAreChecked) {
+  auto expect_error = [&](std::vector<std::string> sets, const std::string& expected) {
+    const std::string msg = error_of("", sets);
+    EXPECT_NE(msg.find(expected), std::string::npos) << msg;
+  };
+  expect_error({"model.kind=cnn", "model.channels=[]"}, "model.channels is empty");
+  expect_error({"model.kind=cnn", "model.channels=6,8", "model.norm_groups=4"},
+               "model.norm_groups = 4 does not divide model.channels = [6, 8]");
+  expect_error({"model.kind=cnn", "model.pool=median"}, "model.pool = 'median': expected max, avg or none");
+  expect_error({"model.kind=cnn", "model.input_shape=8,8"}, "model.input_shape = [8, 8]: expected 3 positive sizes");
+  expect_error({"model.kind=cnn", "model.channels=4,x"}, "model.channels: expected a list of integers");
+  expect_error({"model.kind=lstm", "model.cell=rnn"}, "model.cell = 'rnn': expected lstm or gru");
+  expect_error({"model.kind=lstm", "model.labels=token"}, "model.labels = 'token'");
+  expect_error({"model.kind=lstm", "model.num_classes=1"}, "model.num_classes = 1: expected >= 2");
+  expect_error({"model.kind=cnn", "model.channels=4,4", "parallel.pp=3"},
+               "parallel.pp = 3: expected 1 .. the number of model.channels = 2");
+}
+
+TEST_F(ConfigTest, ModelFieldsRoundTrip) {
+  ModelConfig m;
+  m.kind = "cnn";
+  m.channels = {3, 5};
+  m.pool = "none";
+  m.input_shape = {2, 9, 7};
+  const auto fields = model_fields(m);
+  ASSERT_FALSE(fields.empty());
+  EXPECT_EQ(fields.front().first, "kind");
+  for (const auto& [name, value] : fields) EXPECT_NE(name, "n_head");
+  const ModelConfig back = model_from_fields(fields, "test");
+  EXPECT_EQ(model_fields(back), fields);
+  EXPECT_EQ(back.input_shape, m.input_shape);
+}
+
 }  // namespace
 }  // namespace strata
