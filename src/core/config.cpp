@@ -71,7 +71,8 @@ const std::vector<Binding>& bindings() {
                         "normalization after each convolution: group (GroupNorm: the same for any dp) | none"),
       STRATA_KIND_FIELD(model, norm_groups, Kinds{"cnn"},
                         "GroupNorm groups, dividing every channel count (1: LayerNorm over channels and pixels)"),
-      STRATA_KIND_FIELD(model, activation, (Kinds{"cnn"}), "relu | gelu (tanh approximation)"),
+      STRATA_KIND_FIELD(model, activation, (Kinds{"cnn", "lstm"}),
+                        "relu | gelu (tanh approximation): the cnn blocks' and the hidden layer's"),
       STRATA_KIND_FIELD(model, hidden, (Kinds{"cnn", "lstm"}),
                         "units of a hidden layer (with the activation) before the classifier head (0: none)"),
       STRATA_KIND_FIELD(model, cell, Kinds{"lstm"}, "recurrent cell: lstm | gru (PyTorch's equations)"),
@@ -412,6 +413,8 @@ void validate_model(const Config& c, const std::string& f) {
   STRATA_CHECK(m.num_classes == 0 || m.num_classes >= 2, "{}: model.num_classes = {}: expected >= 2 (0: the dataset's)",
                f, m.num_classes);
   STRATA_CHECK(m.hidden >= 0, "{}: model.hidden = {}: expected >= 0 (0: no hidden layer)", f, m.hidden);
+  STRATA_CHECK(one_of(m.activation, {"relu", "gelu"}), "{}: model.activation = '{}': expected relu or gelu", f,
+               m.activation);
   const size_t dims = m.kind == "cnn" ? 3 : 2;
   bool shape_ok = m.input_shape.empty() || m.input_shape.size() == dims;
   for (auto d : m.input_shape) shape_ok = shape_ok && d > 0;
@@ -428,8 +431,6 @@ void validate_model(const Config& c, const std::string& f) {
     STRATA_CHECK(m.padding >= -1, "{}: model.padding = {}: expected >= 0 (-1: kernel_size / 2)", f, m.padding);
     STRATA_CHECK(one_of(m.pool, {"max", "avg", "none"}), "{}: model.pool = '{}': expected max, avg or none", f, m.pool);
     STRATA_CHECK(one_of(m.norm, {"group", "none"}), "{}: model.norm = '{}': expected group or none", f, m.norm);
-    STRATA_CHECK(one_of(m.activation, {"relu", "gelu"}), "{}: model.activation = '{}': expected relu or gelu", f,
-                 m.activation);
     positive("model.norm_groups", m.norm_groups);
     if (m.norm == "group")
       for (auto ch : m.channels)

@@ -22,7 +22,7 @@ struct ModelConfig {
   int pool_size = 2;
   std::string norm = "group";  // group | none
   int norm_groups = 4;         // GroupNorm groups (1: LayerNorm over the channel's planes)
-  std::string activation = "relu";  // relu | gelu (cnn, and the hidden layer)
+  std::string activation = "relu";  // relu | gelu: cnn blocks and the hidden layer (cnn, lstm)
   int hidden = 0;                   // units of a hidden layer before the head (0: none)
   // lstm
   std::string cell = "lstm";  // lstm | gru

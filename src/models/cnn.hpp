@@ -1,0 +1,70 @@
+#pragma once
+// CNN image classifier (models/cnn_layout.hpp): conv blocks (conv -> GroupNorm -> ReLU/GELU -> max/avg pooling),
+// flatten, an optional hidden layer, the classifier head and softmax cross-entropy over one label per image.
+// Explicit forward/backward over planned buffers; pipeline stages hold contiguous blocks (the last also the
+// head). No tensor-parallel split. GroupNorm normalizes each image on its own, so any data-parallel layout
+// computes exactly what one rank does.
+#include <deque>
+#include <memory>
+#include <vector>
+
+#include "core/config.hpp"
+#include "kernels/conv2d.hpp"
+#include "models/cnn_layout.hpp"
+#include "nn/model.hpp"
+
+namespace strata {
+
+template <class T>
+class Cnn final : public Model<T> {
+ public:
+  // A whole model on one rank with its own (uninitialised) parameters, for `batch` images.
+  Cnn(const ModelConfig& model, int batch);
+  // This rank's stage: `params` laid out by cnn_layout for `placement`.
+  Cnn(std::shared_ptr<ParamBuffer<T>> params, const ModelConfig& model, int batch, const Placement& placement);
+
+  bool token_inputs() const override { return false; }
+  int64_t inputs_per_sample() const override { return layout_.blocks.front().g.input_size(); }
+  int64_t targets_per_sample() const override { return 1; }
+  int64_t classes() const override { return layout_.classes; }
+  size_t stage_input_size() const override;
+  size_t stage_output_size() const override;
+
+  // batch.features: [B, C, H, W]; batch.targets: [B]. The last stage leaves logits [B, classes].
+  void forward_stage(int slot, const MicroBatch<T>& batch, const Vec<T>* input, bool with_loss) override;
+  const Vec<T>& stage_output(int slot) const override;  // [B, C', H', W'] of the stage's last block
+  T stage_loss(int slot) const override;
+  const Vec<T>& logits(int slot) const override;
+  void backward_stage(int slot, T loss_scale, const Vec<T>* output_grad, const GradReadyHook& on_ready) override;
+  const Vec<T>& input_grad() const override { return dinput_; }
+  int slots_allocated() const override { return int(slots_.size()); }
+
+  const CnnLayout& layout() const { return layout_; }
+
+ private:
+  struct BlockActs {
+    Vec<T> conv, norm, mean, rstd, act, pooled;  // norm/mean/rstd: with GroupNorm; pooled: with pooling
+    Vec<int32_t> argmax;                         // max pooling
+    const Vec<T>& pre_activation() const { return norm.extent(0) > 0 ? norm : conv; }
+    const Vec<T>& output() const { return pooled.extent(0) > 0 ? pooled : act; }
+  };
+  struct Slot {
+    Vec<T> input;  // the images (first stage) or the previous stage's output
+    std::vector<BlockActs> blocks;
+    Vec<T> hidden_pre, hidden_act, logits, losses, lse;  // last stage
+    Vec<int32_t> targets;
+    T loss = 0;
+  };
+  Slot& slot(int i);
+  void allocate_scratch();
+  Conv2dShape conv_shape(const CnnBlockGeometry& g) const;
+  void activation_forward(const Vec<T>& y, const Vec<T>& x, size_t n) const;
+  void activation_backward(const Vec<T>& dxy, const Vec<T>& x, size_t n) const;  // in place on dxy
+
+  ModelConfig model_;
+  CnnLayout layout_;
+  std::deque<Slot> slots_;
+  Vec<T> grad_a_, grad_b_, dinput_, workspace_;  // backward scratch (one backward at a time), conv workspace
+};
+
+}  // namespace strata

@@ -1,0 +1,127 @@
+#include "models/cnn_layout.hpp"
+
+#include <cmath>
+
+#include <fmt/format.h>
+
+#include "core/error.hpp"
+#include "nn/stage_balance.hpp"
+
+namespace strata {
+namespace {
+
+// Forward multiply-adds x 2 per image: each block's convolution, the hidden layer and the head.
+std::vector<double> block_flops(const std::vector<CnnBlockGeometry>& blocks, int kernel) {
+  std::vector<double> f;
+  for (const auto& b : blocks) f.push_back(2.0 * b.conv_size() * b.in_c * kernel * kernel);
+  return f;
+}
+
+double head_flops(const ModelConfig& m, int64_t flat) {
+  const double classes = m.num_classes;
+  return m.hidden > 0 ? 2.0 * flat * m.hidden + 2.0 * m.hidden * classes : 2.0 * flat * classes;
+}
+
+}  // namespace
+
+std::vector<CnnBlockGeometry> cnn_geometry(const ModelConfig& m) {
+  STRATA_CHECK(m.input_shape.size() == 3, "cnn: model.input_shape = {}: expected [C, H, W] (from the dataset)",
+               format_value(m.input_shape));
+  STRATA_CHECK(m.num_classes >= 2, "cnn: model.num_classes = {}: expected >= 2 (from the dataset)", m.num_classes);
+  std::vector<CnnBlockGeometry> out;
+  int c = int(m.input_shape[0]), h = int(m.input_shape[1]), w = int(m.input_shape[2]);
+  const int k = m.kernel_size, p = m.padding >= 0 ? m.padding : m.kernel_size / 2, s = m.conv_stride;
+  for (size_t i = 0; i < m.channels.size(); ++i) {
+    CnnBlockGeometry g;
+    g.in_c = c, g.in_h = h, g.in_w = w, g.padding = p;
+    g.out_c = int(m.channels[i]);
+    g.conv_h = (h + 2 * p - k) / s + 1;
+    g.conv_w = (w + 2 * p - k) / s + 1;
+    STRATA_CHECK(h + 2 * p >= k && w + 2 * p >= k,
+                 "model.input_shape = {}: conv block {} gets a {} x {} image, smaller than model.kernel_size = {} with "
+                 "padding {} (use fewer model.channels, or pooling \"none\")",
+                 format_value(m.input_shape), i, h, w, k, p);
+    g.out_h = g.conv_h, g.out_w = g.conv_w;
+    if (m.pool != "none") {
+      STRATA_CHECK(g.conv_h >= m.pool_size && g.conv_w >= m.pool_size,
+                   "model.input_shape = {}: conv block {} outputs {} x {}, smaller than model.pool_size = {} (use "
+                   "fewer model.channels, a smaller pool_size, or pool = \"none\")",
+                   format_value(m.input_shape), i, g.conv_h, g.conv_w, m.pool_size);
+      g.out_h = (g.conv_h - m.pool_size) / m.pool_size + 1;
+      g.out_w = (g.conv_w - m.pool_size) / m.pool_size + 1;
+    }
+    out.push_back(g);
+    c = g.out_c, h = g.out_h, w = g.out_w;
+  }
+  return out;
+}
+
+std::vector<int> cnn_stage_layer_counts(const ModelConfig& m, int stages) {
+  const auto blocks = cnn_geometry(m);
+  return balanced_stage_counts(block_flops(blocks, m.kernel_size), head_flops(m, blocks.back().output_size()), stages);
+}
+
+CnnLayout cnn_layout(const ModelConfig& m, const Placement& placement) {
+  STRATA_CHECK(placement.tp_size == 1, "model.kind = cnn has no tensor-parallel split: parallel.tp = {} must be 1",
+               placement.tp_size);
+  const auto all = cnn_geometry(m);
+  const auto counts = cnn_stage_layer_counts(m, placement.stages);
+  CnnLayout layout;
+  layout.placement = placement;
+  layout.classes = m.num_classes;
+  for (int s = 0; s < placement.stage; ++s) layout.first_block += counts[size_t(s)];
+  auto add = [&](std::string name, std::vector<int64_t> shape, InitKind init, double std) {
+    TensorSpec spec;
+    spec.name = std::move(name);
+    spec.shape = spec.global_shape = shape;
+    spec.init = init;
+    spec.init_std = std;
+    spec.decay = shape.size() >= 2;  // weights, not biases or norm parameters
+    spec.shard = ShardMap{-1, 1, 0, 1, shape[0], spec.numel() / shape[0]};
+    layout.specs.push_back(std::move(spec));
+    return int(layout.specs.size() - 1);
+  };
+  const int k = m.kernel_size;
+  for (int i = layout.first_block; i < layout.first_block + counts[size_t(placement.stage)]; ++i) {
+    const CnnBlockGeometry& g = all[size_t(i)];
+    CnnLayout::Block b;
+    b.g = g;
+    const double fan_in = double(g.in_c) * k * k;
+    // He initialization for ReLU-like activations: std = sqrt(2 / fan_in).
+    b.conv_w = add(fmt::format("blocks.{}.conv.weight", i), {g.out_c, g.in_c, k, k}, InitKind::Normal,
+                   std::sqrt(2.0 / fan_in));
+    b.conv_b = add(fmt::format("blocks.{}.conv.bias", i), {g.out_c}, InitKind::Zeros, 0);
+    if (m.norm == "group") {
+      b.norm_w = add(fmt::format("blocks.{}.norm.weight", i), {g.out_c}, InitKind::Ones, 0);
+      b.norm_b = add(fmt::format("blocks.{}.norm.bias", i), {g.out_c}, InitKind::Zeros, 0);
+    }
+    layout.blocks.push_back(b);
+  }
+  layout.flat = all.back().output_size();
+  if (placement.last_stage()) {
+    int64_t in = layout.flat;
+    if (m.hidden > 0) {
+      layout.hidden_w = add("hidden.weight", {m.hidden, in}, InitKind::Normal, std::sqrt(2.0 / double(in)));
+      layout.hidden_b = add("hidden.bias", {m.hidden}, InitKind::Zeros, 0);
+      in = m.hidden;
+    }
+    layout.head_w = add("head.weight", {m.num_classes, in}, InitKind::Normal, 1.0 / std::sqrt(double(in)));
+    layout.head_b = add("head.bias", {m.num_classes}, InitKind::Zeros, 0);
+  }
+  return layout;
+}
+
+int64_t cnn_parameters(const ModelConfig& m) {
+  int64_t n = 0;
+  for (const auto& s : cnn_layout(m).specs) n += s.numel();
+  return n;
+}
+
+double cnn_flops_per_sample(const ModelConfig& m) {
+  const auto blocks = cnn_geometry(m);
+  double forward = head_flops(m, blocks.back().output_size());
+  for (double f : block_flops(blocks, m.kernel_size)) forward += f;
+  return 3.0 * forward;  // backward: twice the forward (input and weight gradients)
+}
+
+}  // namespace strata
