@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
-"""Writes scikit-learn's bundled 8x8 digits (1797 images, values 0..16, 10 classes) as .npy arrays for
-`strata preprocess images`: OUT_DIR/x.npy (uint8 [N, 1, 8, 8]) and OUT_DIR/y.npy (int64 [N]).
-Usage: digits_to_npy.py OUT_DIR   (Debian: apt-get install python3-sklearn)"""
+"""Writes scikit-learn's bundled 8x8 digits (1797 images, values 0..16, 10 classes) as .npy arrays:
+OUT_DIR/x.npy and OUT_DIR/y.npy (int64 [N]). x is uint8 [N, 1, 8, 8] for `strata preprocess images`, or with
+--rows float32 [N, 8, 8] in [0, 1] for `strata preprocess sequences`: each image read row by row, as 8 steps of
+8 features.
+Usage: digits_to_npy.py OUT_DIR [--rows]   (Debian: apt-get install python3-sklearn)"""
 import os
 import sys
 
@@ -10,14 +12,18 @@ from sklearn.datasets import load_digits
 
 
 def main(argv):
-    if len(argv) != 2:
-        sys.exit("usage: digits_to_npy.py OUT_DIR")
+    if len(argv) not in (2, 3) or (len(argv) == 3 and argv[2] != "--rows"):
+        sys.exit("usage: digits_to_npy.py OUT_DIR [--rows]")
     out = argv[1]
+    rows = len(argv) == 3
     digits = load_digits()
     images = digits.images  # float64 [N, 8, 8], integer values 0..16
     if images.min() < 0 or images.max() > 16 or not np.array_equal(images, np.round(images)):
         sys.exit("digits_to_npy.py: unexpected pixel values (expected integers 0..16)")
-    x = np.ascontiguousarray(images.astype(np.uint8)[:, np.newaxis, :, :])  # [N, 1, 8, 8]
+    if rows:
+        x = np.ascontiguousarray(images.astype(np.float32) / 16.0)  # [N, T = 8 rows, F = 8 pixels]
+    else:
+        x = np.ascontiguousarray(images.astype(np.uint8)[:, np.newaxis, :, :])  # [N, 1, 8, 8]
     y = digits.target.astype(np.int64)
     os.makedirs(out, exist_ok=True)
     np.save(os.path.join(out, "x.npy"), x)

@@ -3,11 +3,14 @@
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
+#include <cmath>
 #include <filesystem>
 
 #include "comm/communicator.hpp"
 #include "core/config.hpp"
+#include "core/atomic_file.hpp"
 #include "core/error.hpp"
+#include "core/h5.hpp"
 #include "cli/checkpoint_commands.hpp"
 #include "cli/preprocess_commands.hpp"
 #include "data/open_tokens.hpp"
@@ -15,6 +18,8 @@
 #include "nn/weights_io.hpp"
 #include "strata_version.hpp"
 #include "train/evaluate.hpp"
+#include "train/metrics.hpp"
+#include "train/training_data.hpp"
 #include "train/stop_request.hpp"
 #include "train/trainer.hpp"
 
@@ -28,28 +33,60 @@ int run_train(const std::string& config_path, const std::vector<std::string>& se
   STRATA_MPI(MPI_Comm_rank(world, &rank));
   if (summary.stopped_early) return kExitResumable;
   if (rank == 0)
-    fmt::print("done: {} steps, loss {:.4f} -> {:.4f}, val loss {:.4f}, median {:.1f} ms/step\n", summary.steps,
-             summary.first_loss, summary.final_loss, summary.val_loss, summary.median_ms);
+    fmt::print("done: {} steps, loss {:.4f} -> {:.4f}, val loss {:.4f}{}, median {:.1f} ms/step\n", summary.steps,
+               summary.first_loss, summary.final_loss, summary.val_loss,
+               summary.val_accuracy >= 0 ? fmt::format(", val accuracy {:.4f}", summary.val_accuracy) : "",
+               summary.median_ms);
   return 0;
 }
 
-int run_eval(const std::string& config_path, const std::vector<std::string>& sets, const std::string& weights,
+struct EvalOptions {
+  std::string weights, metrics_json, predictions;
+};
+
+int run_eval(const std::string& config_path, const std::vector<std::string>& sets, const EvalOptions& options,
              MPI_Comm world) {
-  const Config config = load_config(config_path, sets);
-  MpiCommunicator dp(world);  // evaluation splits the windows over every rank
+  Config config = load_config(config_path, sets);
+  config.model = resolve_model(config.model, config.data.path, config.source);
+  MpiCommunicator dp(world);  // evaluation splits the samples over every rank
   STRATA_CHECK(config.train.batch_size % dp.size() == 0, "{}: train.batch_size = {} does not split over {} ranks",
                config.source, config.train.batch_size, dp.size());
-  const auto val = data::open_token_split(config.data.path, "val", config.model.seq_len, config.model.vocab_size);
   // The whole model on every rank (no pipeline: a group of one stage).
   auto params = std::make_shared<ParamBuffer<float>>(model_tensors(config.model));
   TensorParallel<float> no_tensor_parallel;
   const auto model = make_model<float>(config.model, config.train.batch_size / dp.size(), params, {},
                                        no_tensor_parallel);
-  load_weights(weights, *params, config.model);
+  load_weights(options.weights, *params, config.model);
   MpiCommunicator one_stage(MPI_COMM_SELF);
   PipelineRunner<float> runner(*model, one_stage, PipelineSchedule::OneFOneB);
-  const auto r = evaluate(runner, *model, *val, config.train.eval_batches, config.train.batch_size, dp);
-  if (dp.rank() == 0) fmt::print("val loss {:.6f} over {} tokens ({})\n", r.loss, r.tokens, weights);
+  const bool lead = dp.rank() == 0;
+  if (config.model.kind == "gpt") {
+    STRATA_CHECK(options.predictions.empty(), "strata eval: --predictions applies to classifiers (model.kind cnn, lstm)");
+    const auto val = data::open_token_split(config.data.path, "val", config.model.seq_len, config.model.vocab_size);
+    const auto r = evaluate(runner, *model, *val, config.train.eval_batches, config.train.batch_size, dp);
+    if (lead) fmt::print("val loss {:.6f} over {} tokens ({})\n", r.loss, r.tokens, options.weights);
+    if (lead && !options.metrics_json.empty())
+      write_file_atomically(options.metrics_json, nlohmann::json{{"loss", r.loss}, {"perplexity", std::exp(r.loss)},
+                                                      {"tokens", r.tokens}}.dump(2) + "\n");
+    return 0;
+  }
+  const data::ArraySplit val(config.data.path, "val");
+  const bool normalize = config.data.normalize && !val.manifest().mean.empty();
+  const auto r = evaluate_classifier(runner, *model, val, normalize, config.train.eval_batches * config.train.batch_size,
+                                     dp, /*keep_predictions=*/!options.predictions.empty());
+  if (!lead) return 0;
+  fmt::print("{} on {} ({}):\n{}", options.weights, val.describe(), config.model.kind, format_report(r.metrics));
+  if (!options.metrics_json.empty()) write_file_atomically(options.metrics_json, to_json(r.metrics).dump(2) + "\n");
+  if (!options.predictions.empty()) {
+    const hsize_t rows = r.targets.size(), classes = hsize_t(r.metrics.classes);
+    write_atomically(options.predictions, [&](const std::string& tmp) {
+      auto file = h5::create_file(tmp);
+      h5::write_dataset<int32_t>(file, "y_true", {rows}, r.targets.data());
+      h5::write_dataset<int32_t>(file, "y_pred", {rows}, r.predicted.data());
+      h5::write_dataset<float>(file, "scores", {rows, classes}, r.scores.data());
+      STRATA_H5(H5Fflush(file, H5F_SCOPE_GLOBAL));
+    });
+  }
   return 0;
 }
 
@@ -89,9 +126,9 @@ int run(int argc, char** argv, MPI_Comm world) {
   app.set_version_flag("--version", std::string("strata ") + STRATA_VERSION);
   app.require_subcommand(1);
 
-  std::string config_path, weights;
+  std::string config_path;
   std::vector<std::string> sets;
-  auto* train_cmd = app.add_subcommand("train", "train a GPT from a TOML config");
+  auto* train_cmd = app.add_subcommand("train", "train a model (GPT, CNN or LSTM: model.kind) from a TOML config");
   train_cmd->add_option("--config", config_path, "TOML config file")->required();
   train_cmd->add_option("--set", sets, "override a config field: section.key=value (repeatable)");
   std::string save_weights;
@@ -101,10 +138,16 @@ int run(int argc, char** argv, MPI_Comm world) {
                         "auto (the latest valid checkpoint in checkpoint.dir, or a fresh start) or a checkpoint file "
                         "(= checkpoint.resume)");
 
-  auto* eval_cmd = app.add_subcommand("eval", "validation loss of saved weights");
+  auto* eval_cmd = app.add_subcommand(
+      "eval", "evaluate saved weights on the validation split: loss (gpt); accuracy, top-k, precision, recall, F1 per "
+              "class and averaged, confusion matrix (cnn, lstm)");
   eval_cmd->add_option("--config", config_path, "TOML config file (model and data)")->required();
   eval_cmd->add_option("--set", sets, "override a config field: section.key=value (repeatable)");
-  eval_cmd->add_option("--weights", weights, "HDF5 weights written by train.save_weights")->required();
+  EvalOptions eval_options;
+  eval_cmd->add_option("--weights", eval_options.weights, "HDF5 weights written by train.save_weights")->required();
+  eval_cmd->add_option("--metrics-json", eval_options.metrics_json, "also write the metrics to this JSON file");
+  eval_cmd->add_option("--predictions", eval_options.predictions,
+                       "classifiers: write y_true, y_pred [rows] and scores [rows, classes] (logits) to this HDF5 file");
 
   auto* config_cmd = app.add_subcommand("config", "print the resolved config, or every field with --doc");
   bool doc = false;
@@ -135,7 +178,7 @@ int run(int argc, char** argv, MPI_Comm world) {
                      (resume == "auto" || resume == "none" ? resume : std::filesystem::absolute(resume).string()));
     return run_train(config_path, sets, world);
   }
-  if (eval_cmd->parsed()) return run_eval(config_path, sets, weights, world);
+  if (eval_cmd->parsed()) return run_eval(config_path, sets, eval_options, world);
   if (action) return action();
   if (config_cmd->parsed()) {
     if (doc) print_config_doc();

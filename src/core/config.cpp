@@ -4,6 +4,7 @@
 #include <fmt/ranges.h>
 
 #include <algorithm>
+#include <cmath>
 #include <functional>
 #include <limits>
 #include <sstream>
@@ -83,10 +84,17 @@ const std::vector<Binding>& bindings() {
       STRATA_KIND_FIELD(model, labels, Kinds{"lstm"},
                         "sequence (one label per sequence, read at the last step) | step (one per step) | auto "
                         "(the dataset's label shape)"),
-      STRATA_FIELD(data, path, "token dataset: one HDF5 file or a sharded dataset directory (docs/dataset-format.md)"),
+      STRATA_FIELD(data, path,
+                   "dataset: tokens (gpt; one HDF5 file or a directory), images (cnn) or sequences (lstm) "
+                   "(a directory with a manifest; docs/dataset-format.md)"),
       STRATA_FIELD(data, shuffle, "shuffle training windows per epoch (false: batch b = windows b*B..b*B+B-1)"),
       STRATA_FIELD(data, seed, "seed of the per-epoch shuffle"),
       STRATA_FIELD(data, prefetch, "batches a background thread reads ahead of the step loop (0: read in the loop)"),
+      STRATA_FIELD(data, normalize,
+                   "images, sequences: normalize with the manifest's statistics of the train split, where it stores them"),
+      STRATA_FIELD(data, crop_padding, "images: random crops with this much zero padding, in training batches"),
+      STRATA_FIELD(data, flip, "images: random horizontal flips, in training batches"),
+      STRATA_FIELD(data, noise_std, "images: additive Gaussian noise of this standard deviation, in training batches"),
       STRATA_FIELD(train, batch_size, "sequences per optimizer step, over all data-parallel ranks"),
       STRATA_FIELD(train, micro_batch_size,
                    "sequences per forward/backward on one rank (gradient accumulation); 0: batch_size / dp"),
@@ -455,6 +463,9 @@ void validate_config(const Config& c) {
   validate_model(c, f);
   positive("train.batch_size", c.train.batch_size);
   positive("train.log_every", c.train.log_every);
+  STRATA_CHECK(c.data.crop_padding >= 0, "{}: data.crop_padding = {}: expected >= 0", f, c.data.crop_padding);
+  STRATA_CHECK(c.data.noise_std >= 0 && std::isfinite(c.data.noise_std), "{}: data.noise_std = {}: expected >= 0", f,
+               c.data.noise_std);
   STRATA_CHECK(c.data.prefetch >= 0 && c.data.prefetch <= 64, "{}: data.prefetch = {}: expected 0..64", f,
                c.data.prefetch);
   STRATA_CHECK(c.train.steps >= 0, "{}: train.steps = {}: expected >= 0", f, c.train.steps);

@@ -50,6 +50,11 @@ struct DataConfig {
   bool shuffle = true;
   int64_t seed = 1234;
   int prefetch = 2;  // batches a background thread reads ahead (0: read in the step loop)
+  // images and sequences
+  bool normalize = true;  // apply the manifest's per-channel / per-feature statistics where it stores them
+  int crop_padding = 0;   // images: random crop with this much zero padding (training batches only)
+  bool flip = false;      // images: random horizontal flips (training batches only)
+  double noise_std = 0;   // images: additive Gaussian noise (training batches only)
 };
 
 struct TrainConfig {

@@ -1,5 +1,7 @@
 #include "data/array_batches.hpp"
 
+#include <algorithm>
+
 #include "core/error.hpp"
 
 namespace strata::data {
@@ -39,30 +41,40 @@ int64_t ArrayBatches::bytes_per_step() const {
   return int64_t(local_) * (split_.sample_elems() * item + split_.label_elems() * 4);
 }
 
+void normalize_samples(const DatasetManifest& m, const ChannelStats& stats, float* x, int64_t n) {
+  const int64_t se = m.sample_elems();
+  for (int64_t j = 0; j < n; ++j) {
+    float* sample = x + j * se;
+    if (m.kind == "images") {
+      normalize_image(sample, int(m.sample_shape[0]), int(m.sample_shape[1]), int(m.sample_shape[2]), stats);
+      continue;
+    }
+    const int64_t F = m.sample_shape[1];
+    for (int64_t i = 0; i < se; ++i) {
+      const double sd = stats.std[size_t(i % F)] > 0 ? stats.std[size_t(i % F)] : 1.0;
+      sample[i] = float((double(sample[i]) - stats.mean[size_t(i % F)]) / sd);
+    }
+  }
+}
+
 void ArrayBatches::fill(int64_t step, ArrayBatch& out) const {
-  const int64_t first = step * global_batch_;  // the global position of this step's first sample
-  out.samples = sampler_.rank_batch(first, global_batch_, dp_, dp_rank_);
-  split_.read(out.samples.data(), local_, out.x.data(), out.y.data());
+  fill_at(step * global_batch_, out.x.data(), out.y.data(), out.samples.data());
+}
+
+void ArrayBatches::fill_at(int64_t first, float* x_out, int32_t* y_out, int64_t* samples_out) const {
+  const std::vector<int64_t> samples = sampler_.rank_batch(first, global_batch_, dp_, dp_rank_);
+  std::copy(samples.begin(), samples.end(), samples_out);
+  split_.read(samples.data(), local_, x_out, y_out);
   const auto& m = split_.manifest();
   const int64_t se = split_.sample_elems();
-  if (!normalize_ && !augment_.any()) return;
-  const bool images = m.kind == "images";
-  // Images normalize per channel, then augment; sequences normalize per feature (the last axis).
+  if (normalize_) normalize_samples(m, stats_, x_out, local_);
+  if (!augment_.any()) return;
+  // Images only (checked at construction): augment after normalizing, keyed by each sample's global position.
   std::vector<float> scratch(static_cast<size_t>(se));
+  const int c = int(m.sample_shape[0]), h = int(m.sample_shape[1]), w = int(m.sample_shape[2]);
   for (int j = 0; j < local_; ++j) {
-    float* x = out.x.data() + size_t(j) * size_t(se);
-    if (images) {
-      const int c = int(m.sample_shape[0]), h = int(m.sample_shape[1]), w = int(m.sample_shape[2]);
-      if (normalize_) normalize_image(x, c, h, w, stats_);
-      const int64_t g = first + int64_t(dp_rank_) * local_ + j;
-      if (augment_.any()) augment_image(x, c, h, w, augment_, uint64_t(g), scratch.data());
-    } else if (normalize_) {
-      const int64_t F = m.sample_shape[1];
-      for (int64_t i = 0; i < se; ++i) {
-        const double sd = stats_.std[size_t(i % F)] > 0 ? stats_.std[size_t(i % F)] : 1.0;
-        x[i] = float((double(x[i]) - stats_.mean[size_t(i % F)]) / sd);
-      }
-    }
+    const int64_t g = first + int64_t(dp_rank_) * local_ + j;
+    augment_image(x_out + size_t(j) * size_t(se), c, h, w, augment_, uint64_t(g), scratch.data());
   }
 }
 

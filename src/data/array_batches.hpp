@@ -18,6 +18,10 @@ struct ArrayBatch {
   std::vector<int64_t> samples;  // the split's sample index of each row
 };
 
+// Normalizes n samples x [n, sample_shape] in place with the statistics: images per channel, sequences per feature
+// (the last axis). A statistic with std 0 divides by 1.
+void normalize_samples(const DatasetManifest& m, const ChannelStats& stats, float* x, int64_t n);
+
 class ArrayBatches {
  public:
   // normalize: apply the manifest's mean/std (error if the manifest stores none). augment: images only.
@@ -25,7 +29,11 @@ class ArrayBatches {
                bool normalize, const AugmentOptions& augment);
 
   ArrayBatch prototype() const;  // buffers of the right size
+  // The batch of `step` (global positions step * global_batch ...).
   void fill(int64_t step, ArrayBatch& out) const;
+  // This rank's share of the global batch that starts at global position `consumed` (a resumed run continues
+  // from the samples consumed, whatever the batch size before): x [local, sample], y [local, label], samples [local].
+  void fill_at(int64_t consumed, float* x, int32_t* y, int64_t* samples) const;
   int local_batch() const { return local_; }
   int64_t bytes_per_step() const;  // of x and y as stored on disk, for bandwidth figures
 

@@ -3,6 +3,8 @@
 #include <algorithm>
 
 #include "core/error.hpp"
+#include "data/array_batches.hpp"
+#include "train/training_data.hpp"
 
 namespace strata {
 
@@ -32,6 +34,68 @@ EvalResult evaluate(PipelineRunner<T>& runner, Model<T>& model, const data::Wind
   r.tokens = batches * global_batch * Tn;
   r.loss = batches > 0 ? total / double(batches * global_batch) : 0.0;
   return r;
+}
+
+ClassifierEvalResult evaluate_classifier(PipelineRunner<float>& runner, Model<float>& model,
+                                         const data::ArraySplit& split, bool normalize, int64_t max_samples,
+                                         Communicator& dp, bool keep_predictions) {
+  const int micro = model.batch(), C = int(model.classes());
+  const int64_t R = model.targets_per_sample();
+  const int64_t n = max_samples > 0 ? std::min(max_samples, split.num_samples()) : split.num_samples();
+  STRATA_CHECK(split.sample_elems() == model.inputs_per_sample() && split.label_elems() == R,
+               "evaluate: {} holds samples of {} values with {} labels, the model reads {} and predicts {}",
+               split.describe(), split.sample_elems(), split.label_elems(), model.inputs_per_sample(), R);
+  const int64_t chunks = (n + micro - 1) / micro;
+  const int64_t mine = chunks > dp.rank() ? (chunks - dp.rank() + dp.size() - 1) / dp.size() : 0;
+  const auto& manifest = split.manifest();
+  data::ChannelStats stats{manifest.mean, manifest.std};
+  HostBatch host;
+  host.features.resize(size_t(micro) * size_t(split.sample_elems()));
+  host.targets.resize(size_t(micro) * size_t(R));
+  std::vector<int64_t> indices(static_cast<size_t>(micro));
+  auto first_sample = [&](int m) { return (dp.rank() + int64_t(m) * dp.size()) * micro; };
+  auto load = [&](int m, MicroBatch<float>& batch) {
+    const int64_t first = first_sample(m);
+    for (int j = 0; j < micro; ++j) indices[size_t(j)] = first + j < n ? first + j : first;  // pad with the first
+    split.read(indices.data(), micro, host.features.data(), host.targets.data());
+    if (normalize) data::normalize_samples(manifest, stats, host.features.data(), micro);
+    load_microbatch(host, 0, micro, batch);
+  };
+  ClassificationCounts counts(C);
+  ClassifierEvalResult result;
+  std::vector<double> predicted, targets, scores;
+  if (keep_predictions) {
+    predicted.assign(size_t(n * R), 0.0);
+    targets.assign(size_t(n * R), 0.0);
+    scores.assign(size_t(n * R) * size_t(C), 0.0);
+  }
+  runner.forward_only(int(mine), load, /*with_loss=*/false, [&](int m, int slot) {
+    const int64_t first = first_sample(m), valid = std::min<int64_t>(micro, n - first);
+    auto logits = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), model.logits(slot));
+    counts.add(logits.data(), host.targets.data(), valid * R);
+    if (!keep_predictions) return;
+    for (int64_t r = 0; r < valid * R; ++r) {
+      const float* row = logits.data() + r * C;
+      const size_t at = size_t(first * R + r);
+      predicted[at] = double(std::max_element(row, row + C) - row);
+      targets[at] = double(host.targets[size_t(r)]);
+      for (int c = 0; c < C; ++c) scores[at * size_t(C) + size_t(c)] = double(row[c]);
+    }
+  });
+  // Only the last stage counted: sum over the pipeline, then over the data-parallel ranks.
+  counts.all_reduce(runner.group());
+  counts.all_reduce(dp);
+  result.metrics = classification_metrics(counts);
+  if (keep_predictions) {
+    for (auto* v : {&predicted, &targets, &scores}) {
+      runner.group().all_reduce_sum(v->data(), v->size());
+      dp.all_reduce_sum(v->data(), v->size());
+    }
+    result.predicted.assign(predicted.begin(), predicted.end());
+    result.targets.assign(targets.begin(), targets.end());
+    result.scores.assign(scores.begin(), scores.end());
+  }
+  return result;
 }
 
 template EvalResult evaluate<float>(PipelineRunner<float>&, Model<float>&, const data::WindowSource&, int64_t, int,

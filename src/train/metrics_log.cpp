@@ -23,8 +23,9 @@ std::string lines_through(const std::string& path, int64_t step) {
 }
 }  // namespace
 
-MetricsLog::MetricsLog(const std::string& jsonl_path, int64_t total_steps, int64_t print_every, int64_t resume_step)
-    : path_(jsonl_path), total_steps_(total_steps), print_every_(print_every) {
+MetricsLog::MetricsLog(const std::string& jsonl_path, int64_t total_steps, int64_t print_every, int64_t resume_step,
+                       Throughput unit)
+    : path_(jsonl_path), total_steps_(total_steps), print_every_(print_every), unit_(unit) {
   const std::string kept = resume_step >= 0 ? lines_through(jsonl_path, resume_step) : "";
   out_.open(jsonl_path, std::ios::trunc);
   out_ << kept;
@@ -32,15 +33,16 @@ MetricsLog::MetricsLog(const std::string& jsonl_path, int64_t total_steps, int64
 }
 
 void MetricsLog::step(const StepMetrics& m) {
+  const bool tokens = unit_ == Throughput::Tokens;
   nlohmann::json j = {{"step", m.step},     {"loss", m.loss},         {"lr", m.lr},
-                      {"grad_norm", m.grad_norm}, {"tokens_per_s", m.tokens_per_s}, {"ms", m.ms},
+                      {"grad_norm", m.grad_norm}, {tokens ? "tokens_per_s" : "samples_per_s", m.throughput}, {"ms", m.ms},
                       {"comm_ms", m.comm_ms}, {"data_wait_ms", m.data_wait_ms}};
   out_ << j.dump() << '\n';
   out_.flush();
   STRATA_CHECK(out_.good(), "write to '{}' failed", path_);
   if (m.step % print_every_ == 0 || m.step == 1 || m.step == total_steps_)
-    fmt::print("step {:>6}/{} | loss {:.4f} | lr {:.3e} | grad norm {:.3f} | {:.0f} tok/s | {:.1f} ms\n", m.step,
-               total_steps_, m.loss, m.lr, m.grad_norm, m.tokens_per_s, m.ms);
+    fmt::print("step {:>6}/{} | loss {:.4f} | lr {:.3e} | grad norm {:.3f} | {:.0f} {} | {:.1f} ms\n", m.step,
+               total_steps_, m.loss, m.lr, m.grad_norm, m.throughput, tokens ? "tok/s" : "samples/s", m.ms);
   std::fflush(stdout);
 }
 
@@ -50,6 +52,27 @@ void MetricsLog::eval(int64_t step, double val_loss, int64_t tokens) {
   out_.flush();
   fmt::print("eval  {:>6}       | val loss {:.4f} | perplexity {:.2f} | {} tokens\n", step, val_loss,
              std::exp(val_loss), tokens);
+  std::fflush(stdout);
+}
+
+void MetricsLog::eval(int64_t step, const ClassificationMetrics& m) {
+  nlohmann::json j = {{"step", step},
+                      {"val_loss", m.loss},
+                      {"val_accuracy", m.accuracy},
+                      {"val_macro_f1", m.macro.f1},
+                      {"val_weighted_f1", m.weighted.f1},
+                      {"val_rows", m.rows}};
+  std::string topk;
+  for (const auto& [k, acc] : m.top_k)
+    if (k > 1) {
+      j[fmt::format("val_top{}", k)] = acc;
+      topk += fmt::format(" | top-{} {:.4f}", k, acc);
+    }
+  out_ << j.dump() << '\n';
+  out_.flush();
+  STRATA_CHECK(out_.good(), "write to '{}' failed", path_);
+  fmt::print("eval  {:>6}       | val loss {:.4f} | accuracy {:.4f}{} | macro F1 {:.4f} | {} rows\n", step, m.loss,
+             m.accuracy, topk, m.macro.f1, m.rows);
   std::fflush(stdout);
 }
 

@@ -5,27 +5,39 @@
 #include <fstream>
 #include <string>
 
+#include "train/metrics.hpp"
+
 namespace strata {
 
 struct StepMetrics {
   int64_t step = 0;  // 1-based
-  double loss = 0, lr = 0, grad_norm = 0, tokens_per_s = 0, ms = 0;
+  double loss = 0, lr = 0, grad_norm = 0;
+  double throughput = 0;  // tokens/s (language models) or samples/s (classifiers)
+  double ms = 0;
   double comm_ms = 0;  // within ms: blocked on communication (dp gradients, tp sums, pipeline receives)
   double data_wait_ms = 0;  // within ms: the step loop waiting for its batch (0 when the prefetch kept up)
 };
+
+enum class Throughput { Tokens, Samples };  // "tokens_per_s" / "tok/s" or "samples_per_s" / "samples/s"
 
 class MetricsLog {
  public:
   // resume_step >= 0: a resumed run continues the file of the run it resumes; its lines up to that step stay,
   // later ones (written after the checkpoint, before the interruption) are dropped. -1: a new file.
-  MetricsLog(const std::string& jsonl_path, int64_t total_steps, int64_t print_every, int64_t resume_step = -1);
+  MetricsLog(const std::string& jsonl_path, int64_t total_steps, int64_t print_every, int64_t resume_step = -1,
+             Throughput unit = Throughput::Tokens);
   void step(const StepMetrics& m);
+  // Validation of a language model: {"step", "val_loss", "val_tokens"}.
   void eval(int64_t step, double val_loss, int64_t tokens);
+  // Validation of a classifier: {"step", "val_loss", "val_accuracy", "val_top3"/"val_top5" (where the classes
+  // allow), "val_macro_f1", "val_weighted_f1", "val_rows"}.
+  void eval(int64_t step, const ClassificationMetrics& m);
 
  private:
   std::ofstream out_;
   std::string path_;
   int64_t total_steps_, print_every_;
+  Throughput unit_;
 };
 
 }  // namespace strata

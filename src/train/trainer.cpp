@@ -12,7 +12,6 @@
 #include "core/error.hpp"
 #include "core/stopwatch.hpp"
 #include "data/bpe.hpp"
-#include "data/open_tokens.hpp"
 #include "data/prefetcher.hpp"
 #include "models/model_factory.hpp"
 #include "nn/weights_io.hpp"
@@ -25,6 +24,7 @@
 #include "train/generate.hpp"
 #include "train/checkpointing.hpp"
 #include "train/metrics_log.hpp"
+#include "train/training_data.hpp"
 #include "train/stop_request.hpp"
 
 namespace strata {
@@ -59,7 +59,11 @@ double median(std::vector<double> v) {
 
 }  // namespace
 
-TrainSummary train(const Config& config, MPI_Comm world) {
+TrainSummary train(const Config& input, MPI_Comm world) {
+  // The model fields the dataset decides (classifiers: input shape, classes, label shape) are filled in first:
+  // the resolved config is what the run prints, stores and checks checkpoints against.
+  Config config = input;
+  config.model = resolve_model(input.model, input.data.path, input.source);
   const auto& mc = config.model;
   const auto& tc = config.train;
   // Everything that can be wrong with the layout and the inputs is checked first, on every rank.
@@ -68,24 +72,18 @@ TrainSummary train(const Config& config, MPI_Comm world) {
   check_model_layout(mc, tp, pp, config.source);
   const auto schedule = pp > 1 ? parse_schedule(config.parallel.schedule, config.source) : PipelineSchedule::OneFOneB;
   const bool lead = grid.world().rank() == 0;
+  const bool language_model = mc.kind == "gpt";
+  const char* sample_word = language_model ? "sequences" : "samples";
   STRATA_CHECK(tc.batch_size % dp == 0, "{}: train.batch_size = {} does not split over parallel.dp = {} ranks",
                config.source, tc.batch_size, dp);
   const int local_batch = tc.batch_size / dp;
   const int micro = tc.micro_batch_size > 0 ? tc.micro_batch_size : local_batch;
   STRATA_CHECK(local_batch % micro == 0,
-               "{}: train.batch_size / parallel.dp = {} / {} = {} sequences per rank is not a multiple of "
+               "{}: train.batch_size / parallel.dp = {} / {} = {} {} per rank is not a multiple of "
                "train.micro_batch_size = {}",
-               config.source, tc.batch_size, dp, local_batch, micro);
+               config.source, tc.batch_size, dp, local_batch, sample_word, micro);
   const int n_micro = local_batch / micro;
-  STRATA_CHECK(!config.data.path.empty(), "{}: data.path is empty: expected an HDF5 token dataset", config.source);
-  const auto info = data::inspect_tokens(config.data.path);
-  const auto train_source = data::open_token_split(config.data.path, "train", mc.seq_len, mc.vocab_size);
-  const auto val_source = data::open_token_split(config.data.path, "val", mc.seq_len, mc.vocab_size);
-  const data::WindowSource& train_split = *train_source;
-  const data::WindowSource& val_split = *val_source;
-  train_split.check_all_token_ids();
-  val_split.check_all_token_ids();
-  data::BatchSampler sampler(train_split.num_windows(), tc.batch_size, config.data.shuffle, uint64_t(config.data.seed));
+  const TrainingData data(config, dp, dp_rank);
 
   if (lead) {
     std::filesystem::create_directories(tc.out_dir);
@@ -94,8 +92,7 @@ TrainSummary train(const Config& config, MPI_Comm world) {
     resolved << to_toml(config);
     STRATA_CHECK(resolved.good(), "cannot write '{}/config.toml'", tc.out_dir);
     fmt::print("# resolved config ({})\n{}\n", config.source, to_toml(config));
-    fmt::print("dataset {}: {} train tokens ({} windows), {} val tokens, vocab {} ({})\n", config.data.path,
-               info.train_tokens, train_split.num_windows(), info.val_tokens, info.vocab_size, info.tokenizer);
+    fmt::print("{}\n", data.describe());
   }
 
   // This rank's part of the model, parallelized from outside: its tensor-parallel slice and pipeline stage
@@ -118,39 +115,42 @@ TrainSummary train(const Config& config, MPI_Comm world) {
   const ModelSize size = model_size(mc);
   std::unique_ptr<MetricsLog> log;
   if (lead) {
-    fmt::print("model: {} parameters ({} non-embedding); layout dp {} x tp {} x pp {}, {} microbatch(es) of {} per "
-               "rank; AdamW state {} MiB per rank{}\n",
-               size.parameters, size.non_embedding, dp, tp, pp, n_micro, micro,
+    fmt::print("model: {} {} parameters ({} non-embedding), {:.3g} GFLOP per {} (forward + backward); layout dp {} x "
+               "tp {} x pp {}, {} microbatch(es) of {} per rank; AdamW state {} MiB per rank{}\n",
+               mc.kind, size.parameters, size.non_embedding, size.flops_per_sample / 1e9,
+               language_model ? "sequence" : "sample", dp, tp, pp, n_micro, micro,
                data_parallel.optimizer_state_bytes() >> 20, config.parallel.zero1 ? " (ZeRO-1)" : "");
     if (pp > 1)
-      fmt::print("pipeline: layers per stage {} (balanced by FLOPs; the last stage also runs the LM head)\n",
-                 fmt::join(stage_layer_counts(mc, pp), " "));
+      fmt::print("pipeline: layers per stage {} (balanced by FLOPs; the last stage also runs the {})\n",
+                 fmt::join(stage_layer_counts(mc, pp), " "), language_model ? "LM head" : "classifier head");
     log = std::make_unique<MetricsLog>((std::filesystem::path(tc.out_dir) / "metrics.jsonl").string(), tc.steps,
-                                       tc.log_every, /*resume_step=*/resumed.path.empty() ? -1 : resumed.step);
+                                       tc.log_every, /*resume_step=*/resumed.path.empty() ? -1 : resumed.step,
+                                       language_model ? Throughput::Tokens : Throughput::Samples);
   }
 
   // This rank's share of each global batch, read ahead by a background thread into host buffers (the pipeline
   // copies each microbatch to the device). Positions in the global sample order are step * batch_size + ...
   // (data/batch_sampler.hpp), so any dp size reads the same samples.
-  const size_t tokens_per_micro = size_t(micro) * mc.seq_len;
-  struct HostBatch {
-    std::vector<int32_t> x, y;
-  };
-  HostBatch prototype{std::vector<int32_t>(size_t(local_batch) * mc.seq_len),
-                      std::vector<int32_t>(size_t(local_batch) * mc.seq_len)};
-  auto read_batch = [&, dp, dp_rank](int64_t step, HostBatch& out) {
-    train_split.read_windows(sampler.rank_batch(consumed_at(step), tc.batch_size, dp, dp_rank), out.x.data(),
-                             out.y.data());
-  };
-  data::Prefetcher<HostBatch> batches(read_batch, prototype, /*first_step=*/resumed.step, config.data.prefetch);
+  auto read_batch = [&](int64_t step, HostBatch& out) { data.read(consumed_at(step), out); };
+  data::Prefetcher<HostBatch> batches(read_batch, data.prototype(), /*first_step=*/resumed.step, config.data.prefetch);
   std::vector<double> wait_ms;
-  const float loss_scale = 1.0f / float(int64_t(tc.batch_size) * mc.seq_len);  // the mean over the global batch
+  // The mean over the global batch's target rows (tokens, images, sequences or sequence steps).
+  const float loss_scale = 1.0f / float(int64_t(tc.batch_size) * model->targets_per_sample());
+  const double units_per_step = double(tc.batch_size) * (language_model ? mc.seq_len : 1);
   TrainSummary summary;
   std::vector<double> step_ms;
   auto run_eval = [&](int64_t step) {
-    auto r = evaluate(pipeline, *model, val_split, tc.eval_batches, tc.batch_size, grid.dp());
-    if (log) log->eval(step, r.loss, r.tokens);
-    summary.val_loss = r.loss;
+    if (language_model) {
+      auto r = evaluate(pipeline, *model, data.val_windows(), tc.eval_batches, tc.batch_size, grid.dp());
+      if (log) log->eval(step, r.loss, r.tokens);
+      summary.val_loss = r.loss;
+      return;
+    }
+    const auto r = evaluate_classifier(pipeline, *model, data.val_arrays(), data.normalized(),
+                                       tc.eval_batches * tc.batch_size, grid.dp());
+    if (log) log->eval(step, r.metrics);
+    summary.val_loss = r.metrics.loss;
+    summary.val_accuracy = r.metrics.accuracy;
   };
   StopRequest stop(tc.max_wall_minutes);
   for (int64_t step = resumed.step; step < tc.steps; ++step) {
@@ -159,12 +159,8 @@ TrainSummary train(const Config& config, MPI_Comm world) {
     wait_ms.push_back(batches.last_wait_ms());
     const double lr = learning_rate(tc, step);
     params->zero_grads();
-    auto load = [&](int m, MicroBatch<float>& micro_batch) {
-      const size_t first = size_t(m) * tokens_per_micro;
-      Kokkos::deep_copy(micro_batch.tokens, HostVec<int32_t>(const_cast<int32_t*>(batch.x.data()) + first, tokens_per_micro));
-      Kokkos::deep_copy(micro_batch.targets, HostVec<int32_t>(const_cast<int32_t*>(batch.y.data()) + first, tokens_per_micro));
-    };
-    // Sum over this rank's sequences of their mean token loss (the last stage's; 0 on the others).
+    auto load = [&](int m, MicroBatch<float>& micro_batch) { load_microbatch(batch, m, micro, micro_batch); };
+    // Sum over this rank's samples of their mean row loss (the last stage's; 0 on the others).
     double loss_sum = pipeline.run(n_micro, load, loss_scale, tied.hold_back(data_parallel.ready_hook()));
     tied.sum();
     const double norm = data_parallel.finish_step(lr, tc.grad_clip);
@@ -177,7 +173,7 @@ TrainSummary train(const Config& config, MPI_Comm world) {
     const double ms = ms_since(start);
     step_ms.push_back(ms);
     if (log)
-      log->step({step + 1, loss, lr, norm, double(tc.batch_size) * mc.seq_len / (ms / 1000.0), ms,
+      log->step({step + 1, loss, lr, norm, units_per_step / (ms / 1000.0), ms,
                  data_parallel.comm_wait_ms() + tensor_parallel.take_comm_ms() + pipeline.comm_ms(), wait_ms.back()});
     if (step == resumed.step) summary.first_loss = loss;
     summary.final_loss = loss;
@@ -226,10 +222,11 @@ TrainSummary train(const Config& config, MPI_Comm world) {
                  [&](int stage) { return model_tensors(mc, {0, 1, stage, pp}); });
     if (lead) fmt::print("saved weights to {}\n", path);
   }
-  if (tc.sample_tokens > 0) {
+  if (tc.sample_tokens > 0 && language_model) {
     // Every rank samples the same tokens (same counter-based draws): the tp group must run each forward.
     const auto sampler_model = make_model<float>(mc, 1, params, placement, tensor_parallel);
     PipelineRunner<float> sampler(*sampler_model, grid.pp(), schedule);
+    const auto& info = data.token_info();
     auto tokens = generate(sampler, *sampler_model, tensor_parallel, {int32_t(info.eot_id)}, tc.sample_tokens,
                            tc.sample_temperature, uint64_t(tc.seed));
     if (lead && (info.tokenizer == "byte" || !info.tokenizer_json.empty())) {

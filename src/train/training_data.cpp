@@ -1,0 +1,126 @@
+#include "train/training_data.hpp"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <filesystem>
+
+#include "core/error.hpp"
+#include "data/manifest.hpp"
+#include "data/open_tokens.hpp"
+
+namespace strata {
+
+void load_microbatch(const HostBatch& batch, int m, int micro, MicroBatch<float>& out) {
+  auto copy = [&](const auto& from, const auto& to) {
+    using E = typename std::decay_t<decltype(from)>::value_type;
+    const size_t n = to.extent(0), first = size_t(m) * n;
+    STRATA_CHECK(first + n <= from.size(), "microbatch {} of {}: {} values, the batch holds {}", m, micro, n,
+                 from.size());
+    Kokkos::deep_copy(to, HostVec<E>(const_cast<E*>(from.data()) + first, n));
+  };
+  if (out.tokens.extent(0) > 0) copy(batch.tokens, out.tokens);
+  if (out.features.extent(0) > 0) copy(batch.features, out.features);
+  copy(batch.targets, out.targets);
+}
+
+ModelConfig resolve_model(const ModelConfig& model, const std::string& path, const std::string& source) {
+  STRATA_CHECK(!path.empty(), "{}: data.path is empty: expected a dataset", source);
+  ModelConfig m = model;
+  const bool directory = std::filesystem::is_directory(path);
+  const std::string kind =
+      directory && std::filesystem::exists(std::filesystem::path(path) / data::kManifestName) ? data::read_manifest(path).kind
+                                                                                            : "tokens";
+  const char* wanted = m.kind == "gpt" ? "tokens" : m.kind == "cnn" ? "images" : "sequences";
+  STRATA_CHECK(kind == wanted, "{}: model.kind = {} trains on a dataset of kind {}, but data.path = '{}' holds {}",
+               source, m.kind, wanted, path, kind);
+  if (m.kind == "gpt") return m;
+  const data::DatasetManifest d = data::read_manifest(path);
+  auto agree = [&](const char* field, const std::string& given, const std::string& stored) {
+    STRATA_CHECK(given == stored, "{}: model.{} = {}, but the dataset '{}' holds {}", source, field, given, path,
+                 stored);
+  };
+  if (m.input_shape.empty()) m.input_shape = d.sample_shape;
+  agree("input_shape", format_value(m.input_shape), format_value(d.sample_shape));
+  if (m.num_classes == 0) m.num_classes = int(d.num_classes);
+  agree("num_classes", std::to_string(m.num_classes), std::to_string(d.num_classes));
+  if (m.kind == "lstm") {
+    const std::string labels = d.label_shape.empty() ? "sequence" : "step";
+    if (m.labels == "auto") m.labels = labels;
+    STRATA_CHECK(m.labels == labels, "{}: model.labels = {}, but the dataset '{}' holds {}", source, m.labels, path,
+                 labels == "step" ? "one label per step (label shape [T])" : "one label per sequence");
+  }
+  return m;
+}
+
+TrainingData::TrainingData(const Config& config, int dp, int dp_rank)
+    : config_(config), dp_(dp), dp_rank_(dp_rank) {
+  const auto& mc = config.model;
+  const auto& dc = config.data;
+  const int batch = config.train.batch_size;
+  if (mc.kind == "gpt") {
+    info_ = data::inspect_tokens(dc.path);
+    tokens_ = data::open_token_split(dc.path, "train", mc.seq_len, mc.vocab_size);
+    val_tokens_ = data::open_token_split(dc.path, "val", mc.seq_len, mc.vocab_size);
+    tokens_->check_all_token_ids();
+    val_tokens_->check_all_token_ids();
+    sampler_ = std::make_unique<data::BatchSampler>(tokens_->num_windows(), batch, dc.shuffle, uint64_t(dc.seed));
+    return;
+  }
+  arrays_ = std::make_unique<data::ArraySplit>(dc.path, "train", /*verify=*/true);
+  val_arrays_ = std::make_unique<data::ArraySplit>(dc.path, "val", /*verify=*/true);
+  const auto& m = arrays_->manifest();
+  normalize_ = dc.normalize && !m.mean.empty();
+  data::AugmentOptions augment;
+  augment.crop_padding = dc.crop_padding;
+  augment.flip = dc.flip;
+  augment.noise_std = float(dc.noise_std);
+  augment.seed = uint64_t(dc.seed);
+  STRATA_CHECK(!augment.any() || m.kind == "images",
+               "{}: data.crop_padding, data.flip and data.noise_std augment images; '{}' holds {}", config.source,
+               dc.path, m.kind);
+  sampler_ = std::make_unique<data::BatchSampler>(arrays_->num_samples(), batch, dc.shuffle, uint64_t(dc.seed));
+  batches_ = std::make_unique<data::ArrayBatches>(*arrays_, *sampler_, batch, dp, dp_rank, normalize_, augment);
+}
+
+TrainingData::~TrainingData() = default;
+
+int64_t TrainingData::train_samples() const { return tokens_ ? tokens_->num_windows() : arrays_->num_samples(); }
+
+std::string TrainingData::describe() const {
+  if (tokens_)
+    return fmt::format("dataset {}: {} train tokens ({} windows), {} val tokens, vocab {} ({})", config_.data.path,
+                       info_.train_tokens, tokens_->num_windows(), info_.val_tokens, info_.vocab_size,
+                       info_.tokenizer);
+  const auto& m = arrays_->manifest();
+  return fmt::format("dataset {}: {} of shape {}, {} classes, labels {}; {} train / {} val samples{}",
+                     config_.data.path, m.kind, format_value(m.sample_shape), m.num_classes,
+                     m.label_shape.empty() ? "per sample" : "per step", arrays_->num_samples(),
+                     val_arrays_->num_samples(), normalize_ ? ", normalized" : "");
+}
+
+HostBatch TrainingData::prototype() const {
+  const size_t local = size_t(config_.train.batch_size / dp_);
+  HostBatch b;
+  if (tokens_) {
+    const size_t n = local * size_t(config_.model.seq_len);
+    b.tokens.resize(n);
+    b.targets.resize(n);
+    return b;
+  }
+  b.features.resize(local * size_t(arrays_->sample_elems()));
+  b.targets.resize(local * size_t(arrays_->label_elems()));
+  b.samples.resize(local);
+  return b;
+}
+
+void TrainingData::read(int64_t consumed, HostBatch& out) const {
+  if (tokens_) {
+    tokens_->read_windows(sampler_->rank_batch(consumed, config_.train.batch_size, dp_, dp_rank_), out.tokens.data(),
+                          out.targets.data());
+    return;
+  }
+  batches_->fill_at(consumed, out.features.data(), out.targets.data(), out.samples.data());
+}
+
+}  // namespace strata
