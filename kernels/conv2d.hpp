@@ -25,37 +25,53 @@ struct Conv2dShape {
   int64_t weight_size() const { return int64_t(out_channels) * col_rows(); }
 };
 
+namespace detail {
+// The output columns ow whose tap j reads inside a row of width W: 0 <= ow*stride - pad + j < W for ow in [lo, hi).
+KOKKOS_INLINE_FUNCTION void valid_columns(int64_t W, int64_t Wo, int64_t stride, int64_t pad, int64_t j, int64_t& lo,
+                                          int64_t& hi) {
+  lo = pad - j > 0 ? (pad - j + stride - 1) / stride : 0;
+  const int64_t last = W - 1 + pad - j;  // the largest ow*stride that stays inside
+  hi = last < 0 ? 0 : (last / stride + 1 < Wo ? last / stride + 1 : Wo);
+  if (lo > hi) lo = hi;
+}
+}  // namespace detail
+
 // cols[C*kh*kw, B*Ho*Wo] from x[B, C, H, W]: row (c*kh + i)*kw + j, column b*Ho*Wo + oh*Wo + ow holds
-// x[b, c, oh*stride - pad + i, ow*stride - pad + j], zero where that falls in the padding. One thread per
-// element of cols; neighbouring threads write neighbouring columns (coalesced on a GPU).
+// x[b, c, oh*stride - pad + i, ow*stride - pad + j], zero where that falls in the padding. One thread per output
+// run of Wo columns (row, b, oh): no index arithmetic per element, contiguous writes (vectorised on the host).
 template <class T>
 void im2col(const Vec<T>& cols, const Vec<T>& x, const Conv2dShape& s) {
-  const int64_t C = s.in_channels, H = s.height, W = s.width, KH = s.kernel_h, KW = s.kernel_w;
+  const int64_t C = s.in_channels, H = s.height, W = s.width, KH = s.kernel_h, KW = s.kernel_w, B = s.batch;
   const int64_t Ho = s.out_h(), Wo = s.out_w(), P = Ho * Wo, N = s.col_cols();
   const int64_t stride = s.stride, pad = s.padding;
   Kokkos::parallel_for(
-      "strata::conv2d::im2col", range(size_t(s.col_rows() * N)), KOKKOS_LAMBDA(const int64_t idx) {
-        const int64_t row = idx / N, col = idx % N;
+      "strata::conv2d::im2col", range(size_t(s.col_rows() * B * Ho)), KOKKOS_LAMBDA(const int64_t r) {
+        const int64_t oh = r % Ho, b = (r / Ho) % B, row = r / (Ho * B);
         const int64_t j = row % KW, i = (row / KW) % KH, c = row / (KW * KH);
-        const int64_t b = col / P, p = col % P, oh = p / Wo, ow = p % Wo;
-        const int64_t ih = oh * stride - pad + i, iw = ow * stride - pad + j;
-        const bool inside = ih >= 0 && ih < H && iw >= 0 && iw < W;
-        cols(idx) = inside ? x(((b * C + c) * H + ih) * W + iw) : T(0);
+        const int64_t ih = oh * stride - pad + i, out = row * N + b * P + oh * Wo;
+        int64_t lo = 0, hi = 0;
+        if (ih >= 0 && ih < H) detail::valid_columns(W, Wo, stride, pad, j, lo, hi);
+        const int64_t in = ((b * C + c) * H + ih) * W - pad + j;  // + ow*stride: x[b, c, ih, ow*stride - pad + j]
+        for (int64_t ow = 0; ow < lo; ++ow) cols(out + ow) = T(0);
+        for (int64_t ow = lo; ow < hi; ++ow) cols(out + ow) = x(in + ow * stride);
+        for (int64_t ow = hi; ow < Wo; ++ow) cols(out + ow) = T(0);
       });
 }
 
 // dx[B, C, H, W] = (or += when accumulate) the adjoint of im2col applied to dcols[C*kh*kw, B*Ho*Wo]: each
-// input element sums the entries of dcols that im2col copied it to. A gather (one thread per input element,
-// kernel taps in a fixed order), so it needs no atomics and rounds the same way every run.
+// input element sums the entries of dcols that im2col copied it to. One thread owns each input row (b, c, ih) and
+// adds the taps into it in a fixed order (i, then j, then ow), so it needs no atomics and rounds the same way every
+// run.
 template <class T>
 void col2im(const Vec<T>& dx, const Vec<T>& dcols, const Conv2dShape& s, bool accumulate = false) {
   const int64_t C = s.in_channels, H = s.height, W = s.width, KH = s.kernel_h, KW = s.kernel_w;
   const int64_t Ho = s.out_h(), Wo = s.out_w(), P = Ho * Wo, N = s.col_cols();
   const int64_t stride = s.stride, pad = s.padding;
   Kokkos::parallel_for(
-      "strata::conv2d::col2im", range(size_t(s.input_size())), KOKKOS_LAMBDA(const int64_t idx) {
-        const int64_t iw = idx % W, ih = (idx / W) % H, c = (idx / (W * H)) % C, b = idx / (W * H * C);
-        T acc = 0;
+      "strata::conv2d::col2im", range(size_t(s.batch) * C * H), KOKKOS_LAMBDA(const int64_t r) {
+        const int64_t ih = r % H, c = (r / H) % C, b = r / (H * C), base = r * W;
+        if (!accumulate)
+          for (int64_t iw = 0; iw < W; ++iw) dx(base + iw) = T(0);
         // Tap i reads this row from output row oh when oh*stride = ih + pad - i.
         for (int64_t i = 0; i < KH; ++i) {
           const int64_t th = ih + pad - i;
@@ -63,28 +79,27 @@ void col2im(const Vec<T>& dx, const Vec<T>& dcols, const Conv2dShape& s, bool ac
           if (th % stride != 0 || th / stride >= Ho) continue;
           const int64_t oh = th / stride;
           for (int64_t j = 0; j < KW; ++j) {
-            const int64_t tw = iw + pad - j;
-            if (tw < 0) break;
-            if (tw % stride != 0 || tw / stride >= Wo) continue;
-            const int64_t ow = tw / stride;
-            acc += dcols(((c * KH + i) * KW + j) * N + b * P + oh * Wo + ow);
+            int64_t lo = 0, hi = 0;
+            detail::valid_columns(W, Wo, stride, pad, j, lo, hi);
+            const int64_t from = ((c * KH + i) * KW + j) * N + b * P + oh * Wo, to = base - pad + j;
+            for (int64_t ow = lo; ow < hi; ++ow) dx(to + ow * stride) += dcols(from + ow);
           }
         }
-        dx(idx) = accumulate ? dx(idx) + acc : acc;
       });
 }
 
 // y[B, O, P] = z[O, B*P] + bias[O]: the batched GEMM's output back to NCHW (P = Ho*Wo). An empty bias
-// (extent 0) adds nothing. One thread per element of y.
+// (extent 0) adds nothing. One thread per plane (b, o), contiguous on both sides.
 template <class T>
 void conv_output_to_nchw(const Vec<T>& y, const Vec<T>& z, const Vec<T>& bias, int batch, int out_channels,
                          int64_t plane) {
   const int64_t O = out_channels, P = plane, N = int64_t(batch) * P;
   const bool has_bias = bias.extent(0) > 0;
   Kokkos::parallel_for(
-      "strata::conv2d::output_to_nchw", range(size_t(batch * O * P)), KOKKOS_LAMBDA(const int64_t idx) {
-        const int64_t p = idx % P, o = (idx / P) % O, b = idx / (P * O);
-        y(idx) = z(o * N + b * P + p) + (has_bias ? bias(o) : T(0));
+      "strata::conv2d::output_to_nchw", range(size_t(batch * O)), KOKKOS_LAMBDA(const int64_t bo) {
+        const int64_t o = bo % O, b = bo / O, from = o * N + b * P, to = bo * P;
+        const T add = has_bias ? bias(o) : T(0);
+        for (int64_t p = 0; p < P; ++p) y(to + p) = z(from + p) + add;
       });
 }
 
@@ -93,9 +108,9 @@ template <class T>
 void conv_grad_from_nchw(const Vec<T>& dz, const Vec<T>& dy, int batch, int out_channels, int64_t plane) {
   const int64_t O = out_channels, P = plane, N = int64_t(batch) * P;
   Kokkos::parallel_for(
-      "strata::conv2d::grad_from_nchw", range(size_t(O * N)), KOKKOS_LAMBDA(const int64_t idx) {
-        const int64_t o = idx / N, col = idx % N, b = col / P, p = col % P;
-        dz(idx) = dy((b * O + o) * P + p);
+      "strata::conv2d::grad_from_nchw", range(size_t(batch * O)), KOKKOS_LAMBDA(const int64_t bo) {
+        const int64_t o = bo % O, b = bo / O, to = o * N + b * P, from = bo * P;
+        for (int64_t p = 0; p < P; ++p) dz(to + p) = dy(from + p);
       });
 }
 

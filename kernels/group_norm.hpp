@@ -38,11 +38,12 @@ void group_norm_forward(const Vec<T>& y, const Vec<T>& mean, const Vec<T>& rstd,
         mean(row) = m;
         rstd(row) = T(1) / kmath::sqrt(var + T(kGroupNormEps));
       });
-  // Normalise + affine: one thread per element (all of the GPU, whatever B*G is).
+  // Normalise + affine: one thread per channel plane (b, c), contiguous.
   Kokkos::parallel_for(
-      "strata::group_norm::forward_apply", range(size_t(int64_t(batch) * C * S)), KOKKOS_LAMBDA(const int64_t idx) {
-        const int64_t c = (idx / S) % C, row = idx / L;
-        y(idx) = (x(idx) - mean(row)) * rstd(row) * gamma(c) + beta(c);
+      "strata::group_norm::forward_apply", range(size_t(int64_t(batch) * C)), KOKKOS_LAMBDA(const int64_t bc) {
+        const int64_t c = bc % C, row = bc * S / L, base = bc * S;
+        const T m = mean(row), scale = rstd(row) * gamma(c), shift = beta(c);
+        for (int64_t s = 0; s < S; ++s) y(base + s) = (x(base + s) - m) * scale + shift;
       });
 }
 

@@ -30,87 +30,93 @@ KOKKOS_INLINE_FUNCTION void covering_windows(int64_t ih, int64_t k, int64_t stri
 
 // y[B, C, Ho, Wo] = max over each window of x[B, C, H, W]; argmax[B, C, Ho, Wo] = ih*W + iw of that max
 // inside its input plane (as PyTorch's return_indices). Ties go to the first in row-major window order; a NaN
-// wins (propagates), as in PyTorch.
+// wins (propagates), as in PyTorch. One thread per output row (plane, oh).
 template <class T>
 void max_pool2d_forward(const Vec<T>& y, const Vec<int32_t>& argmax, const Vec<T>& x, const Pool2dShape& s) {
   const int64_t H = s.height, W = s.width, KH = s.kernel_h, KW = s.kernel_w, stride = s.stride;
   const int64_t Ho = s.out_h(), Wo = s.out_w();
   Kokkos::parallel_for(
-      "strata::pooling::max_forward", range(size_t(s.output_size())), KOKKOS_LAMBDA(const int64_t idx) {
-        const int64_t ow = idx % Wo, oh = (idx / Wo) % Ho, plane = idx / (Wo * Ho);
-        const int64_t base = plane * H * W, h0 = oh * stride, w0 = ow * stride;
-        int64_t best = h0 * W + w0;
-        T m = x(base + best);
-        for (int64_t i = 0; i < KH; ++i)
-          for (int64_t j = 0; j < KW; ++j) {
-            const int64_t at = (h0 + i) * W + w0 + j;
-            const T v = x(base + at);
-            if (v > m || v != v) {  // strictly greater keeps the first of equal maxima
-              m = v;
-              best = at;
+      "strata::pooling::max_forward", range(size_t(int64_t(s.batch) * s.channels * Ho)), KOKKOS_LAMBDA(const int64_t r) {
+        const int64_t oh = r % Ho, plane = r / Ho, base = plane * H * W, h0 = oh * stride;
+        for (int64_t ow = 0; ow < Wo; ++ow) {
+          const int64_t w0 = ow * stride;
+          int64_t best = h0 * W + w0;
+          T m = x(base + best);
+          for (int64_t i = 0; i < KH; ++i)
+            for (int64_t j = 0; j < KW; ++j) {
+              const int64_t at = (h0 + i) * W + w0 + j;
+              const T v = x(base + at);
+              if (v > m || v != v) {  // strictly greater keeps the first of equal maxima
+                m = v;
+                best = at;
+              }
             }
-          }
-        y(idx) = m;
-        argmax(idx) = int32_t(best);
+          y(r * Wo + ow) = m;
+          argmax(r * Wo + ow) = int32_t(best);
+        }
       });
 }
 
-// dx[B, C, H, W] = sum of dy[B, C, Ho, Wo] over the windows whose argmax is this element (overwrites dx).
+// dx[B, C, H, W] = sum of dy[B, C, Ho, Wo] over the windows whose argmax is this element (overwrites dx). One
+// thread owns each input row (plane, ih): it walks the windows covering the row, in (oh, ow) order, and adds each
+// window's gradient where its argmax lies in this row. No atomics; the same order every run.
 template <class T>
 void max_pool2d_backward(const Vec<T>& dx, const Vec<T>& dy, const Vec<int32_t>& argmax, const Pool2dShape& s) {
-  const int64_t H = s.height, W = s.width, KH = s.kernel_h, KW = s.kernel_w, stride = s.stride;
+  const int64_t H = s.height, W = s.width, KH = s.kernel_h, stride = s.stride;
   const int64_t Ho = s.out_h(), Wo = s.out_w();
   Kokkos::parallel_for(
-      "strata::pooling::max_backward", range(size_t(s.input_size())), KOKKOS_LAMBDA(const int64_t idx) {
-        const int64_t iw = idx % W, ih = (idx / W) % H, plane = idx / (W * H);
-        int64_t oh_lo, oh_hi, ow_lo, ow_hi;
+      "strata::pooling::max_backward", range(size_t(int64_t(s.batch) * s.channels * H)), KOKKOS_LAMBDA(const int64_t r) {
+        const int64_t ih = r % H, plane = r / H, row = r * W;
+        for (int64_t iw = 0; iw < W; ++iw) dx(row + iw) = T(0);
+        int64_t oh_lo, oh_hi;
         detail::covering_windows(ih, KH, stride, Ho, oh_lo, oh_hi);
-        detail::covering_windows(iw, KW, stride, Wo, ow_lo, ow_hi);
-        const int32_t self = int32_t(ih * W + iw);
-        T acc = 0;
         for (int64_t oh = oh_lo; oh <= oh_hi; ++oh)
-          for (int64_t ow = ow_lo; ow <= ow_hi; ++ow) {
-            const int64_t o = (plane * Ho + oh) * Wo + ow;
-            if (argmax(o) == self) acc += dy(o);
+          for (int64_t ow = 0; ow < Wo; ++ow) {
+            const int64_t o = (plane * Ho + oh) * Wo + ow, at = argmax(o);
+            if (at / W == ih) dx(plane * H * W + at) += dy(o);
           }
-        dx(idx) = acc;
       });
 }
 
-// y[B, C, Ho, Wo] = mean over each kh x kw window of x[B, C, H, W].
+// y[B, C, Ho, Wo] = mean over each kh x kw window of x[B, C, H, W]. One thread per output row (plane, oh).
 template <class T>
 void avg_pool2d_forward(const Vec<T>& y, const Vec<T>& x, const Pool2dShape& s) {
   const int64_t H = s.height, W = s.width, KH = s.kernel_h, KW = s.kernel_w, stride = s.stride;
   const int64_t Ho = s.out_h(), Wo = s.out_w();
   const T count = T(KH * KW);
   Kokkos::parallel_for(
-      "strata::pooling::avg_forward", range(size_t(s.output_size())), KOKKOS_LAMBDA(const int64_t idx) {
-        const int64_t ow = idx % Wo, oh = (idx / Wo) % Ho, plane = idx / (Wo * Ho);
-        const int64_t base = plane * H * W + oh * stride * W + ow * stride;
-        T acc = 0;
-        for (int64_t i = 0; i < KH; ++i)
-          for (int64_t j = 0; j < KW; ++j) acc += x(base + i * W + j);
-        y(idx) = acc / count;
+      "strata::pooling::avg_forward", range(size_t(int64_t(s.batch) * s.channels * Ho)), KOKKOS_LAMBDA(const int64_t r) {
+        const int64_t oh = r % Ho, plane = r / Ho;
+        for (int64_t ow = 0; ow < Wo; ++ow) {
+          const int64_t base = plane * H * W + oh * stride * W + ow * stride;
+          T acc = 0;
+          for (int64_t i = 0; i < KH; ++i)
+            for (int64_t j = 0; j < KW; ++j) acc += x(base + i * W + j);
+          y(r * Wo + ow) = acc / count;
+        }
       });
 }
 
 // dx[B, C, H, W] = sum of dy[B, C, Ho, Wo] / (kh*kw) over the windows covering this element (overwrites dx;
-// elements no window covers get 0).
+// elements no window covers get 0). One thread owns each input row (plane, ih) and adds the covering windows in
+// (oh, ow) order, then divides: no atomics, the same rounding every run.
 template <class T>
 void avg_pool2d_backward(const Vec<T>& dx, const Vec<T>& dy, const Pool2dShape& s) {
   const int64_t H = s.height, W = s.width, KH = s.kernel_h, KW = s.kernel_w, stride = s.stride;
   const int64_t Ho = s.out_h(), Wo = s.out_w();
   const T count = T(KH * KW);
   Kokkos::parallel_for(
-      "strata::pooling::avg_backward", range(size_t(s.input_size())), KOKKOS_LAMBDA(const int64_t idx) {
-        const int64_t iw = idx % W, ih = (idx / W) % H, plane = idx / (W * H);
-        int64_t oh_lo, oh_hi, ow_lo, ow_hi;
+      "strata::pooling::avg_backward", range(size_t(int64_t(s.batch) * s.channels * H)), KOKKOS_LAMBDA(const int64_t r) {
+        const int64_t ih = r % H, plane = r / H, row = r * W;
+        for (int64_t iw = 0; iw < W; ++iw) dx(row + iw) = T(0);
+        int64_t oh_lo, oh_hi;
         detail::covering_windows(ih, KH, stride, Ho, oh_lo, oh_hi);
-        detail::covering_windows(iw, KW, stride, Wo, ow_lo, ow_hi);
-        T acc = 0;
         for (int64_t oh = oh_lo; oh <= oh_hi; ++oh)
-          for (int64_t ow = ow_lo; ow <= ow_hi; ++ow) acc += dy((plane * Ho + oh) * Wo + ow);
-        dx(idx) = acc / count;
+          for (int64_t ow = 0; ow < Wo; ++ow) {
+            const T g = dy((plane * Ho + oh) * Wo + ow);
+            for (int64_t j = 0; j < KW; ++j) dx(row + ow * stride + j) += g;
+          }
+        for (int64_t iw = 0; iw < W; ++iw) dx(row + iw) /= count;
       });
 }
 

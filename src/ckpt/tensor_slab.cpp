@@ -1,6 +1,7 @@
 #include "ckpt/tensor_slab.hpp"
 
 #include <algorithm>
+#include <vector>
 
 #include "core/error.hpp"
 
@@ -48,21 +49,62 @@ std::vector<Rect> rectangles(const TensorSpec& spec, int64_t begin, int64_t end)
   map_rect(m, last_row, last_row + 1, 0, (end - 1) % cols + 1, out);
   return out;
 }
+// ORs into `space` the elements [lo, hi) (flat, row-major) of the box dims[d..] at the leading indices `prefix`
+// (dims[0..d)): whole trailing boxes where the range covers them, recursing into the partial ends.
+void select_flat(hid_t space, const std::vector<hsize_t>& dims, size_t d, std::vector<hsize_t>& prefix, hsize_t lo,
+                 hsize_t hi) {
+  if (lo >= hi) return;
+  const size_t rank = dims.size();
+  hsize_t inner = 1;
+  for (size_t k = d + 1; k < rank; ++k) inner *= dims[k];
+  auto box = [&](hsize_t first, hsize_t count) {  // indices first .. first+count-1 of dim d, whole dims after it
+    std::vector<hsize_t> start(prefix), extent(prefix.size(), 1);
+    start.push_back(first);
+    extent.push_back(count);
+    for (size_t k = d + 1; k < rank; ++k) start.push_back(0), extent.push_back(dims[k]);
+    STRATA_H5(H5Sselect_hyperslab(space, H5S_SELECT_OR, start.data(), nullptr, extent.data(), nullptr));
+  };
+  hsize_t first = lo / inner, last = (hi - 1) / inner;  // the indices of dim d the range touches
+  auto partial = [&](hsize_t index, hsize_t from, hsize_t to) {
+    prefix.push_back(index);
+    select_flat(space, dims, d + 1, prefix, from, to);
+    prefix.pop_back();
+  };
+  if (first == last) {
+    if (hi - lo == inner) box(first, 1);
+    else partial(first, lo % inner, (hi - 1) % inner + 1);
+    return;
+  }
+  if (lo % inner != 0) partial(first++, lo % inner, inner);
+  const bool tail = hi % inner != 0;
+  if (tail) partial(last, 0, hi % inner);
+  const hsize_t end = tail ? last : last + 1;
+  if (end > first) box(first, end - first);
+}
+
 }  // namespace
 
 void select_local_range(hid_t file_space, const TensorSpec& spec, int64_t begin, int64_t end) {
   std::lock_guard<std::recursive_mutex> lock(hdf5_mutex());
   STRATA_H5(H5Sselect_none(file_space));
   const int rank = STRATA_H5(H5Sget_simple_extent_ndims(file_space));
-  STRATA_CHECK(rank == int(spec.global_shape.size()) && rank >= 1 && rank <= 2,
+  STRATA_CHECK(rank == int(spec.global_shape.size()) && rank >= 1,
                "tensor '{}': dataspace of rank {} for a tensor of rank {}", spec.name, rank, spec.global_shape.size());
+  STRATA_CHECK(rank <= 2 || spec.shard.replicated(), "tensor '{}': a tensor-parallel split of a {}-D tensor", spec.name,
+               rank);
   if (begin == 0 && end == spec.numel() && spec.shard.replicated()) {
     // The whole tensor: an "all" selection lets HDF5 and MPI-IO write one contiguous block without a derived type.
     STRATA_H5(H5Sselect_all(file_space));
     return;
   }
   for (const Rect& r : rectangles(spec, begin, end)) {
-    if (rank == 1) {
+    if (rank > 2) {
+      // Replicated: a rectangle of whole rows, or part of one row, of the [dim 0, rest] view is one flat range.
+      const std::vector<hsize_t> dims(spec.global_shape.begin(), spec.global_shape.end());
+      const int64_t cols = spec.shard.cols;
+      std::vector<hsize_t> prefix;
+      select_flat(file_space, dims, 0, prefix, hsize_t(r.r0 * cols + r.c0), hsize_t((r.r0 + r.nr - 1) * cols + r.c0 + r.nc));
+    } else if (rank == 1) {
       // A 1-D tensor is rows x 1 in its ShardMap.
       hsize_t start = hsize_t(r.r0), count = hsize_t(r.nr);
       STRATA_H5(H5Sselect_hyperslab(file_space, H5S_SELECT_OR, &start, nullptr, &count, nullptr));

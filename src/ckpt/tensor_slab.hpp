@@ -12,8 +12,9 @@
 
 namespace strata::ckpt {
 
-// Selects, in `file_space` (the global tensor's dataspace, rank 1 or 2), the global elements of local flat elements
-// [begin, end) of tensor `spec`; an empty range selects none.
+// Selects, in `file_space` (the global tensor's dataspace), the global elements of local flat elements [begin, end)
+// of tensor `spec`; an empty range selects none. Tensors of rank 3 and more (convolution weights) are replicated
+// (no tensor-parallel split): their range is a flat range of the global tensor, selected as a union of boxes.
 void select_local_range(hid_t file_space, const TensorSpec& spec, int64_t begin, int64_t end);
 
 }  // namespace strata::ckpt

@@ -24,7 +24,7 @@ class Cnn final : public Model<T> {
   Cnn(std::shared_ptr<ParamBuffer<T>> params, const ModelConfig& model, int batch, const Placement& placement);
 
   bool token_inputs() const override { return false; }
-  int64_t inputs_per_sample() const override { return layout_.blocks.front().g.input_size(); }
+  int64_t inputs_per_sample() const override { return layout_.input_size; }
   int64_t targets_per_sample() const override { return 1; }
   int64_t classes() const override { return layout_.classes; }
   size_t stage_input_size() const override;

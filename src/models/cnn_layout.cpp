@@ -98,6 +98,7 @@ CnnLayout cnn_layout(const ModelConfig& m, const Placement& placement) {
     layout.blocks.push_back(b);
   }
   layout.flat = all.back().output_size();
+  layout.input_size = all.front().input_size();
   if (placement.last_stage()) {
     int64_t in = layout.flat;
     if (m.hidden > 0) {

@@ -34,6 +34,7 @@ struct CnnLayout {
   int first_block = 0;
   int hidden_w = -1, hidden_b = -1, head_w = -1, head_b = -1;  // last stage (hidden: -1 without one)
   int64_t flat = 0;  // features into the head (or the hidden layer): the last block's output per sample
+  int64_t input_size = 0;  // values per image (C * H * W of the model's input)
   int classes = 0;
   Placement placement;
 };
