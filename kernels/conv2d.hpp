@@ -37,52 +37,70 @@ KOKKOS_INLINE_FUNCTION void valid_columns(int64_t W, int64_t Wo, int64_t stride,
 }  // namespace detail
 
 // cols[C*kh*kw, B*Ho*Wo] from x[B, C, H, W]: row (c*kh + i)*kw + j, column b*Ho*Wo + oh*Wo + ow holds
-// x[b, c, oh*stride - pad + i, ow*stride - pad + j], zero where that falls in the padding. One thread per output
-// run of Wo columns (row, b, oh): no index arithmetic per element, contiguous writes (vectorised on the host).
+// x[b, c, oh*stride - pad + i, ow*stride - pad + j], zero where that falls in the padding. One thread per (row, b):
+// it writes that image's Ho*Wo contiguous columns of the row, run by run, so the index arithmetic is per run and
+// the copies are contiguous (vectorised on the host).
 template <class T>
 void im2col(const Vec<T>& cols, const Vec<T>& x, const Conv2dShape& s) {
   const int64_t C = s.in_channels, H = s.height, W = s.width, KH = s.kernel_h, KW = s.kernel_w, B = s.batch;
   const int64_t Ho = s.out_h(), Wo = s.out_w(), P = Ho * Wo, N = s.col_cols();
   const int64_t stride = s.stride, pad = s.padding;
   Kokkos::parallel_for(
-      "strata::conv2d::im2col", range(size_t(s.col_rows() * B * Ho)), KOKKOS_LAMBDA(const int64_t r) {
-        const int64_t oh = r % Ho, b = (r / Ho) % B, row = r / (Ho * B);
+      "strata::conv2d::im2col", range(size_t(s.col_rows() * B)), KOKKOS_LAMBDA(const int64_t r) {
+        const int64_t b = r % B, row = r / B;
         const int64_t j = row % KW, i = (row / KW) % KH, c = row / (KW * KH);
-        const int64_t ih = oh * stride - pad + i, out = row * N + b * P + oh * Wo;
         int64_t lo = 0, hi = 0;
-        if (ih >= 0 && ih < H) detail::valid_columns(W, Wo, stride, pad, j, lo, hi);
-        const int64_t in = ((b * C + c) * H + ih) * W - pad + j;  // + ow*stride: x[b, c, ih, ow*stride - pad + j]
-        for (int64_t ow = 0; ow < lo; ++ow) cols(out + ow) = T(0);
-        for (int64_t ow = lo; ow < hi; ++ow) cols(out + ow) = x(in + ow * stride);
-        for (int64_t ow = hi; ow < Wo; ++ow) cols(out + ow) = T(0);
+        detail::valid_columns(W, Wo, stride, pad, j, lo, hi);
+        const int64_t plane = (b * C + c) * H * W - pad + j;  // + ih*W + ow*stride: x[b, c, ih, ow*stride - pad + j]
+        for (int64_t oh = 0; oh < Ho; ++oh) {
+          const int64_t ih = oh * stride - pad + i, out = row * N + b * P + oh * Wo;
+          if (ih < 0 || ih >= H) {
+            for (int64_t ow = 0; ow < Wo; ++ow) cols(out + ow) = T(0);
+            continue;
+          }
+          const int64_t in = plane + ih * W;
+          for (int64_t ow = 0; ow < lo; ++ow) cols(out + ow) = T(0);
+          if (stride == 1) {  // a contiguous copy
+            for (int64_t ow = lo; ow < hi; ++ow) cols(out + ow) = x(in + ow);
+          } else {
+            for (int64_t ow = lo; ow < hi; ++ow) cols(out + ow) = x(in + ow * stride);
+          }
+          for (int64_t ow = hi; ow < Wo; ++ow) cols(out + ow) = T(0);
+        }
       });
 }
 
 // dx[B, C, H, W] = (or += when accumulate) the adjoint of im2col applied to dcols[C*kh*kw, B*Ho*Wo]: each
-// input element sums the entries of dcols that im2col copied it to. One thread owns each input row (b, c, ih) and
-// adds the taps into it in a fixed order (i, then j, then ow), so it needs no atomics and rounds the same way every
-// run.
+// input element sums the entries of dcols that im2col copied it to. One thread owns each input plane (b, c) and
+// adds the taps into each row in a fixed order (i, then j, then ow): no atomics, the same rounding every run.
 template <class T>
 void col2im(const Vec<T>& dx, const Vec<T>& dcols, const Conv2dShape& s, bool accumulate = false) {
   const int64_t C = s.in_channels, H = s.height, W = s.width, KH = s.kernel_h, KW = s.kernel_w;
   const int64_t Ho = s.out_h(), Wo = s.out_w(), P = Ho * Wo, N = s.col_cols();
   const int64_t stride = s.stride, pad = s.padding;
   Kokkos::parallel_for(
-      "strata::conv2d::col2im", range(size_t(s.batch) * C * H), KOKKOS_LAMBDA(const int64_t r) {
-        const int64_t ih = r % H, c = (r / H) % C, b = r / (H * C), base = r * W;
-        if (!accumulate)
-          for (int64_t iw = 0; iw < W; ++iw) dx(base + iw) = T(0);
-        // Tap i reads this row from output row oh when oh*stride = ih + pad - i.
-        for (int64_t i = 0; i < KH; ++i) {
-          const int64_t th = ih + pad - i;
-          if (th < 0) break;  // th only decreases with i
-          if (th % stride != 0 || th / stride >= Ho) continue;
-          const int64_t oh = th / stride;
-          for (int64_t j = 0; j < KW; ++j) {
-            int64_t lo = 0, hi = 0;
-            detail::valid_columns(W, Wo, stride, pad, j, lo, hi);
-            const int64_t from = ((c * KH + i) * KW + j) * N + b * P + oh * Wo, to = base - pad + j;
-            for (int64_t ow = lo; ow < hi; ++ow) dx(to + ow * stride) += dcols(from + ow);
+      "strata::conv2d::col2im", range(size_t(s.batch) * C), KOKKOS_LAMBDA(const int64_t bc) {
+        const int64_t c = bc % C, b = bc / C;
+        for (int64_t ih = 0; ih < H; ++ih) {
+          const int64_t base = (bc * H + ih) * W;
+          if (!accumulate)
+            for (int64_t iw = 0; iw < W; ++iw) dx(base + iw) = T(0);
+          // Tap i reads this row from output row oh when oh*stride = ih + pad - i.
+          for (int64_t i = 0; i < KH; ++i) {
+            const int64_t th = ih + pad - i;
+            if (th < 0) break;  // th only decreases with i
+            if (th % stride != 0 || th / stride >= Ho) continue;
+            const int64_t oh = th / stride;
+            for (int64_t j = 0; j < KW; ++j) {
+              int64_t lo = 0, hi = 0;
+              detail::valid_columns(W, Wo, stride, pad, j, lo, hi);
+              const int64_t from = ((c * KH + i) * KW + j) * N + b * P + oh * Wo, to = base - pad + j;
+              if (stride == 1) {
+                for (int64_t ow = lo; ow < hi; ++ow) dx(to + ow) += dcols(from + ow);
+              } else {
+                for (int64_t ow = lo; ow < hi; ++ow) dx(to + ow * stride) += dcols(from + ow);
+              }
+            }
           }
         }
       });

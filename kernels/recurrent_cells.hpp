@@ -1,9 +1,12 @@
 #pragma once
 // The elementwise part of one LSTM / GRU time step (torch.nn.LSTM / torch.nn.GRU conventions), for B rows.
 // The GEMMs around them (input and hidden projections) are the layer's (src/nn/recurrent.hpp). Each kernel is
-// parallel over (row, hidden unit) elements; every thread writes only its own elements: no atomics.
-// Exact math (kmath): the state recurs over many steps, so the float fast paths' error would compound.
+// parallel over rows, the hidden units of a row in a vector loop (one division per row, not per element); every
+// element is written by its own iteration: no atomics.
+// Float math through fastmath (vectorised exp, tanh with a small relative error near 0: cell states are often
+// small); double through the library.
 #include "kernels/common.hpp"
+#include "kernels/fast_math.hpp"
 
 namespace strata {
 
@@ -33,7 +36,7 @@ Rows<T> all_rows(const Vec<T>& v, int width) {
 
 template <class T>
 KOKKOS_INLINE_FUNCTION T sigmoid(T x) {
-  return T(1) / (T(1) + kmath::exp(-x));
+  return T(1) / (T(1) + fastmath::exp(-x));
 }
 
 // LSTM step. gates[B, 4H] holds the pre-activations (x W_ih^T + b_ih + b_hh + h_{t-1} W_hh^T, blocks i, f, g, o)
@@ -45,10 +48,11 @@ void lstm_cell_forward(const Rows<T>& h, const Rows<T>& c, const Rows<T>& gates,
   const int64_t H = hidden;
   const bool has_prev = !c_prev.empty();
   Kokkos::parallel_for(
-      "strata::recurrent_cells::lstm_forward", range(size_t(batch) * H), KOKKOS_LAMBDA(const int64_t e) {
-        const int64_t b = e / H, j = e % H;
+      "strata::recurrent_cells::lstm_forward", range(size_t(batch)), KOKKOS_LAMBDA(const int64_t b) {
+        STRATA_PRAGMA(omp simd)
+        for (int64_t j = 0; j < H; ++j) {
         const T i = sigmoid(gates(b, j)), f = sigmoid(gates(b, H + j));
-        const T g = kmath::tanh(gates(b, 2 * H + j)), o = sigmoid(gates(b, 3 * H + j));
+        const T g = fastmath::tanh_precise(gates(b, 2 * H + j)), o = sigmoid(gates(b, 3 * H + j));
         const T cp = has_prev ? c_prev(b, j) : T(0);
         const T ct = f * cp + i * g;
         gates(b, j) = i;
@@ -56,7 +60,8 @@ void lstm_cell_forward(const Rows<T>& h, const Rows<T>& c, const Rows<T>& gates,
         gates(b, 2 * H + j) = g;
         gates(b, 3 * H + j) = o;
         c(b, j) = ct;
-        h(b, j) = o * kmath::tanh(ct);
+        h(b, j) = o * fastmath::tanh_precise(ct);
+        }
       });
 }
 
@@ -71,10 +76,11 @@ void lstm_cell_backward(const Rows<T>& dgates, const Rows<T>& dc_prev, const Row
   const int64_t H = hidden;
   const bool has_rec = !dh_rec.empty(), has_dc = !dc_next.empty(), has_prev = !c_prev.empty();
   Kokkos::parallel_for(
-      "strata::recurrent_cells::lstm_backward", range(size_t(batch) * H), KOKKOS_LAMBDA(const int64_t e) {
-        const int64_t b = e / H, j = e % H;
+      "strata::recurrent_cells::lstm_backward", range(size_t(batch)), KOKKOS_LAMBDA(const int64_t b) {
+        STRATA_PRAGMA(omp simd)
+        for (int64_t j = 0; j < H; ++j) {
         const T i = gates(b, j), f = gates(b, H + j), g = gates(b, 2 * H + j), o = gates(b, 3 * H + j);
-        const T tc = kmath::tanh(c(b, j));
+        const T tc = fastmath::tanh_precise(c(b, j));
         const T dht = dh(b, j) + (has_rec ? dh_rec(b, j) : T(0));
         const T dct = (has_dc ? dc_next(b, j) : T(0)) + dht * o * (T(1) - tc * tc);
         const T cp = has_prev ? c_prev(b, j) : T(0);
@@ -83,6 +89,7 @@ void lstm_cell_backward(const Rows<T>& dgates, const Rows<T>& dc_prev, const Row
         dgates(b, 2 * H + j) = dct * i * (T(1) - g * g);
         dgates(b, 3 * H + j) = dht * tc * o * (T(1) - o);
         dc_prev(b, j) = dct * f;
+        }
       });
 }
 
@@ -96,15 +103,17 @@ void gru_cell_forward(const Rows<T>& h, const Rows<T>& gates, const Rows<T>& hn,
   const int64_t H = hidden;
   const bool has_prev = !h_prev.empty();
   Kokkos::parallel_for(
-      "strata::recurrent_cells::gru_forward", range(size_t(batch) * H), KOKKOS_LAMBDA(const int64_t e) {
-        const int64_t b = e / H, j = e % H;
+      "strata::recurrent_cells::gru_forward", range(size_t(batch)), KOKKOS_LAMBDA(const int64_t b) {
+        STRATA_PRAGMA(omp simd)
+        for (int64_t j = 0; j < H; ++j) {
         const T r = sigmoid(gates(b, j)), z = sigmoid(gates(b, H + j));
-        const T n = kmath::tanh(gates(b, 2 * H + j) + r * hn(b, j));
+        const T n = fastmath::tanh_precise(gates(b, 2 * H + j) + r * hn(b, j));
         const T hp = has_prev ? h_prev(b, j) : T(0);
         gates(b, j) = r;
         gates(b, H + j) = z;
         gates(b, 2 * H + j) = n;
         h(b, j) = (T(1) - z) * n + z * hp;
+        }
       });
 }
 
@@ -121,8 +130,9 @@ void gru_cell_backward(const Rows<T>& dgates_h, const Rows<T>& dn_x, const Rows<
   const int64_t H = hidden;
   const bool has_rec = !dh_rec.empty(), has_prev = !h_prev.empty();
   Kokkos::parallel_for(
-      "strata::recurrent_cells::gru_backward", range(size_t(batch) * H), KOKKOS_LAMBDA(const int64_t e) {
-        const int64_t b = e / H, j = e % H;
+      "strata::recurrent_cells::gru_backward", range(size_t(batch)), KOKKOS_LAMBDA(const int64_t b) {
+        STRATA_PRAGMA(omp simd)
+        for (int64_t j = 0; j < H; ++j) {
         const T r = gates(b, j), z = gates(b, H + j), n = gates(b, 2 * H + j);
         const T hp = has_prev ? h_prev(b, j) : T(0);
         const T dht = dh(b, j) + (has_rec ? dh_rec(b, j) : T(0));
@@ -132,6 +142,7 @@ void gru_cell_backward(const Rows<T>& dgates_h, const Rows<T>& dn_x, const Rows<
         dgates_h(b, 2 * H + j) = dan * r;
         dn_x(b, j) = dan;
         dh_prev(b, j) = dht * z;
+        }
       });
 }
 

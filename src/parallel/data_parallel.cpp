@@ -2,13 +2,13 @@
 
 #include <algorithm>
 #include <chrono>
-#include <climits>
 #include <cmath>
 #include <cstdint>
 
 #include "core/error.hpp"
 #include "core/stopwatch.hpp"
 #include "kernels/grad_norm.hpp"
+#include "parallel/buckets.hpp"
 
 namespace strata {
 
@@ -28,13 +28,9 @@ DataParallel<T>::DataParallel(Communicator& dp, std::vector<Communicator*> norm_
   STRATA_CHECK(in_norm_.size() == params.specs().size(), "DataParallel: {} norm flags for {} tensors", in_norm_.size(),
                params.specs().size());
   const int64_t padded = int64_t(params.padded_size());
-  const int64_t bucket = std::max<int64_t>(1, int64_t(parallel.bucket_mb * (1 << 20) / double(sizeof(T))));
-  STRATA_CHECK(bucket < INT32_MAX, "parallel.bucket_mb = {}: buckets must hold fewer than 2^31 elements",
-               parallel.bucket_mb);
+  const int64_t bucket = bucket_elements(parallel.bucket_mb, sizeof(T));
   if (zero1_) {
-    STRATA_CHECK(padded % dp.size() == 0, "ZeRO-1: parameter buffer of {} elements does not split over {} ranks",
-                 padded, dp.size());
-    shard_size_ = padded / dp.size();
+    shard_size_ = shard_size(padded, dp.size());
     shard_begin_ = shard_size_ * dp.rank();
     shard_grads_ = Vec<T>("strata::zero1::shard_grads", size_t(shard_size_));
     optimizer_ = std::make_unique<AdamW<T>>(train, params.specs(), shard_begin_, shard_begin_ + shard_size_);
@@ -44,17 +40,10 @@ DataParallel<T>::DataParallel(Communicator& dp, std::vector<Communicator*> norm_
   // Buckets over the buffer (ZeRO-1: the padded buffer the shards tile), from its end backwards, the order in
   // which backward completes them. ZeRO-1 reduce-scatters each bucket: rank r receives the part of the bucket
   // inside its shard.
-  const int64_t extent = zero1_ ? padded : int64_t(params.size());
-  for (int64_t end = extent; end > 0; end -= bucket) {
-    const int64_t begin = std::max<int64_t>(0, end - bucket);
-    buckets_.push_back({begin, end});
-    if (!zero1_) continue;
-    std::vector<int> counts(size_t(dp.size()));
-    for (int r = 0; r < dp.size(); ++r)
-      counts[size_t(r)] = int(std::max<int64_t>(0, std::min(end, shard_size_ * (r + 1)) -
-                                                    std::max(begin, shard_size_ * r)));
-    bucket_counts_.push_back(std::move(counts));
-  }
+  buckets_ = gradient_buckets(zero1_ ? padded : int64_t(params.size()), bucket);
+  if (zero1_)
+    for (const auto& [begin, end] : buckets_)
+      bucket_counts_.push_back(bucket_shard_counts(begin, end, shard_size_, dp.size()));
 }
 
 template <class T>
