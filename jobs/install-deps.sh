@@ -6,6 +6,7 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 packages=(
   build-essential cmake ninja-build pkg-config
+  clang-format                               # the style check (.clang-format)
   openmpi-bin libopenmpi-dev                 # MPI
   libhdf5-openmpi-dev hdf5-tools             # parallel HDF5
   libtrilinos-kokkos-dev                     # Kokkos 3.4 (Serial backend)

@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
-# The README's test command (and CI's): installs the dependencies (Debian packages, as root), builds the
-# CUDA preset (compile and link; its device tests skip with the reason when no GPU is present), then
+# The README's test command (and CI's): installs the dependencies (Debian packages, as root), checks the C++ style
+# (clang-format), builds the CUDA preset (compile and link; its device tests skip with the reason when no GPU is present), then
 # builds the default preset and runs the whole suite with ctest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 jobs=$(nproc)
 bash jobs/install-deps.sh
+
+echo "== style: clang-format (.clang-format) on every C++ source"
+find src kernels tests perf \( -name '*.cpp' -o -name '*.hpp' \) -print0 | xargs -0 clang-format --dry-run --Werror
 
 if [ -x /usr/local/cuda/bin/nvcc ]; then
   echo "== cuda preset: compile and link"

@@ -91,17 +91,17 @@ void attention_backward(const Vec<T>& dqkv, const Vec<T>& scratch, const Vec<T>&
     const T* a = att.data() + int64_t(b) * H * TT;
     const T* g = dout.data() + int64_t(b) * Tn * C;
     // dP_h[T, T] = dout_h v_h^T
-    gemm_strided_batched<T>({Trans::No, Trans::Yes, Tn, Tn, D, C, 3 * C, Tn}, T(1), g, D, v, D, T(0),
-                            scratch.data(), TT, H);
+    gemm_strided_batched<T>({Trans::No, Trans::Yes, Tn, Tn, D, C, 3 * C, Tn}, T(1), g, D, v, D, T(0), scratch.data(),
+                            TT, H);
     // dv_h[T, D] = P_h^T dout_h
     gemm_strided_batched<T>({Trans::Yes, Trans::No, Tn, D, Tn, Tn, C, 3 * C}, T(1), a, TT, g, D, T(0), dv, D, H);
     auto att_b = Kokkos::subview(att, std::make_pair(int64_t(b) * H * TT, int64_t(b + 1) * H * TT));
     causal_softmax_backward<T>(scratch, Vec<T>(att_b.data(), H * TT), int64_t(H) * Tn, Tn, scale);
     // dq_h[T, D] = dS_h k_h ; dk_h[T, D] = dS_h^T q_h
-    gemm_strided_batched<T>({Trans::No, Trans::No, Tn, D, Tn, Tn, 3 * C, 3 * C}, T(1), scratch.data(), TT, k, D,
-                            T(0), dq, D, H);
-    gemm_strided_batched<T>({Trans::Yes, Trans::No, Tn, D, Tn, Tn, 3 * C, 3 * C}, T(1), scratch.data(), TT, q, D,
-                            T(0), dk, D, H);
+    gemm_strided_batched<T>({Trans::No, Trans::No, Tn, D, Tn, Tn, 3 * C, 3 * C}, T(1), scratch.data(), TT, k, D, T(0),
+                            dq, D, H);
+    gemm_strided_batched<T>({Trans::Yes, Trans::No, Tn, D, Tn, Tn, 3 * C, 3 * C}, T(1), scratch.data(), TT, q, D, T(0),
+                            dk, D, H);
   }
 }
 

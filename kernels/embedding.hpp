@@ -33,8 +33,8 @@ void embedding_backward_positions(const Vec<T>& dwpe, const Vec<T>& dout, int ba
 // dwte[V, C] += scatter of dout rows by token; dwpe[Tmax, C] += sum over batch. dout[B*T, C].
 // Parallel over channels so that no two threads add into the same element: race-free and deterministic.
 template <class T>
-void embedding_backward(const Vec<T>& dwte, const Vec<T>& dwpe, const Vec<const int32_t>& tokens,
-                        const Vec<T>& dout, int batch, int seq, int channels) {
+void embedding_backward(const Vec<T>& dwte, const Vec<T>& dwpe, const Vec<const int32_t>& tokens, const Vec<T>& dout,
+                        int batch, int seq, int channels) {
   const int64_t C = channels, N = int64_t(batch) * seq;
   Kokkos::parallel_for(
       "strata::embedding::backward_tokens", range(C), KOKKOS_LAMBDA(const int64_t c) {

@@ -36,8 +36,10 @@ KOKKOS_INLINE_FUNCTION T exp(T x) {
 #if defined(__CUDA_ARCH__) || defined(__HIP_DEVICE_COMPILE__)
   return kmath::exp(x);
 #else
-  if constexpr (std::is_same_v<T, float>) return exp_poly(x);
-  else return kmath::exp(x);
+  if constexpr (std::is_same_v<T, float>)
+    return exp_poly(x);
+  else
+    return kmath::exp(x);
 #endif
 }
 
@@ -47,8 +49,10 @@ KOKKOS_INLINE_FUNCTION T tanh(T u) {
 #if defined(__CUDA_ARCH__) || defined(__HIP_DEVICE_COMPILE__)
   return kmath::tanh(u);
 #else
-  if constexpr (std::is_same_v<T, float>) return 1.0f - 2.0f / (exp_poly(2.0f * u) + 1.0f);
-  else return kmath::tanh(u);
+  if constexpr (std::is_same_v<T, float>)
+    return 1.0f - 2.0f / (exp_poly(2.0f * u) + 1.0f);
+  else
+    return kmath::tanh(u);
 #endif
 }
 

@@ -19,8 +19,8 @@ void gemm(const GemmShape& s, T alpha, const T* a, const T* b, T beta, T* c);
 
 // `count` GEMMs of the same shape; matrix i starts at a + i*stride_a (likewise b, c).
 template <class T>
-void gemm_strided_batched(const GemmShape& s, T alpha, const T* a, int64_t stride_a, const T* b,
-                          int64_t stride_b, T beta, T* c, int64_t stride_c, int count);
+void gemm_strided_batched(const GemmShape& s, T alpha, const T* a, int64_t stride_a, const T* b, int64_t stride_b,
+                          T beta, T* c, int64_t stride_c, int count);
 
 // Host CBLAS path, callable directly (tests compare it with the device path).
 template <class T>

@@ -20,7 +20,6 @@ struct Pool2dShape {
   int64_t output_size() const { return int64_t(batch) * channels * out_h() * out_w(); }
 };
 
-
 // y[B, C, Ho, Wo] = max over each window of x[B, C, H, W]; argmax[B, C, Ho, Wo] = ih*W + iw of that max
 // inside its input plane (as PyTorch's return_indices). Ties go to the first in row-major window order; a NaN
 // wins (propagates), as in PyTorch. One thread per plane (b, c).
@@ -62,7 +61,8 @@ template <class T>
 void max_pool2d_backward(const Vec<T>& dx, const Vec<T>& dy, const Vec<int32_t>& argmax, const Pool2dShape& s) {
   const int64_t HW = int64_t(s.height) * s.width, P = int64_t(s.out_h()) * s.out_w();
   Kokkos::parallel_for(
-      "strata::pooling::max_backward", range(size_t(int64_t(s.batch) * s.channels)), KOKKOS_LAMBDA(const int64_t plane) {
+      "strata::pooling::max_backward", range(size_t(int64_t(s.batch) * s.channels)),
+      KOKKOS_LAMBDA(const int64_t plane) {
         const int64_t base = plane * HW, out = plane * P;
         for (int64_t k = 0; k < HW; ++k) dx(base + k) = T(0);
         for (int64_t o = 0; o < P; ++o) dx(base + argmax(out + o)) += dy(out + o);
@@ -76,7 +76,8 @@ void avg_pool2d_forward(const Vec<T>& y, const Vec<T>& x, const Pool2dShape& s) 
   const int64_t Ho = s.out_h(), Wo = s.out_w();
   const T count = T(KH * KW);
   Kokkos::parallel_for(
-      "strata::pooling::avg_forward", range(size_t(int64_t(s.batch) * s.channels * Ho)), KOKKOS_LAMBDA(const int64_t r) {
+      "strata::pooling::avg_forward", range(size_t(int64_t(s.batch) * s.channels * Ho)),
+      KOKKOS_LAMBDA(const int64_t r) {
         const int64_t oh = r % Ho, plane = r / Ho;
         for (int64_t ow = 0; ow < Wo; ++ow) {
           const int64_t base = plane * H * W + oh * stride * W + ow * stride;
@@ -97,7 +98,8 @@ void avg_pool2d_backward(const Vec<T>& dx, const Vec<T>& dy, const Pool2dShape& 
   const int64_t Ho = s.out_h(), Wo = s.out_w();
   const T count = T(KH * KW);
   Kokkos::parallel_for(
-      "strata::pooling::avg_backward", range(size_t(int64_t(s.batch) * s.channels)), KOKKOS_LAMBDA(const int64_t plane) {
+      "strata::pooling::avg_backward", range(size_t(int64_t(s.batch) * s.channels)),
+      KOKKOS_LAMBDA(const int64_t plane) {
         const int64_t base = plane * H * W, out = plane * Ho * Wo;
         for (int64_t k = 0; k < H * W; ++k) dx(base + k) = T(0);
         for (int64_t oh = 0; oh < Ho; ++oh)

@@ -51,16 +51,16 @@ void lstm_cell_forward(const Rows<T>& h, const Rows<T>& c, const Rows<T>& gates,
       "strata::recurrent_cells::lstm_forward", range(size_t(batch)), KOKKOS_LAMBDA(const int64_t b) {
         STRATA_PRAGMA(omp simd)
         for (int64_t j = 0; j < H; ++j) {
-        const T i = sigmoid(gates(b, j)), f = sigmoid(gates(b, H + j));
-        const T g = fastmath::tanh_precise(gates(b, 2 * H + j)), o = sigmoid(gates(b, 3 * H + j));
-        const T cp = has_prev ? c_prev(b, j) : T(0);
-        const T ct = f * cp + i * g;
-        gates(b, j) = i;
-        gates(b, H + j) = f;
-        gates(b, 2 * H + j) = g;
-        gates(b, 3 * H + j) = o;
-        c(b, j) = ct;
-        h(b, j) = o * fastmath::tanh_precise(ct);
+          const T i = sigmoid(gates(b, j)), f = sigmoid(gates(b, H + j));
+          const T g = fastmath::tanh_precise(gates(b, 2 * H + j)), o = sigmoid(gates(b, 3 * H + j));
+          const T cp = has_prev ? c_prev(b, j) : T(0);
+          const T ct = f * cp + i * g;
+          gates(b, j) = i;
+          gates(b, H + j) = f;
+          gates(b, 2 * H + j) = g;
+          gates(b, 3 * H + j) = o;
+          c(b, j) = ct;
+          h(b, j) = o * fastmath::tanh_precise(ct);
         }
       });
 }
@@ -79,16 +79,16 @@ void lstm_cell_backward(const Rows<T>& dgates, const Rows<T>& dc_prev, const Row
       "strata::recurrent_cells::lstm_backward", range(size_t(batch)), KOKKOS_LAMBDA(const int64_t b) {
         STRATA_PRAGMA(omp simd)
         for (int64_t j = 0; j < H; ++j) {
-        const T i = gates(b, j), f = gates(b, H + j), g = gates(b, 2 * H + j), o = gates(b, 3 * H + j);
-        const T tc = fastmath::tanh_precise(c(b, j));
-        const T dht = dh(b, j) + (has_rec ? dh_rec(b, j) : T(0));
-        const T dct = (has_dc ? dc_next(b, j) : T(0)) + dht * o * (T(1) - tc * tc);
-        const T cp = has_prev ? c_prev(b, j) : T(0);
-        dgates(b, j) = dct * g * i * (T(1) - i);
-        dgates(b, H + j) = dct * cp * f * (T(1) - f);
-        dgates(b, 2 * H + j) = dct * i * (T(1) - g * g);
-        dgates(b, 3 * H + j) = dht * tc * o * (T(1) - o);
-        dc_prev(b, j) = dct * f;
+          const T i = gates(b, j), f = gates(b, H + j), g = gates(b, 2 * H + j), o = gates(b, 3 * H + j);
+          const T tc = fastmath::tanh_precise(c(b, j));
+          const T dht = dh(b, j) + (has_rec ? dh_rec(b, j) : T(0));
+          const T dct = (has_dc ? dc_next(b, j) : T(0)) + dht * o * (T(1) - tc * tc);
+          const T cp = has_prev ? c_prev(b, j) : T(0);
+          dgates(b, j) = dct * g * i * (T(1) - i);
+          dgates(b, H + j) = dct * cp * f * (T(1) - f);
+          dgates(b, 2 * H + j) = dct * i * (T(1) - g * g);
+          dgates(b, 3 * H + j) = dht * tc * o * (T(1) - o);
+          dc_prev(b, j) = dct * f;
         }
       });
 }
@@ -106,13 +106,13 @@ void gru_cell_forward(const Rows<T>& h, const Rows<T>& gates, const Rows<T>& hn,
       "strata::recurrent_cells::gru_forward", range(size_t(batch)), KOKKOS_LAMBDA(const int64_t b) {
         STRATA_PRAGMA(omp simd)
         for (int64_t j = 0; j < H; ++j) {
-        const T r = sigmoid(gates(b, j)), z = sigmoid(gates(b, H + j));
-        const T n = fastmath::tanh_precise(gates(b, 2 * H + j) + r * hn(b, j));
-        const T hp = has_prev ? h_prev(b, j) : T(0);
-        gates(b, j) = r;
-        gates(b, H + j) = z;
-        gates(b, 2 * H + j) = n;
-        h(b, j) = (T(1) - z) * n + z * hp;
+          const T r = sigmoid(gates(b, j)), z = sigmoid(gates(b, H + j));
+          const T n = fastmath::tanh_precise(gates(b, 2 * H + j) + r * hn(b, j));
+          const T hp = has_prev ? h_prev(b, j) : T(0);
+          gates(b, j) = r;
+          gates(b, H + j) = z;
+          gates(b, 2 * H + j) = n;
+          h(b, j) = (T(1) - z) * n + z * hp;
         }
       });
 }
@@ -133,15 +133,15 @@ void gru_cell_backward(const Rows<T>& dgates_h, const Rows<T>& dn_x, const Rows<
       "strata::recurrent_cells::gru_backward", range(size_t(batch)), KOKKOS_LAMBDA(const int64_t b) {
         STRATA_PRAGMA(omp simd)
         for (int64_t j = 0; j < H; ++j) {
-        const T r = gates(b, j), z = gates(b, H + j), n = gates(b, 2 * H + j);
-        const T hp = has_prev ? h_prev(b, j) : T(0);
-        const T dht = dh(b, j) + (has_rec ? dh_rec(b, j) : T(0));
-        const T dan = dht * (T(1) - z) * (T(1) - n * n);
-        dgates_h(b, j) = dan * hn(b, j) * r * (T(1) - r);
-        dgates_h(b, H + j) = dht * (hp - n) * z * (T(1) - z);
-        dgates_h(b, 2 * H + j) = dan * r;
-        dn_x(b, j) = dan;
-        dh_prev(b, j) = dht * z;
+          const T r = gates(b, j), z = gates(b, H + j), n = gates(b, 2 * H + j);
+          const T hp = has_prev ? h_prev(b, j) : T(0);
+          const T dht = dh(b, j) + (has_rec ? dh_rec(b, j) : T(0));
+          const T dan = dht * (T(1) - z) * (T(1) - n * n);
+          dgates_h(b, j) = dan * hn(b, j) * r * (T(1) - r);
+          dgates_h(b, H + j) = dht * (hp - n) * z * (T(1) - z);
+          dgates_h(b, 2 * H + j) = dan * r;
+          dn_x(b, j) = dan;
+          dh_prev(b, j) = dht * z;
         }
       });
 }

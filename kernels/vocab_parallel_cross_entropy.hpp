@@ -60,8 +60,8 @@ void vp_finish(const Vec<T>& losses, const Vec<T>& lse, const Vec<T>& mx, const 
 
 // In place: logits[N, Vl] becomes (softmax - onehot) * dloss for this rank's slice.
 template <class T>
-void vp_backward(const Vec<T>& logits, const Vec<T>& lse, const Vec<const int32_t>& targets, int rows,
-                 int vocab_local, int64_t vocab_begin, T dloss) {
+void vp_backward(const Vec<T>& logits, const Vec<T>& lse, const Vec<const int32_t>& targets, int rows, int vocab_local,
+                 int64_t vocab_begin, T dloss) {
   const int64_t V = vocab_local;
   Kokkos::parallel_for(
       "strata::vocab_parallel_cross_entropy::backward", range(rows), KOKKOS_LAMBDA(const int64_t n) {

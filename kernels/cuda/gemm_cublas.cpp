@@ -12,11 +12,11 @@
 namespace strata {
 namespace {
 
-#define STRATA_CUBLAS(call)                                                                  \
-  do {                                                                                       \
-    cublasStatus_t st_ = (call);                                                             \
-    STRATA_CHECK(st_ == CUBLAS_STATUS_SUCCESS, "cuBLAS call {} failed: {} ({})", #call,       \
-                 cublasGetStatusName(st_), cublasGetStatusString(st_));                      \
+#define STRATA_CUBLAS(call)                                                                                       \
+  do {                                                                                                            \
+    cublasStatus_t st_ = (call);                                                                                  \
+    STRATA_CHECK(st_ == CUBLAS_STATUS_SUCCESS, "cuBLAS call {} failed: {} ({})", #call, cublasGetStatusName(st_), \
+                 cublasGetStatusString(st_));                                                                     \
   } while (0)
 
 cublasHandle_t handle() {
@@ -34,11 +34,11 @@ template <class T>
 void gemm_cublas(const GemmShape& s, T alpha, const T* a, const T* b, T beta, T* c) {
   if (s.m == 0 || s.n == 0) return;
   if constexpr (std::is_same_v<T, float>) {
-    STRATA_CUBLAS(cublasSgemm(handle(), op(s.trans_b), op(s.trans_a), s.n, s.m, s.k, &alpha, b, s.ldb, a, s.lda,
-                              &beta, c, s.ldc));
+    STRATA_CUBLAS(cublasSgemm(handle(), op(s.trans_b), op(s.trans_a), s.n, s.m, s.k, &alpha, b, s.ldb, a, s.lda, &beta,
+                              c, s.ldc));
   } else {
-    STRATA_CUBLAS(cublasDgemm(handle(), op(s.trans_b), op(s.trans_a), s.n, s.m, s.k, &alpha, b, s.ldb, a, s.lda,
-                              &beta, c, s.ldc));
+    STRATA_CUBLAS(cublasDgemm(handle(), op(s.trans_b), op(s.trans_a), s.n, s.m, s.k, &alpha, b, s.ldb, a, s.lda, &beta,
+                              c, s.ldc));
   }
 }
 
@@ -47,19 +47,19 @@ void gemm_cublas_strided_batched(const GemmShape& s, T alpha, const T* a, int64_
                                  int64_t stride_b, T beta, T* c, int64_t stride_c, int count) {
   if (s.m == 0 || s.n == 0 || count == 0) return;
   if constexpr (std::is_same_v<T, float>) {
-    STRATA_CUBLAS(cublasSgemmStridedBatched(handle(), op(s.trans_b), op(s.trans_a), s.n, s.m, s.k, &alpha, b,
-                                            s.ldb, stride_b, a, s.lda, stride_a, &beta, c, s.ldc, stride_c, count));
+    STRATA_CUBLAS(cublasSgemmStridedBatched(handle(), op(s.trans_b), op(s.trans_a), s.n, s.m, s.k, &alpha, b, s.ldb,
+                                            stride_b, a, s.lda, stride_a, &beta, c, s.ldc, stride_c, count));
   } else {
-    STRATA_CUBLAS(cublasDgemmStridedBatched(handle(), op(s.trans_b), op(s.trans_a), s.n, s.m, s.k, &alpha, b,
-                                            s.ldb, stride_b, a, s.lda, stride_a, &beta, c, s.ldc, stride_c, count));
+    STRATA_CUBLAS(cublasDgemmStridedBatched(handle(), op(s.trans_b), op(s.trans_a), s.n, s.m, s.k, &alpha, b, s.ldb,
+                                            stride_b, a, s.lda, stride_a, &beta, c, s.ldc, stride_c, count));
   }
 }
 
 template void gemm_cublas<float>(const GemmShape&, float, const float*, const float*, float, float*);
 template void gemm_cublas<double>(const GemmShape&, double, const double*, const double*, double, double*);
-template void gemm_cublas_strided_batched<float>(const GemmShape&, float, const float*, int64_t, const float*,
-                                                 int64_t, float, float*, int64_t, int);
-template void gemm_cublas_strided_batched<double>(const GemmShape&, double, const double*, int64_t,
-                                                  const double*, int64_t, double, double*, int64_t, int);
+template void gemm_cublas_strided_batched<float>(const GemmShape&, float, const float*, int64_t, const float*, int64_t,
+                                                 float, float*, int64_t, int);
+template void gemm_cublas_strided_batched<double>(const GemmShape&, double, const double*, int64_t, const double*,
+                                                  int64_t, double, double*, int64_t, int);
 
 }  // namespace strata

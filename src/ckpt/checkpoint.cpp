@@ -13,9 +13,9 @@
 #include "core/error.hpp"
 #include "core/h5.hpp"
 #include "core/model_attrs.hpp"
+#include "core/rng.hpp"
 #include "core/stopwatch.hpp"
 #include "core/two_phase_write.hpp"
-#include "core/rng.hpp"
 #include "strata_version.hpp"
 
 namespace strata::ckpt {
@@ -32,7 +32,9 @@ std::string hex(uint64_t v) { return fmt::format("{:016x}", v); }
 template <class Fn>
 void for_each_global_run(const TensorSpec& spec, int64_t begin, int64_t end, Fn&& fn) {
   const ShardMap& m = spec.shard;
-  const int64_t run = m.replicated() ? spec.numel() : m.split_dim == 0 ? (m.rows / m.blocks) * m.cols : m.cols / m.blocks;
+  const int64_t run = m.replicated()     ? spec.numel()
+                      : m.split_dim == 0 ? (m.rows / m.blocks) * m.cols
+                                         : m.cols / m.blocks;
   for (int64_t j = begin; j < end;) {
     const int64_t stop = std::min(end, (j / run + 1) * run);
     fn(j, m.global_index(j), stop - j);
@@ -97,7 +99,8 @@ void writer_flags(RankTensors& t, int dp_rank, int dp_size, int tp_rank, bool ze
   }
 }
 std::string model_mismatch(const ModelConfig& stored, const ModelConfig& run) {
-  if (stored.kind != run.kind) return fmt::format("model.kind = {} in the checkpoint, {} in the config", stored.kind, run.kind);
+  if (stored.kind != run.kind)
+    return fmt::format("model.kind = {} in the checkpoint, {} in the config", stored.kind, run.kind);
   const auto a = model_fields(stored), b = model_fields(run);
   for (size_t i = 0; i < a.size(); ++i)
     if (a[i].second != b[i].second)
@@ -111,7 +114,7 @@ namespace {
 struct Written {
   size_t tensor = 0;  // index in global_tensors
   int group = 0;
-  size_t spec = 0;    // index in RankTensors::specs
+  size_t spec = 0;  // index in RankTensors::specs
   Piece piece;
 };
 
@@ -151,13 +154,14 @@ void write_root_attributes(hid_t file, const CheckpointMeta& meta) {
   std::string names;
   for (const auto& t : meta.tensors) names += (names.empty() ? "" : "\n") + t.name;
   h5::write_attr(file, "tensors", names);
-  h5::write_attr(file, "checksum_algorithm",
-                 std::string("sum over elements mod 2^64 of mix64(float32 bits ^ global flat index * 0x9E3779B97F4A7C15)"));
+  h5::write_attr(
+      file, "checksum_algorithm",
+      std::string("sum over elements mod 2^64 of mix64(float32 bits ^ global flat index * 0x9E3779B97F4A7C15)"));
 }
 }  // namespace
 
-SaveStats write_checkpoint(const std::string& path, const RankTensors& mine, const CheckpointMeta& meta,
-                           MPI_Comm world, const SaveOptions& options) {
+SaveStats write_checkpoint(const std::string& path, const RankTensors& mine, const CheckpointMeta& meta, MPI_Comm world,
+                           const SaveOptions& options) {
   const auto start = Clock::now();
   int rank = 0, ranks = 1;
   STRATA_MPI(MPI_Comm_rank(world, &rank));
@@ -206,9 +210,8 @@ SaveStats write_checkpoint(const std::string& path, const RankTensors& mine, con
     file = h5::Handle(fid, H5Fclose);
     h5::Handle dxpl(STRATA_H5(H5Pcreate(H5P_DATASET_XFER)), H5Pclose);
     STRATA_H5(H5Pset_dxpl_mpio(dxpl, H5FD_MPIO_COLLECTIVE));
-    for (int g = 0; g < 3; ++g) h5::Handle group(STRATA_H5(H5Gcreate2(file, kGroups[g], H5P_DEFAULT, H5P_DEFAULT,
-                                                                        H5P_DEFAULT)),
-                                                 H5Gclose);
+    for (int g = 0; g < 3; ++g)
+      h5::Handle group(STRATA_H5(H5Gcreate2(file, kGroups[g], H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT)), H5Gclose);
     // Contiguous, allocated at creation (so the raw data has a file offset before anything is written), no fill
     // values (every element is written).
     h5::Handle dcpl(STRATA_H5(H5Pcreate(H5P_DATASET_CREATE)), H5Pclose);
@@ -224,9 +227,8 @@ SaveStats write_checkpoint(const std::string& path, const RankTensors& mine, con
         h5::Handle ds(STRATA_H5(H5Dcreate2(file, dataset_name(g, global.name).c_str(), H5T_NATIVE_FLOAT, space,
                                            H5P_DEFAULT, dcpl, H5P_DEFAULT)),
                       H5Dclose);
-        const Written* w = next < pieces.size() && pieces[next].tensor == t && pieces[next].group == g
-                               ? &pieces[next++]
-                               : nullptr;
+        const Written* w =
+            next < pieces.size() && pieces[next].tensor == t && pieces[next].group == g ? &pieces[next++] : nullptr;
         if (!through_hdf5) {
           if (!w) continue;
           const haddr_t offset = H5Dget_offset(ds);
@@ -234,7 +236,8 @@ SaveStats write_checkpoint(const std::string& path, const RankTensors& mine, con
                        dataset_name(g, global.name));
           const Piece& p = w->piece;
           for_each_global_run(mine.specs[w->spec], p.begin, p.end, [&](int64_t j, int64_t global_index, int64_t n) {
-            segments.push_back({uint64_t(offset) + uint64_t(global_index) * 4, p.data + (j - p.begin), uint64_t(n) * 4});
+            segments.push_back(
+                {uint64_t(offset) + uint64_t(global_index) * 4, p.data + (j - p.begin), uint64_t(n) * 4});
           });
           continue;
         }
@@ -258,7 +261,7 @@ SaveStats write_checkpoint(const std::string& path, const RankTensors& mine, con
           STRATA_H5(H5Pget_mpio_no_collective_cause(dxpl, &local_cause, &global_cause));
           collective = false;
           no_collective_cause = fmt::format("{}: H5Pget_mpio_no_collective_cause local 0x{:x} global 0x{:x}",
-                                                  dataset_name(g, global.name), local_cause, global_cause);
+                                            dataset_name(g, global.name), local_cause, global_cause);
         }
         if (t == all.size() / 2 && g == 0) crash_point("write", meta.step, rank);
       }
@@ -287,10 +290,10 @@ SaveStats write_checkpoint(const std::string& path, const RankTensors& mine, con
     stats.write_seconds = seconds_since(w0) - written.sync_seconds;
     int direct_everywhere = written.direct ? 1 : 0;
     STRATA_MPI(MPI_Allreduce(MPI_IN_PLACE, &direct_everywhere, 1, MPI_INT, MPI_MIN, world));
-    const std::string refused = written.direct_unavailable.empty() ? "O_DIRECT refused on another rank"
-                                                                     : written.direct_unavailable;
+    const std::string refused =
+        written.direct_unavailable.empty() ? "O_DIRECT refused on another rank" : written.direct_unavailable;
     stats.io = fmt::format("two-phase, {} writer{}, {} MiB chunks, {}", ranks, ranks > 1 ? "s" : "", options.chunk_mib,
-                           direct_everywhere ? std::string("O_DIRECT")
+                           direct_everywhere  ? std::string("O_DIRECT")
                            : two_phase.direct ? "page cache (" + refused + ")"
                                               : std::string("page cache"));
   }
@@ -319,8 +322,8 @@ CheckpointMeta read_checkpoint_meta(const std::string& path) {
   STRATA_CHECK(format == kCheckpointFormat, "{}: attribute 'format' is '{}', expected '{}' (not a Strata checkpoint)",
                path, format, kCheckpointFormat);
   const int64_t version = h5::read_attr_int(file, "format_version", path);
-  STRATA_CHECK(version >= 1 && version <= kCheckpointVersion, "{}: format_version {}, this build reads versions 1 to {}",
-               path, version, kCheckpointVersion);
+  STRATA_CHECK(version >= 1 && version <= kCheckpointVersion,
+               "{}: format_version {}, this build reads versions 1 to {}", path, version, kCheckpointVersion);
   CheckpointMeta m;
   m.step = h5::read_attr_int(file, "step", path);
   m.consumed_samples = h5::read_attr_int(file, "consumed_samples", path);
@@ -379,14 +382,14 @@ std::string verify_checkpoint(const std::string& path, MPI_Comm world) {
       STRATA_CHECK(h5::exists(file, name), "{}: tensor '{}' is missing", path, name);
       if (d % size != rank) continue;
       values = h5::read_dataset<float>(file, name, path);
-      STRATA_CHECK(int64_t(values.size()) == t.global_numel(), "{}: tensor '{}' holds {} elements, expected {}", path, name,
-                   values.size(), t.global_numel());
+      STRATA_CHECK(int64_t(values.size()) == t.global_numel(), "{}: tensor '{}' holds {} elements, expected {}", path,
+                   name, values.size(), t.global_numel());
       const uint64_t sum = hash_contiguous(values.data(), int64_t(values.size()), 0);
       h5::Handle ds(STRATA_H5(H5Dopen2(file, name.c_str(), H5P_DEFAULT)), H5Dclose);
       const std::string stored = h5::read_attr_string(ds, "checksum", path + ": " + name);
       if (stored != hex(sum))
-        problem = fmt::format("{}: checksum mismatch in tensor '{}': computed {}, stored {}", path, name, hex(sum),
-                              stored);
+        problem =
+            fmt::format("{}: checksum mismatch in tensor '{}': computed {}, stored {}", path, name, hex(sum), stored);
     }
   } catch (const Error& e) {
     problem = e.what();

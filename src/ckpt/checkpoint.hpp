@@ -20,19 +20,19 @@ inline constexpr int64_t kCheckpointVersion = 2;
 
 // Run state stored as root attributes.
 struct CheckpointMeta {
-  int64_t step = 0;              // optimizer steps completed
-  int64_t consumed_samples = 0;  // position in the global sample order (data/batch_sampler.hpp)
-  int64_t adam_steps = 0;        // AdamW's step counter (bias correction)
+  int64_t step = 0;                       // optimizer steps completed
+  int64_t consumed_samples = 0;           // position in the global sample order (data/batch_sampler.hpp)
+  int64_t adam_steps = 0;                 // AdamW's step counter (bias correction)
   int64_t train_seed = 0, data_seed = 0;  // the counter-based RNG keys (initialization, sampling, data order)
   bool shuffle = true;
-  std::string lr_schedule;       // the schedule is a pure function of step; stored with its value at `step`
+  std::string lr_schedule;  // the schedule is a pure function of step; stored with its value at `step`
   double lr = 0;
-  std::string config_toml;       // the resolved config of the run that wrote it
+  std::string config_toml;  // the resolved config of the run that wrote it
   ModelConfig model;
   // Every tensor of the model at its global shape (name and global_shape), in file order: the file's own list
   // (attribute `tensors`), so tools read any model's checkpoint without knowing the model.
   std::vector<TensorSpec> tensors;
-  int dp = 1, tp = 1, pp = 1;    // the layout it was written with
+  int dp = 1, tp = 1, pp = 1;  // the layout it was written with
   bool zero1 = false;
   std::string library_version;
 };
@@ -65,8 +65,8 @@ struct SaveOptions {
 };
 
 struct SaveStats {
-  int64_t bytes = 0;      // tensor bytes in the file (all ranks)
-  double seconds = 0;     // create .. synced, on this rank
+  int64_t bytes = 0;   // tensor bytes in the file (all ranks)
+  double seconds = 0;  // create .. synced, on this rank
   // Within seconds: checksums; the file's structure (HDF5 create, datasets, attributes, close); tensor writes; sync.
   double hash_seconds = 0, structure_seconds = 0, write_seconds = 0, sync_seconds = 0;
   // How the tensors were written, for the save line; with io = hdf5 it says whether every write went collective
@@ -74,11 +74,11 @@ struct SaveStats {
   std::string io;
 };
 
-// Collective over `world`: writes the checkpoint of meta.tensors to `path` (created or truncated), synced to disk. HDF5 creates the
-// file's structure collectively (datasets allocated contiguously at creation, checksums and run state as
+// Collective over `world`: writes the checkpoint of meta.tensors to `path` (created or truncated), synced to disk. HDF5
+// creates the file's structure collectively (datasets allocated contiguously at creation, checksums and run state as
 // attributes); the tensors' bytes then go in as options.io says. The caller commits it (ckpt/checkpoint_dir.hpp).
-SaveStats write_checkpoint(const std::string& path, const RankTensors& mine, const CheckpointMeta& meta,
-                           MPI_Comm world, const SaveOptions& options = {});
+SaveStats write_checkpoint(const std::string& path, const RankTensors& mine, const CheckpointMeta& meta, MPI_Comm world,
+                           const SaveOptions& options = {});
 
 // Reads the root attributes (any rank, no collective); throws naming the file and field.
 CheckpointMeta read_checkpoint_meta(const std::string& path);
@@ -94,7 +94,6 @@ void load_checkpoint(const std::string& path, RankTensors& mine);
 // The first model field in which `stored` differs from `run` ("model.n_layer = 2 in the checkpoint, 4 in the
 // config"), or "" when they agree.
 std::string model_mismatch(const ModelConfig& stored, const ModelConfig& run);
-
 
 // The per-tensor checksum: the sum over elements (mod 2^64) of mix64(float bits ^ global index * 0x9E3779B97F4A7C15),
 // so ranks add up the hashes of the hyperslabs they wrote, in any order. (The odd multiplier makes index -> key a

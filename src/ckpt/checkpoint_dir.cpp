@@ -1,6 +1,5 @@
 #include "ckpt/checkpoint_dir.hpp"
 
-
 #include <algorithm>
 #include <csignal>
 #include <cstdlib>
@@ -8,8 +7,8 @@
 #include <fstream>
 #include <set>
 
-#include "core/error.hpp"
 #include "core/atomic_file.hpp"
+#include "core/error.hpp"
 
 namespace strata::ckpt {
 namespace fs = std::filesystem;

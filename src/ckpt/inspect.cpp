@@ -147,8 +147,8 @@ std::string format_inspect_report(const InspectReport& r) {
                      "status");
   for (const auto& t : r.tensors) {
     const std::string status = !t.verified ? "-" : t.ok ? "OK" : "MISMATCH (computed " + t.computed_checksum + ")";
-    out += fmt::format("{:<{}}  {:<{}}  {:<7}  {:<16}  {}\n", t.dataset, name_w, shape_text(t.shape), shape_w,
-                       t.dtype, t.stored_checksum, status);
+    out += fmt::format("{:<{}}  {:<{}}  {:<7}  {:<16}  {}\n", t.dataset, name_w, shape_text(t.shape), shape_w, t.dtype,
+                       t.stored_checksum, status);
   }
   out += fmt::format("total: {} tensors, {:.2f} MiB\n", r.tensors.size(), double(r.total_bytes) / (1024.0 * 1024.0));
   if (!r.verified)

@@ -21,7 +21,7 @@ struct TensorReport {
   std::string group;    // "params"
   std::string name;     // "h.0.attn.c_attn.weight" (docs/weights-format.md)
   std::vector<int64_t> shape;
-  std::string dtype;    // "float32"
+  std::string dtype;  // "float32"
   int64_t bytes = 0;
   std::string stored_checksum;    // the dataset's "checksum" attribute (16 hex digits)
   std::string computed_checksum;  // recomputed from the data; empty when not verified

@@ -17,8 +17,8 @@
 #include "ckpt/inspect.hpp"
 #include "core/atomic_file.hpp"
 #include "core/error.hpp"
-#include "core/stopwatch.hpp"
 #include "core/h5.hpp"
+#include "core/stopwatch.hpp"
 #include "nn/weights_io.hpp"
 
 namespace strata::ckpt {
@@ -78,8 +78,6 @@ std::vector<float> read_param(hid_t file, const std::string& checkpoint, const T
                dataset, t.computed_checksum, t.stored_checksum);
   return std::move(t.values);
 }
-
-
 
 }  // namespace
 

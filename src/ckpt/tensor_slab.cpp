@@ -71,8 +71,10 @@ void select_flat(hid_t space, const std::vector<hsize_t>& dims, size_t d, std::v
     prefix.pop_back();
   };
   if (first == last) {
-    if (hi - lo == inner) box(first, 1);
-    else partial(first, lo % inner, (hi - 1) % inner + 1);
+    if (hi - lo == inner)
+      box(first, 1);
+    else
+      partial(first, lo % inner, (hi - 1) % inner + 1);
     return;
   }
   if (lo % inner != 0) partial(first++, lo % inner, inner);
@@ -103,7 +105,8 @@ void select_local_range(hid_t file_space, const TensorSpec& spec, int64_t begin,
       const std::vector<hsize_t> dims(spec.global_shape.begin(), spec.global_shape.end());
       const int64_t cols = spec.shard.cols;
       std::vector<hsize_t> prefix;
-      select_flat(file_space, dims, 0, prefix, hsize_t(r.r0 * cols + r.c0), hsize_t((r.r0 + r.nr - 1) * cols + r.c0 + r.nc));
+      select_flat(file_space, dims, 0, prefix, hsize_t(r.r0 * cols + r.c0),
+                  hsize_t((r.r0 + r.nr - 1) * cols + r.c0 + r.nc));
     } else if (rank == 1) {
       // A 1-D tensor is rows x 1 in its ShardMap.
       hsize_t start = hsize_t(r.r0), count = hsize_t(r.nr);

@@ -57,8 +57,10 @@ void add_checkpoint_commands(CLI::App& app, MPI_Comm world, Action& action) {
       const auto report = ckpt::inspect_checkpoint(path, !in->no_verify);
       fmt::print("{}", ckpt::format_inspect_report(report));
       std::fflush(stdout);
-      STRATA_CHECK(report.mismatches == 0, "{}: checksum mismatch in tensor '{}' ({} of {} tensors differ from their "
-                   "stored checksum)", path, report.first_mismatch, report.mismatches, report.tensors.size());
+      STRATA_CHECK(report.mismatches == 0,
+                   "{}: checksum mismatch in tensor '{}' ({} of {} tensors differ from their "
+                   "stored checksum)",
+                   path, report.first_mismatch, report.mismatches, report.tensors.size());
       return 0;
     };
   });
@@ -67,9 +69,10 @@ void add_checkpoint_commands(CLI::App& app, MPI_Comm world, Action& action) {
   auto* export_cmd = app.add_subcommand(
       "export", "write a checkpoint's model weights (checksums verified) as safetensors or a strata-weights HDF5 file");
   export_cmd->add_option("checkpoint", ex->path, kCheckpointHelp)->required();
-  export_cmd->add_option("--format", ex->format,
-                  "safetensors (PyTorch and others: safetensors.torch.load_file) or hdf5 (docs/weights-format.md: "
-                  "strata eval --weights, perf/torch_gpt.load_strata_weights)")
+  export_cmd
+      ->add_option("--format", ex->format,
+                   "safetensors (PyTorch and others: safetensors.torch.load_file) or hdf5 (docs/weights-format.md: "
+                   "strata eval --weights, perf/torch_gpt.load_strata_weights)")
       ->required()
       ->check(CLI::IsMember(ckpt::export_formats()));
   export_cmd->add_option("-o,--output", ex->output, "file to write (atomically: OUTPUT.tmp, then renamed)")->required();

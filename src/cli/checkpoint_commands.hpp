@@ -2,8 +2,8 @@
 // `strata inspect CHECKPOINT` (run state, tensors, checksums) and `strata export CHECKPOINT --format F -o OUT`
 // (model weights as safetensors or a strata-weights HDF5 file): one process reads the checkpoint; launched under
 // mpirun, rank 0 does the work and the other ranks return at once.
-#include <CLI/CLI.hpp>
 #include <mpi.h>
+#include <CLI/CLI.hpp>
 
 #include "cli/preprocess_commands.hpp"
 

@@ -1,27 +1,27 @@
 #include "cli/commands.hpp"
 
-#include <CLI/CLI.hpp>
 #include <fmt/format.h>
+#include <CLI/CLI.hpp>
 
 #include <cmath>
 #include <filesystem>
 
-#include "comm/communicator.hpp"
-#include "core/config.hpp"
-#include "core/atomic_file.hpp"
-#include "core/error.hpp"
-#include "core/h5.hpp"
 #include "cli/checkpoint_commands.hpp"
 #include "cli/preprocess_commands.hpp"
+#include "comm/communicator.hpp"
+#include "core/atomic_file.hpp"
+#include "core/config.hpp"
+#include "core/error.hpp"
+#include "core/h5.hpp"
 #include "data/open_tokens.hpp"
 #include "models/model_factory.hpp"
 #include "nn/weights_io.hpp"
 #include "strata_version.hpp"
 #include "train/evaluate.hpp"
 #include "train/metrics.hpp"
-#include "train/training_data.hpp"
 #include "train/stop_request.hpp"
 #include "train/trainer.hpp"
+#include "train/training_data.hpp"
 
 namespace strata::cli {
 namespace {
@@ -54,26 +54,29 @@ int run_eval(const std::string& config_path, const std::vector<std::string>& set
   // The whole model on every rank (no pipeline: a group of one stage).
   auto params = std::make_shared<ParamBuffer<float>>(model_tensors(config.model));
   TensorParallel<float> no_tensor_parallel;
-  const auto model = make_model<float>(config.model, config.train.batch_size / dp.size(), params, {},
-                                       no_tensor_parallel);
+  const auto model =
+      make_model<float>(config.model, config.train.batch_size / dp.size(), params, {}, no_tensor_parallel);
   load_weights(options.weights, *params, config.model);
   MpiCommunicator one_stage(MPI_COMM_SELF);
   PipelineRunner<float> runner(*model, one_stage, PipelineSchedule::OneFOneB);
   const bool lead = dp.rank() == 0;
   if (config.model.kind == "gpt") {
-    STRATA_CHECK(options.predictions.empty(), "strata eval: --predictions applies to classifiers (model.kind cnn, lstm)");
+    STRATA_CHECK(options.predictions.empty(),
+                 "strata eval: --predictions applies to classifiers (model.kind cnn, lstm)");
     const auto val = data::open_token_split(config.data.path, "val", config.model.seq_len, config.model.vocab_size);
     const auto r = evaluate(runner, *model, *val, config.train.eval_batches, config.train.batch_size, dp);
     if (lead) fmt::print("val loss {:.6f} over {} tokens ({})\n", r.loss, r.tokens, options.weights);
     if (lead && !options.metrics_json.empty())
-      write_file_atomically(options.metrics_json, nlohmann::json{{"loss", r.loss}, {"perplexity", std::exp(r.loss)},
-                                                      {"tokens", r.tokens}}.dump(2) + "\n");
+      write_file_atomically(
+          options.metrics_json,
+          nlohmann::json{{"loss", r.loss}, {"perplexity", std::exp(r.loss)}, {"tokens", r.tokens}}.dump(2) + "\n");
     return 0;
   }
   const data::ArraySplit val(config.data.path, "val");
   const bool normalize = config.data.normalize && !val.manifest().mean.empty();
-  const auto r = evaluate_classifier(runner, *model, val, normalize, config.train.eval_batches * config.train.batch_size,
-                                     dp, /*keep_predictions=*/!options.predictions.empty());
+  const auto r =
+      evaluate_classifier(runner, *model, val, normalize, config.train.eval_batches * config.train.batch_size, dp,
+                          /*keep_predictions=*/!options.predictions.empty());
   if (!lead) return 0;
   fmt::print("{} on {} ({}):\n{}", options.weights, val.describe(), config.model.kind, format_report(r.metrics));
   if (!options.metrics_json.empty()) write_file_atomically(options.metrics_json, to_json(r.metrics).dump(2) + "\n");
@@ -112,8 +115,10 @@ void print_config_doc() {
       fmt::print("{}[model]  # kind = \"{}\"\n", kind == model_kinds().front() ? "" : "\n", kind);
       for (const auto& g : config_fields())
         if (g.key.rfind("model.", 0) == 0 && g.applies_to(kind)) {
-          if (g.key == "model.kind") fmt::print("{:<20} = {:<14} # {}\n", "kind", "\"" + kind + "\"", g.doc);
-          else print_field(g);
+          if (g.key == "model.kind")
+            fmt::print("{:<20} = {:<14} # {}\n", "kind", "\"" + kind + "\"", g.doc);
+          else
+            print_field(g);
         }
     }
   }
@@ -132,22 +137,25 @@ int run(int argc, char** argv, MPI_Comm world) {
   train_cmd->add_option("--config", config_path, "TOML config file")->required();
   train_cmd->add_option("--set", sets, "override a config field: section.key=value (repeatable)");
   std::string save_weights;
-  train_cmd->add_option("--save-weights", save_weights, "write the final weights to this HDF5 file (= train.save_weights)");
+  train_cmd->add_option("--save-weights", save_weights,
+                        "write the final weights to this HDF5 file (= train.save_weights)");
   std::string resume;
   train_cmd->add_option("--resume", resume,
                         "auto (the latest valid checkpoint in checkpoint.dir, or a fresh start) or a checkpoint file "
                         "(= checkpoint.resume)");
 
   auto* eval_cmd = app.add_subcommand(
-      "eval", "evaluate saved weights on the validation split: loss (gpt); accuracy, top-k, precision, recall, F1 per "
-              "class and averaged, confusion matrix (cnn, lstm)");
+      "eval",
+      "evaluate saved weights on the validation split: loss (gpt); accuracy, top-k, precision, recall, F1 per "
+      "class and averaged, confusion matrix (cnn, lstm)");
   eval_cmd->add_option("--config", config_path, "TOML config file (model and data)")->required();
   eval_cmd->add_option("--set", sets, "override a config field: section.key=value (repeatable)");
   EvalOptions eval_options;
   eval_cmd->add_option("--weights", eval_options.weights, "HDF5 weights written by train.save_weights")->required();
   eval_cmd->add_option("--metrics-json", eval_options.metrics_json, "also write the metrics to this JSON file");
-  eval_cmd->add_option("--predictions", eval_options.predictions,
-                       "classifiers: write y_true, y_pred [rows] and scores [rows, classes] (logits) to this HDF5 file");
+  eval_cmd->add_option(
+      "--predictions", eval_options.predictions,
+      "classifiers: write y_true, y_pred [rows] and scores [rows, classes] (logits) to this HDF5 file");
 
   auto* config_cmd = app.add_subcommand("config", "print the resolved config, or every field with --doc");
   bool doc = false;
@@ -181,8 +189,10 @@ int run(int argc, char** argv, MPI_Comm world) {
   if (eval_cmd->parsed()) return run_eval(config_path, sets, eval_options, world);
   if (action) return action();
   if (config_cmd->parsed()) {
-    if (doc) print_config_doc();
-    else fmt::print("{}", to_toml(load_config(config_path, sets)));
+    if (doc)
+      print_config_doc();
+    else
+      fmt::print("{}", to_toml(load_config(config_path, sets)));
   }
   return 0;
 }

@@ -33,11 +33,14 @@ int inspect(const std::string& path) {
   }
   const auto m = data::read_manifest(path);
   fmt::print("{}: kind {}, dtype {}", path, m.kind, m.dtype);
-  if (m.is_tokens()) fmt::print(", vocab {} (eot {}), tokenizer {}", m.vocab_size, m.eot_id, m.tokenizer);
-  else fmt::print(", sample shape [{}], label shape [{}], {} classes", fmt::join(m.sample_shape, ", "),
-                  fmt::join(m.label_shape, ", "), m.num_classes);
+  if (m.is_tokens())
+    fmt::print(", vocab {} (eot {}), tokenizer {}", m.vocab_size, m.eot_id, m.tokenizer);
+  else
+    fmt::print(", sample shape [{}], label shape [{}], {} classes", fmt::join(m.sample_shape, ", "),
+               fmt::join(m.label_shape, ", "), m.num_classes);
   fmt::print("\n");
-  if (!m.mean.empty()) fmt::print("normalization: mean [{:.4g}], std [{:.4g}]\n", fmt::join(m.mean, ", "), fmt::join(m.std, ", "));
+  if (!m.mean.empty())
+    fmt::print("normalization: mean [{:.4g}], std [{:.4g}]\n", fmt::join(m.mean, ", "), fmt::join(m.std, ", "));
   for (const auto& [split, shards] : m.splits) {
     fmt::print("{}: {} {} in {} shard(s)\n", split, m.total(split), m.count_field(), shards.size());
     for (const auto& e : shards) fmt::print("  {:<20} {:>12} xxh64 {}\n", e.file, e.count, data::checksum_hex(e.xxh64));
@@ -88,7 +91,8 @@ int bench(const BenchOptions& o, MPI_Comm world) {
   data::ArrayBatch prototype;
   if (arrays) {
     const bool normalize = o.normalize && !array_split->manifest().mean.empty();
-    array_batches = std::make_unique<data::ArrayBatches>(*array_split, sampler, o.batch, dp, rank, normalize, o.augment);
+    array_batches =
+        std::make_unique<data::ArrayBatches>(*array_split, sampler, o.batch, dp, rank, normalize, o.augment);
     prototype = array_batches->prototype();
     bytes_per_step = array_batches->bytes_per_step();
     fill = [&](int64_t step, data::ArrayBatch& out) { array_batches->fill(step, out); };
@@ -119,11 +123,13 @@ int bench(const BenchOptions& o, MPI_Comm world) {
   double total_wait = 0;
   for (double w : waits) total_wait += w;
   if (rank == 0) {
-    const double sps = double(o.steps) * o.batch / seconds, mbps = double(o.steps) * bytes_per_step * dp / seconds / 1e6;
-    fmt::print("{{\"path\": \"{}\", \"ranks\": {}, \"batch\": {}, \"steps\": {}, \"prefetch\": {}, \"compute_ms\": {}, "
-               "\"seconds\": {:.4f}, \"samples_per_s\": {:.1f}, \"mb_per_s\": {:.2f}, "
-               "\"steady_wait_ms_median\": {:.4f}, \"wait_ms_total\": {:.2f}}}\n",
-               o.path, dp, o.batch, o.steps, o.prefetch, o.compute_ms, seconds, sps, mbps, median_wait, total_wait);
+    const double sps = double(o.steps) * o.batch / seconds,
+                 mbps = double(o.steps) * bytes_per_step * dp / seconds / 1e6;
+    fmt::print(
+        "{{\"path\": \"{}\", \"ranks\": {}, \"batch\": {}, \"steps\": {}, \"prefetch\": {}, \"compute_ms\": {}, "
+        "\"seconds\": {:.4f}, \"samples_per_s\": {:.1f}, \"mb_per_s\": {:.2f}, "
+        "\"steady_wait_ms_median\": {:.4f}, \"wait_ms_total\": {:.2f}}}\n",
+        o.path, dp, o.batch, o.steps, o.prefetch, o.compute_ms, seconds, sps, mbps, median_wait, total_wait);
   }
   return 0;
 }
@@ -136,17 +142,16 @@ void add_dataset_commands(CLI::App& app, MPI_Comm world, Action& action) {
   auto path = std::make_shared<std::string>();
   auto* inspect_cmd = ds->add_subcommand("inspect", "print a dataset's manifest: kind, shapes, splits, shards");
   inspect_cmd->add_option("path", *path, "dataset directory or token file")->required();
-  inspect_cmd->callback([&action, path, world] {
-    action = [path, world] { return rank_of(world) == 0 ? inspect(*path) : 0; };
-  });
+  inspect_cmd->callback(
+      [&action, path, world] { action = [path, world] { return rank_of(world) == 0 ? inspect(*path) : 0; }; });
   auto* verify_cmd = ds->add_subcommand("verify", "read everything: checksums, shapes, dtypes, ids, labels, NaN");
   verify_cmd->add_option("path", *path, "dataset directory or token file")->required();
-  verify_cmd->callback([&action, path, world] {
-    action = [path, world] { return rank_of(world) == 0 ? verify(*path) : 0; };
-  });
+  verify_cmd->callback(
+      [&action, path, world] { action = [path, world] { return rank_of(world) == 0 ? verify(*path) : 0; }; });
   auto o = std::make_shared<BenchOptions>();
-  auto* bench_cmd = ds->add_subcommand("bench", "read batches as training does; print samples/s, MB/s and the wait "
-                                                "(one JSON line); every rank reads its data-parallel share");
+  auto* bench_cmd = ds->add_subcommand("bench",
+                                       "read batches as training does; print samples/s, MB/s and the wait "
+                                       "(one JSON line); every rank reads its data-parallel share");
   bench_cmd->add_option("path", o->path, "dataset directory or token file")->required();
   bench_cmd->add_option("--split", o->split, "train or val")->capture_default_str();
   bench_cmd->add_option("--batch", o->batch, "global batch (samples)")->capture_default_str();

@@ -1,8 +1,8 @@
 // `strata <verb>`: thin entry points. Library code throws strata::Error; this reports one line per rank
 // and exits non-zero.
-#include <CLI/CLI.hpp>
 #include <fmt/format.h>
 #include <mpi.h>
+#include <CLI/CLI.hpp>
 
 #include <Kokkos_Core.hpp>
 #include <string>

@@ -19,7 +19,8 @@ void add_cleaning_flags(CLI::App* cmd, bool& clean, data::TextCleanOptions& c, b
   cmd->add_option("--normalize", c.normalization, "Unicode normalization: none, nfc or nfkc")
       ->check(CLI::IsMember({"none", "nfc", "nfkc"}))
       ->capture_default_str();
-  cmd->add_flag("!--keep-control", c.strip_control, "keep control and format characters (default: drop all but \\n, \\t)");
+  cmd->add_flag("!--keep-control", c.strip_control,
+                "keep control and format characters (default: drop all but \\n, \\t)");
   cmd->add_flag("!--keep-whitespace", c.collapse_whitespace,
                 "keep whitespace as is (default: collapse runs, trim line ends, at most one empty line)");
   cmd->add_flag("--replace-invalid-utf8", c.replace_invalid_utf8,
@@ -73,10 +74,11 @@ void add_array_command(CLI::App* pre, const std::string& kind, MPI_Comm world, A
     action = [o, world] {
       const auto r = data::preprocess_arrays(*o, world);
       if (rank_of(world) == 0)
-        fmt::print("wrote {}: {} {} ({} train, {} val) of shape [{}] as {}, {} classes, train mean [{:.4g}] std "
-                   "[{:.4g}], in {:.2f} s\n",
-                   o->output, r.samples, o->kind, r.train_samples, r.val_samples, fmt::join(r.sample_shape, ", "),
-                   r.dtype, r.num_classes, fmt::join(r.mean, ", "), fmt::join(r.std, ", "), r.seconds);
+        fmt::print(
+            "wrote {}: {} {} ({} train, {} val) of shape [{}] as {}, {} classes, train mean [{:.4g}] std "
+            "[{:.4g}], in {:.2f} s\n",
+            o->output, r.samples, o->kind, r.train_samples, r.val_samples, fmt::join(r.sample_shape, ", "), r.dtype,
+            r.num_classes, fmt::join(r.mean, ", "), fmt::join(r.std, ", "), r.seconds);
       return 0;
     };
   });
@@ -99,9 +101,10 @@ void add_preprocess_commands(CLI::App& app, MPI_Comm world, Action& action) {
       ->check(CLI::Range(0.0, 1.0))
       ->capture_default_str();
   text_cmd->add_option("--seed", text->seed, "which documents go to validation")->capture_default_str();
-  text_cmd->add_option("--shards", text->shards,
-                       "write a sharded dataset: OUTPUT becomes a directory of this many shards per split and a "
-                       "manifest (0: one file)")
+  text_cmd
+      ->add_option("--shards", text->shards,
+                   "write a sharded dataset: OUTPUT becomes a directory of this many shards per split and a "
+                   "manifest (0: one file)")
       ->check(CLI::NonNegativeNumber);
   text_cmd->add_option("--bpe", text->bpe, "encode with this BPE tokenizer (from `strata preprocess bpe-train`)")
       ->check(CLI::ExistingFile);
@@ -116,12 +119,13 @@ void add_preprocess_commands(CLI::App& app, MPI_Comm world, Action& action) {
     action = [text, world] {
       const auto r = data::preprocess_text(*text, world);
       if (rank_of(world) == 0)
-        fmt::print("wrote {}: {} documents ({} train, {} val) of {} read ({} empty, {} too short, {} too long, {} "
-                   "duplicates dropped), {} train tokens, {} val tokens, vocab {}, from {} bytes in {:.2f} s "
-                   "({:.1f} MB/s)\n",
-                   text->output, r.documents, r.train_documents, r.val_documents, r.documents_in, r.dropped_empty,
-                   r.dropped_short, r.dropped_long, r.dropped_duplicate, r.train_tokens, r.val_tokens, r.vocab_size,
-                   r.bytes_in, r.seconds, r.seconds > 0 ? double(r.bytes_in) / r.seconds / 1e6 : 0.0);
+        fmt::print(
+            "wrote {}: {} documents ({} train, {} val) of {} read ({} empty, {} too short, {} too long, {} "
+            "duplicates dropped), {} train tokens, {} val tokens, vocab {}, from {} bytes in {:.2f} s "
+            "({:.1f} MB/s)\n",
+            text->output, r.documents, r.train_documents, r.val_documents, r.documents_in, r.dropped_empty,
+            r.dropped_short, r.dropped_long, r.dropped_duplicate, r.train_tokens, r.val_tokens, r.vocab_size,
+            r.bytes_in, r.seconds, r.seconds > 0 ? double(r.bytes_in) / r.seconds / 1e6 : 0.0);
       return 0;
     };
   });

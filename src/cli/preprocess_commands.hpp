@@ -1,8 +1,8 @@
 #pragma once
 // `strata preprocess ...` (text, bpe-train, images, sequences) and `strata dataset ...` (inspect, verify, bench):
 // each registers its subcommands and, once parsed, sets `action` to the work to run.
-#include <CLI/CLI.hpp>
 #include <mpi.h>
+#include <CLI/CLI.hpp>
 
 #include <functional>
 

@@ -226,8 +226,8 @@ void MpiCommunicator::recv_impl(T* data, size_t count, int peer, int tag) {
 }
 
 template <class T>
-void MpiCommunicator::sendrecv_impl(const T* send, size_t send_count, int dest, T* recv, size_t recv_count,
-                                    int source, int tag) {
+void MpiCommunicator::sendrecv_impl(const T* send, size_t send_count, int dest, T* recv, size_t recv_count, int source,
+                                    int tag) {
   check_peer("sendrecv (dest)", dest, tag);
   check_peer("sendrecv (source)", source, tag);
   do {
@@ -236,8 +236,8 @@ void MpiCommunicator::sendrecv_impl(const T* send, size_t send_count, int dest, 
     STRATA_MPI(MPI_Sendrecv(send, ns, mpi_type<T>(), dest, tag, recv, nr, mpi_type<T>(), source, tag, comm_, &status));
     int got = 0;
     STRATA_MPI(MPI_Get_count(&status, mpi_type<T>(), &got));
-    STRATA_CHECK(got == nr, "sendrecv: expected {} {} from rank {} (tag {}), the message had {}", nr,
-                 type_name<T>(), source, tag, got);
+    STRATA_CHECK(got == nr, "sendrecv: expected {} {} from rank {} (tag {}), the message had {}", nr, type_name<T>(),
+                 source, tag, got);
     send += ns, recv += nr;
     send_count -= size_t(ns), recv_count -= size_t(nr);
   } while (send_count > 0 || recv_count > 0);

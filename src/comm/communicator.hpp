@@ -45,8 +45,8 @@ class Communicator {
   // Sends to dest and receives from source at once (never deadlocks in a ring or a pair exchange).
   virtual void sendrecv(const float* send, size_t send_count, int dest, float* recv, size_t recv_count, int source,
                         int tag) = 0;
-  virtual void sendrecv(const double* send, size_t send_count, int dest, double* recv, size_t recv_count,
-                        int source, int tag) = 0;
+  virtual void sendrecv(const double* send, size_t send_count, int dest, double* recv, size_t recv_count, int source,
+                        int tag) = 0;
 
   // ---- Non-blocking: the buffer must stay alive and untouched until the request completes.
   virtual Request all_reduce_sum_async(float* data, size_t count) = 0;

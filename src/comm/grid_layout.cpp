@@ -18,8 +18,9 @@ GridLayout::GridLayout(int world_size, int dp, int tp, int pp) : dp_(dp), tp_(tp
     dp_ = world_size / (tp * pp);
   }
   STRATA_CHECK(dp_ * tp * pp == world_size,
-               "parallel layout does not fit the job: parallel.pp x parallel.dp x parallel.tp = {} x {} x {} = {}, but the job has {} ranks", pp,
-               dp_, tp, pp * dp_ * tp, world_size);
+               "parallel layout does not fit the job: parallel.pp x parallel.dp x parallel.tp = {} x {} x {} = {}, but "
+               "the job has {} ranks",
+               pp, dp_, tp, pp * dp_ * tp, world_size);
 }
 
 GridCoord GridLayout::coord_of(int rank) const {

@@ -13,18 +13,18 @@
 namespace strata {
 namespace {
 
-#define STRATA_CUDA(call)                                                                                   \
-  do {                                                                                                      \
-    cudaError_t strata_cuda_rc_ = (call);                                                                   \
-    STRATA_CHECK(strata_cuda_rc_ == cudaSuccess, "CUDA call {} failed: {} ({})", #call,                     \
-                 cudaGetErrorName(strata_cuda_rc_), cudaGetErrorString(strata_cuda_rc_));                   \
+#define STRATA_CUDA(call)                                                                 \
+  do {                                                                                    \
+    cudaError_t strata_cuda_rc_ = (call);                                                 \
+    STRATA_CHECK(strata_cuda_rc_ == cudaSuccess, "CUDA call {} failed: {} ({})", #call,   \
+                 cudaGetErrorName(strata_cuda_rc_), cudaGetErrorString(strata_cuda_rc_)); \
   } while (0)
 
-#define STRATA_NCCL(call)                                                                                   \
-  do {                                                                                                      \
-    ncclResult_t strata_nccl_rc_ = (call);                                                                  \
-    STRATA_CHECK(strata_nccl_rc_ == ncclSuccess, "NCCL call {} failed: {} ({})", #call,                     \
-                 ncclGetErrorString(strata_nccl_rc_), ncclGetLastError(nullptr));                           \
+#define STRATA_NCCL(call)                                                               \
+  do {                                                                                  \
+    ncclResult_t strata_nccl_rc_ = (call);                                              \
+    STRATA_CHECK(strata_nccl_rc_ == ncclSuccess, "NCCL call {} failed: {} ({})", #call, \
+                 ncclGetErrorString(strata_nccl_rc_), ncclGetLastError(nullptr));       \
   } while (0)
 
 template <class T>
@@ -58,8 +58,9 @@ void wait_for(ncclComm_t comm, const char* what, Query query) {
     STRATA_CHECK(e == cudaErrorNotReady, "CUDA {} failed: {} ({})", what, cudaGetErrorName(e), cudaGetErrorString(e));
     ncclResult_t async = ncclSuccess;
     STRATA_NCCL(ncclCommGetAsyncError(comm, &async));
-    STRATA_CHECK(async == ncclSuccess || async == ncclInProgress, "NCCL failed asynchronously while waiting for {}: {} ({})",
-                 what, ncclGetErrorString(async), ncclGetLastError(comm));
+    STRATA_CHECK(async == ncclSuccess || async == ncclInProgress,
+                 "NCCL failed asynchronously while waiting for {}: {} ({})", what, ncclGetErrorString(async),
+                 ncclGetLastError(comm));
     std::this_thread::yield();
   }
 }
@@ -255,8 +256,8 @@ void NcclCommunicator::recv_impl(T* data, size_t count, int peer, int tag) {
 }
 
 template <class T>
-void NcclCommunicator::sendrecv_impl(const T* send, size_t send_count, int dest, T* recv, size_t recv_count,
-                                     int source, int tag) {
+void NcclCommunicator::sendrecv_impl(const T* send, size_t send_count, int dest, T* recv, size_t recv_count, int source,
+                                     int tag) {
   check_peer("sendrecv (dest)", dest, tag);
   check_peer("sendrecv (source)", source, tag);
   if (send_count) check_device("sendrecv (send)", send);

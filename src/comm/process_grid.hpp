@@ -18,9 +18,9 @@ class ProcessGrid {
   const GridCoord& coord() const { return coord_; }
   Communicator& world() { return *world_; }
   MPI_Comm world_comm() const { return world_->comm(); }  // for collective I/O (parallel HDF5)
-  Communicator& dp() { return *dp_; }  // ranks with the same (pp, tp)
-  Communicator& tp() { return *tp_; }  // ranks with the same (pp, dp)
-  Communicator& pp() { return *pp_; }  // ranks with the same (dp, tp)
+  Communicator& dp() { return *dp_; }                     // ranks with the same (pp, tp)
+  Communicator& tp() { return *tp_; }                     // ranks with the same (pp, dp)
+  Communicator& pp() { return *pp_; }                     // ranks with the same (dp, tp)
   // The first and the last pipeline stage of this rank's (dp, tp): the two holders of the tied token
   // embedding. Null on the other stages, and when there is one stage.
   Communicator* embedding() { return embedding_.get(); }

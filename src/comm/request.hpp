@@ -11,9 +11,9 @@ class Request {
  public:
   // How a backend completes, polls and releases the handle it stored.
   struct Ops {
-    const char* backend;            // "MPI", "NCCL": for error messages
-    void (*wait)(Request&);         // blocks until complete; throws strata::Error
-    bool (*test)(Request&);         // progresses; true (and released) once complete; throws strata::Error
+    const char* backend;     // "MPI", "NCCL": for error messages
+    void (*wait)(Request&);  // blocks until complete; throws strata::Error
+    bool (*test)(Request&);  // progresses; true (and released) once complete; throws strata::Error
     void (*release)(Request&, bool unwinding) noexcept;  // from the destructor, see ~Request
   };
   // The backend's handle: an MPI request, or an opaque pointer (a cudaEvent_t for NCCL).

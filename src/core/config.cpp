@@ -7,9 +7,9 @@
 #include <cmath>
 #include <functional>
 #include <limits>
-#include <sstream>
 #include <map>
 #include <set>
+#include <sstream>
 #include <toml.hpp>
 
 #include "core/error.hpp"
@@ -42,20 +42,21 @@ ConfigValue as_value(const M& member) {
   }
 }
 
-#define STRATA_KIND_FIELD(section, name, kinds, doc)                                                 \
-  Binding {                                                                                          \
-    ConfigField{#section "." #name, as_value(Config{}.section.name), doc, kinds},                    \
-        std::is_same_v<decltype(Config{}.section.name), int>,                                        \
-        [](Config& c, const ConfigValue& v) { assign(c.section.name, v); },                          \
-        [](const Config& c) { return as_value(c.section.name); }                                     \
+#define STRATA_KIND_FIELD(section, name, kinds, doc)                              \
+  Binding {                                                                       \
+    ConfigField{#section "." #name, as_value(Config{}.section.name), doc, kinds}, \
+        std::is_same_v<decltype(Config{}.section.name), int>,                     \
+        [](Config& c, const ConfigValue& v) { assign(c.section.name, v); },       \
+        [](const Config& c) { return as_value(c.section.name); }                  \
   }
 #define STRATA_FIELD(section, name, doc) STRATA_KIND_FIELD(section, name, {}, doc)
 using Kinds = std::vector<std::string>;
 
 const std::vector<Binding>& bindings() {
   static const std::vector<Binding> table = {
-      STRATA_FIELD(model, kind, "the model: gpt (language model on a token dataset), cnn (image classifier) or lstm "
-                                "(sequence classifier); each kind has its own fields"),
+      STRATA_FIELD(model, kind,
+                   "the model: gpt (language model on a token dataset), cnn (image classifier) or lstm "
+                   "(sequence classifier); each kind has its own fields"),
       STRATA_KIND_FIELD(model, n_layer, (Kinds{"gpt", "lstm"}),
                         "gpt: transformer blocks; lstm: stacked recurrent layers"),
       STRATA_KIND_FIELD(model, n_head, Kinds{"gpt"}, "attention heads per block (must divide d_model)"),
@@ -90,8 +91,9 @@ const std::vector<Binding>& bindings() {
       STRATA_FIELD(data, shuffle, "shuffle training windows per epoch (false: batch b = windows b*B..b*B+B-1)"),
       STRATA_FIELD(data, seed, "seed of the per-epoch shuffle"),
       STRATA_FIELD(data, prefetch, "batches a background thread reads ahead of the step loop (0: read in the loop)"),
-      STRATA_FIELD(data, normalize,
-                   "images, sequences: normalize with the manifest's statistics of the train split, where it stores them"),
+      STRATA_FIELD(
+          data, normalize,
+          "images, sequences: normalize with the manifest's statistics of the train split, where it stores them"),
       STRATA_FIELD(data, crop_padding, "images: random crops with this much zero padding, in training batches"),
       STRATA_FIELD(data, flip, "images: random horizontal flips, in training batches"),
       STRATA_FIELD(data, noise_std, "images: additive Gaussian noise of this standard deviation, in training batches"),
@@ -163,9 +165,12 @@ bool from_toml(const toml::value& t, const ConfigValue& like, ConfigValue& out) 
       out = int64_t(t.as_integer());
       return true;
     case 1:
-      if (t.is_floating()) out = double(t.as_floating());
-      else if (t.is_integer()) out = double(t.as_integer());
-      else return false;
+      if (t.is_floating())
+        out = double(t.as_floating());
+      else if (t.is_integer())
+        out = double(t.as_integer());
+      else
+        return false;
       return true;
     case 2:
       if (!t.is_boolean()) return false;
@@ -235,8 +240,7 @@ bool from_text(const std::string& text, const ConfigValue& like, ConfigValue& ou
         out = s;
         return true;
       }
-      default:
-        return list_from_text(text, out);
+      default: return list_from_text(text, out);
     }
   } catch (const std::exception&) {
     return false;
@@ -284,8 +288,8 @@ void apply_file(Config& config, const std::string& path) {
   }
   STRATA_CHECK(root.is_table(), "{}: expected a TOML table at the top level", path);
   for (const auto& [section, table] : root.as_table()) {
-    STRATA_CHECK(table.is_table(), "{}: '{}' should be a [section] table (model, data, train, parallel, checkpoint)", path,
-                 section);
+    STRATA_CHECK(table.is_table(), "{}: '{}' should be a [section] table (model, data, train, parallel, checkpoint)",
+                 path, section);
     for (const auto& [name, value] : table.as_table()) {
       const std::string key = section + "." + name;
       const Binding* b = find_binding(key);
@@ -474,8 +478,8 @@ void validate_config(const Config& c) {
                f, c.train.min_lr, c.train.lr);
   STRATA_CHECK(c.train.warmup_steps >= 0, "{}: train.warmup_steps = {}: expected >= 0", f, c.train.warmup_steps);
   static const std::set<std::string> schedules = {"constant", "cosine", "linear"};
-  STRATA_CHECK(schedules.count(c.train.lr_schedule), "{}: train.lr_schedule = '{}': expected constant, cosine or linear",
-               f, c.train.lr_schedule);
+  STRATA_CHECK(schedules.count(c.train.lr_schedule),
+               "{}: train.lr_schedule = '{}': expected constant, cosine or linear", f, c.train.lr_schedule);
   STRATA_CHECK(c.train.beta1 >= 0 && c.train.beta1 < 1, "{}: train.beta1 = {}: expected in [0, 1)", f, c.train.beta1);
   STRATA_CHECK(c.train.beta2 >= 0 && c.train.beta2 < 1, "{}: train.beta2 = {}: expected in [0, 1)", f, c.train.beta2);
   STRATA_CHECK(c.train.eps > 0, "{}: train.eps = {}: expected > 0", f, c.train.eps);

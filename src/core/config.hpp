@@ -4,8 +4,8 @@
 // `--set section.key=value`, and the resolved config is printed at start and stored with results.
 #include <cstdint>
 #include <string>
-#include <variant>
 #include <utility>
+#include <variant>
 #include <vector>
 
 namespace strata {
@@ -16,12 +16,12 @@ struct ModelConfig {
   // gpt (n_layer also lstm)
   int n_layer = 6, n_head = 6, d_model = 384, vocab_size = 257, seq_len = 256;
   // cnn: conv blocks (conv -> norm -> activation -> pool), then flatten, an optional hidden layer and the head
-  std::vector<int64_t> channels{16, 32};  // output channels of each conv block
+  std::vector<int64_t> channels{16, 32};               // output channels of each conv block
   int kernel_size = 3, conv_stride = 1, padding = -1;  // padding -1: kernel_size / 2
   std::string pool = "max";                            // max | avg | none
   int pool_size = 2;
-  std::string norm = "group";  // group | none
-  int norm_groups = 4;         // GroupNorm groups (1: LayerNorm over the channel's planes)
+  std::string norm = "group";       // group | none
+  int norm_groups = 4;              // GroupNorm groups (1: LayerNorm over the channel's planes)
   std::string activation = "relu";  // relu | gelu: cnn blocks and the hidden layer (cnn, lstm)
   int hidden = 0;                   // units of a hidden layer before the head (0: none)
   // lstm
@@ -58,7 +58,7 @@ struct DataConfig {
 };
 
 struct TrainConfig {
-  int batch_size = 8;      // global: all data-parallel ranks and microbatches together
+  int batch_size = 8;        // global: all data-parallel ranks and microbatches together
   int micro_batch_size = 0;  // sequences per forward/backward on one rank; 0: batch_size / dp
   int64_t steps = 100;
   double lr = 3e-4, min_lr = 3e-5;

@@ -36,25 +36,25 @@ std::recursive_mutex& hdf5_mutex();
 }  // namespace strata
 
 // STRATA_CHECK(cond, "fmt {}", args...): throws strata::Error with the formatted message.
-#define STRATA_CHECK(cond, ...)                                                 \
-  do {                                                                          \
+#define STRATA_CHECK(cond, ...)                                                       \
+  do {                                                                                \
     if (!(cond)) ::strata::throw_error(__FILE__, __LINE__, fmt::format(__VA_ARGS__)); \
   } while (0)
 
 #define STRATA_FAIL(...) ::strata::throw_error(__FILE__, __LINE__, fmt::format(__VA_ARGS__))
 
 // Wraps an MPI call; on failure the message carries MPI_Error_string's text.
-#define STRATA_MPI(call)                                                        \
-  do {                                                                          \
-    int strata_mpi_rc_ = (call);                                                \
+#define STRATA_MPI(call)                                                                           \
+  do {                                                                                             \
+    int strata_mpi_rc_ = (call);                                                                   \
     if (strata_mpi_rc_ != 0) ::strata::throw_mpi_error(__FILE__, __LINE__, #call, strata_mpi_rc_); \
   } while (0)
 
 // Wraps an HDF5 call returning herr_t or hid_t (negative = failure); yields the value.
-#define STRATA_H5(call)                                                         \
-  ([&]() {                                                                      \
+#define STRATA_H5(call)                                                            \
+  ([&]() {                                                                         \
     std::lock_guard<std::recursive_mutex> strata_h5_lock_(::strata::hdf5_mutex()); \
-    auto strata_h5_rc_ = (call);                                                \
-    if (strata_h5_rc_ < 0) ::strata::throw_hdf5_error(__FILE__, __LINE__, #call); \
-    return strata_h5_rc_;                                                       \
+    auto strata_h5_rc_ = (call);                                                   \
+    if (strata_h5_rc_ < 0) ::strata::throw_hdf5_error(__FILE__, __LINE__, #call);  \
+    return strata_h5_rc_;                                                          \
   }())

@@ -31,14 +31,38 @@ Handle::~Handle() {
   if (id_ >= 0 && closer_) closer_(id_);
 }
 
-template <> hid_t native_type<float>() { return H5T_NATIVE_FLOAT; }
-template <> hid_t native_type<uint8_t>() { return H5T_NATIVE_UINT8; }
-template <> hid_t native_type<double>() { return H5T_NATIVE_DOUBLE; }
-template <> hid_t native_type<uint16_t>() { return H5T_NATIVE_UINT16; }
-template <> hid_t native_type<uint32_t>() { return H5T_NATIVE_UINT32; }
-template <> hid_t native_type<int32_t>() { return H5T_NATIVE_INT32; }
-template <> hid_t native_type<int64_t>() { return H5T_NATIVE_INT64; }
-template <> hid_t native_type<uint64_t>() { return H5T_NATIVE_UINT64; }
+template <>
+hid_t native_type<float>() {
+  return H5T_NATIVE_FLOAT;
+}
+template <>
+hid_t native_type<uint8_t>() {
+  return H5T_NATIVE_UINT8;
+}
+template <>
+hid_t native_type<double>() {
+  return H5T_NATIVE_DOUBLE;
+}
+template <>
+hid_t native_type<uint16_t>() {
+  return H5T_NATIVE_UINT16;
+}
+template <>
+hid_t native_type<uint32_t>() {
+  return H5T_NATIVE_UINT32;
+}
+template <>
+hid_t native_type<int32_t>() {
+  return H5T_NATIVE_INT32;
+}
+template <>
+hid_t native_type<int64_t>() {
+  return H5T_NATIVE_INT64;
+}
+template <>
+hid_t native_type<uint64_t>() {
+  return H5T_NATIVE_UINT64;
+}
 
 Handle create_file(const std::string& path) {
   Lock lock(hdf5_mutex());
@@ -128,8 +152,7 @@ template <class T>
 void write_dataset(hid_t loc, const std::string& name, const std::vector<hsize_t>& shape, const T* data) {
   Lock lock(hdf5_mutex());
   Handle space(STRATA_H5(H5Screate_simple(static_cast<int>(shape.size()), shape.data(), nullptr)), H5Sclose);
-  Handle ds(STRATA_H5(H5Dcreate2(loc, name.c_str(), native_type<T>(), space, H5P_DEFAULT, H5P_DEFAULT,
-                                 H5P_DEFAULT)),
+  Handle ds(STRATA_H5(H5Dcreate2(loc, name.c_str(), native_type<T>(), space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT)),
             H5Dclose);
   STRATA_H5(H5Dwrite(ds, native_type<T>(), H5S_ALL, H5S_ALL, H5P_DEFAULT, data));
 }
@@ -182,10 +205,10 @@ void read_rows(hid_t dataset, const std::vector<hsize_t>& rows, T* out) {
   STRATA_H5(H5Dread(dataset, native_type<T>(), mem_space, file_space, H5P_DEFAULT, out));
 }
 
-#define STRATA_H5_INSTANTIATE(T)                                                                         \
-  template void write_dataset<T>(hid_t, const std::string&, const std::vector<hsize_t>&, const T*);     \
-  template std::vector<T> read_dataset<T>(hid_t, const std::string&, const std::string&);              \
-  template void read_range<T>(hid_t, hsize_t, hsize_t, T*);                                            \
+#define STRATA_H5_INSTANTIATE(T)                                                                    \
+  template void write_dataset<T>(hid_t, const std::string&, const std::vector<hsize_t>&, const T*); \
+  template std::vector<T> read_dataset<T>(hid_t, const std::string&, const std::string&);           \
+  template void read_range<T>(hid_t, hsize_t, hsize_t, T*);                                         \
   template void read_rows<T>(hid_t, const std::vector<hsize_t>&, T*);
 STRATA_H5_INSTANTIATE(float)
 STRATA_H5_INSTANTIATE(uint8_t)

@@ -31,11 +31,12 @@ class Handle {
 };
 
 // The HDF5 type matching a C++ element type.
-template <class T> hid_t native_type();
+template <class T>
+hid_t native_type();
 
-Handle create_file(const std::string& path);  // truncates
+Handle create_file(const std::string& path);                       // truncates
 Handle open_file(const std::string& path, bool writable = false);  // error names the path
-bool exists(hid_t loc, const std::string& name);  // a link (group or dataset) at this path
+bool exists(hid_t loc, const std::string& name);                   // a link (group or dataset) at this path
 Handle create_group(hid_t loc, const std::string& name);
 // The names of the links in group `group` (in name order); throws naming `what` if it is missing.
 std::vector<std::string> member_names(hid_t loc, const std::string& group, const std::string& what);

@@ -7,8 +7,13 @@
 namespace strata {
 
 Progress::Progress(std::string label, std::string unit, int64_t total, bool enabled, double interval_s)
-    : label_(std::move(label)), unit_(std::move(unit)), total_(total), enabled_(enabled), interval_s_(interval_s),
-      start_(std::chrono::steady_clock::now()), last_print_(start_) {}
+    : label_(std::move(label)),
+      unit_(std::move(unit)),
+      total_(total),
+      enabled_(enabled),
+      interval_s_(interval_s),
+      start_(std::chrono::steady_clock::now()),
+      last_print_(start_) {}
 
 double Progress::elapsed_s() const {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
@@ -36,8 +41,10 @@ void Progress::print(bool final) {
   std::string line = fmt::format("{}: {} {}", label_, done_, unit_);
   if (total_ > 0) line += fmt::format(" of {} ({:.0f}%)", total_, 100.0 * double(done_) / double(total_));
   line += fmt::format(", {:.3g} {}/s", rate, unit_);
-  if (final) line += fmt::format(", done in {:.1f} s", t);
-  else if (total_ > 0 && rate > 0) line += fmt::format(", ETA {:.0f} s", double(total_ - done_) / rate);
+  if (final)
+    line += fmt::format(", done in {:.1f} s", t);
+  else if (total_ > 0 && rate > 0)
+    line += fmt::format(", ETA {:.0f} s", double(total_ - done_) / rate);
   fmt::print(stderr, "{}\n", line);
   printed_ = true;
   std::fflush(stderr);

@@ -19,7 +19,6 @@
 namespace strata {
 namespace {
 
-
 uint64_t round_down(uint64_t x) { return x / kDirectAlignment * kDirectAlignment; }
 uint64_t round_up(uint64_t x) { return round_down(x + kDirectAlignment - 1); }
 
@@ -321,8 +320,7 @@ TwoPhaseStats two_phase_write(const std::string& path, std::vector<FileSegment> 
     std::vector<Piece> runs;
     for (const Piece& p : received) {
       if (!runs.empty() && p.offset < runs.back().offset + runs.back().bytes && local_error.empty())
-        local_error = fmt::format("'{}': two segments hold file offset {} (segments must not overlap)", path,
-                                  p.offset);
+        local_error = fmt::format("'{}': two segments hold file offset {} (segments must not overlap)", path, p.offset);
       if (!runs.empty() && runs.back().offset + runs.back().bytes == p.offset)
         runs.back().bytes += p.bytes;
       else

@@ -37,10 +37,10 @@ struct TwoPhaseStats {
   bool direct = false;             // this rank wrote its aligned runs with O_DIRECT
   std::string direct_unavailable;  // why not, when direct writes were asked for and refused by the file system
   int64_t rounds = 0;
-  int64_t bytes_written = 0;       // by this rank, as the owner of its chunks
-  double exchange_seconds = 0;     // packing, MPI_Alltoallv and assembling the staging buffers
-  double write_wait_seconds = 0;   // waiting for this rank's writes not hidden behind the next exchange
-  double sync_seconds = 0;         // fsync
+  int64_t bytes_written = 0;      // by this rank, as the owner of its chunks
+  double exchange_seconds = 0;    // packing, MPI_Alltoallv and assembling the staging buffers
+  double write_wait_seconds = 0;  // waiting for this rank's writes not hidden behind the next exchange
+  double sync_seconds = 0;        // fsync
 };
 
 // Collective over `comm`: writes every rank's `segments` into the existing file `path`, then fsyncs it on every

@@ -8,8 +8,14 @@ namespace strata::data {
 
 ArrayBatches::ArrayBatches(const ArraySplit& split, const BatchSampler& sampler, int global_batch, int dp, int dp_rank,
                            bool normalize, const AugmentOptions& augment)
-    : split_(split), sampler_(sampler), global_batch_(global_batch), dp_(dp), dp_rank_(dp_rank),
-      local_(global_batch / dp), normalize_(normalize), augment_(augment) {
+    : split_(split),
+      sampler_(sampler),
+      global_batch_(global_batch),
+      dp_(dp),
+      dp_rank_(dp_rank),
+      local_(global_batch / dp),
+      normalize_(normalize),
+      augment_(augment) {
   STRATA_CHECK(global_batch > 0 && global_batch % dp == 0, "{}: batch size {} does not split over {} ranks",
                split.describe(), global_batch, dp);
   STRATA_CHECK(sampler.num_windows() == split.num_samples(), "{}: sampler over {} samples, split holds {}",

@@ -13,8 +13,8 @@
 namespace strata::data {
 
 struct ArrayBatch {
-  std::vector<float> x;    // [local, sample_shape...]
-  std::vector<int32_t> y;  // [local, label_shape...]
+  std::vector<float> x;          // [local, sample_shape...]
+  std::vector<int32_t> y;        // [local, label_shape...]
   std::vector<int64_t> samples;  // the split's sample index of each row
 };
 

@@ -66,8 +66,10 @@ ArraySplit::ArraySplit(const std::string& dir, const std::string& split, bool ve
     : dir_(dir), split_(split), manifest_path_((fs::path(dir) / kManifestName).string()) {
   STRATA_CHECK(split == "train" || split == "val", "{}: split '{}' is not 'train' or 'val'", dir, split);
   manifest_ = read_manifest(dir);
-  STRATA_CHECK(!manifest_.is_tokens(), "{}: field 'kind' is 'tokens', expected an array dataset ('images' or "
-               "'sequences') here", manifest_path_);
+  STRATA_CHECK(!manifest_.is_tokens(),
+               "{}: field 'kind' is 'tokens', expected an array dataset ('images' or "
+               "'sequences') here",
+               manifest_path_);
   sample_elems_ = manifest_.sample_elems();
   label_elems_ = manifest_.label_elems();
   const auto& entries = manifest_.splits.at(split);
@@ -155,7 +157,8 @@ void ArraySplit::read(const int64_t* indices, int64_t n, float* x, int32_t* y) c
   for (int64_t k = 0; k < n; ++k) {
     const int64_t g = indices[k];
     STRATA_CHECK(g >= 0 && g < num_samples_, "{}: sample {} out of range [0, {})", describe(), g, num_samples_);
-    auto it = std::upper_bound(shards_.begin(), shards_.end(), g, [](int64_t v, const Shard& s) { return v < s.start; });
+    auto it =
+        std::upper_bound(shards_.begin(), shards_.end(), g, [](int64_t v, const Shard& s) { return v < s.start; });
     size_t sh = size_t(std::distance(shards_.begin(), it)) - 1;
     while (shards_[sh].count == 0 || g >= shards_[sh].start + shards_[sh].count) ++sh;  // skip empty shards
     per_shard[sh].push_back({g - shards_[sh].start, k});

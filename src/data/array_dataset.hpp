@@ -1,6 +1,7 @@
 #pragma once
-// Array datasets (kinds `images` and `sequences`, docs/dataset-format.md): each shard file holds `x` [n, ...sample_shape]
-// (uint8 or float32) and `y` [n, ...label_shape] (int32) of one split; the manifest lists the shards per split.
+// Array datasets (kinds `images` and `sequences`, docs/dataset-format.md): each shard file holds `x` [n,
+// ...sample_shape] (uint8 or float32) and `y` [n, ...label_shape] (int32) of one split; the manifest lists the shards
+// per split.
 #include <cstdint>
 #include <string>
 #include <vector>

@@ -37,7 +37,8 @@ void flip_horizontal(float* x, int c, int h, int w) {
 
 void validate(const AugmentOptions& options, int h, int w) {
   STRATA_CHECK(options.crop_padding >= 0 && options.crop_padding <= std::min(h, w),
-               "augment crop_padding must be in [0, min(h, w)] = [0, {}], got {}", std::min(h, w), options.crop_padding);
+               "augment crop_padding must be in [0, min(h, w)] = [0, {}], got {}", std::min(h, w),
+               options.crop_padding);
   STRATA_CHECK(std::isfinite(options.noise_std) && options.noise_std >= 0.0f,
                "augment noise_std must be finite and >= 0, got {}", options.noise_std);
 }

@@ -21,8 +21,8 @@ struct AugmentOptions {
   // Random crop with zero padding: pad each side by p zeros, take an h x w window at offset (dy, dx) in
   // [0, 2p]^2. Applied after normalization, so the padding is the dataset mean.
   int crop_padding = 0;
-  bool flip = false;        // horizontal flip with probability 1/2
-  float noise_std = 0.0f;   // additive Gaussian noise N(0, noise_std^2) on every element
+  bool flip = false;       // horizontal flip with probability 1/2
+  float noise_std = 0.0f;  // additive Gaussian noise N(0, noise_std^2) on every element
   uint64_t seed = 0;
 
   bool any() const { return crop_padding > 0 || flip || noise_std > 0.0f; }

@@ -1,6 +1,5 @@
 #include "data/bpe.hpp"
 
-
 #include <algorithm>
 #include <array>
 #include <cstring>
@@ -193,7 +192,7 @@ class MergeLearner {
   std::vector<Word> words_;
   std::unordered_map<uint64_t, int64_t> counts_;
   std::unordered_map<uint64_t, std::vector<uint32_t>> where_;  // pair -> words that may contain it (superset)
-  std::priority_queue<HeapEntry> heap_;                         // may hold stale entries; checked against counts_
+  std::priority_queue<HeapEntry> heap_;                        // may hold stale entries; checked against counts_
   std::vector<uint64_t> changed_;
 };
 
@@ -343,8 +342,7 @@ const json& field(const json& obj, const char* name, const std::string& where) {
 }
 int64_t int_field(const json& obj, const char* name, const std::string& where) {
   const json& v = field(obj, name, where);
-  STRATA_CHECK(v.is_number_integer(), "{}: BPE tokenizer field '{}' must be an integer, got {}", where, name,
-               v.dump());
+  STRATA_CHECK(v.is_number_integer(), "{}: BPE tokenizer field '{}' must be an integer, got {}", where, name, v.dump());
   return v.get<int64_t>();
 }
 }  // namespace
@@ -364,8 +362,7 @@ BpeTokenizer BpeTokenizer::from_json(const std::string& text, const std::string&
   STRATA_CHECK(version == kBpeJsonVersion, "{}: BPE tokenizer field 'version' is {}, this build reads version {}",
                where, version, kBpeJsonVersion);
   const json& list = field(j, "merges", where);
-  STRATA_CHECK(list.is_array(), "{}: BPE tokenizer field 'merges' must be an array of [left, right] id pairs",
-               where);
+  STRATA_CHECK(list.is_array(), "{}: BPE tokenizer field 'merges' must be an array of [left, right] id pairs", where);
   std::vector<Merge> merges;
   merges.reserve(list.size());
   std::unordered_map<uint64_t, size_t> seen;
@@ -393,8 +390,8 @@ BpeTokenizer BpeTokenizer::from_json(const std::string& text, const std::string&
                "{}: BPE tokenizer field 'vocab_size' is {}, expected {} (256 bytes + {} merges + end-of-text)", where,
                vocab_size, expected_vocab, merges.size());
   const int64_t eot = int_field(j, "eot_id", where);
-  STRATA_CHECK(eot == expected_vocab - 1, "{}: BPE tokenizer field 'eot_id' is {}, expected {} (vocab_size - 1)",
-               where, eot, expected_vocab - 1);
+  STRATA_CHECK(eot == expected_vocab - 1, "{}: BPE tokenizer field 'eot_id' is {}, expected {} (vocab_size - 1)", where,
+               eot, expected_vocab - 1);
   return BpeTokenizer(std::move(merges));
 }
 

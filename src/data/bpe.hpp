@@ -44,7 +44,7 @@ class BpeTokenizer {
   // frequency), ties going to the smallest (left id, right id): the result is deterministic. `progress`, when
   // set, is called every few hundred merges and at the end with (merges done, merges wanted).
   static BpeTokenizer train(const std::vector<std::string>& documents, int64_t vocab_size,
-                           const std::function<void(int64_t, int64_t)>& progress = {});
+                            const std::function<void(int64_t, int64_t)>& progress = {});
 
   // Chunk by chunk, repeatedly merges the adjacent pair with the lowest merge rank (leftmost first). Never emits
   // end-of-text. Thread-safe: several threads may encode with one tokenizer at once.

@@ -213,8 +213,10 @@ DatasetManifest read_manifest(const std::string& dir) {
   m.kind = get_string(j, "kind", path);
   STRATA_CHECK(m.kind == "tokens" || m.kind == "images" || m.kind == "sequences",
                "{}: field 'kind' is '{}', expected 'tokens', 'images' or 'sequences'", path, m.kind);
-  if (m.is_tokens()) read_token_fields(j, path, m);
-  else read_array_fields(j, path, m);
+  if (m.is_tokens())
+    read_token_fields(j, path, m);
+  else
+    read_array_fields(j, path, m);
   const json& splits = field(j, "splits", path, "");
   STRATA_CHECK(splits.is_object(), "{}: field 'splits' must be an object with 'train' and 'val'", path);
   for (const char* split : {"train", "val"}) {

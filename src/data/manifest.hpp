@@ -36,8 +36,8 @@ struct DatasetManifest {
   std::map<std::string, std::vector<ShardEntry>> splits;  // "train", "val" -> shards in order
 
   bool is_tokens() const { return kind == "tokens"; }
-  int64_t sample_elems() const;  // product of sample_shape
-  int64_t label_elems() const;   // product of label_shape (1 for [])
+  int64_t sample_elems() const;                   // product of sample_shape
+  int64_t label_elems() const;                    // product of label_shape (1 for [])
   int64_t total(const std::string& split) const;  // tokens or samples of the split
   const char* count_field() const { return is_tokens() ? "tokens" : "samples"; }
 };

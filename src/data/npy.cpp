@@ -212,7 +212,8 @@ void read_exactly(std::ifstream& in, unsigned char* dst, int64_t n, const std::s
 
 void byte_swap_items(std::vector<unsigned char>& bytes, size_t itemsize) {
   for (size_t i = 0; i + itemsize <= bytes.size(); i += itemsize)
-    std::reverse(bytes.begin() + static_cast<std::ptrdiff_t>(i), bytes.begin() + static_cast<std::ptrdiff_t>(i + itemsize));
+    std::reverse(bytes.begin() + static_cast<std::ptrdiff_t>(i),
+                 bytes.begin() + static_cast<std::ptrdiff_t>(i + itemsize));
 }
 
 std::string descr_for(const HostArray& a) {
@@ -245,15 +246,24 @@ void for_each_element(const HostArray& a, F&& f) {
     using T = decltype(tag);
     for (int64_t i = 0; i < n; ++i) f(i, load<T>(p + static_cast<size_t>(i) * s));
   };
-  if (a.dtype == "uint8") loop(uint8_t{});
-  else if (a.dtype == "int8") loop(int8_t{});
-  else if (a.dtype == "uint16") loop(uint16_t{});
-  else if (a.dtype == "int16") loop(int16_t{});
-  else if (a.dtype == "int32") loop(int32_t{});
-  else if (a.dtype == "int64") loop(int64_t{});
-  else if (a.dtype == "float32") loop(float{});
-  else if (a.dtype == "float64") loop(double{});
-  else STRATA_FAIL("unknown dtype '{}'", a.dtype);
+  if (a.dtype == "uint8")
+    loop(uint8_t{});
+  else if (a.dtype == "int8")
+    loop(int8_t{});
+  else if (a.dtype == "uint16")
+    loop(uint16_t{});
+  else if (a.dtype == "int16")
+    loop(int16_t{});
+  else if (a.dtype == "int32")
+    loop(int32_t{});
+  else if (a.dtype == "int64")
+    loop(int64_t{});
+  else if (a.dtype == "float32")
+    loop(float{});
+  else if (a.dtype == "float64")
+    loop(double{});
+  else
+    STRATA_FAIL("unknown dtype '{}'", a.dtype);
 }
 
 }  // namespace
@@ -355,7 +365,8 @@ void write_npy(const std::string& path, const HostArray& a) {
   std::ofstream out(path, std::ios::binary | std::ios::trunc);
   STRATA_CHECK(out.good(), "{}: cannot open for writing", path);
   out.write(kMagic, kMagicSize);
-  const char version_and_len[4] = {1, 0, static_cast<char>(header.size() & 0xff), static_cast<char>(header.size() >> 8)};
+  const char version_and_len[4] = {1, 0, static_cast<char>(header.size() & 0xff),
+                                   static_cast<char>(header.size() >> 8)};
   out.write(version_and_len, 4);
   out.write(header.data(), static_cast<std::streamsize>(header.size()));
   out.write(reinterpret_cast<const char*>(a.bytes.data()), static_cast<std::streamsize>(a.bytes.size()));

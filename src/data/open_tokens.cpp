@@ -15,8 +15,8 @@ std::string read_tokenizer_file(const std::string& dir, const DatasetManifest& m
   STRATA_CHECK(std::filesystem::is_regular_file(path, ec), "{}/{}: field 'tokenizer_file': '{}' not found", dir,
                kManifestName, path);
   const uint64_t sum = file_checksum(path);
-  STRATA_CHECK(sum == m.tokenizer_xxh64, "{}: checksum mismatch: xxh64 {}, manifest field 'tokenizer_xxh64' says {}", path,
-               checksum_hex(sum), checksum_hex(m.tokenizer_xxh64));
+  STRATA_CHECK(sum == m.tokenizer_xxh64, "{}: checksum mismatch: xxh64 {}, manifest field 'tokenizer_xxh64' says {}",
+               path, checksum_hex(sum), checksum_hex(m.tokenizer_xxh64));
   std::ifstream in(path, std::ios::binary);
   std::ostringstream text;
   text << in.rdbuf();

@@ -24,8 +24,11 @@ class Prefetcher {
   // fill(step, out) is called for first_step, first_step+1, ... (each exactly once, in order); slots are copies
   // of `prototype` (sized buffers, so filling never allocates).
   Prefetcher(Fill fill, const Batch& prototype, int64_t first_step, int depth)
-      : fill_(std::move(fill)), slots_(size_t(depth > 0 ? depth + 1 : 1), prototype), next_step_(first_step),
-        produce_step_(first_step), depth_(depth) {
+      : fill_(std::move(fill)),
+        slots_(size_t(depth > 0 ? depth + 1 : 1), prototype),
+        next_step_(first_step),
+        produce_step_(first_step),
+        depth_(depth) {
     if (depth_ > 0) worker_ = std::thread([this] { run(); });
   }
   ~Prefetcher() {

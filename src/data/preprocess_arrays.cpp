@@ -71,7 +71,7 @@ struct Inputs {
   bool u8 = false;              // stored as uint8 (xb), else float32 (xf)
   std::vector<uint8_t> xb;
   std::vector<float> xf;
-  std::vector<int32_t> y;  // [n, label_elems]
+  std::vector<int32_t> y;                          // [n, label_elems]
   std::vector<int64_t> sample_shape, label_shape;  // as stored
   int64_t num_classes = 0;
 };
@@ -174,8 +174,10 @@ void make_sample(const Inputs& in, const ArrayPreprocessOptions& o, int64_t i, f
     nhwc_to_nchw(src, 1, int(in.h), int(in.w), int(in.c), dst);
     src = dst;
   }
-  if (resize) resize_bilinear(src, int(in.c), int(in.h), int(in.w), out, o.resize_h, o.resize_w);
-  else if (src != out) std::memcpy(out, src, sizeof(float) * size_t(in.in_elems));
+  if (resize)
+    resize_bilinear(src, int(in.c), int(in.h), int(in.w), out, o.resize_h, o.resize_w);
+  else if (src != out)
+    std::memcpy(out, src, sizeof(float) * size_t(in.in_elems));
 }
 
 // Per-channel statistics of one shard: out[0] = values per channel, out[1 + c] = sum, out[1 + C + c] = sum of squared
@@ -226,8 +228,10 @@ void write_owned_shards(const Inputs& in, const ArrayPreprocessOptions& o, const
     y.resize(size_t((e - b) * le));
     for (int64_t j = b; j < e; ++j) {
       const int64_t i = split.index[size_t(j)];
-      if constexpr (std::is_same_v<X, uint8_t>) make_sample(in, o, i, x.data() + (j - b) * se);
-      else make_sample(in, o, i, x.data() + (j - b) * se, scratch);
+      if constexpr (std::is_same_v<X, uint8_t>)
+        make_sample(in, o, i, x.data() + (j - b) * se);
+      else
+        make_sample(in, o, i, x.data() + (j - b) * se, scratch);
       std::copy_n(in.y.data() + i * le, le, y.data() + (j - b) * le);
     }
     const auto entry = write_array_shard<X>(o.output, fmt::format("{}-{:05d}.h5", split.name, k), split.name, m,
@@ -304,8 +308,10 @@ ArrayPreprocessReport preprocess_arrays(const ArrayPreprocessOptions& o, MPI_Com
       counts[s].assign(size_t(o.shards), 0);
       sums[s].assign(size_t(o.shards), 0);
       double* st = s == 0 ? stats.data() : nullptr;
-      if (in.u8) write_owned_shards<uint8_t>(in, o, m, split, P, me, counts[s], sums[s], st, progress, done);
-      else write_owned_shards<float>(in, o, m, split, P, me, counts[s], sums[s], st, progress, done);
+      if (in.u8)
+        write_owned_shards<uint8_t>(in, o, m, split, P, me, counts[s], sums[s], st, progress, done);
+      else
+        write_owned_shards<float>(in, o, m, split, P, me, counts[s], sums[s], st, progress, done);
     }
     progress.finish();
   });

@@ -38,8 +38,8 @@ struct ArrayPreprocessOptions {
   // Raw y: dtype and shape; an empty shape with a dtype set means 1-D, N = file size / item size.
   std::string raw_y_dtype;
   std::vector<int64_t> raw_y_shape;
-  std::string output;          // the dataset directory (created if needed)
-  bool channels_last = false;  // images: x is [N, H, W, C]
+  std::string output;              // the dataset directory (created if needed)
+  bool channels_last = false;      // images: x is [N, H, W, C]
   int resize_h = 0, resize_w = 0;  // images, both > 0: bilinear resize of every image (x stored as float32)
   int64_t num_classes = 0;         // 0: max label + 1
   double val_fraction = 0.1;       // in (0, 1)

@@ -167,11 +167,12 @@ TextPreprocessReport preprocess_text(const TextPreprocessOptions& o, MPI_Comm co
     }
   }
   const int64_t n = int64_t(kept.size());
-  STRATA_CHECK(n >= 2,
-               "preprocess: {} document(s) left of {} in {} input file(s) (separator '{}'; dropped: {} empty, {} "
-               "shorter than {} bytes, {} longer than max, {} duplicates); need at least 2, one for train and one for val",
-               n, n_in, o.inputs.size(), o.doc_separator, report.dropped_empty, report.dropped_short, o.min_bytes,
-               report.dropped_long, report.dropped_duplicate);
+  STRATA_CHECK(
+      n >= 2,
+      "preprocess: {} document(s) left of {} in {} input file(s) (separator '{}'; dropped: {} empty, {} "
+      "shorter than {} bytes, {} longer than max, {} duplicates); need at least 2, one for train and one for val",
+      n, n_in, o.inputs.size(), o.doc_separator, report.dropped_empty, report.dropped_short, o.min_bytes,
+      report.dropped_long, report.dropped_duplicate);
 
   // Val = the first n_val entries of a seeded permutation of the kept documents; both splits keep corpus order.
   const int64_t n_val = std::clamp<int64_t>(std::llround(double(n) * o.val_fraction), 1, n - 1);
@@ -189,9 +190,11 @@ TextPreprocessReport preprocess_text(const TextPreprocessOptions& o, MPI_Comm co
     if (status[size_t(i)] != kKept) continue;
     auto& out = is_val[size_t(i)] ? val : train;
     const auto& doc = corpus.docs[size_t(i)];
-    if (bpe) bpe->encode_append(doc, out);
-    else out.insert(out.end(), reinterpret_cast<const unsigned char*>(doc.data()),
-                    reinterpret_cast<const unsigned char*>(doc.data()) + doc.size());
+    if (bpe)
+      bpe->encode_append(doc, out);
+    else
+      out.insert(out.end(), reinterpret_cast<const unsigned char*>(doc.data()),
+                 reinterpret_cast<const unsigned char*>(doc.data()) + doc.size());
     out.push_back(uint32_t(eot));
     tokenizing.update(i - first + 1);
   }

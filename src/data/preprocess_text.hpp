@@ -28,19 +28,19 @@ struct TextPreprocessOptions {
   int shards = 0;             // > 0: `output` is a directory of this many shards per split (sharded_tokens.hpp)
   bool clean = true;          // apply clean_text with `cleaning` (false: documents keep their bytes exactly)
   TextCleanOptions cleaning;
-  bool dedup = true;          // drop documents identical (after cleaning) to an earlier one
-  int64_t min_bytes = 1;      // drop documents shorter than this after cleaning (empty ones always go)
-  int64_t max_bytes = 0;      // drop documents longer than this after cleaning (0: no limit)
-  std::string bpe;            // a BPE tokenizer file (strata preprocess bpe-train); empty: byte-level
-  bool progress = false;      // periodic progress lines on stderr (rank 0)
+  bool dedup = true;      // drop documents identical (after cleaning) to an earlier one
+  int64_t min_bytes = 1;  // drop documents shorter than this after cleaning (empty ones always go)
+  int64_t max_bytes = 0;  // drop documents longer than this after cleaning (0: no limit)
+  std::string bpe;        // a BPE tokenizer file (strata preprocess bpe-train); empty: byte-level
+  bool progress = false;  // periodic progress lines on stderr (rank 0)
 };
 
 struct TextPreprocessReport {
-  int64_t documents_in = 0;                       // documents found in the inputs
+  int64_t documents_in = 0;  // documents found in the inputs
   int64_t dropped_empty = 0, dropped_short = 0, dropped_long = 0, dropped_duplicate = 0;
   int64_t documents = 0, train_documents = 0, val_documents = 0;  // kept
   int64_t train_tokens = 0, val_tokens = 0;
-  int64_t bytes_in = 0;     // bytes of the input files
+  int64_t bytes_in = 0;  // bytes of the input files
   int64_t vocab_size = 0;
   double seconds = 0;
 };

@@ -35,7 +35,8 @@ std::map<int, std::vector<uint32_t>> exchange_shards(const std::vector<uint32_t>
     send_displs[size_t(d)] = int(send.size());
     for (int k = d; k < shards; k += P) {
       const auto [b, e] = overlap(me, k);
-      if (e > b) send.insert(send.end(), mine.begin() + (b - offset[size_t(me)]), mine.begin() + (e - offset[size_t(me)]));
+      if (e > b)
+        send.insert(send.end(), mine.begin() + (b - offset[size_t(me)]), mine.begin() + (e - offset[size_t(me)]));
     }
     send_counts[size_t(d)] = int(int64_t(send.size()) - send_displs[size_t(d)]);
   }
@@ -49,7 +50,8 @@ std::map<int, std::vector<uint32_t>> exchange_shards(const std::vector<uint32_t>
     recv_counts[size_t(q)] = int(total - recv_displs[size_t(q)]);
   }
   STRATA_CHECK(int64_t(send.size()) < INT32_MAX && total < INT32_MAX,
-               "sharded write: {} tokens per rank exceed MPI's int counts; use more shards or ranks", std::max<int64_t>(int64_t(send.size()), total));
+               "sharded write: {} tokens per rank exceed MPI's int counts; use more shards or ranks",
+               std::max<int64_t>(int64_t(send.size()), total));
   std::vector<uint32_t> recv(static_cast<size_t>(total));
   STRATA_MPI(MPI_Alltoallv(send.data(), send_counts.data(), send_displs.data(), MPI_UINT32_T, recv.data(),
                            recv_counts.data(), recv_displs.data(), MPI_UINT32_T, comm));
@@ -100,8 +102,10 @@ void write_sharded_tokens(const std::string& dir, const TokenDatasetMeta& meta, 
     run_on_all_ranks(comm, "sharded write", [&] {
       for (auto& [k, piece] : pieces) {
         const std::string path = (fs::path(dir) / fmt::format("{}-{:05d}.h5", split, k)).string();
-        if (std::string(split) == "train") write_token_dataset(path, meta, piece, empty);
-        else write_token_dataset(path, meta, empty, piece);
+        if (std::string(split) == "train")
+          write_token_dataset(path, meta, piece, empty);
+        else
+          write_token_dataset(path, meta, empty, piece);
         counts[size_t(k)] = piece.size();
         sums[size_t(k)] = token_checksum(piece);
       }
@@ -136,8 +140,8 @@ ShardedTokenWindows::ShardedTokenWindows(const std::string& dir, const std::stri
                "{}: field 'vocab_size' is {} but model.vocab_size is {}: the model cannot embed every token id of this "
                "dataset (set model.vocab_size >= {})",
                manifest_path, manifest_.vocab_size, model_vocab_size, manifest_.vocab_size);
-  STRATA_CHECK(manifest_.is_tokens(), "{}: field 'kind' is '{}', expected a token dataset ('tokens') here", manifest_path,
-               manifest_.kind);
+  STRATA_CHECK(manifest_.is_tokens(), "{}: field 'kind' is '{}', expected a token dataset ('tokens') here",
+               manifest_path, manifest_.kind);
   const auto& entries = manifest_.splits.at(split);
   shards_.reserve(entries.size());
   for (size_t i = 0; i < entries.size(); ++i) {
@@ -152,8 +156,9 @@ ShardedTokenWindows::ShardedTokenWindows(const std::string& dir, const std::stri
                  "{}: vocab_size {} / eot_id {} differ from the manifest's {} / {} ({})", s.path, info.vocab_size,
                  info.eot_id, manifest_.vocab_size, manifest_.eot_id, manifest_path);
     const int64_t stored = split == "train" ? info.train_tokens : info.val_tokens;
-    STRATA_CHECK(stored == e.count, "{}: field 'splits.{}[{}].tokens' is {} but shard '{}' holds {} tokens in {}/tokens",
-                 manifest_path, split, i, e.count, s.path, stored, split);
+    STRATA_CHECK(stored == e.count,
+                 "{}: field 'splits.{}[{}].tokens' is {} but shard '{}' holds {} tokens in {}/tokens", manifest_path,
+                 split, i, e.count, s.path, stored, split);
     s.start = num_tokens_;
     s.tokens = stored;
     num_tokens_ += stored;
@@ -177,10 +182,11 @@ ShardedTokenWindows::ShardedTokenWindows(const std::string& dir, const std::stri
         sum.update_ids(ids.data(), ids.size());
       }
       const uint64_t got = sum.digest();
-      STRATA_CHECK(got == e.xxh64,
-                   "{}: checksum mismatch: shard '{}' {}/tokens has xxh64 {}, manifest field 'splits.{}[{}].xxh64' says "
-                   "{} (shard corrupted or replaced)",
-                   manifest_path, s.path, split, checksum_hex(got), split, i, checksum_hex(e.xxh64));
+      STRATA_CHECK(
+          got == e.xxh64,
+          "{}: checksum mismatch: shard '{}' {}/tokens has xxh64 {}, manifest field 'splits.{}[{}].xxh64' says "
+          "{} (shard corrupted or replaced)",
+          manifest_path, s.path, split, checksum_hex(got), split, i, checksum_hex(e.xxh64));
     }
     shards_.push_back(std::move(s));
   }
@@ -223,7 +229,8 @@ void ShardedTokenWindows::read_windows(const std::vector<int64_t>& windows, int3
     while (shards_[sh].tokens == 0 || int64_t(positions[i]) >= shards_[sh].start + shards_[sh].tokens) ++sh;
     const Shard& s = shards_[sh];
     local.clear();
-    while (i < positions.size() && int64_t(positions[i]) < s.start + s.tokens) local.push_back(positions[i++] - s.start);
+    while (i < positions.size() && int64_t(positions[i]) < s.start + s.tokens)
+      local.push_back(positions[i++] - s.start);
     read_token_positions(s.dataset, s.stored_type, local, ids.data() + k);
     for (size_t j = 0; j < local.size(); ++j) check_id(s, ids[k + j], int64_t(local[j]));
   }

@@ -16,8 +16,8 @@ std::string tokens_name(const std::string& split) { return split + "/tokens"; }
 // Length of `split`/tokens after checking that it exists, is 1-D and stores integers.
 int64_t checked_split_length(hid_t file, const std::string& path, const std::string& split) {
   std::string name = tokens_name(split);
-  STRATA_CHECK(h5::exists(file, name), "{}: dataset '{}' is missing (a token dataset needs train/tokens and val/tokens)",
-               path, name);
+  STRATA_CHECK(h5::exists(file, name),
+               "{}: dataset '{}' is missing (a token dataset needs train/tokens and val/tokens)", path, name);
   auto shape = h5::dataset_shape(file, name, path);
   STRATA_CHECK(shape.size() == 1, "{}: dataset '{}' has {} dimensions, expected a 1-D array of token ids", path, name,
                shape.size());
@@ -36,7 +36,8 @@ TokenDatasetInfo inspect_token_dataset(const std::string& path) {
   TokenDatasetInfo info;
   info.path = path;
   STRATA_CHECK(h5::has_attr(file, "format"),
-               "{}: root attribute 'format' is missing, expected '{}' (not a Strata token dataset?)", path, kTokenFormat);
+               "{}: root attribute 'format' is missing, expected '{}' (not a Strata token dataset?)", path,
+               kTokenFormat);
   std::string format = h5::read_attr_string(file, "format", path);
   STRATA_CHECK(format == kTokenFormat, "{}: root attribute 'format' is '{}', expected '{}'", path, format,
                kTokenFormat);
@@ -63,10 +64,11 @@ TokenWindows::TokenWindows(const std::string& path, const std::string& split, in
   STRATA_CHECK(seq_len > 0, "{}: {}: model.seq_len must be > 0, got {}", path, split, seq_len);
   STRATA_CHECK(model_vocab_size > 0, "{}: model.vocab_size must be > 0, got {}", path, model_vocab_size);
   info_ = inspect_token_dataset(path);
-  STRATA_CHECK(info_.vocab_size <= model_vocab_size,
-               "{}: root attribute 'vocab_size' is {} but model.vocab_size is {}: the model cannot embed every token id "
-               "of this dataset (set model.vocab_size >= {})",
-               path, info_.vocab_size, model_vocab_size, info_.vocab_size);
+  STRATA_CHECK(
+      info_.vocab_size <= model_vocab_size,
+      "{}: root attribute 'vocab_size' is {} but model.vocab_size is {}: the model cannot embed every token id "
+      "of this dataset (set model.vocab_size >= {})",
+      path, info_.vocab_size, model_vocab_size, info_.vocab_size);
   num_tokens_ = split == "train" ? info_.train_tokens : info_.val_tokens;
   num_windows_ = num_tokens_ > 0 ? (num_tokens_ - 1) / seq_len : 0;
   STRATA_CHECK(num_windows_ > 0,
@@ -109,10 +111,14 @@ void read_stored(const std::string& stored_type, size_t count, int64_t* out, Rea
     read(raw.data());
     for (size_t i = 0; i < count; ++i) out[i] = static_cast<int64_t>(raw[i]);
   };
-  if (stored_type == "uint16") widened(uint16_t{});
-  else if (stored_type == "uint32") widened(uint32_t{});
-  else if (stored_type == "int32") widened(int32_t{});
-  else read(out);
+  if (stored_type == "uint16")
+    widened(uint16_t{});
+  else if (stored_type == "uint32")
+    widened(uint32_t{});
+  else if (stored_type == "int32")
+    widened(int32_t{});
+  else
+    read(out);
 }
 }  // namespace
 

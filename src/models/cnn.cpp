@@ -31,7 +31,7 @@ Cnn<T>::Cnn(std::shared_ptr<ParamBuffer<T>> params, const ModelConfig& model, in
 
 template <class T>
 Conv2dShape Cnn<T>::conv_shape(const CnnBlockGeometry& g) const {
-  return Conv2dShape{this->batch(), g.in_c, g.in_h, g.in_w, g.out_c, model_.kernel_size, model_.kernel_size,
+  return Conv2dShape{this->batch(),      g.in_c,   g.in_h, g.in_w, g.out_c, model_.kernel_size, model_.kernel_size,
                      model_.conv_stride, g.padding};
 }
 
@@ -100,14 +100,18 @@ typename Cnn<T>::Slot& Cnn<T>::slot(int i) {
 
 template <class T>
 void Cnn<T>::activation_forward(const Vec<T>& y, const Vec<T>& x, size_t n) const {
-  if (model_.activation == "gelu") gelu_forward<T>(y, x, n);
-  else relu_forward<T>(y, x, n);
+  if (model_.activation == "gelu")
+    gelu_forward<T>(y, x, n);
+  else
+    relu_forward<T>(y, x, n);
 }
 
 template <class T>
 void Cnn<T>::activation_backward(const Vec<T>& dxy, const Vec<T>& x, size_t n) const {
-  if (model_.activation == "gelu") gelu_backward<T>(dxy, dxy, x, n);
-  else relu_backward<T>(dxy, dxy, x, n);
+  if (model_.activation == "gelu")
+    gelu_backward<T>(dxy, dxy, x, n);
+  else
+    relu_backward<T>(dxy, dxy, x, n);
 }
 
 template <class T>
@@ -133,8 +137,10 @@ void Cnn<T>::forward_stage(int slot_index, const MicroBatch<T>& batch, const Vec
                             int64_t(b.g.conv_h) * b.g.conv_w, model_.norm_groups);
     activation_forward(a.act, a.pre_activation(), n);
     const Pool2dShape pool{B, b.g.out_c, b.g.conv_h, b.g.conv_w, model_.pool_size, model_.pool_size, model_.pool_size};
-    if (model_.pool == "max") max_pool2d_forward<T>(a.pooled, a.argmax, a.act, pool);
-    else if (model_.pool == "avg") avg_pool2d_forward<T>(a.pooled, a.act, pool);
+    if (model_.pool == "max")
+      max_pool2d_forward<T>(a.pooled, a.argmax, a.act, pool);
+    else if (model_.pool == "avg")
+      avg_pool2d_forward<T>(a.pooled, a.act, pool);
     x = &a.output();
   }
   if (!layout_.placement.last_stage()) return;
@@ -231,7 +237,9 @@ void Cnn<T>::backward_stage(int slot_index, T loss_scale, const Vec<T>* output_g
     }
     const Vec<T>& x = i > 0 ? s.blocks[size_t(i) - 1].output() : s.input;
     const bool first_of_model = i == 0 && layout_.placement.first_stage();
-    const Vec<T> dx = i > 0 ? sized(other(cur), size_t(B) * size_t(b.g.input_size())) : first_of_model ? Vec<T>() : dinput_;
+    const Vec<T> dx = i > 0            ? sized(other(cur), size_t(B) * size_t(b.g.input_size()))
+                      : first_of_model ? Vec<T>()
+                                       : dinput_;
     conv2d_backward<T>(dx, P.grad(b.conv_w), P.grad(b.conv_b), sized(cur, n), x, P.param(b.conv_w), conv_shape(b.g),
                        workspace_);
     cur = other(cur);

@@ -12,7 +12,7 @@ namespace strata {
 
 // One conv block's sizes per sample.
 struct CnnBlockGeometry {
-  int in_c = 0, in_h = 0, in_w = 0;      // input
+  int in_c = 0, in_h = 0, in_w = 0;       // input
   int out_c = 0, conv_h = 0, conv_w = 0;  // after the convolution (and the norm and activation)
   int out_h = 0, out_w = 0;               // after pooling (= conv_h, conv_w without pooling)
   int padding = 0;
@@ -33,7 +33,7 @@ struct CnnLayout {
   std::vector<Block> blocks;  // this stage's blocks: first_block .. first_block + blocks.size() - 1
   int first_block = 0;
   int hidden_w = -1, hidden_b = -1, head_w = -1, head_b = -1;  // last stage (hidden: -1 without one)
-  int64_t flat = 0;  // features into the head (or the hidden layer): the last block's output per sample
+  int64_t flat = 0;        // features into the head (or the hidden layer): the last block's output per sample
   int64_t input_size = 0;  // values per image (C * H * W of the model's input)
   int classes = 0;
   Placement placement;

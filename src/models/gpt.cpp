@@ -17,15 +17,20 @@ namespace strata {
 
 template <class T>
 Gpt<T>::Gpt(const ModelConfig& model, int batch)
-    : Model<T>(Placement{}, batch, std::make_shared<ParamBuffer<T>>(gpt_layout(model).specs)), model_(model),
-      own_tp_(std::make_unique<TensorParallel<T>>()), tp_(*own_tp_), layout_(gpt_layout(model)) {
+    : Model<T>(Placement{}, batch, std::make_shared<ParamBuffer<T>>(gpt_layout(model).specs)),
+      model_(model),
+      own_tp_(std::make_unique<TensorParallel<T>>()),
+      tp_(*own_tp_),
+      layout_(gpt_layout(model)) {
   allocate_scratch();
 }
 
 template <class T>
 Gpt<T>::Gpt(std::shared_ptr<ParamBuffer<T>> params, const ModelConfig& model, int batch, const Placement& placement,
             TensorParallel<T>& tp)
-    : Model<T>(placement, batch, std::move(params)), model_(model), tp_(tp),
+    : Model<T>(placement, batch, std::move(params)),
+      model_(model),
+      tp_(tp),
       layout_(gpt_layout(model, placement.tp_rank, placement.tp_size, placement.stage, placement.stages)) {
   STRATA_CHECK(tp.size() == placement.tp_size, "gpt: a tensor-parallel group of {} for a split over {}", tp.size(),
                placement.tp_size);
@@ -193,12 +198,12 @@ void Gpt<T>::backward_stage(int slot_index, T loss_scale, const Vec<T>* output_g
     tp_.column_linear_backward(dln_, P.grad(w.fc_w), P.grad(w.fc_b), dhidden_, a.ln2, P.param(w.fc_w), N, C, F);
     layernorm_backward<T>(dres_, P.grad(w.ln2_w), P.grad(w.ln2_b), dln_, a.res1, P.param(w.ln2_w), a.ln2_mean,
                           a.ln2_rstd, N, C);
-    tp_.row_linear_backward(datty_, P.grad(w.attn_proj_w), P.grad(w.attn_proj_b), dres_, a.atty,
-                            P.param(w.attn_proj_w), N, Cl, C);
+    tp_.row_linear_backward(datty_, P.grad(w.attn_proj_w), P.grad(w.attn_proj_b), dres_, a.atty, P.param(w.attn_proj_w),
+                            N, Cl, C);
     attention_backward<T>(dqkv_, att_scratch_, datty_, a.qkv, a.att, {B, Tn, Cl, H});
     tp_.column_linear_backward(dln_, P.grad(w.qkv_w), P.grad(w.qkv_b), dqkv_, a.ln1, P.param(w.qkv_w), N, C, 3 * Cl);
-    layernorm_backward<T>(dres_, P.grad(w.ln1_w), P.grad(w.ln1_b), dln_, x, P.param(w.ln1_w), a.ln1_mean, a.ln1_rstd,
-                          N, C);
+    layernorm_backward<T>(dres_, P.grad(w.ln1_w), P.grad(w.ln1_b), dln_, x, P.param(w.ln1_w), a.ln1_mean, a.ln1_rstd, N,
+                          C);
     ready(P.specs()[size_t(w.ln1_w)].offset);
   }
   if (layout_.first_stage())

@@ -29,8 +29,9 @@ struct GptLayout {
 // Pipeline stage boundaries, balanced by forward FLOPs per token: a block costs 24 C^2 + 4 T C (its four GEMMs
 // and the full T x T attention), and the last stage also runs the LM head, 2 C V (GPT-2 124M at T 1024: 4.5
 // blocks' worth). The last stage gets the number of layers that minimises the largest stage cost (among equals,
-// the gap between largest and smallest); the others split the rest evenly, the earlier ones one layer longer. Every stage holds at least one layer. A pure function of the model
-// and `stages`, so every rank and every tool computes the same split.
+// the gap between largest and smallest); the others split the rest evenly, the earlier ones one layer longer. Every
+// stage holds at least one layer. A pure function of the model and `stages`, so every rank and every tool computes the
+// same split.
 std::vector<int> gpt_stage_layer_counts(const ModelConfig& model, int stages);
 // The first layer and the number of layers of pipeline stage `stage` of `stages`.
 std::pair<int, int> stage_layers(const ModelConfig& model, int stage, int stages);

@@ -64,8 +64,10 @@ typename Lstm<T>::Slot& Lstm<T>::slot(int i) {
     LayerActs a;
     a.h = Vec<T>("strata::lstm::h", BT * H);
     a.gates = Vec<T>("strata::lstm::gates", BT * H * size_t(layout_.gates));
-    if (model_.cell == "gru") a.hn = Vec<T>("strata::lstm::hn", BT * H);
-    else a.c = Vec<T>("strata::lstm::c", BT * H);
+    if (model_.cell == "gru")
+      a.hn = Vec<T>("strata::lstm::hn", BT * H);
+    else
+      a.c = Vec<T>("strata::lstm::c", BT * H);
     s.layers.push_back(a);
   }
   if (layout_.placement.last_stage()) {
@@ -85,14 +87,18 @@ typename Lstm<T>::Slot& Lstm<T>::slot(int i) {
 
 template <class T>
 void Lstm<T>::activation_forward(const Vec<T>& y, const Vec<T>& x, size_t n) const {
-  if (model_.activation == "gelu") gelu_forward<T>(y, x, n);
-  else relu_forward<T>(y, x, n);
+  if (model_.activation == "gelu")
+    gelu_forward<T>(y, x, n);
+  else
+    relu_forward<T>(y, x, n);
 }
 
 template <class T>
 void Lstm<T>::activation_backward(const Vec<T>& dxy, const Vec<T>& x, size_t n) const {
-  if (model_.activation == "gelu") gelu_backward<T>(dxy, dxy, x, n);
-  else relu_backward<T>(dxy, dxy, x, n);
+  if (model_.activation == "gelu")
+    gelu_backward<T>(dxy, dxy, x, n);
+  else
+    relu_backward<T>(dxy, dxy, x, n);
 }
 
 template <class T>

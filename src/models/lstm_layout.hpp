@@ -20,7 +20,7 @@ struct LstmLayout {
   std::vector<Layer> layers;  // this stage's layers: first_layer .. first_layer + layers.size() - 1
   int first_layer = 0;
   int hidden_w = -1, hidden_b = -1, head_w = -1, head_b = -1;  // last stage
-  int steps = 0, features = 0, hidden = 0, gates = 4;           // T, F, H; 4 (lstm) or 3 (gru) gate blocks
+  int steps = 0, features = 0, hidden = 0, gates = 4;          // T, F, H; 4 (lstm) or 3 (gru) gate blocks
   int classes = 0;
   bool per_step = false;  // labels = step: one prediction per step
   Placement placement;

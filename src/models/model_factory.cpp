@@ -23,8 +23,9 @@ void check_model_layout(const ModelConfig& model, int tp, int pp, const std::str
                  "parallelism: parallel.dp, parallel.pp)",
                  source, tp, model.kind);
   }
-  STRATA_CHECK(pp >= 1 && pp <= stage_units(model), "{}: parallel.pp = {}: expected 1 .. {} (each stage holds at least one {})",
-               source, pp, stage_units(model), model.kind == "cnn" ? "conv block" : "layer");
+  STRATA_CHECK(pp >= 1 && pp <= stage_units(model),
+               "{}: parallel.pp = {}: expected 1 .. {} (each stage holds at least one {})", source, pp,
+               stage_units(model), model.kind == "cnn" ? "conv block" : "layer");
 }
 
 std::vector<int> stage_layer_counts(const ModelConfig& model, int stages) {

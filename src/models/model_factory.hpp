@@ -22,8 +22,8 @@ void check_model_layout(const ModelConfig& model, int tp, int pp, const std::str
 std::vector<int> stage_layer_counts(const ModelConfig& model, int stages);
 
 struct ModelSize {
-  int64_t parameters = 0;      // every tensor once
-  int64_t non_embedding = 0;   // without token and position embeddings (the N of 6N)
+  int64_t parameters = 0;       // every tensor once
+  int64_t non_embedding = 0;    // without token and position embeddings (the N of 6N)
   double flops_per_sample = 0;  // forward + backward (6N per token plus attention for a GPT)
 };
 ModelSize model_size(const ModelConfig& model);

@@ -32,8 +32,10 @@ template <class T>
 MicroBatch<T> Model<T>::allocate_batch() const {
   const size_t B = size_t(batch_);
   MicroBatch<T> b;
-  if (token_inputs()) b.tokens = Vec<int32_t>("strata::model::tokens", B * size_t(inputs_per_sample()));
-  else b.features = Vec<T>("strata::model::features", B * size_t(inputs_per_sample()));
+  if (token_inputs())
+    b.tokens = Vec<int32_t>("strata::model::tokens", B * size_t(inputs_per_sample()));
+  else
+    b.features = Vec<T>("strata::model::features", B * size_t(inputs_per_sample()));
   b.targets = Vec<int32_t>("strata::model::targets", B * size_t(targets_per_sample()));
   return b;
 }
@@ -49,7 +51,7 @@ void Model<T>::check_batch(const MicroBatch<T>& batch, bool with_targets) const 
                  tokens ? "tokens" : "input values", B, inputs_per_sample, B * inputs_per_sample);
   if (with_targets)
     STRATA_CHECK(targets == B * size_t(targets_per_sample()), "model forward: {} targets given, expected batch {} x {}",
-               targets, B, targets_per_sample());
+                 targets, B, targets_per_sample());
 }
 
 template class Model<float>;

@@ -26,7 +26,7 @@ struct TensorSpec {
   // head) and kept equal by summing the two copies' gradients (parallel/tied_gradients.hpp). The last stage's is
   // the `tied_copy`: not saved, not counted twice in the gradient norm. With one stage there is one copy.
   bool tied = false, tied_copy = false;
-  int64_t offset = 0;   // into the buffers, set by ParamBuffer
+  int64_t offset = 0;            // into the buffers, set by ParamBuffer
   int64_t numel() const;         // of this rank's part
   int64_t global_numel() const;  // of the whole tensor
 };
@@ -37,7 +37,7 @@ class ParamBuffer {
   // pad_multiple: the buffers' length is rounded up to a multiple of it (the data-parallel size for ZeRO-1).
   explicit ParamBuffer(std::vector<TensorSpec> specs, size_t pad_multiple = 1);
 
-  size_t size() const { return size_; }                // parameters, without padding
+  size_t size() const { return size_; }  // parameters, without padding
   size_t padded_size() const { return params_.extent(0); }
   const std::vector<TensorSpec>& specs() const { return specs_; }
   int index_of(const std::string& name) const;  // throws if absent

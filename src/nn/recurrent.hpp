@@ -62,8 +62,8 @@ void lstm_forward(const Vec<T>& h, const Vec<T>& c, const Vec<T>& gates, const V
   gemm<T>({Trans::No, Trans::Yes, BT, G, I, I, I, G}, T(1), x.data(), w_ih.data(), T(1), gates.data());
   for (int t = 0; t < Tn; ++t) {
     if (t > 0)  // gates[:, t] += h[:, t-1] W_hh^T
-      gemm<T>({Trans::No, Trans::Yes, B, G, H, Tn * H, H, Tn * G}, T(1), h.data() + int64_t(t - 1) * H,
-              w_hh.data(), T(1), gates.data() + int64_t(t) * G);
+      gemm<T>({Trans::No, Trans::Yes, B, G, H, Tn * H, H, Tn * G}, T(1), h.data() + int64_t(t - 1) * H, w_hh.data(),
+              T(1), gates.data() + int64_t(t) * G);
     lstm_cell_forward(step_rows(h, t, Tn, H), step_rows(c, t, Tn, H), step_rows(gates, t, Tn, G),
                       t > 0 ? step_rows(c, t - 1, Tn, H) : Rows<T>{}, B, H);
   }
@@ -73,10 +73,9 @@ void lstm_forward(const Vec<T>& h, const Vec<T>& c, const Vec<T>& gates, const V
 // gates: dx[B, T, I] (overwritten; size 0 skips it), dw_ih, dw_hh, db_ih, db_hh (all +=).
 // workspace: lstm_workspace_size(s) elements.
 template <class T>
-void lstm_backward(const Vec<T>& dx, const Vec<T>& dw_ih, const Vec<T>& dw_hh, const Vec<T>& db_ih,
-                   const Vec<T>& db_hh, const Vec<T>& dh, const Vec<T>& x, const Vec<T>& h, const Vec<T>& c,
-                   const Vec<T>& gates, const Vec<T>& w_ih, const Vec<T>& w_hh, const RecurrentShape& s,
-                   const Vec<T>& workspace) {
+void lstm_backward(const Vec<T>& dx, const Vec<T>& dw_ih, const Vec<T>& dw_hh, const Vec<T>& db_ih, const Vec<T>& db_hh,
+                   const Vec<T>& dh, const Vec<T>& x, const Vec<T>& h, const Vec<T>& c, const Vec<T>& gates,
+                   const Vec<T>& w_ih, const Vec<T>& w_hh, const RecurrentShape& s, const Vec<T>& workspace) {
   const int B = s.batch, Tn = s.steps, I = s.input, H = s.hidden, G = 4 * H, BT = B * Tn;
   detail::check_extent(dh, size_t(BT) * H, "dh");
   detail::check_extent(gates, size_t(BT) * G, "gates");
@@ -95,8 +94,8 @@ void lstm_backward(const Vec<T>& dx, const Vec<T>& dw_ih, const Vec<T>& dw_hh, c
                        step_rows(gates, t, Tn, G), t > 0 ? step_rows(c, t - 1, Tn, H) : Rows<T>{},
                        step_rows(c, t, Tn, H), B, H);
     if (t > 0)
-      gemm<T>({Trans::No, Trans::No, B, H, G, Tn * G, H, H}, T(1), dgates.data() + int64_t(t) * G, w_hh.data(),
-              T(0), dh_rec.data());
+      gemm<T>({Trans::No, Trans::No, B, H, G, Tn * G, H, H}, T(1), dgates.data() + int64_t(t) * G, w_hh.data(), T(0),
+              dh_rec.data());
   }
   // Input side and biases over all B*T rows at once.
   if (dx.extent(0) > 0)
@@ -136,8 +135,8 @@ void gru_forward(const Vec<T>& h, const Vec<T>& gates, const Vec<T>& hn, const V
       const T* h_prev = h.data() + int64_t(t - 1) * H;
       gemm<T>({Trans::No, Trans::Yes, B, 2 * H, H, Tn * H, H, Tn * G}, T(1), h_prev, w_hh.data(), T(1),
               gates.data() + int64_t(t) * G);
-      gemm<T>({Trans::No, Trans::Yes, B, H, H, Tn * H, H, Tn * H}, T(1), h_prev, w_hh.data() + int64_t(2) * H * H,
-              T(1), hn.data() + int64_t(t) * H);
+      gemm<T>({Trans::No, Trans::Yes, B, H, H, Tn * H, H, Tn * H}, T(1), h_prev, w_hh.data() + int64_t(2) * H * H, T(1),
+              hn.data() + int64_t(t) * H);
     }
     gru_cell_forward(step_rows(h, t, Tn, H), step_rows(gates, t, Tn, G), step_rows(hn, t, Tn, H),
                      t > 0 ? step_rows(h, t - 1, Tn, H) : Rows<T>{}, B, H);
@@ -147,10 +146,9 @@ void gru_forward(const Vec<T>& h, const Vec<T>& gates, const Vec<T>& hn, const V
 // From dh[B, T, H] and the forward's x, h, gates, hn: dx[B, T, I] (overwritten; size 0 skips it), dw_ih, dw_hh,
 // db_ih, db_hh (all +=). workspace: gru_workspace_size(s) elements.
 template <class T>
-void gru_backward(const Vec<T>& dx, const Vec<T>& dw_ih, const Vec<T>& dw_hh, const Vec<T>& db_ih,
-                  const Vec<T>& db_hh, const Vec<T>& dh, const Vec<T>& x, const Vec<T>& h, const Vec<T>& gates,
-                  const Vec<T>& hn, const Vec<T>& w_ih, const Vec<T>& w_hh, const RecurrentShape& s,
-                  const Vec<T>& workspace) {
+void gru_backward(const Vec<T>& dx, const Vec<T>& dw_ih, const Vec<T>& dw_hh, const Vec<T>& db_ih, const Vec<T>& db_hh,
+                  const Vec<T>& dh, const Vec<T>& x, const Vec<T>& h, const Vec<T>& gates, const Vec<T>& hn,
+                  const Vec<T>& w_ih, const Vec<T>& w_hh, const RecurrentShape& s, const Vec<T>& workspace) {
   const int B = s.batch, Tn = s.steps, I = s.input, H = s.hidden, G = 3 * H, BT = B * Tn;
   detail::check_extent(dh, size_t(BT) * H, "dh");
   detail::check_extent(gates, size_t(BT) * G, "gates");
@@ -170,8 +168,8 @@ void gru_backward(const Vec<T>& dx, const Vec<T>& dw_ih, const Vec<T>& dw_hh, co
                       step_rows(gates, t, Tn, G), step_rows(hn, t, Tn, H),
                       t > 0 ? step_rows(h, t - 1, Tn, H) : Rows<T>{}, B, H);
     if (t > 0)
-      gemm<T>({Trans::No, Trans::No, B, H, G, Tn * G, H, H}, T(1), dgates.data() + int64_t(t) * G, w_hh.data(),
-              T(1), dh_rec.data());
+      gemm<T>({Trans::No, Trans::No, B, H, G, Tn * G, H, H}, T(1), dgates.data() + int64_t(t) * G, w_hh.data(), T(1),
+              dh_rec.data());
   }
   // Input side over all B*T rows: its r, z gradients are dgates' first 2H columns, n's is dn_x.
   const T* w_in = w_ih.data() + int64_t(2) * H * I;

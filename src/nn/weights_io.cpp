@@ -90,8 +90,8 @@ void load_weights(const std::string& path, ParamBuffer<T>& params, const ModelCo
     STRATA_CHECK(h5::exists(file, s.name), "{}: tensor '{}' is missing", path, s.name);
     auto dims = h5::dataset_shape(file, s.name, path);
     std::vector<int64_t> shape(dims.begin(), dims.end());
-    STRATA_CHECK(shape == s.global_shape, "{}: tensor '{}' has shape {}, expected {}", path, s.name,
-                 shape_text(shape), shape_text(s.global_shape));
+    STRATA_CHECK(shape == s.global_shape, "{}: tensor '{}' has shape {}, expected {}", path, s.name, shape_text(shape),
+                 shape_text(s.global_shape));
     auto values = h5::read_dataset<double>(file, s.name, path);
     for (int64_t i = 0; i < s.numel(); ++i) host(s.offset + i) = T(values[size_t(s.shard.global_index(i))]);
   }

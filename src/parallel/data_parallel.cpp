@@ -72,7 +72,8 @@ void DataParallel<T>::launch_ready(int64_t ready_from) {
     T* grads = params_.grads().data();
     if (zero1_) {
       // This rank's part of the bucket lands at its place in the shard (nothing when the bucket misses it).
-      T* into = shard_grads_.data() + (std::max(b, shard_begin_) - shard_begin_);
+      // Clamped so that a bucket wholly after the shard (count 0) still passes a pointer inside the buffer.
+      T* into = shard_grads_.data() + std::min(std::max(b, shard_begin_) - shard_begin_, shard_size_);
       pending_.push_back(dp_.reduce_scatter_sum_async(grads + b, into, bucket_counts_[i].data()));
     } else {
       pending_.push_back(dp_.all_reduce_sum_async(grads + b, size_t(e - b)));

@@ -72,7 +72,8 @@ void PipelineRunner<T>::backward(int m, bool last) {
   if (!p.last_stage())
     timed(comm_ms_, [&] { pp_.recv(recv_gradient_.data(), recv_gradient_.extent(0), p.stage + 1, kGradient); });
   const int slot = slot_of_[size_t(m)];
-  model_.backward_stage(slot, loss_scale_, p.last_stage() ? nullptr : &recv_gradient_, last ? *on_ready_ : GradReadyHook{});
+  model_.backward_stage(slot, loss_scale_, p.last_stage() ? nullptr : &recv_gradient_,
+                        last ? *on_ready_ : GradReadyHook{});
   slot_busy_[size_t(slot)] = false;
   --in_use_;
   if (!p.first_stage()) {

@@ -55,7 +55,7 @@ class PipelineRunner {
   T loss_scale_ = 0;
   const GradReadyHook* on_ready_ = nullptr;
   double loss_sum_ = 0;
-  std::vector<int> slot_of_;   // microbatch -> activation slot
+  std::vector<int> slot_of_;  // microbatch -> activation slot
   std::vector<bool> slot_busy_;
   int in_use_ = 0, peak_slots_ = 0;
   double comm_ms_ = 0;

@@ -12,7 +12,8 @@ namespace strata {
 
 template <class T>
 TensorParallel<T>::TensorParallel(Communicator* group)
-    : group_(group && group->size() > 1 ? group : nullptr), rank_(group_ ? group_->rank() : 0),
+    : group_(group && group->size() > 1 ? group : nullptr),
+      rank_(group_ ? group_->rank() : 0),
       size_(group_ ? group_->size() : 1) {}
 
 template <class T>
@@ -65,8 +66,7 @@ void TensorParallel<T>::column_linear_backward(const Vec<T>& dx, const Vec<T>& d
   if (db.extent(0) > 0) {
     linear_backward<T>(dx, dw, db, dy, x, w, rows, in, out_local);
   } else {
-    gemm<T>({Trans::No, Trans::No, rows, in, out_local, out_local, in, in}, T(1), dy.data(), w.data(), T(0),
-            dx.data());
+    gemm<T>({Trans::No, Trans::No, rows, in, out_local, out_local, in, in}, T(1), dy.data(), w.data(), T(0), dx.data());
     gemm<T>({Trans::Yes, Trans::No, out_local, in, rows, out_local, in, in}, T(1), dy.data(), x.data(), T(1),
             dw.data());
   }
@@ -74,8 +74,8 @@ void TensorParallel<T>::column_linear_backward(const Vec<T>& dx, const Vec<T>& d
 }
 
 template <class T>
-void TensorParallel<T>::row_linear_forward(const Vec<T>& y, const Vec<T>& x, const Vec<T>& w, const Vec<T>& b,
-                                           int rows, int in_local, int out, const Vec<T>& residual) {
+void TensorParallel<T>::row_linear_forward(const Vec<T>& y, const Vec<T>& x, const Vec<T>& w, const Vec<T>& b, int rows,
+                                           int in_local, int out, const Vec<T>& residual) {
   if (!group_) {
     linear_forward<T>(y, x, w, b, rows, in_local, out, &residual);  // fused: one GEMM accumulating into residual + b
     return;
@@ -149,8 +149,10 @@ template <class T>
 void TensorParallel<T>::vocab_cross_entropy_backward(const Vec<T>& logits, const Vec<T>& lse,
                                                      const Vec<const int32_t>& targets, int rows, int vocab_local,
                                                      T dloss) {
-  if (!group_) cross_entropy_backward<T>(logits, lse, targets, rows, vocab_local, dloss);
-  else vp_backward<T>(logits, lse, targets, rows, vocab_local, int64_t(rank_) * vocab_local, dloss);
+  if (!group_)
+    cross_entropy_backward<T>(logits, lse, targets, rows, vocab_local, dloss);
+  else
+    vp_backward<T>(logits, lse, targets, rows, vocab_local, int64_t(rank_) * vocab_local, dloss);
 }
 
 template <class T>

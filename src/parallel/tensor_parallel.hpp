@@ -32,8 +32,8 @@ class TensorParallel {
   void column_linear_forward(const Vec<T>& y, const Vec<T>& x, const Vec<T>& w, const Vec<T>& b, int rows, int in,
                              int out_local);
   // dx[N, I] = sum over the group of dy W (overwritten); dW += dy^T x; db += column sums of dy.
-  void column_linear_backward(const Vec<T>& dx, const Vec<T>& dw, const Vec<T>& db, const Vec<T>& dy,
-                              const Vec<T>& x, const Vec<T>& w, int rows, int in, int out_local);
+  void column_linear_backward(const Vec<T>& dx, const Vec<T>& dw, const Vec<T>& db, const Vec<T>& dy, const Vec<T>& x,
+                              const Vec<T>& w, int rows, int in, int out_local);
 
   // ---- Row-parallel linear with the residual add: W [O, I/tp] holds this rank's input features, b [O] is
   // replicated. y[N, O] = residual[N, O] + b + sum over the group of x[N, I/tp] W^T.

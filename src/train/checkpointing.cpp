@@ -32,10 +32,15 @@ std::vector<std::string> broadcast_list(std::vector<std::string> list, MPI_Comm 
 
 Checkpointer::Checkpointer(const Config& config, ProcessGrid& grid, ParamBuffer<float>& params, AdamW<float>& adam,
                            std::vector<TensorSpec> tensors)
-    : config_(config), grid_(grid), params_(params), adam_(adam), tensors_(std::move(tensors)),
+    : config_(config),
+      grid_(grid),
+      params_(params),
+      adam_(adam),
+      tensors_(std::move(tensors)),
       lead_(grid.world().rank() == 0) {
   const auto& c = config.checkpoint;
-  dir_ = std::filesystem::path(c.dir).is_absolute() ? c.dir : (std::filesystem::path(config.train.out_dir) / c.dir).string();
+  dir_ = std::filesystem::path(c.dir).is_absolute() ? c.dir
+                                                    : (std::filesystem::path(config.train.out_dir) / c.dir).string();
   if (c.async) {
     int provided = 0;
     STRATA_MPI(MPI_Query_thread(&provided));
@@ -92,8 +97,10 @@ Checkpointer::Resumed Checkpointer::resume() {
     if (path.empty()) continue;
     std::string problem;
     const auto verify_start = Clock::now();
-    if (!std::filesystem::exists(path)) problem = fmt::format("'{}': checkpoint not found", path);
-    else if (c.verify) problem = ckpt::verify_checkpoint(path, world);
+    if (!std::filesystem::exists(path))
+      problem = fmt::format("'{}': checkpoint not found", path);
+    else if (c.verify)
+      problem = ckpt::verify_checkpoint(path, world);
     const double verify_ms = ms_since(verify_start);
     if (!problem.empty()) {
       STRATA_CHECK(automatic, "checkpoint.resume: {}", problem);
@@ -124,8 +131,9 @@ Checkpointer::Resumed Checkpointer::resume() {
       fmt::print("checkpoint: verified {:.1f} MiB in {:.2f} s ({:.2f} GB/s), loaded in {:.2f} s\n", bytes / (1 << 20),
                  verify_ms / 1e3, bytes / (verify_ms / 1e3) / 1e9, load_ms / 1e3);
     if (lead_)
-      fmt::print("checkpoint: resumed from {} (step {}, {} samples consumed, written by layout dp {} x tp {} x pp {}{})\n",
-                 path, meta.step, meta.consumed_samples, meta.dp, meta.tp, meta.pp, meta.zero1 ? " with ZeRO-1" : "");
+      fmt::print(
+          "checkpoint: resumed from {} (step {}, {} samples consumed, written by layout dp {} x tp {} x pp {}{})\n",
+          path, meta.step, meta.consumed_samples, meta.dp, meta.tp, meta.pp, meta.zero1 ? " with ZeRO-1" : "");
     r.step = meta.step;
     r.consumed_samples = meta.consumed_samples;
     r.path = path;
@@ -190,11 +198,11 @@ void Checkpointer::save(int64_t step, int64_t consumed_samples, double lr) {
     ckpt::crash_point("before_commit", meta.step, rank);
     if (rank == 0) {
       ckpt::commit_checkpoint(dir_, meta.step, c.keep_last, c.keep_every);
-      fmt::print("checkpoint: saved step {} to {} ({:.1f} MiB in {:.2f} s, {:.2f} GB/s: checksums {:.2f} s, structure "
-                 "{:.2f} s, writes {:.2f} s, sync {:.2f} s; {})\n",
-                 meta.step, dir_, double(stats.bytes) / (1 << 20), stats.seconds,
-                 double(stats.bytes) / stats.seconds / 1e9, stats.hash_seconds, stats.structure_seconds,
-                 stats.write_seconds, stats.sync_seconds, stats.io);
+      fmt::print(
+          "checkpoint: saved step {} to {} ({:.1f} MiB in {:.2f} s, {:.2f} GB/s: checksums {:.2f} s, structure "
+          "{:.2f} s, writes {:.2f} s, sync {:.2f} s; {})\n",
+          meta.step, dir_, double(stats.bytes) / (1 << 20), stats.seconds, double(stats.bytes) / stats.seconds / 1e9,
+          stats.hash_seconds, stats.structure_seconds, stats.write_seconds, stats.sync_seconds, stats.io);
     }
     STRATA_MPI(MPI_Barrier(comm));
   };

@@ -106,8 +106,12 @@ nlohmann::json to_json(const ClassificationMetrics& m) {
   auto scores = [](const ClassScores& s) {
     return nlohmann::json{{"precision", s.precision}, {"recall", s.recall}, {"f1", s.f1}, {"support", s.support}};
   };
-  nlohmann::json j = {{"rows", m.rows},     {"classes", m.classes},        {"loss", m.loss},
-                      {"accuracy", m.accuracy}, {"macro", scores(m.macro)}, {"micro", scores(m.micro)},
+  nlohmann::json j = {{"rows", m.rows},
+                      {"classes", m.classes},
+                      {"loss", m.loss},
+                      {"accuracy", m.accuracy},
+                      {"macro", scores(m.macro)},
+                      {"micro", scores(m.micro)},
                       {"weighted", scores(m.weighted)}};
   j["top_k"] = nlohmann::json::object();
   for (const auto& [k, acc] : m.top_k) j["top_k"][std::to_string(k)] = acc;

@@ -4,6 +4,8 @@
 // averages, the confusion matrix and the mean loss. Computed from counts that add up over ranks and batches, so
 // any data-parallel or pipeline layout gives the same numbers. Conventions as scikit-learn's with labels =
 // 0..classes-1 and zero_division = 0: a class never predicted has precision 0, one never present recall 0.
+// Ties between logits rank the lower class first, as argmax does (so top-1 = accuracy); scikit-learn's
+// top_k_accuracy_score breaks exact ties the other way.
 #include <cstdint>
 #include <string>
 #include <vector>

@@ -34,9 +34,14 @@ MetricsLog::MetricsLog(const std::string& jsonl_path, int64_t total_steps, int64
 
 void MetricsLog::step(const StepMetrics& m) {
   const bool tokens = unit_ == Throughput::Tokens;
-  nlohmann::json j = {{"step", m.step},     {"loss", m.loss},         {"lr", m.lr},
-                      {"grad_norm", m.grad_norm}, {tokens ? "tokens_per_s" : "samples_per_s", m.throughput}, {"ms", m.ms},
-                      {"comm_ms", m.comm_ms}, {"data_wait_ms", m.data_wait_ms}};
+  nlohmann::json j = {{"step", m.step},
+                      {"loss", m.loss},
+                      {"lr", m.lr},
+                      {"grad_norm", m.grad_norm},
+                      {tokens ? "tokens_per_s" : "samples_per_s", m.throughput},
+                      {"ms", m.ms},
+                      {"comm_ms", m.comm_ms},
+                      {"data_wait_ms", m.data_wait_ms}};
   out_ << j.dump() << '\n';
   out_.flush();
   STRATA_CHECK(out_.good(), "write to '{}' failed", path_);

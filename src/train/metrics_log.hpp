@@ -14,7 +14,7 @@ struct StepMetrics {
   double loss = 0, lr = 0, grad_norm = 0;
   double throughput = 0;  // tokens/s (language models) or samples/s (classifiers)
   double ms = 0;
-  double comm_ms = 0;  // within ms: blocked on communication (dp gradients, tp sums, pipeline receives)
+  double comm_ms = 0;       // within ms: blocked on communication (dp gradients, tp sums, pipeline receives)
   double data_wait_ms = 0;  // within ms: the step loop waiting for its batch (0 when the prefetch kept up)
 };
 

@@ -36,8 +36,10 @@ bool StopRequest::agreed(MPI_Comm world) {
   int mine[2] = {sig != 0 ? 2 : (budget_s_ > 0 && elapsed >= budget_s_ ? 1 : 0), sig}, all[2] = {0, 0};
   STRATA_MPI(MPI_Allreduce(mine, all, 2, MPI_INT, MPI_MAX, world));
   if (all[0] == 0) return false;
-  if (all[0] == 2) reason_ = all[1] == SIGUSR1 ? "SIGUSR1" : all[1] == SIGTERM ? "SIGTERM" : fmt::format("signal {}", all[1]);
-  else reason_ = fmt::format("the time budget train.max_wall_minutes = {}", budget_s_ / 60.0);
+  if (all[0] == 2)
+    reason_ = all[1] == SIGUSR1 ? "SIGUSR1" : all[1] == SIGTERM ? "SIGTERM" : fmt::format("signal {}", all[1]);
+  else
+    reason_ = fmt::format("the time budget train.max_wall_minutes = {}", budget_s_ / 60.0);
   return true;
 }
 

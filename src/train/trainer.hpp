@@ -12,7 +12,7 @@ namespace strata {
 struct TrainSummary {
   int64_t steps = 0;
   double first_loss = 0, final_loss = 0, val_loss = 0;
-  double val_accuracy = -1;        // classifiers: the final validation accuracy (-1: a language model)
+  double val_accuracy = -1;  // classifiers: the final validation accuracy (-1: a language model)
   double median_ms = 0;
   double median_data_wait_ms = 0;  // the step loop waiting for its batch (prefetch keeping up: ~0)
   bool stopped_early = false;      // a signal or the time budget: checkpoint written, steps remain

@@ -28,9 +28,9 @@ ModelConfig resolve_model(const ModelConfig& model, const std::string& path, con
   STRATA_CHECK(!path.empty(), "{}: data.path is empty: expected a dataset", source);
   ModelConfig m = model;
   const bool directory = std::filesystem::is_directory(path);
-  const std::string kind =
-      directory && std::filesystem::exists(std::filesystem::path(path) / data::kManifestName) ? data::read_manifest(path).kind
-                                                                                            : "tokens";
+  const std::string kind = directory && std::filesystem::exists(std::filesystem::path(path) / data::kManifestName)
+                               ? data::read_manifest(path).kind
+                               : "tokens";
   const char* wanted = m.kind == "gpt" ? "tokens" : m.kind == "cnn" ? "images" : "sequences";
   STRATA_CHECK(kind == wanted, "{}: model.kind = {} trains on a dataset of kind {}, but data.path = '{}' holds {}",
                source, m.kind, wanted, path, kind);
@@ -53,8 +53,7 @@ ModelConfig resolve_model(const ModelConfig& model, const std::string& path, con
   return m;
 }
 
-TrainingData::TrainingData(const Config& config, int dp, int dp_rank)
-    : config_(config), dp_(dp), dp_rank_(dp_rank) {
+TrainingData::TrainingData(const Config& config, int dp, int dp_rank) : config_(config), dp_(dp), dp_rank_(dp_rank) {
   const auto& mc = config.model;
   const auto& dc = config.data;
   const int batch = config.train.batch_size;
@@ -90,8 +89,7 @@ int64_t TrainingData::train_samples() const { return tokens_ ? tokens_->num_wind
 std::string TrainingData::describe() const {
   if (tokens_)
     return fmt::format("dataset {}: {} train tokens ({} windows), {} val tokens, vocab {} ({})", config_.data.path,
-                       info_.train_tokens, tokens_->num_windows(), info_.val_tokens, info_.vocab_size,
-                       info_.tokenizer);
+                       info_.train_tokens, tokens_->num_windows(), info_.val_tokens, info_.vocab_size, info_.tokenizer);
   const auto& m = arrays_->manifest();
   return fmt::format("dataset {}: {} of shape {}, {} classes, labels {}; {} train / {} val samples{}",
                      config_.data.path, m.kind, format_value(m.sample_shape), m.num_classes,

@@ -6,6 +6,7 @@ named before training, the digits recipes reaching their accuracy, and jobs/trai
 
 Run: /usr/bin/python3 tests/e2e/test_classifiers.py [-v] [TestClass.test_name]
 """
+import csv
 import json
 import os
 import re
@@ -433,6 +434,17 @@ class RecipeTest(StrataTestCase):
         manifest = json.loads((data / "manifest.json").read_text())
         self.assertEqual(evals[-1]["val_rows"], sum(s["samples"] for s in manifest["splits"]["val"]))  # all of val
         self.assertTrue((out / "weights.h5").exists())
+        # The scaling report (jobs/scaling.sbatch's) reads a classifier's throughput in samples/s.
+        runs = self.tmp / "runs.csv"
+        runs.write_text(f"ranks,nodes,mode,global_batch,run_dir\n1,1,strong,64,{out}\n2,1,strong,64,{out}\n")
+        report = self.tmp / "scaling.csv"
+        r = subprocess.run(["/usr/bin/python3", str(REPO / "jobs" / "scaling_report.py"), str(runs), str(report)],
+                           capture_output=True, text=True)
+        self.check_ok(r)
+        self.assertIn("| samples/s |", r.stdout)
+        rows = list(csv.DictReader(report.open()))
+        self.assertEqual([float(x["efficiency"]) for x in rows], [1.0, 0.5])
+        self.assertGreater(float(rows[0]["samples_per_s"]), 0)
 
 
 if __name__ == "__main__":

@@ -158,8 +158,8 @@ class ChainStage final : public Model<T> {
 };
 
 struct Reference {
-  double loss_sum = 0;                                 // sum over microbatches of mean loss x samples
-  std::vector<std::vector<double>> grad_a, grad_b;     // per stage
+  double loss_sum = 0;                              // sum over microbatches of mean loss x samples
+  std::vector<std::vector<double>> grad_a, grad_b;  // per stage
 };
 
 // The whole chain in one process, in double.
@@ -247,9 +247,8 @@ TEST_P(PipelineSchedules, OrderLiveMicrobatchesLossAndGradientsMatchOneProcess) 
   const int stage = pp.rank(), stages = pp.size();
   for (int micro : {1, 2, 5, 8}) {
     for (double loss_scale : {1.0 / (micro * kBatch), 0.0}) {
-      const std::string at = name_of(schedule) + ", stage " + std::to_string(stage) + " of " +
-                             std::to_string(stages) + ", " + std::to_string(micro) + " microbatches, loss_scale " +
-                             std::to_string(loss_scale);
+      const std::string at = name_of(schedule) + ", stage " + std::to_string(stage) + " of " + std::to_string(stages) +
+                             ", " + std::to_string(micro) + " microbatches, loss_scale " + std::to_string(loss_scale);
       auto model = make_stage();
       PipelineRunner<double> runner(*model, pp, schedule);
       std::vector<std::pair<int64_t, size_t>> ready;  // (ready_from, backward calls so far)
@@ -280,8 +279,10 @@ TEST_P(PipelineSchedules, OrderLiveMicrobatchesLossAndGradientsMatchOneProcess) 
 
       // Loss (last stage only) and this stage's gradients against the whole chain in one process.
       const Reference ref = whole_chain(stages, micro, loss_scale);
-      if (model->placement().last_stage()) EXPECT_NEAR(loss_sum, ref.loss_sum, 1e-12 * ref.loss_sum) << at;
-      else EXPECT_EQ(loss_sum, 0.0) << at;
+      if (model->placement().last_stage())
+        EXPECT_NEAR(loss_sum, ref.loss_sum, 1e-12 * ref.loss_sum) << at;
+      else
+        EXPECT_EQ(loss_sum, 0.0) << at;
       const auto da = host(model->params().grad(0)), db = host(model->params().grad(1));
       for (int k = 0; k < kN; ++k) {
         EXPECT_NEAR(da[size_t(k)], ref.grad_a[size_t(stage)][size_t(k)], 1e-12) << at << ": da[" << k << "]";
@@ -296,8 +297,8 @@ TEST_P(PipelineSchedules, ForwardOnlyGivesTheLossAndOneOutputPerMicrobatchOnTheL
   const int stages = pp.size();
   for (int micro : {1, 2, 5, 8}) {
     for (bool with_loss : {true, false}) {
-      const std::string at = name_of(schedule) + ", stage " + std::to_string(pp.rank()) + ", " +
-                             std::to_string(micro) + " microbatches" + (with_loss ? "" : ", no loss");
+      const std::string at = name_of(schedule) + ", stage " + std::to_string(pp.rank()) + ", " + std::to_string(micro) +
+                             " microbatches" + (with_loss ? "" : ", no loss");
       auto model = make_stage();
       PipelineRunner<double> runner(*model, pp, schedule);
       std::vector<std::pair<int, int>> outputs;  // (m, slot)
@@ -317,8 +318,10 @@ TEST_P(PipelineSchedules, ForwardOnlyGivesTheLossAndOneOutputPerMicrobatchOnTheL
         for (int m = 0; m < micro; ++m) expected.push_back({m, 0});
         EXPECT_EQ(outputs, expected) << at;
         const Reference ref = whole_chain(stages, micro, 0);
-        if (with_loss) EXPECT_NEAR(loss_sum, ref.loss_sum, 1e-12 * ref.loss_sum) << at;
-        else EXPECT_EQ(loss_sum, 0.0) << at;
+        if (with_loss)
+          EXPECT_NEAR(loss_sum, ref.loss_sum, 1e-12 * ref.loss_sum) << at;
+        else
+          EXPECT_EQ(loss_sum, 0.0) << at;
         // (No ASSERT here: returning early would leave the other stages waiting in the run below.)
         for (int m = 0; m < micro && size_t(m) < last_values.size(); ++m) {
           double x = feature(m, 0, 0);

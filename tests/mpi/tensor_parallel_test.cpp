@@ -114,8 +114,10 @@ TEST(TensorParallelSlices, ShardMapBlocksAreTheContiguousRowAndColumnBlocks) {
 // ---- Column-parallel linear: W [O/g, I] (rows of W), b [O/g]; y [N, O/g]; dx summed over the group.
 template <class T>
 void plain_column_forward(const Vec<T>& y, const Vec<T>& x, const Vec<T>& w, const Vec<T>& b, int N, int I, int O) {
-  if (b.extent(0) > 0) linear_forward<T>(y, x, w, b, N, I, O);
-  else gemm<T>({Trans::No, Trans::Yes, N, O, I, I, I, O}, T(1), x.data(), w.data(), T(0), y.data());
+  if (b.extent(0) > 0)
+    linear_forward<T>(y, x, w, b, N, I, O);
+  else
+    gemm<T>({Trans::No, Trans::Yes, N, O, I, I, I, O}, T(1), x.data(), w.data(), T(0), y.data());
 }
 template <class T>
 void plain_column_backward(const Vec<T>& dx, const Vec<T>& dw, const Vec<T>& db, const Vec<T>& dy, const Vec<T>& x,
@@ -267,7 +269,8 @@ TYPED_TEST(TensorParallelPairs, CopyBackwardAndReduceForwardSumOverTheGroup) {
     Host values(n), expected(n, 0.0);
     for (size_t i = 0; i < n; ++i) {
       values[i] = mine(world_rank(), i);
-      if (!group) expected[i] = values[i];
+      if (!group)
+        expected[i] = values[i];
       else
         for (int q = world_rank() / g * g; q < world_rank() / g * g + g; ++q) expected[i] += mine(q, i);
     }

@@ -158,7 +158,8 @@ TEST_F(TwoPhaseWrite, EveryCoveredByteHoldsItsValueAndEveryGapItsSentinel) {
           const char expected = is_covered[i] ? value_at(i) : sentinel_at(i);
           if (bytes[i] != expected && bad++ == 0) first_bad = i;
         }
-        EXPECT_EQ(bad, 0u) << "first wrong byte at offset " << first_bad << (is_covered[first_bad] ? " (data)" : " (gap)");
+        EXPECT_EQ(bad, 0u) << "first wrong byte at offset " << first_bad
+                           << (is_covered[first_bad] ? " (data)" : " (gap)");
       }
       MPI_Barrier(MPI_COMM_WORLD);
     }

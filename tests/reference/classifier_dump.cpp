@@ -2,8 +2,8 @@
 // resolved config, initial weights, one batch, logits, loss, every gradient, and the losses of `steps` AdamW steps
 // (with gradient clipping) on that batch.
 // Usage: classifier_dump --config FILE [--set k=v ...] --out DUMP.h5 [--steps N]
-#include <CLI/CLI.hpp>
 #include <mpi.h>
+#include <CLI/CLI.hpp>
 
 #include <iostream>
 
@@ -63,8 +63,7 @@ int run(int argc, char** argv) {
   auto hy = Kokkos::create_mirror_view(batch.targets);
   const uint64_t key = rng::make_key(uint64_t(cfg.train.seed), "reference_batch");
   for (size_t i = 0; i < hx.extent(0); ++i) hx(i) = float(rng::normal(key, i));
-  for (size_t i = 0; i < hy.extent(0); ++i)
-    hy(i) = int32_t(rng::bits(key, hx.extent(0) + i) % uint64_t(m.num_classes));
+  for (size_t i = 0; i < hy.extent(0); ++i) hy(i) = int32_t(rng::bits(key, hx.extent(0) + i) % uint64_t(m.num_classes));
   Kokkos::deep_copy(batch.features, hx);
   Kokkos::deep_copy(batch.targets, hy);
 
@@ -79,8 +78,8 @@ int run(int argc, char** argv) {
   for (auto d : m.input_shape) xshape.push_back(hsize_t(d));
   h5::write_dataset<float>(file, "x", xshape, hx.data());
   const hsize_t per = hsize_t(model->targets_per_sample());
-  h5::write_dataset<int32_t>(file, "y", per > 1 ? std::vector<hsize_t>{hsize_t(B), per} : std::vector<hsize_t>{hsize_t(B)},
-                             hy.data());
+  h5::write_dataset<int32_t>(
+      file, "y", per > 1 ? std::vector<hsize_t>{hsize_t(B), per} : std::vector<hsize_t>{hsize_t(B)}, hy.data());
 
   AdamW<float> opt(cfg.train, P.specs(), 0, int64_t(P.size()));
   std::vector<float> losses;

@@ -1,8 +1,8 @@
 // Writes what the PyTorch reference test (gpt_reference.py) checks: initial weights, one batch,
 // logits, loss, every gradient, and the losses of `steps` AdamW steps on that batch.
 // Usage: reference_dump --config FILE [--set k=v ...] --out DUMP.h5
-#include <CLI/CLI.hpp>
 #include <mpi.h>
+#include <CLI/CLI.hpp>
 
 #include <iostream>
 
@@ -68,13 +68,18 @@ int run(int argc, char** argv) {
   Kokkos::deep_copy(y, hy);
 
   auto file = h5::create_file(out);
-  for (auto [name, v] : std::vector<std::pair<const char*, int64_t>>{{"n_layer", m.n_layer}, {"n_head", m.n_head},
-                                                                     {"d_model", m.d_model}, {"vocab_size", m.vocab_size},
-                                                                     {"seq_len", m.seq_len}, {"batch_size", B},
+  for (auto [name, v] : std::vector<std::pair<const char*, int64_t>>{{"n_layer", m.n_layer},
+                                                                     {"n_head", m.n_head},
+                                                                     {"d_model", m.d_model},
+                                                                     {"vocab_size", m.vocab_size},
+                                                                     {"seq_len", m.seq_len},
+                                                                     {"batch_size", B},
                                                                      {"steps", steps}})
     h5::write_attr(file, name, v);
-  for (auto [name, v] : std::vector<std::pair<const char*, double>>{{"lr", cfg.train.lr}, {"beta1", cfg.train.beta1},
-                                                                    {"beta2", cfg.train.beta2}, {"eps", cfg.train.eps},
+  for (auto [name, v] : std::vector<std::pair<const char*, double>>{{"lr", cfg.train.lr},
+                                                                    {"beta1", cfg.train.beta1},
+                                                                    {"beta2", cfg.train.beta2},
+                                                                    {"eps", cfg.train.eps},
                                                                     {"weight_decay", cfg.train.weight_decay},
                                                                     {"grad_clip", cfg.train.grad_clip}})
     h5::write_attr(file, name, v);

@@ -16,7 +16,8 @@ void expect_error(F&& f, std::initializer_list<std::string> fragments) {
     FAIL() << "expected strata::Error";
   } catch (const Error& e) {
     const std::string what = e.what();
-    for (const auto& frag : fragments) EXPECT_NE(what.find(frag), std::string::npos) << "'" << frag << "' not in: " << what;
+    for (const auto& frag : fragments)
+      EXPECT_NE(what.find(frag), std::string::npos) << "'" << frag << "' not in: " << what;
   }
 }
 

@@ -65,7 +65,8 @@ TEST(InspectCheckpoint, ListsEveryTensorWithItsShapeAndVerifiedChecksums) {
   for (const std::string& fragment :
        {"file:             " + path, std::string("step:             7"), std::string("consumed samples: 56"),
         std::string("layout:           dp 1 x tp 1 x pp 1\n"), std::string("n_layer 2, n_head 2, d_model 16"),
-        std::string("params/h.1.attn.c_attn.weight"), std::string("[48, 16]"), "total: " + std::to_string(r.tensors.size()) + " tensors",
+        std::string("params/h.1.attn.c_attn.weight"), std::string("[48, 16]"),
+        "total: " + std::to_string(r.tensors.size()) + " tensors",
         fmt::format("\nchecksums: all {} OK\n", r.tensors.size())})
     EXPECT_NE(text.find(fragment), std::string::npos) << fragment << "\nnot in:\n" << text;
   EXPECT_EQ(text.find("MISMATCH"), std::string::npos);
@@ -87,8 +88,9 @@ TEST(InspectCheckpoint, ListsEveryTensorWithItsShapeAndVerifiedChecksums) {
     h5::write_attr(file, "layout.dp", int64_t(4));
     h5::write_attr(file, "layout.zero1", int64_t(1));
   }
-  EXPECT_NE(format_inspect_report(inspect_checkpoint(path, false)).find("layout:           dp 4 x tp 1 x pp 1 (+ZeRO-1)\n"),
-            std::string::npos);
+  EXPECT_NE(
+      format_inspect_report(inspect_checkpoint(path, false)).find("layout:           dp 4 x tp 1 x pp 1 (+ZeRO-1)\n"),
+      std::string::npos);
 }
 
 TEST(InspectCheckpoint, OneChangedElementIsAMismatchNamingTheTensor) {

@@ -19,7 +19,8 @@ TensorSpec replicated(std::vector<int64_t> shape) {
 }
 
 TEST(TensorSlab, EveryFlatRangeOfA4DTensorSelectsExactlyIt) {
-  for (const auto& shape : {std::vector<int64_t>{3, 2, 3, 3}, std::vector<int64_t>{4, 5, 2}, std::vector<int64_t>{2, 1, 1, 7}}) {
+  for (const auto& shape :
+       {std::vector<int64_t>{3, 2, 3, 3}, std::vector<int64_t>{4, 5, 2}, std::vector<int64_t>{2, 1, 1, 7}}) {
     const TensorSpec spec = replicated(shape);
     const int64_t n = spec.numel();
     const std::vector<hsize_t> dims(shape.begin(), shape.end());

@@ -223,8 +223,9 @@ TEST_F(ConfigTest, ToTomlRoundTrips) {
 }
 
 TEST_F(ConfigTest, ModelKindsHaveTheirOwnFields) {
-  const Config c = load_config(write("cnn.toml", "[model]\nkind = \"cnn\"\nchannels = [8, 24, 4]\npool = \"avg\"\n"
-                                                 "norm_groups = 4\ninput_shape = [1, 8, 8]\n"),
+  const Config c = load_config(write("cnn.toml",
+                                     "[model]\nkind = \"cnn\"\nchannels = [8, 24, 4]\npool = \"avg\"\n"
+                                     "norm_groups = 4\ninput_shape = [1, 8, 8]\n"),
                                {"model.hidden=32", "model.num_classes=10"});
   EXPECT_EQ(c.model.kind, "cnn");
   EXPECT_EQ(c.model.channels, (std::vector<int64_t>{8, 24, 4}));

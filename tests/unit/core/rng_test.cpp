@@ -64,8 +64,8 @@ TEST(Rng, UniformMomentsAndRange) {
     low_bin += u < 0.1;
   }
   const double mean = sum / kDraws, var = sq / kDraws;
-  EXPECT_NEAR(mean, 0.5, 5e-3);        // sd 9.1e-4
-  EXPECT_NEAR(var, 1.0 / 12.0, 2e-3);  // sd 2.4e-4
+  EXPECT_NEAR(mean, 0.5, 5e-3);                      // sd 9.1e-4
+  EXPECT_NEAR(var, 1.0 / 12.0, 2e-3);                // sd 2.4e-4
   EXPECT_NEAR(low_bin / double(kDraws), 0.1, 6e-3);  // sd 9.5e-4
 }
 
@@ -81,8 +81,8 @@ TEST(Rng, NormalMomentsAndBoxMuller) {
     within_one += std::abs(z) < 1.0;
   }
   const double mean = sum / kDraws, var = sq / kDraws - mean * mean;
-  EXPECT_NEAR(mean, 0.0, 0.02);                                   // sd 3.2e-3
-  EXPECT_NEAR(std::sqrt(var), 1.0, 0.02);                         // sd ~2.2e-3
+  EXPECT_NEAR(mean, 0.0, 0.02);                                 // sd 3.2e-3
+  EXPECT_NEAR(std::sqrt(var), 1.0, 0.02);                       // sd ~2.2e-3
   EXPECT_NEAR(within_one / double(kDraws), 0.682689492, 0.01);  // sd 1.5e-3
   // normal(i) is Box-Muller from the uniforms at counters 2i and 2i+1.
   for (uint64_t i : {0ull, 5ull, 777ull}) {

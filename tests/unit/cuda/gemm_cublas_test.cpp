@@ -30,8 +30,7 @@ void check_against_host(Trans ta, Trans tb) {
   const int lda = (ta == Trans::No ? k : m) + 3, ldb = (tb == Trans::No ? n : k) + 2, ldc = n + 5;
   std::mt19937 gen(7);
   std::normal_distribution<double> dist;
-  std::vector<T> a(size_t(ta == Trans::No ? m : k) * lda), b(size_t(tb == Trans::No ? k : n) * ldb),
-      c(size_t(m) * ldc);
+  std::vector<T> a(size_t(ta == Trans::No ? m : k) * lda), b(size_t(tb == Trans::No ? k : n) * ldb), c(size_t(m) * ldc);
   for (auto* v : {&a, &b, &c})
     for (auto& x : *v) x = T(dist(gen));
   std::vector<T> expected = c;

@@ -5,9 +5,9 @@
 #include <cuda_runtime.h>
 #include <gtest/gtest.h>
 
-#include "cuda_device.hpp"
 #include <mpi.h>
 #include <nccl.h>
+#include "cuda_device.hpp"
 
 #include <vector>
 

@@ -18,8 +18,8 @@
 namespace strata::data {
 namespace {
 namespace fs = std::filesystem;
-using strata::testing::TempDir;
 using strata::testing::expect_error;
+using strata::testing::TempDir;
 
 DatasetManifest array_manifest(const std::string& kind, const std::string& dtype, std::vector<int64_t> sample_shape,
                                std::vector<int64_t> label_shape, int64_t num_classes) {
@@ -43,8 +43,8 @@ void write_split(const std::string& dir, DatasetManifest& m, const std::string& 
   int64_t off = 0;
   m.splits[split].clear();
   for (size_t k = 0; k < counts.size(); ++k) {
-    m.splits[split].push_back(write_array_shard<X>(dir, shard_name(split, k), split, m, x.data() + off * se,
-                                                   y.data() + off * le, counts[k]));
+    m.splits[split].push_back(
+        write_array_shard<X>(dir, shard_name(split, k), split, m, x.data() + off * se, y.data() + off * le, counts[k]));
     off += counts[k];
   }
   ASSERT_EQ(size_t(off * se), x.size());
@@ -268,8 +268,7 @@ TEST(ArrayDataset, EmptySplitIsRejected) {
 TEST(ArrayDataset, MissingShardFileIsRejected) {
   Fixture f;
   fs::remove(f.shard("val", 0));
-  expect_error([&] { ArraySplit(f.dir, "val"); },
-               {f.manifest_path(), f.shard("val", 0), "splits.val[0]", "not found"});
+  expect_error([&] { ArraySplit(f.dir, "val"); }, {f.manifest_path(), f.shard("val", 0), "splits.val[0]", "not found"});
 }
 
 TEST(ArrayDataset, TokenManifestIsNotAnArrayDataset) {

@@ -163,7 +163,8 @@ TEST(Augment, NoiseHasTheRequestedMeanAndStd) {
   double sum = 0, squares = 0;
   const double n = double(samples) * c * h * w;  // 307200 draws
   for (uint64_t s = 0; s < samples; ++s)
-    for (float v : augmented(std::vector<float>(size_t(c) * h * w, 0.0f), c, h, w, o, s)) sum += v, squares += double(v) * v;
+    for (float v : augmented(std::vector<float>(size_t(c) * h * w, 0.0f), c, h, w, o, s))
+      sum += v, squares += double(v) * v;
   const double mean = sum / n, sd = std::sqrt(squares / n - mean * mean);
   // Standard errors: of the mean 0.5/sqrt(n) = 9e-4, of the std 0.5/sqrt(2n) = 6.4e-4; five of each.
   EXPECT_NEAR(mean, 0.0, 5 * 0.5 / std::sqrt(n));

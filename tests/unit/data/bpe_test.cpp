@@ -27,14 +27,15 @@ using Merges = std::vector<BpeTokenizer::Merge>;
 // for BPE to learn many merges from a few KB.
 std::string english_like(std::mt19937& rng, size_t bytes) {
   static const std::vector<std::string> words = {
-      "the", "of", "and", "to", "a", "in", "is", "you", "that", "it", "he", "was", "for", "on", "are", "as",
-      "with", "his", "they", "I", "at", "be", "this", "have", "from", "or", "one", "had", "by", "word", "but",
-      "not", "what", "all", "were", "we", "when", "your", "can", "said", "there", "use", "an", "each", "which",
-      "she", "do", "how", "their", "if", "will", "up", "other", "about", "out", "many", "then", "them", "these",
-      "so", "some", "her", "would", "make", "like", "him", "into", "time", "has", "look", "two", "more", "write",
-      "go", "see", "number", "no", "way", "could", "people", "my", "than", "first", "water", "been", "call",
-      "who", "oil", "its", "now", "find", "long", "down", "day", "did", "get", "come", "made", "may", "part",
-      "fortune", "cookie", "computers", "wisdom", "café", "naïve"};
+      "the",   "of",   "and",   "to",     "a",       "in",     "is",        "you",    "that",  "it",   "he",    "was",
+      "for",   "on",   "are",   "as",     "with",    "his",    "they",      "I",      "at",    "be",   "this",  "have",
+      "from",  "or",   "one",   "had",    "by",      "word",   "but",       "not",    "what",  "all",  "were",  "we",
+      "when",  "your", "can",   "said",   "there",   "use",    "an",        "each",   "which", "she",  "do",    "how",
+      "their", "if",   "will",  "up",     "other",   "about",  "out",       "many",   "then",  "them", "these", "so",
+      "some",  "her",  "would", "make",   "like",    "him",    "into",      "time",   "has",   "look", "two",   "more",
+      "write", "go",   "see",   "number", "no",      "way",    "could",     "people", "my",    "than", "first", "water",
+      "been",  "call", "who",   "oil",    "its",     "now",    "find",      "long",   "down",  "day",  "did",   "get",
+      "come",  "made", "may",   "part",   "fortune", "cookie", "computers", "wisdom", "café",  "naïve"};
   std::geometric_distribution<size_t> pick(0.06);
   std::string s;
   bool sentence_start = true;
@@ -363,8 +364,7 @@ TEST(BpeTokenizer, FromJsonNamesTheFileAndTheField) {
       {"'merges[1]'", "repeats merges[0]"});
   bad(R"({"type": "bpe-bytes", "version": 1, "vocab_size": 258, "eot_id": 257, "merges": [[97, -1]]})",
       {"'merges[0]'", "id -1"});
-  bad(R"({"type": "bpe-bytes", "version": 1, "vocab_size": 258, "eot_id": 257, "merges": [[97]]})",
-      {"'merges[0]'"});
+  bad(R"({"type": "bpe-bytes", "version": 1, "vocab_size": 258, "eot_id": 257, "merges": [[97]]})", {"'merges[0]'"});
   bad(R"({"type": "bpe-bytes", "version": 1, "vocab_size": 300, "eot_id": 258, "merges": [[97, 98], [256, 99]]})",
       {"'vocab_size'", "300", "259"});
   bad(R"({"type": "bpe-bytes", "version": 1, "vocab_size": 259, "eot_id": 7, "merges": [[97, 98], [256, 99]]})",

@@ -37,7 +37,8 @@ std::vector<float> resize_reference(const std::vector<float>& in, int c, int h, 
         source(y, h, oh, y0, y1, ly);
         source(x, w, ow, x0, x1, lx);
         auto at = [&](int yy, int xx) { return double(in[(size_t(ch) * h + yy) * w + xx]); };
-        const double v = (1 - ly) * ((1 - lx) * at(y0, x0) + lx * at(y0, x1)) + ly * ((1 - lx) * at(y1, x0) + lx * at(y1, x1));
+        const double v =
+            (1 - ly) * ((1 - lx) * at(y0, x0) + lx * at(y0, x1)) + ly * ((1 - lx) * at(y1, x0) + lx * at(y1, x1));
         out[(size_t(ch) * oh + y) * ow + x] = static_cast<float>(v);
       }
   return out;
@@ -98,17 +99,41 @@ TEST(ImageOps, ResizeMatchesTorchOnAKnownCase) {
   for (int i = 0; i < 12; ++i) in[i] = float(i), in[12 + i] = 0.5f * i * i - 3;
   // torch.nn.functional.interpolate(in[None], size=(5, 3), mode="bilinear", align_corners=False), torch 1.13,
   // computed during development and pasted here.
-  const std::vector<float> torch = {
-      0.1666666865348816f,  1.5f,  2.8333334922790527f, 1.7666667699813843f, 3.1000001430511475f, 4.433333396911621f,
-      4.1666669845581055f,  5.5f,  6.833333969116211f,  6.566667079925537f,  7.900000095367432f,  9.2333345413208f,
-      8.166666984558105f,   9.5f,  10.833333969116211f, -2.9166667461395264f, -1.7499998807907104f, 1.0833334922790527f,
-      0.5500002503395081f,  3.8500006198883057f, 8.816666603088379f, 5.750001430511475f, 12.250001907348633f,
-      20.416667938232422f,  20.550003051757812f, 30.250003814697266f, 41.616668701171875f, 30.416667938232422f, 42.25f,
-      55.75f};
+  const std::vector<float> torch = {0.1666666865348816f,
+                                    1.5f,
+                                    2.8333334922790527f,
+                                    1.7666667699813843f,
+                                    3.1000001430511475f,
+                                    4.433333396911621f,
+                                    4.1666669845581055f,
+                                    5.5f,
+                                    6.833333969116211f,
+                                    6.566667079925537f,
+                                    7.900000095367432f,
+                                    9.2333345413208f,
+                                    8.166666984558105f,
+                                    9.5f,
+                                    10.833333969116211f,
+                                    -2.9166667461395264f,
+                                    -1.7499998807907104f,
+                                    1.0833334922790527f,
+                                    0.5500002503395081f,
+                                    3.8500006198883057f,
+                                    8.816666603088379f,
+                                    5.750001430511475f,
+                                    12.250001907348633f,
+                                    20.416667938232422f,
+                                    20.550003051757812f,
+                                    30.250003814697266f,
+                                    41.616668701171875f,
+                                    30.416667938232422f,
+                                    42.25f,
+                                    55.75f};
   std::vector<float> out(30);
   resize_bilinear(in.data(), 2, 3, 4, out.data(), 5, 3);
   // torch computes in float32, we in float64: a few float32 ulps apart.
-  for (size_t i = 0; i < out.size(); ++i) EXPECT_NEAR(out[i], torch[i], 1e-6 * std::max(1.0f, std::fabs(torch[i]))) << i;
+  for (size_t i = 0; i < out.size(); ++i)
+    EXPECT_NEAR(out[i], torch[i], 1e-6 * std::max(1.0f, std::fabs(torch[i]))) << i;
 }
 
 TEST(ImageOps, ResizeMatchesADoubleReference) {
@@ -118,7 +143,8 @@ TEST(ImageOps, ResizeMatchesADoubleReference) {
     std::vector<float> out(size_t(c) * oh * ow);
     resize_bilinear(in.data(), c, h, w, out.data(), oh, ow);
     const std::vector<float> ref = resize_reference(in, c, h, w, oh, ow);
-    for (size_t i = 0; i < out.size(); ++i) EXPECT_NEAR(out[i], ref[i], 1e-6 * std::max(1.0f, std::fabs(ref[i]))) << oh << "x" << ow << " " << i;
+    for (size_t i = 0; i < out.size(); ++i)
+      EXPECT_NEAR(out[i], ref[i], 1e-6 * std::max(1.0f, std::fabs(ref[i]))) << oh << "x" << ow << " " << i;
   }
 }
 

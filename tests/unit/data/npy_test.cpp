@@ -72,9 +72,10 @@ std::string numpy_saved(std::string dict, const std::string& data) {
 }
 
 // np.save(f, np.array([[1.5, -2.0, 3.25], [0.0, 7.0, -0.5]], dtype=np.float32))
-const std::string kNumpySavedFloat32 =
-    numpy_saved("{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }",
-                std::string("\x00\x00\xc0\x3f\x00\x00\x00\xc0\x00\x00\x50\x40\x00\x00\x00\x00\x00\x00\xe0\x40\x00\x00\x00\xbf", 24));
+const std::string kNumpySavedFloat32 = numpy_saved(
+    "{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }",
+    std::string("\x00\x00\xc0\x3f\x00\x00\x00\xc0\x00\x00\x50\x40\x00\x00\x00\x00\x00\x00\xe0\x40\x00\x00\x00\xbf",
+                24));
 
 TEST(Npy, ReadsNumpyOutputAndWritesItByteForByte) {
   TempDir dir;
@@ -95,8 +96,8 @@ TEST(Npy, WritesScalarAndOneDimensionalShapesAsNumpyDoes) {
   // np.save(f, np.array(7, dtype=np.int64)) and np.save(f, np.arange(3, dtype=np.uint8))
   EXPECT_EQ(read_file(dir.file("scalar.npy")), numpy_saved("{'descr': '<i8', 'fortran_order': False, 'shape': (), }",
                                                            std::string("\x07\0\0\0\0\0\0\0", 8)));
-  EXPECT_EQ(read_file(dir.file("vector.npy")), numpy_saved("{'descr': '|u1', 'fortran_order': False, 'shape': (3,), }",
-                                                           std::string("\x00\x01\x02", 3)));
+  EXPECT_EQ(read_file(dir.file("vector.npy")),
+            numpy_saved("{'descr': '|u1', 'fortran_order': False, 'shape': (3,), }", std::string("\x00\x01\x02", 3)));
   const HostArray s = read_npy(dir.file("scalar.npy"));
   EXPECT_TRUE(s.shape.empty());
   EXPECT_EQ(s.numel(), 1);
@@ -108,9 +109,9 @@ TEST(Npy, ReadsVersion2And3Headers) {
   TempDir dir;
   const std::vector<int32_t> values = {5, -6, 7, 8};
   for (int major : {2, 3}) {
-    const std::string path = dir.write("v" + std::to_string(major) + ".npy",
-                                       npy_file(major, "{'descr': '<i4', 'fortran_order': False, 'shape': (2, 2), }",
-                                                bytes_of(values.data(), 16)));
+    const std::string path = dir.write(
+        "v" + std::to_string(major) + ".npy",
+        npy_file(major, "{'descr': '<i4', 'fortran_order': False, 'shape': (2, 2), }", bytes_of(values.data(), 16)));
     const HostArray a = read_npy(path);
     EXPECT_EQ(a.dtype, "int32");
     EXPECT_EQ(a.shape, (std::vector<int64_t>{2, 2}));
@@ -123,7 +124,8 @@ TEST(Npy, AcceptsOtherSpellingsOfTheHeader) {
   TempDir dir;
   const std::vector<int16_t> values = {-3, 4, 5};
   const std::string path = dir.write(
-      "a.npy", npy_file(1, "{\"shape\": (3L,), \"fortran_order\": False, \"descr\": \"=i2\"}", bytes_of(values.data(), 6)));
+      "a.npy",
+      npy_file(1, "{\"shape\": (3L,), \"fortran_order\": False, \"descr\": \"=i2\"}", bytes_of(values.data(), 6)));
   const HostArray a = read_npy(path);
   EXPECT_EQ(a.dtype, "int16");
   EXPECT_EQ(to_int32(a, "a"), (std::vector<int32_t>{-3, 4, 5}));
@@ -133,7 +135,8 @@ TEST(Npy, ByteSwapsBigEndianData) {
   TempDir dir;
   // 1.5f = 0x3FC00000, -2.0f = 0xC0000000, big-endian on disk.
   const std::string f4 = std::string("\x3f\xc0\x00\x00\xc0\x00\x00\x00", 8);
-  HostArray a = read_npy(dir.write("f4.npy", npy_file(1, "{'descr': '>f4', 'fortran_order': False, 'shape': (2,), }", f4)));
+  HostArray a =
+      read_npy(dir.write("f4.npy", npy_file(1, "{'descr': '>f4', 'fortran_order': False, 'shape': (2,), }", f4)));
   EXPECT_EQ(a.dtype, "float32");
   EXPECT_EQ(to_float32(a, "a"), (std::vector<float>{1.5f, -2.0f}));
 
@@ -152,21 +155,21 @@ TEST(Npy, ByteSwapsBigEndianData) {
 
 TEST(Npy, RejectsFortranOrder) {
   TempDir dir;
-  const std::string path =
-      dir.write("f.npy", npy_file(1, "{'descr': '<f4', 'fortran_order': True, 'shape': (2, 2), }", std::string(16, '\0')));
+  const std::string path = dir.write(
+      "f.npy", npy_file(1, "{'descr': '<f4', 'fortran_order': True, 'shape': (2, 2), }", std::string(16, '\0')));
   expect_error([&] { read_npy(path); }, {path, "Fortran order not supported, save with np.ascontiguousarray"});
 }
 
 TEST(Npy, RejectsUnsupportedDtypesNamingTheDescr) {
   TempDir dir;
   for (const std::string descr : {"'|O'", "'<c8'", "'<f2'", "'<u4'", "'|b1'", "'<U3'"}) {
-    const std::string path =
-        dir.write("d.npy", npy_file(1, "{'descr': " + descr + ", 'fortran_order': False, 'shape': (1,), }", "12345678"));
+    const std::string path = dir.write(
+        "d.npy", npy_file(1, "{'descr': " + descr + ", 'fortran_order': False, 'shape': (1,), }", "12345678"));
     expect_error([&] { read_npy(path); }, {path, "unsupported dtype descr " + descr});
   }
   const std::string structured = "[('x', '<f4'), ('y', '<i4')]";
-  const std::string path =
-      dir.write("s.npy", npy_file(1, "{'descr': " + structured + ", 'fortran_order': False, 'shape': (1,), }", "12345678"));
+  const std::string path = dir.write(
+      "s.npy", npy_file(1, "{'descr': " + structured + ", 'fortran_order': False, 'shape': (1,), }", "12345678"));
   expect_error([&] { read_npy(path); }, {path, "unsupported dtype descr " + structured, "structured"});
 }
 
@@ -192,7 +195,8 @@ TEST(Npy, RejectsBrokenPreambleAndHeader) {
   expect_error([&] { read_npy(header); }, {header, "truncated"});
   const std::string tiny = dir.write("tiny.npy", "\x93NUM");
   expect_error([&] { read_npy(tiny); }, {tiny, "not a .npy file"});
-  const std::string no_shape = dir.write("noshape.npy", npy_file(1, "{'descr': '<f4', 'fortran_order': False}", "1234"));
+  const std::string no_shape =
+      dir.write("noshape.npy", npy_file(1, "{'descr': '<f4', 'fortran_order': False}", "1234"));
   expect_error([&] { read_npy(no_shape); }, {no_shape, "no 'shape'"});
   const std::string garbled = dir.write("garbled.npy", npy_file(1, "{'descr': '<f4', 'fortran_order': Fals", "1234"));
   expect_error([&] { read_npy(garbled); }, {garbled, "malformed .npy header"});

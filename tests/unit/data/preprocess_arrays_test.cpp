@@ -21,8 +21,8 @@
 namespace strata::data {
 namespace {
 namespace fs = std::filesystem;
-using strata::testing::TempDir;
 using strata::testing::expect_error;
+using strata::testing::TempDir;
 
 template <class T>
 HostArray make_array(const std::string& dtype, std::vector<int64_t> shape, const std::vector<T>& v) {

@@ -7,15 +7,15 @@
 #include <sstream>
 
 #include "core/error.hpp"
-#include "support/expect_error.hpp"
 #include "core/h5.hpp"
 #include "data/token_dataset.hpp"
+#include "support/expect_error.hpp"
 #include "temp_dir.hpp"
 
 namespace strata::data {
 namespace {
-using strata::testing::TempDir;
 using strata::testing::expect_error;
+using strata::testing::TempDir;
 
 std::vector<uint32_t> read_split(const std::string& path, const std::string& split) {
   auto file = h5::open_file(path);
@@ -88,8 +88,8 @@ TEST(PreprocessText, SeparatedDocumentsRoundTrip) {
   opt.val_fraction = 0.4;
   opt.seed = 3;
   auto r = preprocess_text(opt);
-  std::vector<std::string> docs{"first doc\nline two\n", "second\n", "third \xff\x00 bytes\n"s,
-                                "fourth\r\n", "fifth, no newline"};
+  std::vector<std::string> docs{"first doc\nline two\n", "second\n", "third \xff\x00 bytes\n"s, "fourth\r\n",
+                                "fifth, no newline"};
   EXPECT_EQ(r.val_documents, 2);  // round(5 * 0.4)
   EXPECT_EQ(r.bytes_in, static_cast<int64_t>(slurp(a).size() + slurp(b).size()));
   expect_round_trip(opt.output, docs, r);

@@ -119,8 +119,10 @@ TEST(Prefetcher, ReadsAheadWhileTheLoopWorksAndMeasuresTheWait) {
     }
     std::sort(waits.begin() + 1, waits.end());
     const double median_after_first = waits[4];
-    if (depth == 0) EXPECT_GT(median_after_first, 15.0);
-    else EXPECT_LT(median_after_first, 5.0);
+    if (depth == 0)
+      EXPECT_GT(median_after_first, 15.0);
+    else
+      EXPECT_LT(median_after_first, 5.0);
     EXPECT_GT(p.total_wait_ms(), 15.0);  // the first batch is always waited for
   }
 }

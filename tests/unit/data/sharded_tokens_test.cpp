@@ -17,8 +17,8 @@
 
 namespace strata::data {
 namespace {
-using strata::testing::TempDir;
 using strata::testing::expect_error;
+using strata::testing::TempDir;
 
 std::vector<uint32_t> pseudo_tokens(size_t n, uint32_t vocab, uint32_t salt) {
   std::vector<uint32_t> v(n);
@@ -156,10 +156,12 @@ TEST(ShardedTokens, LargeVocabularyAndIdCheck) {
 
 TEST(ShardedTokens, WriterErrors) {
   TempDir tmp;
-  expect_error([&] { write_sharded_tokens(tmp.file("a"), kMeta, pseudo_tokens(5, 257, 0), pseudo_tokens(20, 257, 0), 3); },
-               {"train", "5 tokens", "3 shards"});
-  expect_error([&] { write_sharded_tokens(tmp.file("b"), kMeta, pseudo_tokens(50, 257, 0), pseudo_tokens(20, 257, 0), 0); },
-               {"shard count"});
+  expect_error(
+      [&] { write_sharded_tokens(tmp.file("a"), kMeta, pseudo_tokens(5, 257, 0), pseudo_tokens(20, 257, 0), 3); },
+      {"train", "5 tokens", "3 shards"});
+  expect_error(
+      [&] { write_sharded_tokens(tmp.file("b"), kMeta, pseudo_tokens(50, 257, 0), pseudo_tokens(20, 257, 0), 0); },
+      {"shard count"});
   EXPECT_FALSE(std::filesystem::exists(tmp.file("a") + "/manifest.json"));
 }
 
@@ -192,7 +194,8 @@ TEST(ShardedTokens, ReaderErrors) {
   j = good;
   j["splits"]["val"][1].erase("tokens");
   save_json(manifest, j);
-  expect_error([&] { ShardedTokenWindows(dir, "train", 4, 257); }, {"manifest.json", "splits.val[1].tokens", "missing"});
+  expect_error([&] { ShardedTokenWindows(dir, "train", 4, 257); },
+               {"manifest.json", "splits.val[1].tokens", "missing"});
 
   // Token count in the manifest disagreeing with the shard.
   j = good;
@@ -232,7 +235,8 @@ TEST(ShardedTokens, BatchReadsEqualWindowByWindowReads) {
   ShardedTokenWindows sharded(tmp.file("ds"), "train", T, 257);
   TokenWindows single(tmp.file("one.h5"), "train", T, 257);
   std::vector<int64_t> windows{3, 4, 5, 70, 0, 70, 12, 2, 13, sharded.num_windows() - 1, 33, 34, 1};
-  for (const WindowSource* source : {static_cast<const WindowSource*>(&sharded), static_cast<const WindowSource*>(&single)}) {
+  for (const WindowSource* source :
+       {static_cast<const WindowSource*>(&sharded), static_cast<const WindowSource*>(&single)}) {
     std::vector<int32_t> bx(windows.size() * T), by(windows.size() * T), x(T), y(T);
     source->read_windows(windows, bx.data(), by.data());
     for (size_t j = 0; j < windows.size(); ++j) {

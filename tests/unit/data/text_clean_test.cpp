@@ -20,15 +20,18 @@ TextCleanOptions only_normalize(const std::string& form) {
 }
 
 TEST(TextClean, NfcComposesCombiningMarks) {
-  EXPECT_EQ(clean_text("caf" "e\u0301", only_normalize("nfc")), "caf\u00e9");
+  EXPECT_EQ(clean_text("caf"
+                       "e\u0301",
+                       only_normalize("nfc")),
+            "caf\u00e9");
   EXPECT_EQ(clean_text("\u212b", only_normalize("nfc")), "\u00c5");  // ANGSTROM SIGN -> A WITH RING
   // NFC keeps compatibility characters.
   EXPECT_EQ(clean_text("\ufb01 \uff11", only_normalize("nfc")), "\ufb01 \uff11");
 }
 
 TEST(TextClean, NfkcMapsCompatibilityCharacters) {
-  EXPECT_EQ(clean_text("\ufb01ne", only_normalize("nfkc")), "fine");             // LATIN SMALL LIGATURE FI
-  EXPECT_EQ(clean_text("\uff11\uff12\uff13", only_normalize("nfkc")), "123");   // FULLWIDTH DIGITS
+  EXPECT_EQ(clean_text("\ufb01ne", only_normalize("nfkc")), "fine");           // LATIN SMALL LIGATURE FI
+  EXPECT_EQ(clean_text("\uff11\uff12\uff13", only_normalize("nfkc")), "123");  // FULLWIDTH DIGITS
   EXPECT_EQ(clean_text("e\u0301", only_normalize("nfkc")), "\u00e9");
 }
 
@@ -40,12 +43,19 @@ TEST(TextClean, NoneLeavesTextAsIs) {
 TEST(TextClean, StripsControlAndFormatCharactersButKeepsNewlineAndTab) {
   TextCleanOptions o;
   o.collapse_whitespace = false;
-  EXPECT_EQ(clean_text("a\x07" "b\x1b[0mc", o), "ab[0mc");
+  EXPECT_EQ(clean_text("a\x07"
+                       "b\x1b[0mc",
+                       o),
+            "ab[0mc");
   EXPECT_EQ(clean_text(std::string("x\0y", 3), o), "xy");
   EXPECT_EQ(clean_text("zero\u200bwidth\ufeff \u00adsoft\u0085", o), "zerowidth soft");  // Cf, Cf, Cf, Cc
   EXPECT_EQ(clean_text("a\tb\nc\x7f", o), "a\tb\nc");
   o.strip_control = false;
-  EXPECT_EQ(clean_text("a\x07" "b\u200b", o), "a\x07" "b\u200b");
+  EXPECT_EQ(clean_text("a\x07"
+                       "b\u200b",
+                       o),
+            "a\x07"
+            "b\u200b");
 }
 
 TEST(TextClean, CarriageReturnsBecomeNewlines) {
@@ -77,17 +87,32 @@ TEST(TextClean, BlankLineRules) {
 
 TEST(TextClean, InvalidUtf8IsAnErrorWithItsOffset) {
   TextCleanOptions o;
-  expect_error([&] { clean_text("abc\xff" "def", o); }, {"invalid UTF-8", "byte offset 3"});
-  expect_error([&] { clean_text("\u00e9\xe2\x82", o); }, {"byte offset 2"});         // truncated sequence
-  expect_error([&] { clean_text("ok\xc0\xaf", o); }, {"byte offset 2"});              // overlong '/'
-  expect_error([&] { clean_text("12345\xed\xa0\x80", o); }, {"byte offset 5"});       // UTF-16 surrogate
+  expect_error(
+      [&] {
+        clean_text(
+            "abc\xff"
+            "def",
+            o);
+      },
+      {"invalid UTF-8", "byte offset 3"});
+  expect_error([&] { clean_text("\u00e9\xe2\x82", o); }, {"byte offset 2"});     // truncated sequence
+  expect_error([&] { clean_text("ok\xc0\xaf", o); }, {"byte offset 2"});         // overlong '/'
+  expect_error([&] { clean_text("12345\xed\xa0\x80", o); }, {"byte offset 5"});  // UTF-16 surrogate
 }
 
 TEST(TextClean, ReplacesEachInvalidByte) {
   TextCleanOptions o;
   o.replace_invalid_utf8 = true;
-  EXPECT_EQ(clean_text("abc\xff" "def", o), "abc\ufffd" "def");
-  EXPECT_EQ(clean_text("\xe2\x82" "A\xc3", o), "\ufffd\ufffd" "A\ufffd");
+  EXPECT_EQ(clean_text("abc\xff"
+                       "def",
+                       o),
+            "abc\ufffd"
+            "def");
+  EXPECT_EQ(clean_text("\xe2\x82"
+                       "A\xc3",
+                       o),
+            "\ufffd\ufffd"
+            "A\ufffd");
   EXPECT_EQ(clean_text("ok \u00e9", o), "ok \u00e9");
 }
 
@@ -105,10 +130,24 @@ TEST(TextClean, RejectsUnknownNormalization) {
 // Pieces chosen to interact: combining marks next to stripped and collapsed characters, compatibility characters
 // that map to spaces or combining sequences under NFKC (U+00B4), line breaks of every kind, invalid bytes.
 std::string random_text(std::mt19937& rng, bool with_invalid) {
-  static const std::vector<std::string> pieces = {
-      "a", "e", "Z", "7", ".", " ", "  ", "\t", "\n", "\n\n", "\r", "\r\n", "\u0301", "\u0327", "\u0323",
-      "\u200b", "\ufeff", "\u00ad", "\u0085", "\x07", "\x1b", std::string("\0", 1), "\u00a0", "\u3000", "\u2028",
-      "\ufb01", "\uff11", "\u212b", "\u1e9b", "\uff76", "\u00b4", "\u00c5", "\u00e9", "\U0001F600", "\u4e2d"};
+  static const std::vector<std::string> pieces = {"a",      "e",
+                                                  "Z",      "7",
+                                                  ".",      " ",
+                                                  "  ",     "\t",
+                                                  "\n",     "\n\n",
+                                                  "\r",     "\r\n",
+                                                  "\u0301", "\u0327",
+                                                  "\u0323", "\u200b",
+                                                  "\ufeff", "\u00ad",
+                                                  "\u0085", "\x07",
+                                                  "\x1b",   std::string("\0", 1),
+                                                  "\u00a0", "\u3000",
+                                                  "\u2028", "\ufb01",
+                                                  "\uff11", "\u212b",
+                                                  "\u1e9b", "\uff76",
+                                                  "\u00b4", "\u00c5",
+                                                  "\u00e9", "\U0001F600",
+                                                  "\u4e2d"};
   static const std::vector<std::string> invalid = {"\xff", "\xc3", "\xe2\x82", "\xed\xa0\x80", "\x80"};
   std::string s;
   const int n = std::uniform_int_distribution<int>(0, 40)(rng);

@@ -51,14 +51,14 @@ std::multiset<std::string> all_documents(const std::string& path) {
 TEST(TextPipeline, CleansFiltersAndDropsDuplicates) {
   TempDir dir;
   const std::string corpus =
-      "Hello   world  \n%\n"             // cleaned to "Hello world"
-      "Hello world\n%\n"                 // a duplicate of the first after cleaning
-      "caf\x65\xcc\x81 au lait\n%\n"     // e + combining acute: NFC composes it to U+00E9
-      "\x07\x1b\n%\n"                    // only control characters: empty after cleaning
-      "tiny\n%\n"                        // shorter than min_bytes
+      "Hello   world  \n%\n"          // cleaned to "Hello world"
+      "Hello world\n%\n"              // a duplicate of the first after cleaning
+      "caf\x65\xcc\x81 au lait\n%\n"  // e + combining acute: NFC composes it to U+00E9
+      "\x07\x1b\n%\n"                 // only control characters: empty after cleaning
+      "tiny\n%\n"                     // shorter than min_bytes
       "this one is far too long to keep\n%\n"
-      "line one\n\n\n\nline two\n%\n"    // blank lines collapse to one
-      "Hello world\n";                   // another duplicate
+      "line one\n\n\n\nline two\n%\n"  // blank lines collapse to one
+      "Hello world\n";                 // another duplicate
   TextPreprocessOptions o;
   o.inputs = {dir.write("c.txt", corpus)};
   o.output = dir.file("out.h5");

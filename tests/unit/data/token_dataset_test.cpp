@@ -7,15 +7,15 @@
 #include <set>
 
 #include "core/error.hpp"
-#include "support/expect_error.hpp"
 #include "core/h5.hpp"
 #include "data/token_writer.hpp"
+#include "support/expect_error.hpp"
 #include "temp_dir.hpp"
 
 namespace strata::data {
 namespace {
-using strata::testing::TempDir;
 using strata::testing::expect_error;
+using strata::testing::TempDir;
 
 std::vector<uint32_t> iota_tokens(size_t n, uint32_t mod = 257) {
   std::vector<uint32_t> v(n);
@@ -25,8 +25,9 @@ std::vector<uint32_t> iota_tokens(size_t n, uint32_t mod = 257) {
 
 // Writes a token file by hand (any element type, any attributes) to produce what other tools might write.
 template <class T>
-std::string write_raw(const TempDir& dir, const std::string& name, const std::vector<T>& train, const std::vector<T>& val,
-                      int64_t vocab = 257, const std::string& format = "strata-tokens", int64_t version = 1) {
+std::string write_raw(const TempDir& dir, const std::string& name, const std::vector<T>& train,
+                      const std::vector<T>& val, int64_t vocab = 257, const std::string& format = "strata-tokens",
+                      int64_t version = 1) {
   std::string path = dir.file(name);
   auto file = h5::create_file(path);
   h5::write_attr(file, "format", format);
@@ -219,7 +220,8 @@ TEST(TokenDataset, RejectsTokenIdOutsideModelVocabulary) {
   TokenWindows w(path, "train", 4, 257);
   int32_t x[4], y[4];
   w.read_window(0, x, y);  // indices 0..4 are fine
-  expect_error([&] { w.read_window(3, x, y); }, {path + ": train/tokens: token id 300 at index 12 >= model.vocab_size 257"});
+  expect_error([&] { w.read_window(3, x, y); },
+               {path + ": train/tokens: token id 300 at index 12 >= model.vocab_size 257"});
   // Index 12 is also the last token of window 2 (its target).
   expect_error([&] { w.read_window(2, x, y); }, {"token id 300 at index 12"});
 }
@@ -228,8 +230,7 @@ TEST(TokenDataset, RejectsModelVocabularySmallerThanFile) {
   TempDir dir;
   std::string path = dir.file("d.h5");
   write_token_dataset(path, {257, 256, "byte"}, iota_tokens(21), iota_tokens(9));
-  expect_error([&] { TokenWindows(path, "train", 4, 100); },
-               {path, "'vocab_size' is 257", "model.vocab_size is 100"});
+  expect_error([&] { TokenWindows(path, "train", 4, 100); }, {path, "'vocab_size' is 257", "model.vocab_size is 100"});
   EXPECT_NO_THROW(TokenWindows(path, "train", 4, 512));  // a larger model vocabulary is fine
 }
 
@@ -293,8 +294,11 @@ TEST(TokenDataset, RejectsMissingOrForeignFiles) {
 TEST(TokenDataset, WriterRejectsIdsOutsideVocabularyAndLeavesNoFile) {
   TempDir dir;
   std::string path = dir.file("d.h5");
-  expect_error([&] { write_token_dataset(path, {257, 256, "byte"}, {1, 2, 257}, {1, 2}); },
-               {"train/tokens", "token id 257 at index 2 >= vocab_size 257"});
+  expect_error(
+      [&] {
+        write_token_dataset(path, {257, 256, "byte"}, {1, 2, 257}, {1, 2});
+      },
+      {"train/tokens", "token id 257 at index 2 >= vocab_size 257"});
   EXPECT_FALSE(std::filesystem::exists(path));
   EXPECT_FALSE(std::filesystem::exists(path + ".tmp"));
 }

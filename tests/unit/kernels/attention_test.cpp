@@ -111,7 +111,9 @@ struct AttentionRef {
 // Naive multi-head causal attention: head h reads columns h*D..h*D+D-1 of q, k and v.
 AttentionRef reference_attention(const std::vector<double>& qkv) {
   const int C = kChannels, D = kHeadDim, T = kSeq;
-  auto at = [&](int b, int t, int part, int h, int d) { return qkv[(size_t(b) * T + t) * 3 * C + part * C + h * D + d]; };
+  auto at = [&](int b, int t, int part, int h, int d) {
+    return qkv[(size_t(b) * T + t) * 3 * C + part * C + h * D + d];
+  };
   AttentionRef r{std::vector<double>(kOut, 0.0), std::vector<double>(kAtt, 0.0)};
   const double scale = 1.0 / std::sqrt(double(D));
   for (int b = 0; b < kBatch; ++b)
@@ -179,7 +181,8 @@ TEST(Attention, BackwardMatchesFiniteDifferences) {
         g.push_back(got[size_t(row) * 3 * kChannels + part * kChannels + c]);
         f.push_back(fd[size_t(row) * 3 * kChannels + part * kChannels + c]);
       }
-    EXPECT_LT(rel_error(g, f), kGradTol) << "part " << "qkv"[part];
+    EXPECT_LT(rel_error(g, f), kGradTol) << "part "
+                                         << "qkv"[part];
   }
 }
 

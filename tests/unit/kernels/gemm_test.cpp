@@ -156,13 +156,11 @@ TEST(Gemm, BetaZeroIgnoresNanInC) {
 TEST(Gemm, RejectsLeadingDimensionsTooSmall) {
   Vec<double> a("a", 100), b("b", 100), c("c", 100);
   // A is [M=4, K=6] untransposed: lda must be >= 6.
-  EXPECT_THROW(gemm<double>({Trans::No, Trans::No, 4, 3, 6, 5, 3, 3}, 1.0, a.data(), b.data(), 0.0, c.data()),
-               Error);
+  EXPECT_THROW(gemm<double>({Trans::No, Trans::No, 4, 3, 6, 5, 3, 3}, 1.0, a.data(), b.data(), 0.0, c.data()), Error);
   // Transposed A is stored [K, M]: lda >= M = 4 suffices.
   EXPECT_NO_THROW(gemm<double>({Trans::Yes, Trans::No, 4, 3, 6, 4, 3, 3}, 1.0, a.data(), b.data(), 0.0, c.data()));
   // ldc < n.
-  EXPECT_THROW(gemm<double>({Trans::No, Trans::No, 4, 3, 6, 6, 3, 2}, 1.0, a.data(), b.data(), 0.0, c.data()),
-               Error);
+  EXPECT_THROW(gemm<double>({Trans::No, Trans::No, 4, 3, 6, 6, 3, 2}, 1.0, a.data(), b.data(), 0.0, c.data()), Error);
 }
 
 }  // namespace

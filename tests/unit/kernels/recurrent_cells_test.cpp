@@ -215,8 +215,7 @@ TEST(GruCell, BackwardMatchesFiniteDifferences) {
   Vec<double> dh = to_view<double>(minus(R, part)), dh_rec = to_view<double>(part);
   // dh_prev written over dh_rec, as the sequence layer does
   gru_cell_backward<double>(all_rows(dgates, 3 * kH), all_rows(dnx, kH), all_rows(dh_rec, kH), all_rows(dh, kH),
-                            all_rows(dh_rec, kH), all_rows(gates, 3 * kH), all_rows(hn, kH), all_rows(hp, kH), kB,
-                            kH);
+                            all_rows(dh_rec, kH), all_rows(gates, 3 * kH), all_rows(hn, kH), all_rows(hp, kH), kB, kH);
   EXPECT_LT(rel_error(to_host(dgates), want_h), kGradTol);
   EXPECT_LT(rel_error(to_host(dnx), want_nx), kGradTol);
   EXPECT_LT(rel_error(to_host(dh_rec), fd_h_prev), kGradTol);

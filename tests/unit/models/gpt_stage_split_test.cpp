@@ -62,7 +62,8 @@ TEST(StageSplit, NoOtherSplitHasASmallerLargestStage) {
           split.push_back(run);
           best = std::min(best, largest_stage(m, split));
         }
-        EXPECT_DOUBLE_EQ(largest_stage(m, counts), best) << n_layer << " layers, " << stages << " stages, vocab " << vocab;
+        EXPECT_DOUBLE_EQ(largest_stage(m, counts), best)
+            << n_layer << " layers, " << stages << " stages, vocab " << vocab;
       }
 }
 

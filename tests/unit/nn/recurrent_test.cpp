@@ -141,10 +141,15 @@ struct LstmRun {
   Vec<T> x, w_ih, w_hh, b_ih, b_hh, h, c, gates;
   RecurrentShape s;
   explicit LstmRun(const Problem& p)
-      : x(to_view<T>(p.x)), w_ih(to_view<T>(p.w_ih)), w_hh(to_view<T>(p.w_hh)), b_ih(to_view<T>(p.b_ih)),
-        b_hh(to_view<T>(p.b_hh)), h(to_view<T>(random_vector(p.rows() * p.s.hidden, 11))),  // garbage: overwritten
+      : x(to_view<T>(p.x)),
+        w_ih(to_view<T>(p.w_ih)),
+        w_hh(to_view<T>(p.w_hh)),
+        b_ih(to_view<T>(p.b_ih)),
+        b_hh(to_view<T>(p.b_hh)),
+        h(to_view<T>(random_vector(p.rows() * p.s.hidden, 11))),  // garbage: overwritten
         c(to_view<T>(random_vector(p.rows() * p.s.hidden, 12))),
-        gates(to_view<T>(random_vector(p.rows() * 4 * p.s.hidden, 13))), s(p.s) {
+        gates(to_view<T>(random_vector(p.rows() * 4 * p.s.hidden, 13))),
+        s(p.s) {
     lstm_forward<T>(h, c, gates, x, w_ih, w_hh, b_ih, b_hh, s);
   }
   // Gradients for dh, starting from g0 (dx from garbage); with_dx false passes a size-0 dx.
@@ -231,16 +236,15 @@ struct GruOut {
 // h_t = (1 - z) n + z h_{t-1}.
 GruOut gru_reference(const Problem& p) {
   const int B = p.s.batch, Tn = p.s.steps, I = p.s.input, H = p.s.hidden;
-  GruOut r{std::vector<double>(p.rows() * H), std::vector<double>(p.rows() * 3 * H),
-           std::vector<double>(p.rows() * H)};
+  GruOut r{std::vector<double>(p.rows() * H), std::vector<double>(p.rows() * 3 * H), std::vector<double>(p.rows() * H)};
   for (int b = 0; b < B; ++b) {
     std::vector<double> h(H, 0.0), next(H);
     for (int t = 0; t < Tn; ++t) {
       const size_t row = size_t(b) * Tn + t;
       const double* x = &p.x[row * I];
       for (int j = 0; j < H; ++j) {
-        const double rg = sigmoid_ref(row_dot(p.w_ih, j, x, I) + p.b_ih[j] + row_dot(p.w_hh, j, h.data(), H) +
-                                      p.b_hh[j]);
+        const double rg =
+            sigmoid_ref(row_dot(p.w_ih, j, x, I) + p.b_ih[j] + row_dot(p.w_hh, j, h.data(), H) + p.b_hh[j]);
         const double z = sigmoid_ref(row_dot(p.w_ih, H + j, x, I) + p.b_ih[H + j] +
                                      row_dot(p.w_hh, H + j, h.data(), H) + p.b_hh[H + j]);
         const double hn = row_dot(p.w_hh, 2 * H + j, h.data(), H) + p.b_hh[2 * H + j];
@@ -263,10 +267,15 @@ struct GruRun {
   Vec<T> x, w_ih, w_hh, b_ih, b_hh, h, gates, hn;
   RecurrentShape s;
   explicit GruRun(const Problem& p)
-      : x(to_view<T>(p.x)), w_ih(to_view<T>(p.w_ih)), w_hh(to_view<T>(p.w_hh)), b_ih(to_view<T>(p.b_ih)),
-        b_hh(to_view<T>(p.b_hh)), h(to_view<T>(random_vector(p.rows() * p.s.hidden, 21))),  // garbage: overwritten
+      : x(to_view<T>(p.x)),
+        w_ih(to_view<T>(p.w_ih)),
+        w_hh(to_view<T>(p.w_hh)),
+        b_ih(to_view<T>(p.b_ih)),
+        b_hh(to_view<T>(p.b_hh)),
+        h(to_view<T>(random_vector(p.rows() * p.s.hidden, 21))),  // garbage: overwritten
         gates(to_view<T>(random_vector(p.rows() * 3 * p.s.hidden, 22))),
-        hn(to_view<T>(random_vector(p.rows() * p.s.hidden, 23))), s(p.s) {
+        hn(to_view<T>(random_vector(p.rows() * p.s.hidden, 23))),
+        s(p.s) {
     gru_forward<T>(h, gates, hn, x, w_ih, w_hh, b_ih, b_hh, s);
   }
   Grads backward(const std::vector<double>& dh, const Grads& g0, bool with_dx = true) const {

@@ -27,8 +27,8 @@ void expect_rates(const TrainConfig& c, const std::vector<double>& torch) {
   ASSERT_EQ(int64_t(torch.size()), c.steps);
   for (int64_t s = 0; s < c.steps; ++s) {
     const double ours = learning_rate(c, s), ref = torch[size_t(s)];
-    EXPECT_NEAR(ours, ref, 1e-12 * std::abs(ref)) << c.lr_schedule << " warm-up " << c.warmup_steps << " of "
-                                                   << c.steps << " steps: step " << s;
+    EXPECT_NEAR(ours, ref, 1e-12 * std::abs(ref))
+        << c.lr_schedule << " warm-up " << c.warmup_steps << " of " << c.steps << " steps: step " << s;
   }
 }
 

@@ -38,15 +38,16 @@ std::vector<Kind> kinds() {
     m.kind = "gpt";
     m.n_layer = 2, m.n_head = 2, m.d_model = 8, m.vocab_size = 12, m.seq_len = 5;
     // 2-D weights and both embeddings yes; LayerNorm weights and biases, and every bias, no.
-    out.push_back({"gpt", m,
-                   [](const std::string& n) {
-                     return n == "wte" || n == "wpe" || (ends_with(n, ".weight") && !contains(n, "ln_"));
-                   },
-                   {"wte", "wpe", "h.0.attn.c_attn.weight", "h.0.attn.c_proj.weight", "h.1.mlp.c_fc.weight",
-                    "h.1.mlp.c_proj.weight"},
-                   {"h.0.ln_1.weight", "h.0.ln_1.bias", "h.0.attn.c_attn.bias", "h.0.attn.c_proj.bias",
-                    "h.1.ln_2.weight", "h.1.ln_2.bias", "h.1.mlp.c_fc.bias", "h.1.mlp.c_proj.bias", "ln_f.weight",
-                    "ln_f.bias"}});
+    out.push_back(
+        {"gpt",
+         m,
+         [](const std::string& n) {
+           return n == "wte" || n == "wpe" || (ends_with(n, ".weight") && !contains(n, "ln_"));
+         },
+         {"wte", "wpe", "h.0.attn.c_attn.weight", "h.0.attn.c_proj.weight", "h.1.mlp.c_fc.weight",
+          "h.1.mlp.c_proj.weight"},
+         {"h.0.ln_1.weight", "h.0.ln_1.bias", "h.0.attn.c_attn.bias", "h.0.attn.c_proj.bias", "h.1.ln_2.weight",
+          "h.1.ln_2.bias", "h.1.mlp.c_fc.bias", "h.1.mlp.c_proj.bias", "ln_f.weight", "ln_f.bias"}});
   }
   {
     ModelConfig m;
@@ -55,7 +56,9 @@ std::vector<Kind> kinds() {
     m.norm = "group", m.norm_groups = 2, m.hidden = 5;
     m.input_shape = {2, 8, 8}, m.num_classes = 3;
     // Convolution and linear weights yes; their biases and GroupNorm's weight and bias no.
-    out.push_back({"cnn", m, [](const std::string& n) { return ends_with(n, ".weight") && !contains(n, ".norm."); },
+    out.push_back({"cnn",
+                   m,
+                   [](const std::string& n) { return ends_with(n, ".weight") && !contains(n, ".norm."); },
                    {"blocks.0.conv.weight", "blocks.1.conv.weight", "hidden.weight", "head.weight"},
                    {"blocks.0.conv.bias", "blocks.0.norm.weight", "blocks.0.norm.bias", "blocks.1.norm.weight",
                     "hidden.bias", "head.bias"}});
@@ -67,11 +70,13 @@ std::vector<Kind> kinds() {
     m.n_layer = 2, m.hidden_size = 4, m.hidden = 3;
     m.input_shape = {5, 3}, m.num_classes = 4, m.labels = "sequence";
     // weight_ih / weight_hh and the linear weights yes; every bias no.
-    out.push_back({cell, m, [](const std::string& n) { return contains(n, "weight"); },
-                   {"lstm.weight_ih_l0", "lstm.weight_hh_l0", "lstm.weight_ih_l1", "lstm.weight_hh_l1",
-                    "hidden.weight", "head.weight"},
-                   {"lstm.bias_ih_l0", "lstm.bias_hh_l0", "lstm.bias_ih_l1", "lstm.bias_hh_l1", "hidden.bias",
-                    "head.bias"}});
+    out.push_back(
+        {cell,
+         m,
+         [](const std::string& n) { return contains(n, "weight"); },
+         {"lstm.weight_ih_l0", "lstm.weight_hh_l0", "lstm.weight_ih_l1", "lstm.weight_hh_l1", "hidden.weight",
+          "head.weight"},
+         {"lstm.bias_ih_l0", "lstm.bias_hh_l0", "lstm.bias_ih_l1", "lstm.bias_hh_l1", "hidden.bias", "head.bias"}});
   }
   return out;
 }
