@@ -488,6 +488,9 @@ void validate_config(const Config& c) {
   STRATA_CHECK(c.train.eval_every >= 0 && c.train.eval_batches >= 0,
                "{}: train.eval_every and train.eval_batches: expected >= 0", f);
   STRATA_CHECK(c.train.sample_tokens >= 0, "{}: train.sample_tokens = {}: expected >= 0", f, c.train.sample_tokens);
+  STRATA_CHECK(c.train.sample_tokens == 0 || c.model.kind == "gpt",
+               "{}: train.sample_tokens = {}: sampling text applies to model.kind = gpt, not {}", f,
+               c.train.sample_tokens, c.model.kind);
   STRATA_CHECK(c.train.sample_temperature > 0, "{}: train.sample_temperature = {}: expected > 0", f,
                c.train.sample_temperature);
   STRATA_CHECK(c.parallel.dp == -1 || c.parallel.dp >= 1, "{}: parallel.dp = {}: expected >= 1, or -1 for the rest", f,

@@ -271,6 +271,7 @@ TEST_F(ConfigTest, ModelKindValuesAreChecked) {
   expect_error({"model.kind=lstm", "model.cell=rnn"}, "model.cell = 'rnn': expected lstm or gru");
   expect_error({"model.kind=lstm", "model.labels=token"}, "model.labels = 'token'");
   expect_error({"model.kind=lstm", "model.num_classes=1"}, "model.num_classes = 1: expected >= 2");
+  expect_error({"model.kind=lstm", "train.sample_tokens=10"}, "sampling text applies to model.kind = gpt, not lstm");
   expect_error({"model.kind=cnn", "model.channels=4,4", "parallel.pp=3"},
                "parallel.pp = 3: expected 1 .. the number of model.channels = 2");
 }
