@@ -14,7 +14,9 @@ if [ -x /usr/local/cuda/bin/nvcc ]; then
   echo "== cuda preset: compile and link"
   export PATH=/usr/local/cuda/bin:$PATH
   cmake --preset cuda
-  cmake --build --preset cuda -j"$jobs"
+  # The library, the command and the device tests: what the CUDA paths touch (the other tests are the default
+  # preset's).
+  cmake --build --preset cuda -j"$jobs" --target strata unit_cuda
   ./build/cuda/tests/unit_cuda
 else
   echo "== cuda preset: skipped, no CUDA toolkit at /usr/local/cuda"

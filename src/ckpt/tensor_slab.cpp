@@ -92,8 +92,6 @@ void select_local_range(hid_t file_space, const TensorSpec& spec, int64_t begin,
   const int rank = STRATA_H5(H5Sget_simple_extent_ndims(file_space));
   STRATA_CHECK(rank == int(spec.global_shape.size()) && rank >= 1,
                "tensor '{}': dataspace of rank {} for a tensor of rank {}", spec.name, rank, spec.global_shape.size());
-  STRATA_CHECK(rank <= 2 || spec.shard.replicated(), "tensor '{}': a tensor-parallel split of a {}-D tensor", spec.name,
-               rank);
   if (begin == 0 && end == spec.numel() && spec.shard.replicated()) {
     // The whole tensor: an "all" selection lets HDF5 and MPI-IO write one contiguous block without a derived type.
     STRATA_H5(H5Sselect_all(file_space));
@@ -101,12 +99,18 @@ void select_local_range(hid_t file_space, const TensorSpec& spec, int64_t begin,
   }
   for (const Rect& r : rectangles(spec, begin, end)) {
     if (rank > 2) {
-      // Replicated: a rectangle of whole rows, or part of one row, of the [dim 0, rest] view is one flat range.
+      // In the [dim 0, rest] view of the global tensor, a rectangle of whole rows, or of part of one row, is one
+      // flat range; part of several rows (a column split) is one flat range per row.
       const std::vector<hsize_t> dims(spec.global_shape.begin(), spec.global_shape.end());
-      const int64_t cols = spec.shard.cols;
+      const int64_t cols = spec.global_numel() / spec.global_shape[0];
       std::vector<hsize_t> prefix;
-      select_flat(file_space, dims, 0, prefix, hsize_t(r.r0 * cols + r.c0),
-                  hsize_t((r.r0 + r.nr - 1) * cols + r.c0 + r.nc));
+      if (r.nr == 1 || r.nc == cols) {
+        select_flat(file_space, dims, 0, prefix, hsize_t(r.r0 * cols + r.c0),
+                    hsize_t((r.r0 + r.nr - 1) * cols + r.c0 + r.nc));
+      } else {
+        for (int64_t row = r.r0; row < r.r0 + r.nr; ++row)
+          select_flat(file_space, dims, 0, prefix, hsize_t(row * cols + r.c0), hsize_t(row * cols + r.c0 + r.nc));
+      }
     } else if (rank == 1) {
       // A 1-D tensor is rows x 1 in its ShardMap.
       hsize_t start = hsize_t(r.r0), count = hsize_t(r.nr);

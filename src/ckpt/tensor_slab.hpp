@@ -13,8 +13,9 @@
 namespace strata::ckpt {
 
 // Selects, in `file_space` (the global tensor's dataspace), the global elements of local flat elements [begin, end)
-// of tensor `spec`; an empty range selects none. Tensors of rank 3 and more (convolution weights) are replicated
-// (no tensor-parallel split): their range is a flat range of the global tensor, selected as a union of boxes.
+// of tensor `spec`; an empty range selects none. A tensor of rank 3 or more (a convolution weight) is split, if at
+// all, along dim 0 or the flattened trailing dims: its range becomes flat ranges of the global tensor, each
+// selected as a union of boxes.
 void select_local_range(hid_t file_space, const TensorSpec& spec, int64_t begin, int64_t end);
 
 }  // namespace strata::ckpt

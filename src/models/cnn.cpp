@@ -15,11 +15,20 @@ namespace strata {
 
 template <class T>
 Cnn<T>::Cnn(const ModelConfig& model, int batch)
-    : Cnn(std::make_shared<ParamBuffer<T>>(cnn_layout(model).specs), model, batch, Placement{}) {}
+    : Model<T>(Placement{}, batch, std::make_shared<ParamBuffer<T>>(cnn_layout(model).specs)),
+      model_(model),
+      own_tp_(std::make_unique<TensorParallel<T>>()),
+      tp_(*own_tp_),
+      layout_(cnn_layout(model)) {
+  allocate_scratch();
+}
 
 template <class T>
-Cnn<T>::Cnn(std::shared_ptr<ParamBuffer<T>> params, const ModelConfig& model, int batch, const Placement& placement)
-    : Model<T>(placement, batch, std::move(params)), model_(model), layout_(cnn_layout(model, placement)) {
+Cnn<T>::Cnn(std::shared_ptr<ParamBuffer<T>> params, const ModelConfig& model, int batch, const Placement& placement,
+            TensorParallel<T>& tp)
+    : Model<T>(placement, batch, std::move(params)), model_(model), tp_(tp), layout_(cnn_layout(model, placement)) {
+  STRATA_CHECK(tp.size() == placement.tp_size, "cnn: a tensor-parallel group of {} for a split over {}", tp.size(),
+               placement.tp_size);
   const auto& specs = this->params().specs();
   STRATA_CHECK(specs.size() == layout_.specs.size(), "cnn: parameters have {} tensors, expected {}", specs.size(),
                layout_.specs.size());
@@ -30,19 +39,29 @@ Cnn<T>::Cnn(std::shared_ptr<ParamBuffer<T>> params, const ModelConfig& model, in
 }
 
 template <class T>
-Conv2dShape Cnn<T>::conv_shape(const CnnBlockGeometry& g) const {
-  return Conv2dShape{this->batch(),      g.in_c,   g.in_h, g.in_w, g.out_c, model_.kernel_size, model_.kernel_size,
-                     model_.conv_stride, g.padding};
+Conv2dShape Cnn<T>::conv_shape(const CnnLayout::Block& b) const {
+  return Conv2dShape{this->batch(),      b.in_local,         b.g.in_h,           b.g.in_w,   b.out_local,
+                     model_.kernel_size, model_.kernel_size, model_.conv_stride, b.g.padding};
+}
+
+template <class T>
+int Cnn<T>::norm_groups(const CnnLayout::Block& b) const {
+  return b.column ? model_.norm_groups / tp_.size() : model_.norm_groups;
+}
+
+template <class T>
+int64_t Cnn<T>::flat_local() const {
+  return layout_.head_row_parallel ? layout_.flat / tp_.size() : layout_.flat;
 }
 
 template <class T>
 size_t Cnn<T>::stage_input_size() const {
-  return layout_.placement.first_stage() ? 0 : size_t(this->batch()) * layout_.blocks.front().g.input_size();
+  return layout_.placement.first_stage() ? 0 : size_t(this->batch()) * size_t(input_size(layout_.blocks.front()));
 }
 
 template <class T>
 size_t Cnn<T>::stage_output_size() const {
-  return layout_.placement.last_stage() ? 0 : size_t(this->batch()) * layout_.blocks.back().g.output_size();
+  return layout_.placement.last_stage() ? 0 : size_t(this->batch()) * size_t(output_size(layout_.blocks.back()));
 }
 
 template <class T>
@@ -50,8 +69,9 @@ void Cnn<T>::allocate_scratch() {
   const size_t B = size_t(this->batch());
   size_t largest = 0, workspace = 0;
   for (const auto& b : layout_.blocks) {
-    largest = std::max({largest, size_t(b.g.input_size()), size_t(b.g.conv_size())});
-    workspace = std::max(workspace, conv2d_workspace_size(conv_shape(b.g)));
+    // A column-parallel block's input gradient is the whole input (summed over the group).
+    largest = std::max({largest, size_t(input_size(b)), size_t(conv_size(b))});
+    workspace = std::max(workspace, conv2d_workspace_size(conv_shape(b)));
   }
   largest = std::max({largest, size_t(model_.hidden), size_t(layout_.classes)});
   grad_a_ = Vec<T>("strata::cnn::grad_a", B * largest);
@@ -67,20 +87,20 @@ typename Cnn<T>::Slot& Cnn<T>::slot(int i) {
   if (i < int(slots_.size())) return slots_[size_t(i)];
   const size_t B = size_t(this->batch());
   Slot s;
-  s.input = Vec<T>("strata::cnn::input", B * size_t(layout_.blocks.front().g.input_size()));
+  s.input = Vec<T>("strata::cnn::input", B * size_t(input_size(layout_.blocks.front())));
   for (const auto& b : layout_.blocks) {
     BlockActs a;
-    const size_t n = B * size_t(b.g.conv_size());
+    const size_t n = B * size_t(conv_size(b));
     a.conv = Vec<T>("strata::cnn::conv", n);
     if (b.norm_w >= 0) {
       a.norm = Vec<T>("strata::cnn::norm", n);
-      a.mean = Vec<T>("strata::cnn::norm_mean", B * size_t(model_.norm_groups));
-      a.rstd = Vec<T>("strata::cnn::norm_rstd", B * size_t(model_.norm_groups));
+      a.mean = Vec<T>("strata::cnn::norm_mean", B * size_t(norm_groups(b)));
+      a.rstd = Vec<T>("strata::cnn::norm_rstd", B * size_t(norm_groups(b)));
     }
     a.act = Vec<T>("strata::cnn::act", n);
     if (model_.pool != "none") {
-      a.pooled = Vec<T>("strata::cnn::pooled", B * size_t(b.g.output_size()));
-      if (model_.pool == "max") a.argmax = Vec<int32_t>("strata::cnn::argmax", B * size_t(b.g.output_size()));
+      a.pooled = Vec<T>("strata::cnn::pooled", B * size_t(output_size(b)));
+      if (model_.pool == "max") a.argmax = Vec<int32_t>("strata::cnn::argmax", B * size_t(output_size(b)));
     }
     s.blocks.push_back(a);
   }
@@ -130,13 +150,17 @@ void Cnn<T>::forward_stage(int slot_index, const MicroBatch<T>& batch, const Vec
   for (size_t i = 0; i < layout_.blocks.size(); ++i) {
     const auto& b = layout_.blocks[i];
     BlockActs& a = s.blocks[i];
-    const size_t n = size_t(B) * size_t(b.g.conv_size());
-    conv2d_forward<T>(a.conv, *x, P.param(b.conv_w), P.param(b.conv_b), conv_shape(b.g), workspace_);
+    const size_t n = size_t(B) * size_t(conv_size(b));
+    if (b.column)
+      tp_.column_conv2d_forward(a.conv, *x, P.param(b.conv_w), P.param(b.conv_b), conv_shape(b), workspace_);
+    else
+      tp_.row_conv2d_forward(a.conv, *x, P.param(b.conv_w), P.param(b.conv_b), conv_shape(b), workspace_);
     if (b.norm_w >= 0)
-      group_norm_forward<T>(a.norm, a.mean, a.rstd, a.conv, P.param(b.norm_w), P.param(b.norm_b), B, b.g.out_c,
-                            int64_t(b.g.conv_h) * b.g.conv_w, model_.norm_groups);
+      group_norm_forward<T>(a.norm, a.mean, a.rstd, a.conv, P.param(b.norm_w), P.param(b.norm_b), B, b.out_local,
+                            int64_t(b.g.conv_h) * b.g.conv_w, norm_groups(b));
     activation_forward(a.act, a.pre_activation(), n);
-    const Pool2dShape pool{B, b.g.out_c, b.g.conv_h, b.g.conv_w, model_.pool_size, model_.pool_size, model_.pool_size};
+    const Pool2dShape pool{
+        B, b.out_local, b.g.conv_h, b.g.conv_w, model_.pool_size, model_.pool_size, model_.pool_size};
     if (model_.pool == "max")
       max_pool2d_forward<T>(a.pooled, a.argmax, a.act, pool);
     else if (model_.pool == "avg")
@@ -144,14 +168,21 @@ void Cnn<T>::forward_stage(int slot_index, const MicroBatch<T>& batch, const Vec
     x = &a.output();
   }
   if (!layout_.placement.last_stage()) return;
-  // The last block's output [B, C, H, W] is the flattened [B, flat] the head reads (row-major, NCHW).
-  const int flat = int(layout_.flat), C = layout_.classes;
+  // The last block's output [B, C, H, W] is the flattened [B, flat] the head reads (row-major, NCHW); split over
+  // channels after a column-parallel block, so the first head layer is then row-parallel.
+  const int flat = int(flat_local()), C = layout_.classes;
+  auto first_layer = [&](const Vec<T>& y, int w, int bias, int out) {
+    if (layout_.head_row_parallel)
+      tp_.row_linear_forward(y, *x, P.param(w), P.param(bias), B, flat, out, Vec<T>());
+    else
+      linear_forward<T>(y, *x, P.param(w), P.param(bias), B, flat, out);
+  };
   if (model_.hidden > 0) {
-    linear_forward<T>(s.hidden_pre, *x, P.param(layout_.hidden_w), P.param(layout_.hidden_b), B, flat, model_.hidden);
+    first_layer(s.hidden_pre, layout_.hidden_w, layout_.hidden_b, model_.hidden);
     activation_forward(s.hidden_act, s.hidden_pre, size_t(B) * model_.hidden);
     linear_forward<T>(s.logits, s.hidden_act, P.param(layout_.head_w), P.param(layout_.head_b), B, model_.hidden, C);
   } else {
-    linear_forward<T>(s.logits, *x, P.param(layout_.head_w), P.param(layout_.head_b), B, flat, C);
+    first_layer(s.logits, layout_.head_w, layout_.head_b, C);
   }
   if (!with_loss) return;
   Kokkos::deep_copy(s.targets, batch.targets);
@@ -189,9 +220,9 @@ void Cnn<T>::backward_stage(int slot_index, T loss_scale, const Vec<T>* output_g
   auto other = [&](const Vec<T>* v) { return v == &grad_a_ ? &grad_b_ : &grad_a_; };
   auto sized = [](const Vec<T>* v, size_t n) { return view_of(v->data(), n); };
   const auto& last = layout_.blocks.back();
-  const size_t last_out = size_t(B) * size_t(last.g.output_size());
+  const size_t last_out = size_t(B) * size_t(output_size(last));
   if (layout_.placement.last_stage()) {
-    const int flat = int(layout_.flat), C = layout_.classes;
+    const int flat = int(flat_local()), C = layout_.classes;
     const T dloss = loss_scale != T(0) ? loss_scale : T(1) / T(B);
     cross_entropy_backward<T>(s.logits, s.lse, s.targets, B, C, dloss);  // logits become dlogits
     const Vec<T>& features = s.blocks.back().output();
@@ -218,9 +249,10 @@ void Cnn<T>::backward_stage(int slot_index, T loss_scale, const Vec<T>* output_g
   for (int i = int(layout_.blocks.size()) - 1; i >= 0; --i) {
     const auto& b = layout_.blocks[size_t(i)];
     BlockActs& a = s.blocks[size_t(i)];
-    const size_t n = size_t(B) * size_t(b.g.conv_size());
-    const Pool2dShape pool{B, b.g.out_c, b.g.conv_h, b.g.conv_w, model_.pool_size, model_.pool_size, model_.pool_size};
-    const size_t out = size_t(B) * size_t(b.g.output_size());
+    const size_t n = size_t(B) * size_t(conv_size(b));
+    const Pool2dShape pool{
+        B, b.out_local, b.g.conv_h, b.g.conv_w, model_.pool_size, model_.pool_size, model_.pool_size};
+    const size_t out = size_t(B) * size_t(output_size(b));
     if (model_.pool == "max") {
       max_pool2d_backward<T>(sized(other(cur), n), sized(cur, out), a.argmax, pool);
       cur = other(cur);
@@ -231,17 +263,21 @@ void Cnn<T>::backward_stage(int slot_index, T loss_scale, const Vec<T>* output_g
     activation_backward(sized(cur, n), a.pre_activation(), n);
     if (b.norm_w >= 0) {
       group_norm_backward<T>(sized(other(cur), n), P.grad(b.norm_w), P.grad(b.norm_b), sized(cur, n), a.conv,
-                             P.param(b.norm_w), a.mean, a.rstd, B, b.g.out_c, int64_t(b.g.conv_h) * b.g.conv_w,
-                             model_.norm_groups);
+                             P.param(b.norm_w), a.mean, a.rstd, B, b.out_local, int64_t(b.g.conv_h) * b.g.conv_w,
+                             norm_groups(b));
       cur = other(cur);
     }
     const Vec<T>& x = i > 0 ? s.blocks[size_t(i) - 1].output() : s.input;
     const bool first_of_model = i == 0 && layout_.placement.first_stage();
-    const Vec<T> dx = i > 0            ? sized(other(cur), size_t(B) * size_t(b.g.input_size()))
+    const Vec<T> dx = i > 0            ? sized(other(cur), size_t(B) * size_t(input_size(b)))
                       : first_of_model ? Vec<T>()
                                        : dinput_;
-    conv2d_backward<T>(dx, P.grad(b.conv_w), P.grad(b.conv_b), sized(cur, n), x, P.param(b.conv_w), conv_shape(b.g),
-                       workspace_);
+    if (b.column)
+      tp_.column_conv2d_backward(dx, P.grad(b.conv_w), P.grad(b.conv_b), sized(cur, n), x, P.param(b.conv_w),
+                                 conv_shape(b), workspace_);
+    else
+      tp_.row_conv2d_backward(dx, P.grad(b.conv_w), P.grad(b.conv_b), sized(cur, n), x, P.param(b.conv_w),
+                              conv_shape(b), workspace_);
     cur = other(cur);
     ready(P.specs()[size_t(b.conv_w)].offset);
   }

@@ -2,8 +2,10 @@
 // CNN image classifier (models/cnn_layout.hpp): conv blocks (conv -> GroupNorm -> ReLU/GELU -> max/avg pooling),
 // flatten, an optional hidden layer, the classifier head and softmax cross-entropy over one label per image.
 // Explicit forward/backward over planned buffers; pipeline stages hold contiguous blocks (the last also the
-// head). No tensor-parallel split. GroupNorm normalizes each image on its own, so any data-parallel layout
-// computes exactly what one rank does.
+// head). Tensor parallelism splits channels through parallel/'s convolution pairs: even blocks column-parallel
+// (output channels split; GroupNorm, activation and pooling act on a rank's own channels and whole groups), odd
+// blocks row-parallel (partial sums over the group), the head row-parallel after a column-parallel last block.
+// GroupNorm normalizes each image on its own, so any data-parallel layout computes exactly what one rank does.
 #include <deque>
 #include <memory>
 #include <vector>
@@ -12,6 +14,7 @@
 #include "kernels/conv2d.hpp"
 #include "models/cnn_layout.hpp"
 #include "nn/model.hpp"
+#include "parallel/tensor_parallel.hpp"
 
 namespace strata {
 
@@ -20,8 +23,10 @@ class Cnn final : public Model<T> {
  public:
   // A whole model on one rank with its own (uninitialised) parameters, for `batch` images.
   Cnn(const ModelConfig& model, int batch);
-  // This rank's stage: `params` laid out by cnn_layout for `placement`.
-  Cnn(std::shared_ptr<ParamBuffer<T>> params, const ModelConfig& model, int batch, const Placement& placement);
+  // This rank's part: `params` laid out by cnn_layout for `placement`; tp is the tensor-parallel group of
+  // placement.tp_size ranks (it must outlive the model).
+  Cnn(std::shared_ptr<ParamBuffer<T>> params, const ModelConfig& model, int batch, const Placement& placement,
+      TensorParallel<T>& tp);
 
   bool token_inputs() const override { return false; }
   int64_t inputs_per_sample() const override { return layout_.input_size; }
@@ -57,11 +62,19 @@ class Cnn final : public Model<T> {
   };
   Slot& slot(int i);
   void allocate_scratch();
-  Conv2dShape conv_shape(const CnnBlockGeometry& g) const;
+  Conv2dShape conv_shape(const CnnLayout::Block& b) const;  // this rank's convolution (local channels)
+  // Per image, on this rank: a block's input, its convolution output and its output (after pooling).
+  static int64_t input_size(const CnnLayout::Block& b) { return int64_t(b.in_local) * b.g.in_h * b.g.in_w; }
+  static int64_t conv_size(const CnnLayout::Block& b) { return int64_t(b.out_local) * b.g.conv_h * b.g.conv_w; }
+  static int64_t output_size(const CnnLayout::Block& b) { return int64_t(b.out_local) * b.g.out_h * b.g.out_w; }
+  int norm_groups(const CnnLayout::Block& b) const;  // this rank's GroupNorm groups
+  int64_t flat_local() const;                        // features into the head on this rank
   void activation_forward(const Vec<T>& y, const Vec<T>& x, size_t n) const;
   void activation_backward(const Vec<T>& dxy, const Vec<T>& x, size_t n) const;  // in place on dxy
 
   ModelConfig model_;
+  std::unique_ptr<TensorParallel<T>> own_tp_;  // the one-rank constructor's group of one
+  TensorParallel<T>& tp_;
   CnnLayout layout_;
   std::deque<Slot> slots_;
   Vec<T> grad_a_, grad_b_, dinput_, workspace_;  // backward scratch (one backward at a time), conv workspace

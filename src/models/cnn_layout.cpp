@@ -61,23 +61,40 @@ std::vector<int> cnn_stage_layer_counts(const ModelConfig& m, int stages) {
   return balanced_stage_counts(block_flops(blocks, m.kernel_size), head_flops(m, blocks.back().output_size()), stages);
 }
 
+void check_cnn_tensor_parallel(const ModelConfig& m, int tp, const std::string& source) {
+  if (tp == 1) return;
+  for (size_t i = 0; i < m.channels.size(); i += 2)
+    STRATA_CHECK(m.channels[i] % tp == 0,
+                 "{}: parallel.tp = {}: model.channels = {}: blocks 0, 2, 4, ... split their output channels over the "
+                 "tensor-parallel ranks, so each of those counts must be a multiple of {}",
+                 source, tp, format_value(m.channels), tp);
+  STRATA_CHECK(m.norm != "group" || m.norm_groups % tp == 0,
+               "{}: parallel.tp = {}: model.norm_groups = {} must be a multiple of {} (each rank normalizes whole "
+               "groups of its channels)",
+               source, tp, m.norm_groups, tp);
+}
+
 CnnLayout cnn_layout(const ModelConfig& m, const Placement& placement) {
-  STRATA_CHECK(placement.tp_size == 1, "model.kind = cnn has no tensor-parallel split: parallel.tp = {} must be 1",
-               placement.tp_size);
+  check_cnn_tensor_parallel(m, placement.tp_size, "cnn_layout");
   const auto all = cnn_geometry(m);
   const auto counts = cnn_stage_layer_counts(m, placement.stages);
+  const int tp = placement.tp_size, tp_rank = placement.tp_rank;
   CnnLayout layout;
   layout.placement = placement;
   layout.classes = m.num_classes;
   for (int s = 0; s < placement.stage; ++s) layout.first_block += counts[size_t(s)];
-  auto add = [&](std::string name, std::vector<int64_t> shape, InitKind init, double std) {
+  enum Split { Replicated = -1, Rows = 0, Cols = 1 };
+  // A tensor at its global shape, split over the tp ranks along rows (dim 0) or the flattened trailing dims.
+  auto add = [&](std::string name, std::vector<int64_t> global, InitKind init, double std, Split split = Replicated) {
     TensorSpec spec;
     spec.name = std::move(name);
-    spec.shape = spec.global_shape = shape;
+    spec.global_shape = spec.shape = global;
+    if (split == Rows) spec.shape[0] /= tp;
+    if (split == Cols) spec.shape[1] /= tp;
     spec.init = init;
     spec.init_std = std;
-    spec.decay = shape.size() >= 2;  // weights, not biases or norm parameters
-    spec.shard = ShardMap{-1, 1, 0, 1, shape[0], spec.numel() / shape[0]};
+    spec.decay = global.size() >= 2;  // weights, not biases or norm parameters
+    spec.shard = ShardMap{split, 1, tp_rank, tp, spec.shape[0], spec.numel() / spec.shape[0]};
     layout.specs.push_back(std::move(spec));
     return int(layout.specs.size() - 1);
   };
@@ -86,27 +103,38 @@ CnnLayout cnn_layout(const ModelConfig& m, const Placement& placement) {
     const CnnBlockGeometry& g = all[size_t(i)];
     CnnLayout::Block b;
     b.g = g;
+    // Megatron's pairing: even blocks split their output channels (column-parallel), odd blocks read those split
+    // channels and sum their partial outputs (row-parallel). With one tp rank both are the plain convolution.
+    b.column = i % 2 == 0;
+    b.in_local = b.column ? g.in_c : g.in_c / tp;
+    b.out_local = b.column ? g.out_c / tp : g.out_c;
     const double fan_in = double(g.in_c) * k * k;
     // He initialization for ReLU-like activations: std = sqrt(2 / fan_in).
     b.conv_w = add(fmt::format("blocks.{}.conv.weight", i), {g.out_c, g.in_c, k, k}, InitKind::Normal,
-                   std::sqrt(2.0 / fan_in));
-    b.conv_b = add(fmt::format("blocks.{}.conv.bias", i), {g.out_c}, InitKind::Zeros, 0);
+                   std::sqrt(2.0 / fan_in), b.column ? Rows : Cols);
+    b.conv_b = add(fmt::format("blocks.{}.conv.bias", i), {g.out_c}, InitKind::Zeros, 0, b.column ? Rows : Replicated);
     if (m.norm == "group") {
-      b.norm_w = add(fmt::format("blocks.{}.norm.weight", i), {g.out_c}, InitKind::Ones, 0);
-      b.norm_b = add(fmt::format("blocks.{}.norm.bias", i), {g.out_c}, InitKind::Zeros, 0);
+      b.norm_w =
+          add(fmt::format("blocks.{}.norm.weight", i), {g.out_c}, InitKind::Ones, 0, b.column ? Rows : Replicated);
+      b.norm_b =
+          add(fmt::format("blocks.{}.norm.bias", i), {g.out_c}, InitKind::Zeros, 0, b.column ? Rows : Replicated);
     }
     layout.blocks.push_back(b);
   }
   layout.flat = all.back().output_size();
   layout.input_size = all.front().input_size();
+  // After an odd number of blocks the last one's channels are split: the first head layer is row-parallel.
+  layout.head_row_parallel = all.size() % 2 == 1;
   if (placement.last_stage()) {
     int64_t in = layout.flat;
+    const Split first = layout.head_row_parallel ? Cols : Replicated;
     if (m.hidden > 0) {
-      layout.hidden_w = add("hidden.weight", {m.hidden, in}, InitKind::Normal, std::sqrt(2.0 / double(in)));
+      layout.hidden_w = add("hidden.weight", {m.hidden, in}, InitKind::Normal, std::sqrt(2.0 / double(in)), first);
       layout.hidden_b = add("hidden.bias", {m.hidden}, InitKind::Zeros, 0);
       in = m.hidden;
     }
-    layout.head_w = add("head.weight", {m.num_classes, in}, InitKind::Normal, 1.0 / std::sqrt(double(in)));
+    layout.head_w = add("head.weight", {m.num_classes, in}, InitKind::Normal, 1.0 / std::sqrt(double(in)),
+                        m.hidden > 0 ? Replicated : first);
     layout.head_b = add("head.bias", {m.num_classes}, InitKind::Zeros, 0);
   }
   return layout;
@@ -114,7 +142,7 @@ CnnLayout cnn_layout(const ModelConfig& m, const Placement& placement) {
 
 int64_t cnn_parameters(const ModelConfig& m) {
   int64_t n = 0;
-  for (const auto& s : cnn_layout(m).specs) n += s.numel();
+  for (const auto& s : cnn_layout(m).specs) n += s.global_numel();
   return n;
 }
 

@@ -17,6 +17,8 @@ std::vector<TensorSpec> model_tensors(const ModelConfig& model, const Placement&
 void check_model_layout(const ModelConfig& model, int tp, int pp, const std::string& source) {
   if (model.kind == "gpt") {
     check_tensor_parallel_split(model, tp, source);
+  } else if (model.kind == "cnn") {
+    check_cnn_tensor_parallel(model, tp, source);
   } else {
     STRATA_CHECK(tp == 1,
                  "{}: parallel.tp = {}: model.kind = {} has no tensor-parallel split (use data and pipeline "
@@ -58,7 +60,7 @@ ModelSize model_size(const ModelConfig& m) {
 template <class T>
 std::unique_ptr<Model<T>> make_model(const ModelConfig& model, int batch, std::shared_ptr<ParamBuffer<T>> params,
                                      const Placement& placement, TensorParallel<T>& tp) {
-  if (model.kind == "cnn") return std::make_unique<Cnn<T>>(std::move(params), model, batch, placement);
+  if (model.kind == "cnn") return std::make_unique<Cnn<T>>(std::move(params), model, batch, placement, tp);
   if (model.kind == "lstm") return std::make_unique<Lstm<T>>(std::move(params), model, batch, placement);
   return std::make_unique<Gpt<T>>(std::move(params), model, batch, placement, tp);
 }

@@ -6,6 +6,7 @@
 #include "kernels/embedding.hpp"
 #include "kernels/gemm.hpp"
 #include "kernels/vocab_parallel_cross_entropy.hpp"
+#include "nn/conv2d.hpp"
 #include "nn/linear.hpp"
 
 namespace strata {
@@ -76,8 +77,10 @@ void TensorParallel<T>::column_linear_backward(const Vec<T>& dx, const Vec<T>& d
 template <class T>
 void TensorParallel<T>::row_linear_forward(const Vec<T>& y, const Vec<T>& x, const Vec<T>& w, const Vec<T>& b, int rows,
                                            int in_local, int out, const Vec<T>& residual) {
+  const bool has_residual = residual.extent(0) > 0;
   if (!group_) {
-    linear_forward<T>(y, x, w, b, rows, in_local, out, &residual);  // fused: one GEMM accumulating into residual + b
+    // Fused: one GEMM accumulating into residual + b (or into b).
+    linear_forward<T>(y, x, w, b, rows, in_local, out, has_residual ? &residual : nullptr);
     return;
   }
   const size_t n = size_t(rows) * out;
@@ -86,7 +89,41 @@ void TensorParallel<T>::row_linear_forward(const Vec<T>& y, const Vec<T>& x, con
   gemm<T>({Trans::No, Trans::Yes, rows, out, in_local, in_local, in_local, out}, T(1), x.data(), w.data(), T(0),
           partial.data());
   reduce_forward(partial);
-  residual_bias_add<T>(y, residual, b, partial, rows, out);
+  if (has_residual) {
+    residual_bias_add<T>(y, residual, b, partial, rows, out);
+  } else {
+    broadcast_rows<T>(y, b, rows, out);
+    accumulate<T>(y, partial, n);
+  }
+}
+
+template <class T>
+void TensorParallel<T>::column_conv2d_forward(const Vec<T>& y, const Vec<T>& x, const Vec<T>& w, const Vec<T>& b,
+                                              const Conv2dShape& s, const Vec<T>& workspace) {
+  conv2d_forward<T>(y, x, w, b, s, workspace);  // the input is replicated: nothing to communicate
+}
+
+template <class T>
+void TensorParallel<T>::column_conv2d_backward(const Vec<T>& dx, const Vec<T>& dw, const Vec<T>& db, const Vec<T>& dy,
+                                               const Vec<T>& x, const Vec<T>& w, const Conv2dShape& s,
+                                               const Vec<T>& workspace) {
+  conv2d_backward<T>(dx, dw, db, dy, x, w, s, workspace);
+  if (dx.extent(0) > 0) copy_backward(dx);  // each rank's output channels contribute to the whole input's gradient
+}
+
+template <class T>
+void TensorParallel<T>::row_conv2d_forward(const Vec<T>& y, const Vec<T>& x, const Vec<T>& w, const Vec<T>& b,
+                                           const Conv2dShape& s, const Vec<T>& workspace) {
+  // The bias joins the sum once, from rank 0's partial output (as the sharded embedding adds the positions).
+  conv2d_forward<T>(y, x, w, rank_ == 0 ? b : Vec<T>(), s, workspace);
+  reduce_forward(view_of(y.data(), size_t(s.output_size())));
+}
+
+template <class T>
+void TensorParallel<T>::row_conv2d_backward(const Vec<T>& dx, const Vec<T>& dw, const Vec<T>& db, const Vec<T>& dy,
+                                            const Vec<T>& x, const Vec<T>& w, const Conv2dShape& s,
+                                            const Vec<T>& workspace) {
+  conv2d_backward<T>(dx, dw, db, dy, x, w, s, workspace);  // the input was this rank's slice: no sum
 }
 
 template <class T>

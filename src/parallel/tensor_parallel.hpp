@@ -10,6 +10,7 @@
 
 #include "comm/communicator.hpp"
 #include "kernels/common.hpp"
+#include "kernels/conv2d.hpp"
 
 namespace strata {
 
@@ -36,12 +37,28 @@ class TensorParallel {
                               const Vec<T>& w, int rows, int in, int out_local);
 
   // ---- Row-parallel linear with the residual add: W [O, I/tp] holds this rank's input features, b [O] is
-  // replicated. y[N, O] = residual[N, O] + b + sum over the group of x[N, I/tp] W^T.
+  // replicated. y[N, O] = residual[N, O] + b + sum over the group of x[N, I/tp] W^T (an empty residual: none).
   void row_linear_forward(const Vec<T>& y, const Vec<T>& x, const Vec<T>& w, const Vec<T>& b, int rows, int in_local,
                           int out, const Vec<T>& residual);
   // dx[N, I/tp] = dy W (overwritten); dW += dy^T x; db += column sums of dy (the same on every rank).
   void row_linear_backward(const Vec<T>& dx, const Vec<T>& dw, const Vec<T>& db, const Vec<T>& dy, const Vec<T>& x,
                            const Vec<T>& w, int rows, int in_local, int out);
+
+  // ---- Convolutions split over channels (the CNN's blocks alternate, as Megatron's MLP pairs its linears).
+  // Column-parallel: W [O/tp, C, k, k] and b [O/tp] hold this rank's output channels; x [B, C, H, W] is replicated;
+  // y [B, O/tp, Ho, Wo]. `s` is the local convolution (out_channels = O/tp). workspace: conv2d_workspace_size(s).
+  void column_conv2d_forward(const Vec<T>& y, const Vec<T>& x, const Vec<T>& w, const Vec<T>& b, const Conv2dShape& s,
+                             const Vec<T>& workspace);
+  // dx [B, C, H, W] = sum over the group of the local input gradients (empty dx: skipped); dW, db +=.
+  void column_conv2d_backward(const Vec<T>& dx, const Vec<T>& dw, const Vec<T>& db, const Vec<T>& dy, const Vec<T>& x,
+                              const Vec<T>& w, const Conv2dShape& s, const Vec<T>& workspace);
+  // Row-parallel: W [O, C/tp, k, k] holds this rank's input channels, x [B, C/tp, H, W] is this rank's slice, b [O]
+  // is replicated; y [B, O, Ho, Wo] = b + sum over the group of the partial convolutions. `s`: in_channels = C/tp.
+  void row_conv2d_forward(const Vec<T>& y, const Vec<T>& x, const Vec<T>& w, const Vec<T>& b, const Conv2dShape& s,
+                          const Vec<T>& workspace);
+  // dx [B, C/tp, H, W] (no sum: the input was this rank's slice); dW +=; db += (the same on every rank).
+  void row_conv2d_backward(const Vec<T>& dx, const Vec<T>& dw, const Vec<T>& db, const Vec<T>& dy, const Vec<T>& x,
+                           const Vec<T>& w, const Conv2dShape& s, const Vec<T>& workspace);
 
   // ---- Vocabulary-parallel embedding: wte [V/tp, C] holds this rank's vocabulary slice, wpe [>= T, C] replicated.
   // out[B*T, C] = wte[token] + wpe[t], each token's row coming from the rank that holds it (summed over the group).

@@ -46,6 +46,13 @@ LAYOUTS = {
     "pp3-gpipe": {"parallel.pp": 3, "parallel.schedule": "gpipe", "train.micro_batch_size": 2},
     "dp2xpp2": {"parallel.dp": 2, "parallel.pp": 2, "train.micro_batch_size": 2},
 }
+# The CNN also splits its channels over tensor-parallel ranks (blocks 0 and 2 column-parallel, block 1 row-parallel,
+# the head row-parallel after the column-parallel last block).
+TP_LAYOUTS = {
+    "tp2": {"parallel.tp": 2},
+    "dp2xtp2-zero1": {"parallel.dp": 2, "parallel.tp": 2, "parallel.zero1": True},
+    "tp2xpp2": {"parallel.tp": 2, "parallel.pp": 2, "train.micro_batch_size": 2},
+}
 
 DATA = {}  # kind -> dataset directory, built once by setUpModule
 _data_tmp = None
@@ -151,7 +158,7 @@ class ClassifierTestCase(StrataTestCase):
 class LayoutTest(ClassifierTestCase):
     """The one-rank run against dp 2, dp 2 + ZeRO-1, pp 2 (1F1B), pp 3 (GPipe) and dp 2 x pp 2."""
 
-    def check_layouts(self, model, data, classes, rows):
+    def check_layouts(self, model, data, classes, rows, layouts=LAYOUTS):
         self.run_train("ref", model, data)
         ref = self.result("ref")
         # The runs must learn (identical runs that learn nothing would match trivially).
@@ -159,11 +166,12 @@ class LayoutTest(ClassifierTestCase):
         self.assertGreater(ref["evals"][-1]["val_accuracy"], 1.5 / classes, ref["evals"])
         self.assertEqual([e["step"] for e in ref["evals"]], [8, 16])  # validation mid-run and at the end
         self.assertEqual(ref["evals"][-1]["val_rows"], rows)  # the whole val split: 41 samples (x 6 steps)
-        for name, values in LAYOUTS.items():
+        for name, values in layouts.items():
             with self.subTest(layout=name):
                 r = self.run_train(name, model, data, values)
                 pp = values.get("parallel.pp", 1)
-                self.assertIn(f"layout dp {values.get('parallel.dp', 1)} x tp 1 x pp {pp}", r.stdout)
+                self.assertIn(f"layout dp {values.get('parallel.dp', 1)} x tp {values.get('parallel.tp', 1)} x pp {pp}",
+                              r.stdout)
                 if values.get("parallel.zero1"):
                     self.assertIn("ZeRO-1", r.stdout)
                 if pp > 1:
@@ -172,7 +180,7 @@ class LayoutTest(ClassifierTestCase):
 
     # Found by this test: validation on a later pipeline stage once checked the samples against the stage's input.
     def test_cnn(self):
-        self.check_layouts(CNN, "images", 4, rows=41)
+        self.check_layouts(CNN, "images", 4, rows=41, layouts={**LAYOUTS, **TP_LAYOUTS})
 
     def test_lstm_sequence_labels(self):
         self.check_layouts(LSTM, "sequences", 4, rows=41)
@@ -237,6 +245,9 @@ class ResumeTest(ClassifierTestCase):
 
     def test_cnn_dp2_zero1_to_pp2(self):
         self.check_other_layout(CNN, "images", LAYOUTS["dp2-zero1"], LAYOUTS["pp2-1f1b"])
+
+    def test_cnn_tp2_to_dp2_zero1(self):  # conv weights split by output and by input channels, written and read
+        self.check_other_layout(CNN, "images", TP_LAYOUTS["tp2"], LAYOUTS["dp2-zero1"])
 
     def test_lstm_pp2_to_dp2_zero1(self):
         self.check_other_layout(LSTM, "sequences", LAYOUTS["pp2-1f1b"], LAYOUTS["dp2-zero1"])
@@ -357,8 +368,11 @@ class ConfigErrorTest(ClassifierTestCase):
     def test_lstm_input_shape_mismatch(self):
         self.check_error(LSTM, "sequences", {"model.input_shape": [6, 4]}, "model.input_shape")
 
-    def test_tensor_parallel_cnn(self):
-        self.check_error(CNN, "images", {"parallel.tp": 2}, "parallel.tp")
+    def test_tensor_parallel_cnn_channels_that_do_not_split(self):
+        self.check_error(CNN, "images", {"parallel.tp": 3}, "parallel.tp = 3: model.channels = [4, 6, 4]")
+
+    def test_tensor_parallel_lstm(self):
+        self.check_error(LSTM, "sequences", {"parallel.tp": 2}, "parallel.tp")
 
     def test_more_stages_than_conv_blocks(self):
         self.check_error(CNN, "images", {"parallel.pp": 4, "train.micro_batch_size": 2}, "parallel.pp", "4")
@@ -442,7 +456,8 @@ class RecipeTest(StrataTestCase):
                            capture_output=True, text=True)
         self.check_ok(r)
         self.assertIn("| samples/s |", r.stdout)
-        rows = list(csv.DictReader(report.open()))
+        with report.open() as f:
+            rows = list(csv.DictReader(f))
         self.assertEqual([float(x["efficiency"]) for x in rows], [1.0, 0.5])
         self.assertGreater(float(rows[0]["samples_per_s"]), 0)
 

@@ -18,6 +18,7 @@
 #include "kernels/cross_entropy.hpp"
 #include "kernels/embedding.hpp"
 #include "kernels/gemm.hpp"
+#include "nn/conv2d.hpp"
 #include "nn/linear.hpp"
 #include "nn/shard_map.hpp"
 #include "parallel/tensor_parallel.hpp"
@@ -293,6 +294,86 @@ TYPED_TEST(TensorParallelPairs, GatherRowGivesTheWholeRowOnEveryRank) {
     for (int row = 0; row < N; ++row)
       EXPECT_EQ(tp.gather_row(local, row, V / g), Host(logits.begin() + row * V, logits.begin() + (row + 1) * V))
           << label << ": row " << row;
+  });
+}
+
+// ---- Convolutions split over channels. Column-parallel: W [O/g, C, k, k] (rows of the [O, C*k*k] view), b [O/g],
+// whole input; output channels [r*O/g, (r+1)*O/g); dx summed over the group. Row-parallel: W [O, C/g, k, k]
+// (column blocks of the view), input channels [r*C/g, ...); outputs summed (+ b once); dx this rank's channels.
+template <class T>
+struct ConvCase {
+  int B = 3, C = 4, H = 7, W = 6, O = 8, k = 3, stride = 2, pad = 1;
+  Conv2dShape whole() const { return Conv2dShape{B, C, H, W, O, k, k, stride, pad}; }
+  Host x = random_vector(size_t(B * C * H * W), 501), w = random_vector(size_t(O * C * k * k), 502, -0.5, 0.5);
+  Host b = random_vector(size_t(O), 503), dy;
+  ConvCase() { dy = random_vector(size_t(whole().output_size()), 504); }
+};
+
+// Channels [c0, c0 + n) of an NCHW tensor [B, C, P].
+Host channels_of(const Host& t, int64_t B, int64_t C, int64_t P, int64_t c0, int64_t n) {
+  Host out;
+  for (int64_t b = 0; b < B; ++b) out.insert(out.end(), t.begin() + (b * C + c0) * P, t.begin() + (b * C + c0 + n) * P);
+  return out;
+}
+
+TYPED_TEST(TensorParallelPairs, ColumnParallelConvolution) {
+  using T = TypeParam;
+  const ConvCase<T> d;
+  const Conv2dShape full = d.whole();
+  const int64_t P = int64_t(full.out_h()) * full.out_w();
+  // The plain convolution on the whole tensors.
+  Vec<T> y("y", size_t(full.output_size())), dx("dx", size_t(full.input_size())), dw("dw", d.w.size()),
+      db("db", d.b.size()), ws("ws", conv2d_workspace_size(full));
+  const Vec<T> x = to_view<T>(d.x), w = to_view<T>(d.w), b = to_view<T>(d.b), dy = to_view<T>(d.dy);
+  conv2d_forward<T>(y, x, w, b, full, ws);
+  conv2d_backward<T>(dx, dw, db, dy, x, w, full, ws);
+  const Host y_all = to_host(y), dx_all = to_host(dx), dw_all = to_host(dw), db_all = to_host(db);
+  for_each_group([&](Communicator* group, int g, const std::string& label) {
+    TensorParallel<T> tp(group);
+    const int r = tp.rank(), Ol = d.O / g;
+    Conv2dShape s = full;
+    s.out_channels = Ol;
+    const ShardMap wm = row_block(d.O, int64_t(d.C) * d.k * d.k, r, g), bm = row_block(d.O, 1, r, g);
+    Vec<T> yl("yl", size_t(s.output_size())), dxl("dxl", size_t(s.input_size())),
+        dwl("dwl", size_t(Ol) * d.C * d.k * d.k), dbl("dbl", size_t(Ol)), wsl("wsl", conv2d_workspace_size(s));
+    const Vec<T> wl = to_view<T>(shard_of(d.w, wm)), bl = to_view<T>(shard_of(d.b, bm));
+    tp.column_conv2d_forward(yl, x, wl, bl, s, wsl);
+    expect_part<T>(yl, channels_of(y_all, d.B, d.O, P, int64_t(r) * Ol, Ol), g, label + ": column conv y");
+    tp.column_conv2d_backward(dxl, dwl, dbl, to_view<T>(channels_of(d.dy, d.B, d.O, P, int64_t(r) * Ol, Ol)), x, wl, s,
+                              wsl);
+    expect_part<T>(dxl, dx_all, g, label + ": column conv dx (summed)");
+    expect_part<T>(dwl, shard_of(dw_all, wm), g, label + ": column conv dW");
+    expect_part<T>(dbl, shard_of(db_all, bm), g, label + ": column conv db");
+  });
+}
+
+TYPED_TEST(TensorParallelPairs, RowParallelConvolution) {
+  using T = TypeParam;
+  const ConvCase<T> d;
+  const Conv2dShape full = d.whole();
+  const int64_t HW = int64_t(d.H) * d.W;
+  Vec<T> y("y", size_t(full.output_size())), dx("dx", size_t(full.input_size())), dw("dw", d.w.size()),
+      db("db", d.b.size()), ws("ws", conv2d_workspace_size(full));
+  const Vec<T> x = to_view<T>(d.x), w = to_view<T>(d.w), b = to_view<T>(d.b), dy = to_view<T>(d.dy);
+  conv2d_forward<T>(y, x, w, b, full, ws);
+  conv2d_backward<T>(dx, dw, db, dy, x, w, full, ws);
+  const Host y_all = to_host(y), dx_all = to_host(dx), dw_all = to_host(dw), db_all = to_host(db);
+  for_each_group([&](Communicator* group, int g, const std::string& label) {
+    TensorParallel<T> tp(group);
+    const int r = tp.rank(), Cl = d.C / g;
+    Conv2dShape s = full;
+    s.in_channels = Cl;
+    const ShardMap wm = col_block(d.O, int64_t(d.C) * d.k * d.k, r, g);
+    Vec<T> yl("yl", size_t(s.output_size())), dxl("dxl", size_t(s.input_size())),
+        dwl("dwl", size_t(d.O) * Cl * d.k * d.k), dbl("dbl", size_t(d.O)), wsl("wsl", conv2d_workspace_size(s));
+    const Vec<T> xl = to_view<T>(channels_of(d.x, d.B, d.C, HW, int64_t(r) * Cl, Cl)),
+                 wl = to_view<T>(shard_of(d.w, wm));
+    tp.row_conv2d_forward(yl, xl, wl, b, s, wsl);
+    expect_part<T>(yl, y_all, g, label + ": row conv y (summed, bias once)");
+    tp.row_conv2d_backward(dxl, dwl, dbl, dy, xl, wl, s, wsl);
+    expect_part<T>(dxl, channels_of(dx_all, d.B, d.C, HW, int64_t(r) * Cl, Cl), g, label + ": row conv dx");
+    expect_part<T>(dwl, shard_of(dw_all, wm), g, label + ": row conv dW");
+    expect_part<T>(dbl, db_all, g, label + ": row conv db (the whole bias on every rank)");
   });
 }
 

@@ -46,13 +46,42 @@ TEST(TensorSlab, EveryFlatRangeOfA4DTensorSelectsExactlyIt) {
   }
 }
 
-TEST(TensorSlab, ASplitTensorOfRankThreeIsRejected) {
-  TensorSpec spec = replicated({4, 2, 2});
-  spec.shard = ShardMap{0, 1, 0, 2, 2, 4};
-  spec.shape = {2, 2, 2};
-  const hsize_t dims[3] = {4, 2, 2};
-  h5::Handle space(H5Screate_simple(3, dims, nullptr), H5Sclose);
-  EXPECT_THROW(select_local_range(space, spec, 0, 2), Error);
+// A conv weight [O, C, k, k] split over 2 ranks by output channels (rows) or input channels (trailing dims): every
+// local range selects the global elements its ShardMap names, in order.
+TEST(TensorSlab, SplitTensorsOfRankFourSelectTheirShardMapsElements) {
+  const std::vector<int64_t> global{4, 6, 2, 3};
+  const std::vector<hsize_t> dims(global.begin(), global.end());
+  const int64_t n = 4 * 6 * 2 * 3;
+  const std::string path = ::testing::TempDir() + "strata-tensor-slab-split.h5";
+  auto file = h5::create_file(path);
+  std::vector<double> index(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i) index[size_t(i)] = double(i);
+  h5::write_dataset<double>(file, "t", dims, index.data());
+  h5::Handle ds(H5Dopen2(file, "t", H5P_DEFAULT), H5Dclose);
+  for (int split : {0, 1})
+    for (int rank = 0; rank < 2; ++rank) {
+      TensorSpec spec;
+      spec.name = "t";
+      spec.global_shape = global;
+      spec.shape = global;
+      spec.shape[size_t(split)] /= 2;
+      spec.shard = ShardMap{split, 1, rank, 2, spec.shape[0], spec.numel() / spec.shape[0]};
+      const int64_t m = spec.numel();
+      for (int64_t begin = 0; begin <= m; ++begin)
+        for (int64_t end = begin; end <= m; end += 5) {
+          h5::Handle space(H5Dget_space(ds), H5Sclose);
+          select_local_range(space, spec, begin, end);
+          ASSERT_EQ(H5Sget_select_npoints(space), end - begin);
+          if (end == begin) continue;
+          const hsize_t count = hsize_t(end - begin);
+          h5::Handle mem(H5Screate_simple(1, &count, nullptr), H5Sclose);
+          std::vector<double> got(count);
+          ASSERT_GE(H5Dread(ds, H5T_NATIVE_DOUBLE, mem, space, H5P_DEFAULT, got.data()), 0);
+          for (int64_t k = 0; k < end - begin; ++k)
+            ASSERT_EQ(got[size_t(k)], double(spec.shard.global_index(begin + k)))
+                << "split " << split << " rank " << rank << " range " << begin << ".." << end;
+        }
+    }
 }
 
 }  // namespace
