@@ -5,7 +5,6 @@
 #include "core/error.hpp"
 #include "kernels/activation.hpp"
 #include "kernels/cross_entropy.hpp"
-#include "kernels/gelu.hpp"
 #include "kernels/group_norm.hpp"
 #include "kernels/pooling.hpp"
 #include "nn/conv2d.hpp"
@@ -17,6 +16,7 @@ template <class T>
 Cnn<T>::Cnn(const ModelConfig& model, int batch)
     : Model<T>(Placement{}, batch, std::make_shared<ParamBuffer<T>>(cnn_layout(model).specs)),
       model_(model),
+      activation_(activation_named(model.activation)),
       own_tp_(std::make_unique<TensorParallel<T>>()),
       tp_(*own_tp_),
       layout_(cnn_layout(model)) {
@@ -26,15 +26,14 @@ Cnn<T>::Cnn(const ModelConfig& model, int batch)
 template <class T>
 Cnn<T>::Cnn(std::shared_ptr<ParamBuffer<T>> params, const ModelConfig& model, int batch, const Placement& placement,
             TensorParallel<T>& tp)
-    : Model<T>(placement, batch, std::move(params)), model_(model), tp_(tp), layout_(cnn_layout(model, placement)) {
+    : Model<T>(placement, batch, std::move(params)),
+      model_(model),
+      activation_(activation_named(model.activation)),
+      tp_(tp),
+      layout_(cnn_layout(model, placement)) {
   STRATA_CHECK(tp.size() == placement.tp_size, "cnn: a tensor-parallel group of {} for a split over {}", tp.size(),
                placement.tp_size);
-  const auto& specs = this->params().specs();
-  STRATA_CHECK(specs.size() == layout_.specs.size(), "cnn: parameters have {} tensors, expected {}", specs.size(),
-               layout_.specs.size());
-  for (size_t i = 0; i < specs.size(); ++i)
-    STRATA_CHECK(specs[i].name == layout_.specs[i].name && specs[i].shape == layout_.specs[i].shape,
-                 "cnn: parameter '{}' was laid out for another model", layout_.specs[i].name);
+  this->check_params(layout_.specs, "cnn");
   allocate_scratch();
 }
 
@@ -119,22 +118,6 @@ typename Cnn<T>::Slot& Cnn<T>::slot(int i) {
 }
 
 template <class T>
-void Cnn<T>::activation_forward(const Vec<T>& y, const Vec<T>& x, size_t n) const {
-  if (model_.activation == "gelu")
-    gelu_forward<T>(y, x, n);
-  else
-    relu_forward<T>(y, x, n);
-}
-
-template <class T>
-void Cnn<T>::activation_backward(const Vec<T>& dxy, const Vec<T>& x, size_t n) const {
-  if (model_.activation == "gelu")
-    gelu_backward<T>(dxy, dxy, x, n);
-  else
-    relu_backward<T>(dxy, dxy, x, n);
-}
-
-template <class T>
 void Cnn<T>::forward_stage(int slot_index, const MicroBatch<T>& batch, const Vec<T>* input, bool with_loss) {
   this->check_batch(batch, with_loss);
   const int B = this->batch();
@@ -158,7 +141,7 @@ void Cnn<T>::forward_stage(int slot_index, const MicroBatch<T>& batch, const Vec
     if (b.norm_w >= 0)
       group_norm_forward<T>(a.norm, a.mean, a.rstd, a.conv, P.param(b.norm_w), P.param(b.norm_b), B, b.out_local,
                             int64_t(b.g.conv_h) * b.g.conv_w, norm_groups(b));
-    activation_forward(a.act, a.pre_activation(), n);
+    activation_forward<T>(activation_, a.act, a.pre_activation(), n);
     const Pool2dShape pool{
         B, b.out_local, b.g.conv_h, b.g.conv_w, model_.pool_size, model_.pool_size, model_.pool_size};
     if (model_.pool == "max")
@@ -179,7 +162,7 @@ void Cnn<T>::forward_stage(int slot_index, const MicroBatch<T>& batch, const Vec
   };
   if (model_.hidden > 0) {
     first_layer(s.hidden_pre, layout_.hidden_w, layout_.hidden_b, model_.hidden);
-    activation_forward(s.hidden_act, s.hidden_pre, size_t(B) * model_.hidden);
+    activation_forward<T>(activation_, s.hidden_act, s.hidden_pre, size_t(B) * model_.hidden);
     linear_forward<T>(s.logits, s.hidden_act, P.param(layout_.head_w), P.param(layout_.head_b), B, model_.hidden, C);
   } else {
     first_layer(s.logits, layout_.head_w, layout_.head_b, C);
@@ -231,7 +214,7 @@ void Cnn<T>::backward_stage(int slot_index, T loss_scale, const Vec<T>* output_g
       const Vec<T> dhidden = sized(other(cur), nh);
       linear_backward<T>(dhidden, P.grad(layout_.head_w), P.grad(layout_.head_b), s.logits, s.hidden_act,
                          P.param(layout_.head_w), B, model_.hidden, C);
-      activation_backward(dhidden, s.hidden_pre, nh);
+      activation_backward<T>(activation_, dhidden, s.hidden_pre, nh);
       linear_backward<T>(sized(cur, last_out), P.grad(layout_.hidden_w), P.grad(layout_.hidden_b), dhidden, features,
                          P.param(layout_.hidden_w), B, flat, model_.hidden);
       ready(P.specs()[size_t(layout_.hidden_w)].offset);
@@ -260,7 +243,7 @@ void Cnn<T>::backward_stage(int slot_index, T loss_scale, const Vec<T>* output_g
       avg_pool2d_backward<T>(sized(other(cur), n), sized(cur, out), pool);
       cur = other(cur);
     }
-    activation_backward(sized(cur, n), a.pre_activation(), n);
+    activation_backward<T>(activation_, sized(cur, n), a.pre_activation(), n);
     if (b.norm_w >= 0) {
       group_norm_backward<T>(sized(other(cur), n), P.grad(b.norm_w), P.grad(b.norm_b), sized(cur, n), a.conv,
                              P.param(b.norm_w), a.mean, a.rstd, B, b.out_local, int64_t(b.g.conv_h) * b.g.conv_w,

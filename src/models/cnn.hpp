@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "core/config.hpp"
+#include "kernels/activation.hpp"
 #include "kernels/conv2d.hpp"
 #include "models/cnn_layout.hpp"
 #include "nn/model.hpp"
@@ -69,10 +70,9 @@ class Cnn final : public Model<T> {
   static int64_t output_size(const CnnLayout::Block& b) { return int64_t(b.out_local) * b.g.out_h * b.g.out_w; }
   int norm_groups(const CnnLayout::Block& b) const;  // this rank's GroupNorm groups
   int64_t flat_local() const;                        // features into the head on this rank
-  void activation_forward(const Vec<T>& y, const Vec<T>& x, size_t n) const;
-  void activation_backward(const Vec<T>& dxy, const Vec<T>& x, size_t n) const;  // in place on dxy
 
   ModelConfig model_;
+  Activation activation_;
   std::unique_ptr<TensorParallel<T>> own_tp_;  // the one-rank constructor's group of one
   TensorParallel<T>& tp_;
   CnnLayout layout_;

@@ -86,16 +86,7 @@ CnnLayout cnn_layout(const ModelConfig& m, const Placement& placement) {
   enum Split { Replicated = -1, Rows = 0, Cols = 1 };
   // A tensor at its global shape, split over the tp ranks along rows (dim 0) or the flattened trailing dims.
   auto add = [&](std::string name, std::vector<int64_t> global, InitKind init, double std, Split split = Replicated) {
-    TensorSpec spec;
-    spec.name = std::move(name);
-    spec.global_shape = spec.shape = global;
-    if (split == Rows) spec.shape[0] /= tp;
-    if (split == Cols) spec.shape[1] /= tp;
-    spec.init = init;
-    spec.init_std = std;
-    spec.decay = global.size() >= 2;  // weights, not biases or norm parameters
-    spec.shard = ShardMap{split, 1, tp_rank, tp, spec.shape[0], spec.numel() / spec.shape[0]};
-    layout.specs.push_back(std::move(spec));
+    layout.specs.push_back(tensor_spec(std::move(name), std::move(global), init, std, split, tp_rank, tp));
     return int(layout.specs.size() - 1);
   };
   const int k = m.kernel_size;

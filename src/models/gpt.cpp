@@ -34,12 +34,7 @@ Gpt<T>::Gpt(std::shared_ptr<ParamBuffer<T>> params, const ModelConfig& model, in
       layout_(gpt_layout(model, placement.tp_rank, placement.tp_size, placement.stage, placement.stages)) {
   STRATA_CHECK(tp.size() == placement.tp_size, "gpt: a tensor-parallel group of {} for a split over {}", tp.size(),
                placement.tp_size);
-  const auto& specs = this->params().specs();
-  STRATA_CHECK(specs.size() == layout_.specs.size(), "gpt: shared parameters have {} tensors, expected {}",
-               specs.size(), layout_.specs.size());
-  for (size_t i = 0; i < layout_.specs.size(); ++i)
-    STRATA_CHECK(specs[i].shape == layout_.specs[i].shape && specs[i].name == layout_.specs[i].name,
-                 "gpt: parameter '{}' was laid out for another split", layout_.specs[i].name);
+  this->check_params(layout_.specs, "gpt");
   allocate_scratch();
 }
 

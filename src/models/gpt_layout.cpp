@@ -64,16 +64,7 @@ GptLayout gpt_layout(const ModelConfig& m, int tp_rank, int tp_size, int stage, 
   enum Split { Replicated = -1, Rows = 0, Cols = 1 };
   auto add = [&](std::string name, std::vector<int64_t> global, InitKind init, double s, Split split = Replicated,
                  int blocks = 1) {
-    TensorSpec spec;
-    spec.name = std::move(name);
-    spec.global_shape = global;
-    spec.shape = global;
-    if (split != Replicated) spec.shape[size_t(split)] /= tp_size;
-    spec.init = init;
-    spec.init_std = s;
-    spec.decay = global.size() == 2;
-    spec.shard = ShardMap{split, blocks, tp_rank, tp_size, spec.shape[0], spec.shape.size() > 1 ? spec.shape[1] : 1};
-    layout.specs.push_back(std::move(spec));
+    layout.specs.push_back(tensor_spec(std::move(name), std::move(global), init, s, split, tp_rank, tp_size, blocks));
     return int(layout.specs.size() - 1);
   };
   if (layout.first_stage() || layout.last_stage()) {

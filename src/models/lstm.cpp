@@ -5,7 +5,6 @@
 #include "core/error.hpp"
 #include "kernels/activation.hpp"
 #include "kernels/cross_entropy.hpp"
-#include "kernels/gelu.hpp"
 #include "kernels/sequence.hpp"
 #include "nn/linear.hpp"
 
@@ -17,13 +16,11 @@ Lstm<T>::Lstm(const ModelConfig& model, int batch)
 
 template <class T>
 Lstm<T>::Lstm(std::shared_ptr<ParamBuffer<T>> params, const ModelConfig& model, int batch, const Placement& placement)
-    : Model<T>(placement, batch, std::move(params)), model_(model), layout_(lstm_layout(model, placement)) {
-  const auto& specs = this->params().specs();
-  STRATA_CHECK(specs.size() == layout_.specs.size(), "lstm: parameters have {} tensors, expected {}", specs.size(),
-               layout_.specs.size());
-  for (size_t i = 0; i < specs.size(); ++i)
-    STRATA_CHECK(specs[i].name == layout_.specs[i].name && specs[i].shape == layout_.specs[i].shape,
-                 "lstm: parameter '{}' was laid out for another model", layout_.specs[i].name);
+    : Model<T>(placement, batch, std::move(params)),
+      model_(model),
+      activation_(activation_named(model.activation)),
+      layout_(lstm_layout(model, placement)) {
+  this->check_params(layout_.specs, "lstm");
   const size_t B = size_t(batch), BT = B * size_t(layout_.steps);
   size_t widest = std::max({size_t(layout_.hidden), size_t(layout_.features), size_t(std::max(model.hidden, 0))});
   size_t workspace = 0;
@@ -86,22 +83,6 @@ typename Lstm<T>::Slot& Lstm<T>::slot(int i) {
 }
 
 template <class T>
-void Lstm<T>::activation_forward(const Vec<T>& y, const Vec<T>& x, size_t n) const {
-  if (model_.activation == "gelu")
-    gelu_forward<T>(y, x, n);
-  else
-    relu_forward<T>(y, x, n);
-}
-
-template <class T>
-void Lstm<T>::activation_backward(const Vec<T>& dxy, const Vec<T>& x, size_t n) const {
-  if (model_.activation == "gelu")
-    gelu_backward<T>(dxy, dxy, x, n);
-  else
-    relu_backward<T>(dxy, dxy, x, n);
-}
-
-template <class T>
 void Lstm<T>::forward_stage(int slot_index, const MicroBatch<T>& batch, const Vec<T>* input, bool with_loss) {
   this->check_batch(batch, with_loss);
   const int B = this->batch(), Tn = layout_.steps, H = layout_.hidden, R = rows(), C = layout_.classes;
@@ -135,7 +116,7 @@ void Lstm<T>::forward_stage(int slot_index, const MicroBatch<T>& batch, const Ve
   if (model_.hidden > 0) {
     linear_forward<T>(s.hidden_pre, *features, P.param(layout_.hidden_w), P.param(layout_.hidden_b), R, H,
                       model_.hidden);
-    activation_forward(s.hidden_act, s.hidden_pre, size_t(R) * model_.hidden);
+    activation_forward<T>(activation_, s.hidden_act, s.hidden_pre, size_t(R) * model_.hidden);
     linear_forward<T>(s.logits, s.hidden_act, P.param(layout_.head_w), P.param(layout_.head_b), R, model_.hidden, C);
   } else {
     linear_forward<T>(s.logits, *features, P.param(layout_.head_w), P.param(layout_.head_b), R, H, C);
@@ -186,7 +167,7 @@ void Lstm<T>::backward_stage(int slot_index, T loss_scale, const Vec<T>* output_
       const Vec<T> dhidden = layout_.per_step ? sized(grad_b_, nh) : sized(grad_a_, nh);
       linear_backward<T>(dhidden, P.grad(layout_.head_w), P.grad(layout_.head_b), s.logits, s.hidden_act,
                          P.param(layout_.head_w), R, model_.hidden, C);
-      activation_backward(dhidden, s.hidden_pre, nh);
+      activation_backward<T>(activation_, dhidden, s.hidden_pre, nh);
       linear_backward<T>(dfeatures, P.grad(layout_.hidden_w), P.grad(layout_.hidden_b), dhidden, features,
                          P.param(layout_.hidden_w), R, H, model_.hidden);
       ready(P.specs()[size_t(layout_.hidden_w)].offset);

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "core/config.hpp"
+#include "kernels/activation.hpp"
 #include "models/lstm_layout.hpp"
 #include "nn/model.hpp"
 #include "nn/recurrent.hpp"
@@ -52,10 +53,9 @@ class Lstm final : public Model<T> {
   Slot& slot(int i);
   RecurrentShape shape(const LstmLayout::Layer& layer) const;
   int rows() const { return this->batch() * int(targets_per_sample()); }
-  void activation_forward(const Vec<T>& y, const Vec<T>& x, size_t n) const;
-  void activation_backward(const Vec<T>& dxy, const Vec<T>& x, size_t n) const;
 
   ModelConfig model_;
+  Activation activation_;
   LstmLayout layout_;
   std::deque<Slot> slots_;
   Vec<T> grad_a_, grad_b_, dinput_, workspace_;

@@ -58,14 +58,7 @@ LstmLayout lstm_layout(const ModelConfig& m, const Placement& placement) {
   layout.per_step = m.labels == "step";
   for (int s = 0; s < placement.stage; ++s) layout.first_layer += counts[size_t(s)];
   auto add = [&](std::string name, std::vector<int64_t> shape, InitKind init, double std) {
-    TensorSpec spec;
-    spec.name = std::move(name);
-    spec.shape = spec.global_shape = shape;
-    spec.init = init;
-    spec.init_std = std;
-    spec.decay = shape.size() >= 2;
-    spec.shard = ShardMap{-1, 1, 0, 1, shape[0], spec.numel() / shape[0]};
-    layout.specs.push_back(std::move(spec));
+    layout.specs.push_back(tensor_spec(std::move(name), std::move(shape), init, std));
     return int(layout.specs.size() - 1);
   };
   const int64_t H = m.hidden_size, GH = int64_t(layout.gates) * H;

@@ -54,6 +54,16 @@ void Model<T>::check_batch(const MicroBatch<T>& batch, bool with_targets) const 
                  targets, B, targets_per_sample());
 }
 
+template <class T>
+void Model<T>::check_params(const std::vector<TensorSpec>& expected, const char* what) const {
+  const auto& specs = params_->specs();
+  STRATA_CHECK(specs.size() == expected.size(), "{}: parameters have {} tensors, expected {}", what, specs.size(),
+               expected.size());
+  for (size_t i = 0; i < specs.size(); ++i)
+    STRATA_CHECK(specs[i].name == expected[i].name && specs[i].shape == expected[i].shape,
+                 "{}: parameter '{}' was laid out for another model or split", what, expected[i].name);
+}
+
 template class Model<float>;
 template class Model<double>;
 

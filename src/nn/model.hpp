@@ -88,6 +88,9 @@ class Model {
   // Throws unless `batch` holds inputs_per_sample() inputs per sample on the first stage and, with with_targets,
   // targets_per_sample() targets per sample.
   void check_batch(const MicroBatch<T>& batch, bool with_targets) const;
+  // Throws unless params() holds exactly `expected` (names and this rank's shapes, in order): a buffer shared with
+  // another model must have been laid out for this one. `what` names the model in the message.
+  void check_params(const std::vector<TensorSpec>& expected, const char* what) const;
 
  private:
   Placement placement_;

@@ -17,6 +17,19 @@ int64_t TensorSpec::global_numel() const {
   return n;
 }
 
+TensorSpec tensor_spec(std::string name, std::vector<int64_t> global_shape, InitKind init, double init_std, int split,
+                       int tp_rank, int tp_size, int blocks) {
+  TensorSpec spec;
+  spec.name = std::move(name);
+  spec.global_shape = spec.shape = std::move(global_shape);
+  if (split >= 0) spec.shape[size_t(split)] /= tp_size;
+  spec.init = init;
+  spec.init_std = init_std;
+  spec.decay = spec.shape.size() >= 2;
+  spec.shard = ShardMap{split, blocks, tp_rank, tp_size, spec.shape[0], spec.numel() / spec.shape[0]};
+  return spec;
+}
+
 template <class T>
 ParamBuffer<T>::ParamBuffer(std::vector<TensorSpec> specs, size_t pad_multiple) : specs_(std::move(specs)) {
   STRATA_CHECK(pad_multiple >= 1, "ParamBuffer: pad_multiple must be >= 1");

@@ -31,6 +31,12 @@ struct TensorSpec {
   int64_t global_numel() const;  // of the whole tensor
 };
 
+// A tensor at its global shape, replicated (split -1) or split over tp_size ranks along dim 0 (split 0) or the
+// flattened trailing dims (split 1), the split dimension made of `blocks` equal blocks each split separately; this
+// rank's part is tp_rank's. Weights (rank >= 2) get weight decay; biases and norm parameters do not.
+TensorSpec tensor_spec(std::string name, std::vector<int64_t> global_shape, InitKind init, double init_std,
+                       int split = -1, int tp_rank = 0, int tp_size = 1, int blocks = 1);
+
 template <class T>
 class ParamBuffer {
  public:

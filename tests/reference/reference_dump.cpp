@@ -10,6 +10,7 @@
 #include "core/error.hpp"
 #include "core/h5.hpp"
 #include "core/rng.hpp"
+#include "dump_util.hpp"
 #include "kernels/grad_norm.hpp"
 #include "models/gpt.hpp"
 #include "optim/adamw.hpp"
@@ -17,14 +18,6 @@
 using namespace strata;
 
 namespace {
-
-void write_tensors(hid_t group, const ParamBuffer<float>& p, const Vec<float>& all) {
-  auto host = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), all);
-  for (const auto& s : p.specs()) {
-    std::vector<hsize_t> shape(s.shape.begin(), s.shape.end());
-    h5::write_dataset<float>(group, s.name, shape, host.data() + s.offset);
-  }
-}
 
 int run(int argc, char** argv) {
   CLI::App app{"reference_dump"};
@@ -85,7 +78,7 @@ int run(int argc, char** argv) {
     h5::write_attr(file, name, v);
   {
     auto g = h5::create_group(file, "weights");
-    write_tensors(g, P, P.params());
+    reference::write_tensors(g, P, P.params());
   }
   h5::write_dataset<int32_t>(file, "x", {hsize_t(B), hsize_t(m.seq_len)}, hx.data());
   h5::write_dataset<int32_t>(file, "y", {hsize_t(B), hsize_t(m.seq_len)}, hy.data());
@@ -105,7 +98,7 @@ int run(int argc, char** argv) {
     model.backward();
     if (s == 0) {
       auto g = h5::create_group(file, "grads");
-      write_tensors(g, P, P.grads());
+      reference::write_tensors(g, P, P.grads());
     }
     clip_grad_norm<float>(P.grads(), P.size(), cfg.train.grad_clip);
     opt.step(P.params(), P.grads(), cfg.train.lr);
@@ -117,19 +110,4 @@ int run(int argc, char** argv) {
 
 }  // namespace
 
-int main(int argc, char** argv) {
-  MPI_Init(&argc, &argv);
-  int rc = 0;
-  {
-    Kokkos::ScopeGuard kokkos(argc, argv);
-    h5::quiet_errors();
-    try {
-      rc = run(argc, argv);
-    } catch (const std::exception& e) {
-      std::cerr << "reference_dump: error: " << e.what() << "\n";
-      rc = 1;
-    }
-  }
-  MPI_Finalize();
-  return rc;
-}
+int main(int argc, char** argv) { return reference::dump_main(argc, argv, "reference_dump", run); }
