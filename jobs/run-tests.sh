@@ -4,7 +4,7 @@
 # builds the default preset and runs the whole suite with ctest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-jobs=$(nproc)
+jobs=$(env -u OMP_NUM_THREADS -u OMP_THREAD_LIMIT nproc)  # nproc alone would follow OMP_NUM_THREADS
 bash jobs/install-deps.sh
 
 echo "== style: clang-format (.clang-format) on every C++ source"

@@ -16,7 +16,8 @@ inline constexpr int kExitResumable = 75;
 
 class StopRequest {
  public:
-  // Installs the SIGUSR1 and SIGTERM handlers (restored by the destructor); max_wall_minutes <= 0: no budget.
+  // Installs the SIGUSR1 and SIGTERM handlers (kept until the process exits: a signal after the last step is
+  // ignored); max_wall_minutes <= 0: no budget.
   explicit StopRequest(double max_wall_minutes);
   ~StopRequest();
   StopRequest(const StopRequest&) = delete;
