@@ -2,9 +2,11 @@
 
 #include <cblas.h>
 
+#include <atomic>
 #include <type_traits>
 
 #include "core/error.hpp"
+#include "kernels/bf16.hpp"
 #include "kernels/common.hpp"
 
 namespace strata {
@@ -24,7 +26,64 @@ void check_shape(const GemmShape& s) {
                b_cols, s.ldc, s.n);
 }
 
+std::atomic<GemmPrecision> g_precision{GemmPrecision::FP32};
+
+// Elements spanned by `count` row-major matrices of `rows` x `cols`, row stride ld, matrix stride `stride`.
+size_t span(int rows, int cols, int ld, int64_t stride, int count) {
+  if (rows == 0 || cols == 0 || count == 0) return 0;
+  return size_t(count - 1) * size_t(stride) + size_t(rows - 1) * size_t(ld) + size_t(cols);
+}
+
+// Scratch for the bf16 copies of the operands, grown on demand and kept (one GEMM at a time: GEMMs are issued from
+// the training thread only). Released at Kokkos::finalize, before the memory spaces go.
+Kokkos::View<bf16_bits*, MemSpace>& bf16_scratch(int which) {
+  static Kokkos::View<bf16_bits*, MemSpace> scratch[2];
+  static bool hooked = false;
+  if (!hooked) {
+    hooked = true;
+    Kokkos::push_finalize_hook([] {
+      for (auto& v : scratch) v = {};
+    });
+  }
+  return scratch[which];
+}
+
+// src[0, n) rounded to bf16 into scratch `which` (the layout kept: same leading dimensions and strides).
+const bf16_bits* to_bf16(const float* src, size_t n, int which) {
+  auto& dst = bf16_scratch(which);
+  if (dst.extent(0) < n)
+    dst = Kokkos::View<bf16_bits*, MemSpace>(
+        Kokkos::view_alloc(Kokkos::WithoutInitializing, "strata::gemm::bf16_operand"), n);
+  auto out = dst;
+  Kokkos::parallel_for(
+      "strata::gemm::to_bf16", range(n), KOKKOS_LAMBDA(const int64_t i) { out(i) = float_to_bf16(src[i]); });
+  return dst.data();
+}
+
+// C = op(A) op(B) with both operands rounded to bf16 and fp32 accumulation, on host or device memory.
+void gemm_bf16(const GemmShape& s, float alpha, const float* a, int64_t stride_a, const float* b, int64_t stride_b,
+               float beta, float* c, int64_t stride_c, int count) {
+  check_shape<float>(s);
+  if (s.m == 0 || s.n == 0 || count == 0) return;
+  const int a_rows = s.trans_a == Trans::No ? s.m : s.k, a_cols = s.trans_a == Trans::No ? s.k : s.m;
+  const int b_rows = s.trans_b == Trans::No ? s.k : s.n, b_cols = s.trans_b == Trans::No ? s.n : s.k;
+  const bf16_bits* a16 = to_bf16(a, span(a_rows, a_cols, s.lda, stride_a, count), 0);
+  const bf16_bits* b16 = to_bf16(b, span(b_rows, b_cols, s.ldb, stride_b, count), 1);
+  if constexpr (kDeviceMemory) {
+#ifdef STRATA_HAVE_CUDA
+    gemm_cublas_bf16(s, alpha, a16, stride_a, b16, stride_b, beta, c, stride_c, count);
+#else
+    STRATA_FAIL("gemm: device memory space but Strata was built without STRATA_ENABLE_CUDA");
+#endif
+  } else {
+    gemm_host_bf16(s, alpha, a16, stride_a, b16, stride_b, beta, c, stride_c, count);
+  }
+}
+
 }  // namespace
+
+void set_gemm_precision(GemmPrecision p) { g_precision.store(p); }
+GemmPrecision gemm_precision() { return g_precision.load(); }
 
 template <class T>
 void gemm_host(const GemmShape& s, T alpha, const T* a, const T* b, T beta, T* c) {
@@ -42,6 +101,9 @@ void gemm_host(const GemmShape& s, T alpha, const T* a, const T* b, T beta, T* c
 
 template <class T>
 void gemm(const GemmShape& s, T alpha, const T* a, const T* b, T beta, T* c) {
+  if constexpr (std::is_same_v<T, float>) {
+    if (gemm_precision() == GemmPrecision::BF16) return gemm_bf16(s, alpha, a, 0, b, 0, beta, c, 0, 1);
+  }
   if constexpr (kDeviceMemory) {
 #ifdef STRATA_HAVE_CUDA
     gemm_cublas(s, alpha, a, b, beta, c);
@@ -56,6 +118,10 @@ void gemm(const GemmShape& s, T alpha, const T* a, const T* b, T beta, T* c) {
 template <class T>
 void gemm_strided_batched(const GemmShape& s, T alpha, const T* a, int64_t stride_a, const T* b, int64_t stride_b,
                           T beta, T* c, int64_t stride_c, int count) {
+  if constexpr (std::is_same_v<T, float>) {
+    if (gemm_precision() == GemmPrecision::BF16)
+      return gemm_bf16(s, alpha, a, stride_a, b, stride_b, beta, c, stride_c, count);
+  }
   if constexpr (kDeviceMemory) {
 #ifdef STRATA_HAVE_CUDA
     gemm_cublas_strided_batched(s, alpha, a, stride_a, b, stride_b, beta, c, stride_c, count);

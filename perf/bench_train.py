@@ -15,6 +15,10 @@ FLOPs per token = 6*N_nonembedding + 6*d_model*vocab + 12*n_layer*d_model*seq_le
   /usr/bin/python3 perf/bench_train.py --config small --threads 2
   /usr/bin/python3 perf/bench_train.py --config all --repeats 3 --markdown
   /usr/bin/python3 perf/bench_train.py --config small --torch-only
+  /usr/bin/python3 perf/bench_train.py --config small --precision bf16
+
+--precision bf16: Strata trains with train.precision = "bf16", PyTorch under
+torch.autocast(bfloat16), and the GEMM peak is torch.matmul's in bf16.
 
 Both sides run in subprocesses with OPENBLAS_NUM_THREADS = OMP_NUM_THREADS =
 threads and OMP_WAIT_POLICY=PASSIVE (OPENBLAS_CORETYPE is left as it is).
@@ -64,7 +68,8 @@ def thread_env(threads):
 # Run as `bench_train.py --_worker torch|gemm ...` in a fresh interpreter so
 # the thread variables are set before torch is imported.
 
-def worker_torch(c, threads, steps, warmup):
+def worker_torch(c, threads, steps, warmup, precision):
+    import contextlib
     import torch
     sys.path.insert(0, HERE)
     import torch_gpt
@@ -79,17 +84,20 @@ def worker_torch(c, threads, steps, warmup):
     ms, losses = [], []
     for _ in range(steps):
         t0 = time.perf_counter()
-        loss = torch_gpt.train_step(model, opt, x, y, 1.0)
+        with (torch.autocast("cpu", dtype=torch.bfloat16) if precision == "bf16"
+              else contextlib.nullcontext()):
+            loss = torch_gpt.train_step(model, opt, x, y, 1.0)
         ms.append((time.perf_counter() - t0) * 1e3)
-        losses.append(loss.item())
+        losses.append(loss.float().item())
     return dict(ms=statistics.median(ms[warmup:]), loss0=losses[0], loss_last=losses[-1])
 
 
-def worker_gemm(threads):
+def worker_gemm(threads, precision):
     import torch
     torch.set_num_threads(threads)
-    a = torch.randn(GEMM_N, GEMM_N)
-    b = torch.randn(GEMM_N, GEMM_N)
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float32
+    a = torch.randn(GEMM_N, GEMM_N).to(dtype)
+    b = torch.randn(GEMM_N, GEMM_N).to(dtype)
     torch.matmul(a, b)  # warm up
     times = []
     for _ in range(5):
@@ -127,7 +135,7 @@ def write_dataset(path, c, steps):
         f["val/tokens"] = rng.integers(0, V, 100_000).astype(dtype)
 
 
-def write_toml(path, c, steps, data_path, out_dir):
+def write_toml(path, c, steps, data_path, out_dir, precision):
     q = json.dumps  # a JSON string is a valid TOML basic string
     model = "\n".join(f"{k} = {c[k]}" for k in
                       ("n_layer", "n_head", "d_model", "vocab_size", "seq_len"))
@@ -136,7 +144,7 @@ def write_toml(path, c, steps, data_path, out_dir):
                 f"[data]\npath = {q(data_path)}\nshuffle = false\n\n"
                 f"[train]\nbatch_size = {c['batch_size']}\nsteps = {steps}\nlr = {LR}\n"
                 f"warmup_steps = 0\nlr_schedule = \"constant\"\nlog_every = 1\n"
-                f"eval_every = 0\nout_dir = {q(out_dir)}\n")
+                f"eval_every = 0\nout_dir = {q(out_dir)}\nprecision = {q(precision)}\n")
 
 
 def run_strata(binary, toml, out_dir, threads, warmup):
@@ -193,12 +201,13 @@ def bench_config(name, args, peak):
             if not args.torch_only:
                 out_dir = os.path.join(tmp, f"run{r}")
                 toml = os.path.join(tmp, f"run{r}.toml")
-                write_toml(toml, c, steps, data, out_dir)
+                write_toml(toml, c, steps, data, out_dir, args.precision)
                 strata_runs.append(run_strata(args.strata, toml, out_dir, args.threads,
                                               args.warmup))
             torch_runs.append(run_worker("torch", args.threads,
                                          ["--config", name, "--steps", str(steps),
-                                          "--warmup", str(args.warmup)]))
+                                          "--warmup", str(args.warmup),
+                                          "--precision", args.precision]))
 
     def median_run(runs):
         return dict(runs[0], ms=statistics.median(r["ms"] for r in runs)) if runs else None
@@ -208,7 +217,7 @@ def bench_config(name, args, peak):
     print(f"== {name}: n_layer {c['n_layer']} n_head {c['n_head']} d_model {c['d_model']} "
           f"vocab {c['vocab_size']} seq {c['seq_len']} batch {c['batch_size']}; "
           f"{steps} steps, warmup {args.warmup}, repeats {args.repeats}, "
-          f"threads {args.threads}")
+          f"threads {args.threads}, precision {args.precision}")
     print(f"   FLOPs/token {flops_per_token(c) / 1e6:.1f} M")
     for side, st, runs in (("strata", s, strata_runs), ("torch", t, torch_runs)):
         if st is None:
@@ -225,6 +234,7 @@ def bench_config(name, args, peak):
 def markdown(rows, args, peak):
     cmd = " ".join(shlex.quote(a) for a in [PYTHON, "perf/bench_train.py", *sys.argv[1:]])
     date = datetime.date.today().isoformat()
+    print(f"\nprecision {args.precision}")
     print("\n| date | config | threads | strata ms/step | strata tok/s | strata GFLOP/s "
           "| torch ms/step | torch tok/s | torch GFLOP/s | strata/torch | GEMM peak GFLOP/s "
           "| machine | command |")
@@ -253,24 +263,25 @@ def main():
     ap.add_argument("--repeats", type=int, default=1, help="runs per side, alternated")
     ap.add_argument("--markdown", action="store_true", help="also print rows for RESULTS.md")
     ap.add_argument("--torch-only", action="store_true", help="skip the Strata side")
+    ap.add_argument("--precision", choices=["fp32", "bf16"], default="fp32")
     ap.add_argument("--_worker", choices=["torch", "gemm"], help=argparse.SUPPRESS)
     args = ap.parse_args()
 
     if args._worker == "gemm":
-        print(json.dumps(worker_gemm(args.threads)))
+        print(json.dumps(worker_gemm(args.threads, args.precision)))
         return
     if args._worker == "torch":
         c = CONFIGS[args.config]
-        print(json.dumps(worker_torch(c, args.threads, args.steps, args.warmup)))
+        print(json.dumps(worker_torch(c, args.threads, args.steps, args.warmup, args.precision)))
         return
 
     if not args.torch_only and not os.access(args.strata, os.X_OK):
         sys.exit(f"error: Strata binary '{args.strata}' not found or not executable.\n"
                  f"Build it (cmake --preset default && cmake --build --preset default), "
                  f"pass --strata PATH, or use --torch-only.")
-    peak = run_worker("gemm", args.threads)["gflops"]
+    peak = run_worker("gemm", args.threads, ["--precision", args.precision])["gflops"]
     print(f"machine: {machine()}")
-    print(f"GEMM peak (torch.matmul {GEMM_N}^2 fp32, {args.threads} threads): "
+    print(f"GEMM peak (torch.matmul {GEMM_N}^2 {args.precision}, {args.threads} threads): "
           f"{peak:.1f} GFLOP/s")
     print("FLOPs/token = 6*N_nonembedding + 6*d_model*vocab + 12*n_layer*d_model*seq_len")
     names = list(CONFIGS) if args.config == "all" else [args.config]

@@ -11,14 +11,53 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+# "fp32", or "bf16": every matmul (forward and backward) rounds both operands to bfloat16 and accumulates in fp32,
+# which is what Strata's train.precision = "bf16" does. Everything else stays fp32.
+PRECISION = "fp32"
+
+
+class _Bf16Matmul(torch.autograd.Function):
+    """a @ b with both operands rounded to bf16, fp32 result; the backward GEMMs round theirs too."""
+
+    @staticmethod
+    def forward(ctx, a, b):
+        ctx.save_for_backward(a, b)
+        return _rounded(a) @ _rounded(b)
+
+    @staticmethod
+    def backward(ctx, g):
+        a, b = ctx.saved_tensors
+        g = _rounded(g)
+        return g @ _rounded(b).transpose(-2, -1), _rounded(a).transpose(-2, -1) @ g
+
+
+def _rounded(t):
+    return t.to(torch.bfloat16).to(t.dtype) if t.dtype == torch.float32 else t
+
+
+def mm(a, b):
+    """The one matmul of the twin: plain, or bf16-emulating under PRECISION = "bf16"."""
+    if PRECISION != "bf16":
+        return a @ b
+    if b.dim() == 2 and a.dim() > 2:  # [..., K] @ [K, N]: one GEMM over the flattened rows (b's gradient summed)
+        return _Bf16Matmul.apply(a.reshape(-1, a.shape[-1]), b).reshape(*a.shape[:-1], b.shape[-1])
+    return _Bf16Matmul.apply(a, b)
+
+
+class Linear(nn.Linear):
+    """nn.Linear (the fused fp32 kernel, as benchmarked), or its bf16-emulating form."""
+
+    def forward(self, x):
+        return mm(x, self.weight.t()) + self.bias if PRECISION == "bf16" else super().forward(x)
+
 
 class Attention(nn.Module):
     def __init__(self, d_model, n_head):
         super().__init__()
         assert d_model % n_head == 0, "d_model must be divisible by n_head"
         self.n_head = n_head
-        self.c_attn = nn.Linear(d_model, 3 * d_model)
-        self.c_proj = nn.Linear(d_model, d_model)
+        self.c_attn = Linear(d_model, 3 * d_model)
+        self.c_proj = Linear(d_model, d_model)
 
     def forward(self, x):
         B, T, C = x.shape
@@ -28,19 +67,19 @@ class Attention(nn.Module):
         q = q.view(B, T, H, D).transpose(1, 2)
         k = k.view(B, T, H, D).transpose(1, 2)
         v = v.view(B, T, H, D).transpose(1, 2)
-        att = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(D))
+        att = mm(q, k.transpose(-2, -1)) * (1.0 / math.sqrt(D))
         # torch 1.13 has no scaled_dot_product_attention: mask by hand.
         future = torch.ones(T, T, dtype=torch.bool, device=x.device).triu(1)
         att = att.masked_fill(future, float("-inf")).softmax(dim=-1)
-        y = (att @ v).transpose(1, 2).reshape(B, T, C)
+        y = mm(att, v).transpose(1, 2).reshape(B, T, C)
         return self.c_proj(y)
 
 
 class MLP(nn.Module):
     def __init__(self, d_model):
         super().__init__()
-        self.c_fc = nn.Linear(d_model, 4 * d_model)
-        self.c_proj = nn.Linear(4 * d_model, d_model)
+        self.c_fc = Linear(d_model, 4 * d_model)
+        self.c_proj = Linear(4 * d_model, d_model)
 
     def forward(self, x):
         return self.c_proj(F.gelu(self.c_fc(x), approximate="tanh"))
@@ -89,7 +128,7 @@ class GPT(nn.Module):
         h = self.wte[x] + self.wpe[:T]
         for block in self.h:
             h = block(h)
-        return self.ln_f(h) @ self.wte.t()
+        return mm(self.ln_f(h), self.wte.t())
 
     def loss(self, x, y):
         logits = self(x)

@@ -6,6 +6,8 @@
 #include <mutex>
 #include <type_traits>
 
+#include <Kokkos_Core.hpp>
+
 #include "core/error.hpp"
 #include "kernels/gemm.hpp"
 
@@ -22,7 +24,14 @@ namespace {
 cublasHandle_t handle() {
   static cublasHandle_t h = nullptr;
   static std::once_flag once;
-  std::call_once(once, [] { STRATA_CUBLAS(cublasCreate(&h)); });
+  std::call_once(once, [] {
+    STRATA_CUBLAS(cublasCreate(&h));
+#ifdef KOKKOS_ENABLE_CUDA
+    // On Kokkos' stream: a GEMM runs after the kernels that produced its operands and before those that read C,
+    // with no fence between them; host code still fences (deep_copy) before it reads a result.
+    STRATA_CUBLAS(cublasSetStream(h, Kokkos::Cuda().cuda_stream()));
+#endif
+  });
   return h;
 }
 
@@ -53,6 +62,15 @@ void gemm_cublas_strided_batched(const GemmShape& s, T alpha, const T* a, int64_
     STRATA_CUBLAS(cublasDgemmStridedBatched(handle(), op(s.trans_b), op(s.trans_a), s.n, s.m, s.k, &alpha, b, s.ldb,
                                             stride_b, a, s.lda, stride_a, &beta, c, s.ldc, stride_c, count));
   }
+}
+
+void gemm_cublas_bf16(const GemmShape& s, float alpha, const uint16_t* a, int64_t stride_a, const uint16_t* b,
+                      int64_t stride_b, float beta, float* c, int64_t stride_c, int count) {
+  if (s.m == 0 || s.n == 0 || count == 0) return;
+  // bf16 operands, fp32 C and fp32 accumulation (CUBLAS_COMPUTE_32F: no reduced-precision reductions).
+  STRATA_CUBLAS(cublasGemmStridedBatchedEx(
+      handle(), op(s.trans_b), op(s.trans_a), s.n, s.m, s.k, &alpha, b, CUDA_R_16BF, s.ldb, stride_b, a, CUDA_R_16BF,
+      s.lda, stride_a, &beta, c, CUDA_R_32F, s.ldc, stride_c, count, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
 }
 
 template void gemm_cublas<float>(const GemmShape&, float, const float*, const float*, float, float*);

@@ -14,6 +14,7 @@
 #include "core/error.hpp"
 #include "core/h5.hpp"
 #include "data/open_tokens.hpp"
+#include "kernels/gemm.hpp"
 #include "models/model_factory.hpp"
 #include "nn/weights_io.hpp"
 #include "strata_version.hpp"
@@ -59,6 +60,7 @@ int run_eval(const std::string& config_path, const std::vector<std::string>& set
   load_weights(options.weights, *params, config.model);
   MpiCommunicator one_stage(MPI_COMM_SELF);
   PipelineRunner<float> runner(*model, one_stage, PipelineSchedule::OneFOneB);
+  ScopedGemmPrecision precision(config.train.precision == "bf16" ? GemmPrecision::BF16 : GemmPrecision::FP32);
   const bool lead = dp.rank() == 0;
   if (config.model.kind == "gpt") {
     STRATA_CHECK(options.predictions.empty(),

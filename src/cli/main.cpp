@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "cli/commands.hpp"
+#include "cli/device_select.hpp"
 #include "core/error.hpp"
 #include "core/h5.hpp"
 #include "train/stop_request.hpp"
@@ -26,6 +27,19 @@ int main(int argc, char** argv) {
     std::vector<char*> kokkos_args{argv[0]}, strata_args{argv[0]};
     for (int i = 1; i < argc; ++i)
       (std::string(argv[i]).rfind("--kokkos-", 0) == 0 ? kokkos_args : strata_args).push_back(argv[i]);
+    // GPU builds: the node-local rank picks its device before Kokkos starts, unless --kokkos-device-id was given.
+    std::string device_arg;
+    bool device_given = false;
+    for (char* a : kokkos_args) device_given |= std::string(a).rfind("--kokkos-device-id", 0) == 0;
+    try {
+      if (const auto device = strata::cli::local_device(MPI_COMM_WORLD); device && !device_given) {
+        device_arg = "--kokkos-device-id=" + std::to_string(*device);
+        kokkos_args.push_back(device_arg.data());
+      }
+    } catch (const strata::Error& e) {
+      fmt::print(stderr, "strata: error: {} [rank {}]\n", e.what(), rank);
+      MPI_Abort(MPI_COMM_WORLD, 2);
+    }
     int kokkos_argc = int(kokkos_args.size());
     Kokkos::ScopeGuard kokkos(kokkos_argc, kokkos_args.data());
     strata::h5::quiet_errors();

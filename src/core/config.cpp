@@ -105,6 +105,9 @@ const std::vector<Binding>& bindings() {
       STRATA_FIELD(train, min_lr, "final learning rate of the cosine/linear decay"),
       STRATA_FIELD(train, warmup_steps, "linear warm-up steps from 0 to lr"),
       STRATA_FIELD(train, lr_schedule, "constant | cosine | linear (decay after warm-up to min_lr at the last step)"),
+      STRATA_FIELD(train, precision,
+                   "fp32 | bf16: GEMM operands rounded to bfloat16 with fp32 accumulation; fp32 master weights, AdamW "
+                   "state, norms, softmax and loss"),
       STRATA_FIELD(train, weight_decay, "AdamW decoupled weight decay, applied to 2-D weights only"),
       STRATA_FIELD(train, beta1, "AdamW beta1"),
       STRATA_FIELD(train, beta2, "AdamW beta2"),
@@ -477,6 +480,8 @@ void validate_config(const Config& c) {
   STRATA_CHECK(c.train.min_lr >= 0 && c.train.min_lr <= c.train.lr, "{}: train.min_lr = {}: expected in [0, lr = {}]",
                f, c.train.min_lr, c.train.lr);
   STRATA_CHECK(c.train.warmup_steps >= 0, "{}: train.warmup_steps = {}: expected >= 0", f, c.train.warmup_steps);
+  STRATA_CHECK(c.train.precision == "fp32" || c.train.precision == "bf16",
+               "{}: train.precision = '{}': expected fp32 or bf16", f, c.train.precision);
   static const std::set<std::string> schedules = {"constant", "cosine", "linear"};
   STRATA_CHECK(schedules.count(c.train.lr_schedule),
                "{}: train.lr_schedule = '{}': expected constant, cosine or linear", f, c.train.lr_schedule);

@@ -1,5 +1,7 @@
 #include "train/trainer.hpp"
 
+#include "kernels/gemm.hpp"
+
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -87,6 +89,9 @@ TrainSummary train(const Config& input, MPI_Comm world) {
                config.source, tc.batch_size, dp, local_batch, sample_word, micro);
   const int n_micro = local_batch / micro;
   const TrainingData data(config, dp, dp_rank);
+  // bf16: every float GEMM of this run (forward, backward, evaluation) rounds its operands; the parameters, their
+  // gradients and AdamW's state stay fp32 (the master weights).
+  ScopedGemmPrecision precision(tc.precision == "bf16" ? GemmPrecision::BF16 : GemmPrecision::FP32);
 
   if (lead) {
     std::filesystem::create_directories(tc.out_dir);

@@ -11,6 +11,7 @@
 #include "core/h5.hpp"
 #include "core/rng.hpp"
 #include "dump_util.hpp"
+#include "kernels/gemm.hpp"
 #include "kernels/grad_norm.hpp"
 #include "models/gpt.hpp"
 #include "optim/adamw.hpp"
@@ -31,6 +32,9 @@ int run(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
 
   Config cfg = load_config(config_path, sets);
+  // train.precision = "bf16": every float GEMM below rounds its operands (the checker then uses the bf16 twin).
+  const bool bf16 = cfg.train.precision == "bf16";
+  ScopedGemmPrecision precision(bf16 ? GemmPrecision::BF16 : GemmPrecision::FP32);
   const auto& m = cfg.model;
   const int B = cfg.train.batch_size, N = B * m.seq_len;
   Gpt<float> model(m, B);
@@ -67,7 +71,8 @@ int run(int argc, char** argv) {
                                                                      {"vocab_size", m.vocab_size},
                                                                      {"seq_len", m.seq_len},
                                                                      {"batch_size", B},
-                                                                     {"steps", steps}})
+                                                                     {"steps", steps},
+                                                                     {"bf16", int64_t(bf16)}})
     h5::write_attr(file, name, v);
   for (auto [name, v] : std::vector<std::pair<const char*, double>>{{"lr", cfg.train.lr},
                                                                     {"beta1", cfg.train.beta1},

@@ -1,0 +1,81 @@
+// Refuses to start on a CPU without the instruction set Strata was compiled for (STRATA_CPU_TARGET), with one
+// clear line instead of an illegal instruction somewhere in a kernel. Runs before every C++ static initialiser,
+// compiled for the plain x86-64 baseline so that the check itself runs on any x86-64 CPU.
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <cstdio>
+#include <cstdlib>
+
+namespace {
+
+struct Feature {
+  const char* name;
+  bool required;
+};
+
+__attribute__((target("arch=x86-64"))) bool supported(const char* name) {
+  // __builtin_cpu_supports takes string literals only, hence the table of calls.
+#define STRATA_CPU_FEATURE(f) \
+  if (__builtin_strcmp(name, f) == 0) return __builtin_cpu_supports(f);
+  STRATA_CPU_FEATURE("avx")
+  STRATA_CPU_FEATURE("avx2")
+  STRATA_CPU_FEATURE("fma")
+  STRATA_CPU_FEATURE("bmi2")
+  STRATA_CPU_FEATURE("avx512f")
+  STRATA_CPU_FEATURE("avx512bw")
+  STRATA_CPU_FEATURE("avx512vl")
+  STRATA_CPU_FEATURE("avx512dq")
+  STRATA_CPU_FEATURE("avx512bf16")
+  STRATA_CPU_FEATURE("avx512fp16")
+#undef STRATA_CPU_FEATURE
+  return true;
+}
+
+// The features this translation unit was compiled with are those of the whole build (same -march).
+constexpr Feature kRequired[] = {
+#ifdef __AVX__
+    {"avx", true},
+#endif
+#ifdef __AVX2__
+    {"avx2", true},
+#endif
+#ifdef __FMA__
+    {"fma", true},
+#endif
+#ifdef __BMI2__
+    {"bmi2", true},
+#endif
+#ifdef __AVX512F__
+    {"avx512f", true},
+#endif
+#ifdef __AVX512BW__
+    {"avx512bw", true},
+#endif
+#ifdef __AVX512VL__
+    {"avx512vl", true},
+#endif
+#ifdef __AVX512DQ__
+    {"avx512dq", true},
+#endif
+#ifdef __AVX512BF16__
+    {"avx512bf16", true},
+#endif
+#ifdef __AVX512FP16__
+    {"avx512fp16", true},
+#endif
+    {"", false},
+};
+
+__attribute__((constructor(101), target("arch=x86-64"))) void require_compiled_cpu_features() {
+  __builtin_cpu_init();
+  for (const Feature& f : kRequired) {
+    if (!f.required || supported(f.name)) continue;
+    std::fprintf(stderr,
+                 "strata: error: this CPU lacks %s, which this build requires (built with STRATA_CPU_TARGET=%s); "
+                 "rebuild with -DSTRATA_CPU_TARGET=x86-64-v3 or an older target for this machine\n",
+                 f.name, STRATA_CPU_TARGET_NAME);
+    std::_Exit(2);
+  }
+}
+
+}  // namespace
+#endif
