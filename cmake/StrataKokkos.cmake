@@ -20,3 +20,26 @@ elseif(TARGET Kokkos::kokkos)
 else()
   message(FATAL_ERROR "Kokkos was found but provides neither Kokkos::kokkos nor Kokkos_LIBRARIES")
 endif()
+
+# STRATA_ENABLE_CUDA follows the backend: Kokkos' CUDA memory is what makes gemm() reach cuBLAS and the grid reach
+# NCCL, so a mismatch would build something that silently never uses the GPU, or cannot run.
+set(STRATA_KOKKOS_HAS_CUDA OFF)
+if(Kokkos_ENABLE_CUDA OR "${Kokkos_DEVICES}" MATCHES "CUDA")
+  set(STRATA_KOKKOS_HAS_CUDA ON)
+endif()
+if(STRATA_ENABLE_CUDA STREQUAL "AUTO")
+  set(STRATA_ENABLE_CUDA ${STRATA_KOKKOS_HAS_CUDA})
+elseif(STRATA_ENABLE_CUDA AND NOT STRATA_KOKKOS_HAS_CUDA AND NOT STRATA_CUDA_COMPILE_CHECK)
+  message(FATAL_ERROR "STRATA_ENABLE_CUDA=ON but Kokkos ${Kokkos_VERSION} (${Kokkos_DIR}) has no CUDA backend (devices: "
+                      "${Kokkos_DEVICES}): point Kokkos_ROOT at a Kokkos built with Kokkos_ENABLE_CUDA, or use AUTO")
+elseif(NOT STRATA_ENABLE_CUDA AND STRATA_KOKKOS_HAS_CUDA)
+  message(FATAL_ERROR "STRATA_ENABLE_CUDA=OFF but Kokkos ${Kokkos_VERSION} (${Kokkos_DIR}) is a CUDA build: its Views "
+                      "live in GPU memory, which needs cuBLAS and NCCL; use STRATA_ENABLE_CUDA=AUTO or ON")
+endif()
+if(STRATA_KOKKOS_HAS_CUDA)
+  get_filename_component(_strata_cxx_name "${CMAKE_CXX_COMPILER}" NAME)
+  if(NOT _strata_cxx_name MATCHES "nvcc_wrapper" AND NOT CMAKE_CXX_COMPILER_ID STREQUAL "Clang")
+    message(FATAL_ERROR "Kokkos ${Kokkos_VERSION} is a CUDA build: configure with "
+                        "-DCMAKE_CXX_COMPILER=<its prefix>/bin/nvcc_wrapper (now ${CMAKE_CXX_COMPILER})")
+  endif()
+endif()

@@ -3,6 +3,8 @@
 // each kernel states the logical shape of its arguments in a comment at its signature (row-major).
 #include <Kokkos_Core.hpp>
 
+#include <type_traits>
+
 #include "kernels/math.hpp"
 
 // Vectorises a host reduction loop without -ffast-math (built with -fopenmp-simd; no OpenMP runtime).
@@ -20,6 +22,14 @@ using Vec = Kokkos::View<T*, Kokkos::LayoutRight, MemSpace>;
 
 template <class T>
 using HostVec = typename Vec<T>::HostMirror;
+
+// How a kernel over rows (softmax, cross-entropy, LayerNorm) maps them: one thread per row with vectorised loops
+// (the host), or one team per row whose threads share the row's reductions (GPUs, where a thread looping over a
+// 50k-entry row would read it uncoalesced). Kernels take it as a template argument defaulting to the device's,
+// so tests run both shapes on the host.
+enum class RowShape { Thread, Team };
+inline constexpr RowShape kRowShape = std::is_same_v<MemSpace, Kokkos::HostSpace> ? RowShape::Thread : RowShape::Team;
+using TeamMember = Kokkos::TeamPolicy<ExecSpace>::member_type;
 
 // A 1-D range policy on the default execution space.
 inline Kokkos::RangePolicy<ExecSpace> range(size_t n) { return Kokkos::RangePolicy<ExecSpace>(0, n); }

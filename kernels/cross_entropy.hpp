@@ -7,10 +7,31 @@ namespace strata {
 
 // losses[N] = logsumexp(logits[n, :]) - logits[n, target[n]]; lse[N] saved for backward.
 // logits[N, V], targets[N] (int32, each < V).
-template <class T>
+template <class T, RowShape shape = kRowShape>
 void cross_entropy_forward(const Vec<T>& losses, const Vec<T>& lse, const Vec<T>& logits,
                            const Vec<const int32_t>& targets, int rows, int vocab) {
   const int64_t V = vocab;
+  if constexpr (shape == RowShape::Team) {
+    Kokkos::parallel_for(
+        "strata::cross_entropy::forward_teams", Kokkos::TeamPolicy<ExecSpace>(rows, Kokkos::AUTO),
+        KOKKOS_LAMBDA(const TeamMember& team) {
+          const int64_t n = team.league_rank(), base = n * V;
+          T mx;
+          Kokkos::parallel_reduce(
+              Kokkos::TeamThreadRange(team, V),
+              [&](const int64_t v, T& m) { m = logits(base + v) > m ? logits(base + v) : m; }, Kokkos::Max<T>(mx));
+          T sum = 0;
+          Kokkos::parallel_reduce(
+              Kokkos::TeamThreadRange(team, V),
+              [&](const int64_t v, T& acc) { acc += fastmath::exp(logits(base + v) - mx); }, sum);
+          Kokkos::single(Kokkos::PerTeam(team), [&] {
+            const T l = mx + kmath::log(sum);
+            lse(n) = l;
+            losses(n) = l - logits(base + targets(n));
+          });
+        });
+    return;
+  }
   Kokkos::parallel_for(
       "strata::cross_entropy::forward", range(rows), KOKKOS_LAMBDA(const int64_t n) {
         const int64_t base = n * V;
@@ -37,10 +58,22 @@ T mean_loss(const Vec<T>& losses, int rows) {
 }
 
 // In place: logits[N, V] becomes dlogits = (softmax - onehot(target)) * dloss, with dloss = 1/N for a mean.
-template <class T>
+template <class T, RowShape shape = kRowShape>
 void cross_entropy_backward(const Vec<T>& logits, const Vec<T>& lse, const Vec<const int32_t>& targets, int rows,
                             int vocab, T dloss) {
   const int64_t V = vocab;
+  if constexpr (shape == RowShape::Team) {
+    Kokkos::parallel_for(
+        "strata::cross_entropy::backward_teams", Kokkos::TeamPolicy<ExecSpace>(rows, Kokkos::AUTO),
+        KOKKOS_LAMBDA(const TeamMember& team) {
+          const int64_t n = team.league_rank(), base = n * V, target = targets(n);
+          const T l = lse(n);
+          Kokkos::parallel_for(Kokkos::TeamThreadRange(team, V), [&](const int64_t v) {
+            logits(base + v) = fastmath::exp(logits(base + v) - l) * dloss - (v == target ? dloss : T(0));
+          });
+        });
+    return;
+  }
   Kokkos::parallel_for(
       "strata::cross_entropy::backward", range(rows), KOKKOS_LAMBDA(const int64_t n) {
         const int64_t base = n * V;

@@ -8,6 +8,8 @@
 #include <thread>
 #include <type_traits>
 
+#include <Kokkos_Core.hpp>
+
 #include "core/error.hpp"
 
 namespace strata {
@@ -144,6 +146,17 @@ NcclCommunicator::~NcclCommunicator() {
   if (comm_) ncclCommDestroy(comm_);
   if (scratch_) cudaFree(scratch_);
   if (stream_) cudaStreamDestroy(stream_);
+  if (kokkos_done_) cudaEventDestroy(kokkos_done_);
+}
+
+void NcclCommunicator::order_after_kokkos() {
+#ifdef KOKKOS_ENABLE_CUDA
+  // The buffers were written by kernels on Kokkos' stream: this stream waits for them on the device (no host
+  // fence), so gradient buckets still leave while backward runs.
+  if (!kokkos_done_) STRATA_CUDA(cudaEventCreateWithFlags(&kokkos_done_, cudaEventDisableTiming));
+  STRATA_CUDA(cudaEventRecord(kokkos_done_, Kokkos::Cuda().cuda_stream()));
+  STRATA_CUDA(cudaStreamWaitEvent(stream_, kokkos_done_, 0));
+#endif
 }
 
 void NcclCommunicator::synchronize() {
@@ -172,6 +185,7 @@ Request NcclCommunicator::record() {
 
 template <class T>
 void NcclCommunicator::all_reduce(T* data, size_t count, ncclRedOp_t op) {
+  order_after_kokkos();
   if (size_ == 1 || count == 0) return;
   check_device("all_reduce", data);
   STRATA_NCCL(ncclAllReduce(data, data, count, nccl_type<T>(), op, comm_, stream_));
@@ -185,6 +199,7 @@ void NcclCommunicator::all_reduce_max(double* d, size_t n) { all_reduce(d, n, nc
 
 template <class T>
 void NcclCommunicator::reduce_scatter(const T* send, T* recv, size_t n) {
+  order_after_kokkos();
   if (n == 0) return;
   const bool in_place = recv == send + size_t(rank_) * n;
   STRATA_CHECK(in_place || !overlaps(send, size_t(size_) * n * sizeof(T), recv, n * sizeof(T)),
@@ -205,6 +220,7 @@ void NcclCommunicator::reduce_scatter_sum(const double* s, double* r, size_t n) 
 
 template <class T>
 void NcclCommunicator::gather(const T* send, T* recv, size_t n) {
+  order_after_kokkos();
   if (n == 0) return;
   const bool in_place = send == recv + size_t(rank_) * n;
   STRATA_CHECK(in_place || !overlaps(send, n * sizeof(T), recv, size_t(size_) * n * sizeof(T)),
@@ -224,6 +240,7 @@ void NcclCommunicator::all_gather(const float* s, float* r, size_t n) { gather(s
 void NcclCommunicator::all_gather(const double* s, double* r, size_t n) { gather(s, r, n); }
 
 void NcclCommunicator::broadcast(void* data, size_t bytes, int root) {
+  order_after_kokkos();
   STRATA_CHECK(root >= 0 && root < size_, "broadcast: root {} outside a group of {} ranks", root, size_);
   if (size_ == 1 || bytes == 0) return;
   check_device("broadcast", data);
@@ -241,6 +258,7 @@ void NcclCommunicator::barrier() {
 
 template <class T>
 void NcclCommunicator::send_impl(const T* data, size_t count, int peer, int tag) {
+  order_after_kokkos();
   check_peer("send", peer, tag);
   check_device("send", data);
   STRATA_NCCL(ncclSend(data, count, nccl_type<T>(), peer, comm_, stream_));
@@ -249,6 +267,7 @@ void NcclCommunicator::send_impl(const T* data, size_t count, int peer, int tag)
 
 template <class T>
 void NcclCommunicator::recv_impl(T* data, size_t count, int peer, int tag) {
+  order_after_kokkos();
   check_peer("recv", peer, tag);
   check_device("recv", data);
   STRATA_NCCL(ncclRecv(data, count, nccl_type<T>(), peer, comm_, stream_));
@@ -258,6 +277,7 @@ void NcclCommunicator::recv_impl(T* data, size_t count, int peer, int tag) {
 template <class T>
 void NcclCommunicator::sendrecv_impl(const T* send, size_t send_count, int dest, T* recv, size_t recv_count, int source,
                                      int tag) {
+  order_after_kokkos();
   check_peer("sendrecv (dest)", dest, tag);
   check_peer("sendrecv (source)", source, tag);
   if (send_count) check_device("sendrecv (send)", send);
@@ -286,6 +306,7 @@ void NcclCommunicator::sendrecv(const double* s, size_t ns, int dest, double* r,
 
 template <class T>
 Request NcclCommunicator::all_reduce_async(T* data, size_t count) {
+  order_after_kokkos();
   if (size_ == 1 || count == 0) return Request();
   check_device("all_reduce_sum_async", data);
   STRATA_NCCL(ncclAllReduce(data, data, count, nccl_type<T>(), ncclSum, comm_, stream_));
@@ -294,6 +315,7 @@ Request NcclCommunicator::all_reduce_async(T* data, size_t count) {
 
 template <class T>
 Request NcclCommunicator::reduce_scatter_async(const T* send, T* recv, const int* counts) {
+  order_after_kokkos();
   size_t offset = 0, total = 0;
   for (int r = 0; r < size_; ++r) total += size_t(std::max(counts[r], 0));
   if (total > 0) check_device("reduce_scatter_sum_async (send)", send);
@@ -321,6 +343,7 @@ Request NcclCommunicator::reduce_scatter_async(const T* send, T* recv, const int
 
 template <class T>
 Request NcclCommunicator::isend_impl(const T* data, size_t count, int peer, int tag) {
+  order_after_kokkos();
   check_peer("isend", peer, tag);
   check_device("isend", data);
   STRATA_NCCL(ncclSend(data, count, nccl_type<T>(), peer, comm_, stream_));
@@ -329,6 +352,7 @@ Request NcclCommunicator::isend_impl(const T* data, size_t count, int peer, int 
 
 template <class T>
 Request NcclCommunicator::irecv_impl(T* data, size_t count, int peer, int tag) {
+  order_after_kokkos();
   check_peer("irecv", peer, tag);
   check_device("irecv", data);
   STRATA_NCCL(ncclRecv(data, count, nccl_type<T>(), peer, comm_, stream_));

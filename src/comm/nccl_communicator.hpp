@@ -14,9 +14,8 @@ namespace strata {
 // - blocking calls enqueue and then wait for the stream (polling NCCL's asynchronous error state, so a
 //   failed peer raises strata::Error instead of hanging);
 // - the *_async/isend/irecv calls return a Request completed by an event recorded after the operation;
-// - the stream is a blocking stream, so it is ordered after work on the legacy default stream; kernels on
-//   other streams (a Kokkos execution space instance, cuBLAS on its own stream) must be fenced, or made
-//   to wait on stream(), by the caller before the buffers are handed over.
+// - every operation is ordered after the work enqueued so far on Kokkos' CUDA stream (where Strata's kernels
+//   and cuBLAS run): an event, no host fence; kernels on any other stream must be fenced by the caller;
 // NCCL has no tags: tags are checked (>= 0) and ignored; messages between a pair match in issue order.
 // Operations on one stream run one after another, so an isend that waits for its peer blocks the irecv
 // issued after it: exchanges (rings, pipeline send-forward/receive-backward) go through sendrecv, which
@@ -90,11 +89,13 @@ class NcclCommunicator final : public Communicator {
   template <class T>
   Request irecv_impl(T* data, size_t count, int peer, int tag);
   void check_peer(const char* what, int peer, int tag) const;
-  Request record();  // an event after everything enqueued so far
+  Request record();           // an event after everything enqueued so far
+  void order_after_kokkos();  // this stream waits for the work enqueued on Kokkos' stream so far
 
   ncclComm_t comm_ = nullptr;
   cudaStream_t stream_ = nullptr;
   float* scratch_ = nullptr;  // one float for barrier()
+  cudaEvent_t kokkos_done_ = nullptr;
   int rank_ = 0, size_ = 1, device_ = 0;
 };
 

@@ -1,6 +1,11 @@
 #include "comm/process_grid.hpp"
 
+#include <type_traits>
+
+#include "comm/nccl_communicator.hpp"
+#include "comm/staged_communicator.hpp"
 #include "core/error.hpp"
+#include "kernels/common.hpp"
 
 namespace strata {
 namespace {
@@ -17,7 +22,42 @@ std::unique_ptr<MpiCommunicator> split(MPI_Comm comm, int color, int key) {
   return MpiCommunicator::adopt(out);
 }
 
+constexpr bool kDeviceMemory = !std::is_same_v<MemSpace, Kokkos::HostSpace>;
+
+#ifdef STRATA_HAVE_CUDA
+constexpr bool kHaveNccl = true;
+#else
+constexpr bool kHaveNccl = false;
+#endif
+
+// parallel.device_comm resolved: "mpi", "nccl" or "staged".
+std::string resolve_device_comm(const std::string& asked) {
+  if (asked == "auto") return !kDeviceMemory ? "mpi" : (kHaveNccl ? "nccl" : "staged");
+  STRATA_CHECK(asked != "nccl" || (kHaveNccl && kDeviceMemory), "parallel.device_comm = 'nccl': {}",
+               !kHaveNccl ? "this Strata was built without CUDA/NCCL"
+                          : "the model is in host memory (Kokkos has no GPU "
+                            "backend); use auto or mpi");
+  // MPI directly on device pointers would need a CUDA-aware MPI and a fence before every operation; not supported.
+  STRATA_CHECK(asked != "mpi" || !kDeviceMemory,
+               "parallel.device_comm = 'mpi': the model is in GPU memory; use nccl, staged (MPI through host copies) "
+               "or auto");
+  return asked;
+}
+
 }  // namespace
+
+Communicator* ProcessGrid::device_group(MpiCommunicator* mpi) {
+  if (mpi == nullptr) return nullptr;
+  if (device_backend_ == "MPI") return mpi;
+  if (device_backend_ == "MPI (host-staged)") {
+    owned_device_groups_.push_back(std::make_unique<StagedCommunicator>(*mpi));
+  } else {
+#ifdef STRATA_HAVE_CUDA
+    owned_device_groups_.push_back(std::make_unique<NcclCommunicator>(*mpi));
+#endif
+  }
+  return owned_device_groups_.back().get();
+}
 
 ProcessGrid::ProcessGrid(MPI_Comm world, const ParallelConfig& p)
     : world_(std::make_unique<MpiCommunicator>(world)),
@@ -33,6 +73,14 @@ ProcessGrid::ProcessGrid(MPI_Comm world, const ParallelConfig& p)
   MPI_Comm tied = MPI_COMM_NULL;
   STRATA_MPI(MPI_Comm_split(w, holds_embedding ? c.dp * layout_.tp() + c.tp : MPI_UNDEFINED, c.pp, &tied));
   if (tied != MPI_COMM_NULL) embedding_ = MpiCommunicator::adopt(tied);
+
+  const std::string kind = resolve_device_comm(p.device_comm);
+  device_backend_ = kind == "mpi" ? "MPI" : kind == "nccl" ? "NCCL" : "MPI (host-staged)";
+  // NCCL communicators are created collectively over each group, in the same order on every rank.
+  device_dp_ = device_group(dp_.get());
+  device_tp_ = device_group(tp_.get());
+  device_pp_ = device_group(pp_.get());
+  device_embedding_ = device_group(embedding_.get());
 }
 
 }  // namespace strata

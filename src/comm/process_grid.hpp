@@ -1,7 +1,12 @@
 #pragma once
 // The process grid: this rank's coordinates and one communicator per parallel dimension, split from a
-// duplicate of the communicator passed in and owned here (DESIGN.md principle 5).
+// duplicate of the communicator passed in and owned here (DESIGN.md principle 5). Each group has two: an MPI one
+// for host values (losses, norms, metrics, flags) and one for device buffers (gradient buckets, ZeRO-1 shards,
+// tensor-parallel sums, pipeline activations), chosen by parallel.device_comm: NCCL, host-staged MPI, or the MPI
+// one itself (host memory, or a CUDA-aware MPI).
 #include <memory>
+#include <string>
+#include <vector>
 
 #include "comm/communicator.hpp"
 #include "comm/grid_layout.hpp"
@@ -25,11 +30,24 @@ class ProcessGrid {
   // embedding. Null on the other stages, and when there is one stage.
   Communicator* embedding() { return embedding_.get(); }
 
+  // The same groups for device buffers (memory of Kokkos' default memory space).
+  Communicator& device_dp() { return *device_dp_; }
+  Communicator& device_tp() { return *device_tp_; }
+  Communicator& device_pp() { return *device_pp_; }
+  Communicator* device_embedding() { return device_embedding_; }
+  // "MPI", "NCCL" or "MPI (host-staged)": for the start-up report.
+  const std::string& device_backend() const { return device_backend_; }
+
  private:
+  Communicator* device_group(MpiCommunicator* mpi);
+
   std::unique_ptr<MpiCommunicator> world_;
   GridLayout layout_;
   GridCoord coord_;
   std::unique_ptr<MpiCommunicator> dp_, tp_, pp_, embedding_;
+  std::string device_backend_;
+  std::vector<std::unique_ptr<Communicator>> owned_device_groups_;  // NCCL or staged; empty when MPI serves both
+  Communicator *device_dp_ = nullptr, *device_tp_ = nullptr, *device_pp_ = nullptr, *device_embedding_ = nullptr;
 };
 
 }  // namespace strata

@@ -128,6 +128,10 @@ const std::vector<Binding>& bindings() {
       STRATA_FIELD(parallel, pp, "pipeline stages"),
       STRATA_FIELD(parallel, zero1, "shard the AdamW state over data-parallel ranks (ZeRO stage 1)"),
       STRATA_FIELD(parallel, schedule, "pipeline schedule: 1f1b (at most pp microbatches in flight) or gpipe"),
+      STRATA_FIELD(parallel, device_comm,
+                   "what carries device buffers (gradients, activations, tensor-parallel sums): auto (NCCL when the "
+                   "model is in GPU memory and Strata has NCCL, else MPI; host-staged MPI on GPUs without NCCL), nccl, "
+                   "mpi (host memory only), staged (MPI through host copies)"),
       STRATA_FIELD(parallel, bucket_mb, "gradient all-reduce bucket size in MiB (launched as backward completes it)"),
       STRATA_FIELD(checkpoint, dir, "checkpoint directory (relative to train.out_dir unless absolute)"),
       STRATA_FIELD(checkpoint, every, "save every this many steps and at the end (0: never)"),
@@ -505,6 +509,9 @@ void validate_config(const Config& c) {
                "{}: parallel.pp = {}: expected 1 .. {} = {} (each stage holds at least one {})", f, c.parallel.pp,
                c.model.kind == "cnn" ? "the number of model.channels" : "model.n_layer", stage_units(c.model),
                c.model.kind == "cnn" ? "conv block" : "layer");
+  STRATA_CHECK(c.parallel.device_comm == "auto" || c.parallel.device_comm == "nccl" ||
+                   c.parallel.device_comm == "mpi" || c.parallel.device_comm == "staged",
+               "{}: parallel.device_comm = '{}': expected auto, nccl, mpi or staged", f, c.parallel.device_comm);
   STRATA_CHECK(c.parallel.schedule == "1f1b" || c.parallel.schedule == "gpipe",
                "{}: parallel.schedule = '{}': expected 1f1b or gpipe", f, c.parallel.schedule);
   STRATA_CHECK(c.train.max_wall_minutes >= 0, "{}: train.max_wall_minutes = {}: expected >= 0", f,

@@ -79,7 +79,8 @@ struct ParallelConfig {
   int dp = 1, tp = 1, pp = 1;  // dp = -1: the world size / (tp * pp)
   bool zero1 = false;
   double bucket_mb = 16;
-  std::string schedule = "1f1b";  // pipeline schedule: 1f1b | gpipe
+  std::string schedule = "1f1b";     // pipeline schedule: 1f1b | gpipe
+  std::string device_comm = "auto";  // device buffers: auto | nccl | mpi | staged
 };
 
 struct CheckpointConfig {

@@ -137,7 +137,9 @@ TextPreprocessReport preprocess_text(const TextPreprocessOptions& o, MPI_Comm co
   report.bytes_in = corpus.bytes;
 
   // This rank cleans, filters and hashes its contiguous block of documents.
-  const auto [first, last] = block_range(n_in, P, me);
+  // Not a structured binding: lambdas capture those only from C++20 on (nvcc warns).
+  const auto block = block_range(n_in, P, me);
+  const int64_t first = block.first, last = block.second;
   std::vector<uint64_t> my_status, my_hashes;
   Progress progress(fmt::format("preprocess (rank 0 of {}): cleaning", P), "docs", last - first, o.progress && me == 0);
   run_on_all_ranks(comm, "preprocess", [&] {

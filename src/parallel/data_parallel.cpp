@@ -19,9 +19,14 @@ std::vector<char> norm_flags(const std::vector<TensorSpec>& specs, int tp_rank) 
 }
 
 template <class T>
-DataParallel<T>::DataParallel(Communicator& dp, std::vector<Communicator*> norm_groups, std::vector<char> in_norm,
-                              ParamBuffer<T>& params, const TrainConfig& train, const ParallelConfig& parallel)
-    : dp_(dp), in_norm_(std::move(in_norm)), params_(params), zero1_(parallel.zero1 && dp.size() > 1) {
+DataParallel<T>::DataParallel(Communicator& dp, Communicator& dp_host, std::vector<Communicator*> norm_groups,
+                              std::vector<char> in_norm, ParamBuffer<T>& params, const TrainConfig& train,
+                              const ParallelConfig& parallel)
+    : dp_(dp),
+      dp_host_(dp_host),
+      in_norm_(std::move(in_norm)),
+      params_(params),
+      zero1_(parallel.zero1 && dp.size() > 1) {
   for (auto* g : norm_groups)
     if (g && g->size() > 1) norm_groups_.push_back(g);
   if (in_norm_.empty()) in_norm_.assign(params.specs().size(), 1);
@@ -108,7 +113,7 @@ double DataParallel<T>::finish_step(double lr, double max_norm) {
   }
   // ZeRO-1: the shard's gradients were reduce-scattered bucket by bucket during backward.
   double sq = squares(shard_grads_, shard_begin_, shard_begin_, shard_begin_ + shard_size_);
-  dp_.all_reduce_sum(&sq, 1);
+  dp_host_.all_reduce_sum(&sq, 1);
   sum_over_norm_groups(sq);
   double wait = ms_since(start);
   norm = std::sqrt(sq);

@@ -28,8 +28,11 @@ class DataParallel {
   // other parts of the model: the gradient norm sums over them. in_norm[i]: whether tensor i counts on this
   // rank (false for a copy that another rank of those groups counts: a tensor replicated over tp on tp ranks
   // other than 0, the last stage's copy of the tied embedding). Empty: every tensor counts.
-  DataParallel(Communicator& dp, std::vector<Communicator*> norm_groups, std::vector<char> in_norm,
-               ParamBuffer<T>& params, const TrainConfig& train, const ParallelConfig& parallel);
+  // dp carries the device buffers (gradient buckets, ZeRO-1 shards), dp_host the same ranks' host scalars; the
+  // norm groups carry host scalars.
+  DataParallel(Communicator& dp, Communicator& dp_host, std::vector<Communicator*> norm_groups,
+               std::vector<char> in_norm, ParamBuffer<T>& params, const TrainConfig& train,
+               const ParallelConfig& parallel);
 
   // Pass to the last microbatch's backward: launches each bucket as backward completes it.
   GradReadyHook ready_hook();
@@ -48,6 +51,7 @@ class DataParallel {
   double squares(const Vec<T>& g, int64_t g_begin, int64_t begin, int64_t end) const;
   void sum_over_norm_groups(double& squares) const;
   Communicator& dp_;
+  Communicator& dp_host_;
   std::vector<Communicator*> norm_groups_;
   std::vector<char> in_norm_;
   ParamBuffer<T>& params_;

@@ -25,8 +25,8 @@ PipelineSchedule parse_schedule(const std::string& name, const std::string& sour
 }
 
 template <class T>
-PipelineRunner<T>::PipelineRunner(Model<T>& model, Communicator& pp, PipelineSchedule schedule)
-    : model_(model), pp_(pp), schedule_(schedule), batch_(model.allocate_batch()) {
+PipelineRunner<T>::PipelineRunner(Model<T>& model, Communicator& pp, PipelineSchedule schedule, Communicator* pp_host)
+    : model_(model), pp_(pp), pp_host_(pp_host ? *pp_host : pp), schedule_(schedule), batch_(model.allocate_batch()) {
   const Placement& p = model.placement();
   STRATA_CHECK(pp.size() == p.stages && pp.rank() == p.stage,
                "pipeline: rank {} of a pipeline group of {} runs stage {} of {}", pp.rank(), pp.size(), p.stage,

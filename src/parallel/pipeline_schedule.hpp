@@ -28,8 +28,10 @@ class PipelineRunner {
   // Forward only: called on the last stage after microbatch m's forward, while slot `slot` holds its logits.
   using OutputHook = std::function<void(int m, int slot)>;
 
-  // pp: the pipeline group (this rank is stage pp.rank() of pp.size(), as the model was placed).
-  PipelineRunner(Model<T>& model, Communicator& pp, PipelineSchedule schedule);
+  // pp: the pipeline group (this rank is stage pp.rank() of pp.size(), as the model was placed), for the
+  // activations and their gradients (device buffers); pp_host: the same ranks for host values (group()), pp itself
+  // when null.
+  PipelineRunner(Model<T>& model, Communicator& pp, PipelineSchedule schedule, Communicator* pp_host = nullptr);
 
   // Forward and backward of n_micro microbatches; the last microbatch's backward reports to on_ready.
   // Returns, on the last stage, the sum over microbatches of (mean loss x samples); 0 on the others.
@@ -39,7 +41,7 @@ class PipelineRunner {
   // last stage computes the loss and the result is as run()'s; else only logits (targets are not read).
   double forward_only(int n_micro, const Loader& load, bool with_loss, const OutputHook& on_output = {});
 
-  Communicator& group() { return pp_; }
+  Communicator& group() { return pp_host_; }      // host values (losses, metrics, sampled logits) over the stages
   int peak_slots() const { return peak_slots_; }  // most microbatches' activations held at once
   double comm_ms() const { return comm_ms_; }     // blocked receiving or finishing sends in the last run
 
@@ -50,6 +52,7 @@ class PipelineRunner {
 
   Model<T>& model_;
   Communicator& pp_;
+  Communicator& pp_host_;
   PipelineSchedule schedule_;
   const Loader* load_ = nullptr;
   T loss_scale_ = 0;

@@ -12,8 +12,9 @@
 namespace strata {
 
 template <class T>
-TensorParallel<T>::TensorParallel(Communicator* group)
+TensorParallel<T>::TensorParallel(Communicator* group, Communicator* host_group)
     : group_(group && group->size() > 1 ? group : nullptr),
+      host_group_(group_ ? (host_group ? host_group : group_) : nullptr),
       rank_(group_ ? group_->rank() : 0),
       size_(group_ ? group_->size() : 1) {}
 
@@ -200,7 +201,7 @@ std::vector<double> TensorParallel<T>::gather_row(const Vec<T>& logits, int64_t 
   std::vector<double> mine(host.data(), host.data() + V);
   if (!group_) return mine;
   std::vector<double> all(size_t(V) * size_);
-  group_->all_gather(mine.data(), all.data(), size_t(V));
+  host_group_->all_gather(mine.data(), all.data(), size_t(V));
   return all;
 }
 

@@ -17,7 +17,8 @@ namespace strata {
 template <class T>
 class TensorParallel {
  public:
-  explicit TensorParallel(Communicator* group = nullptr);
+  // group carries the device buffers; host_group (the same ranks, for gather_row's host values) defaults to it.
+  explicit TensorParallel(Communicator* group = nullptr, Communicator* host_group = nullptr);
 
   int rank() const { return rank_; }
   int size() const { return size_; }
@@ -86,6 +87,7 @@ class TensorParallel {
   void sum(const Vec<T>& v);
   void ensure_rows(int rows);
   Communicator* group_;
+  Communicator* host_group_;
   int rank_ = 0, size_ = 1;
   Vec<T> partial_, row_max_, row_sum_, row_picked_;  // scratch: row-parallel products, cross-entropy row reductions
   double comm_ms_ = 0;

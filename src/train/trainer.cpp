@@ -110,12 +110,13 @@ TrainSummary train(const Config& input, MPI_Comm world) {
   auto params =
       std::make_shared<ParamBuffer<float>>(model_tensors(mc, placement), config.parallel.zero1 ? size_t(dp) : 1);
   params->initialize(uint64_t(tc.seed));
-  TensorParallel<float> tensor_parallel(&grid.tp());
+  // Device buffers go through the grid's device communicators (NCCL on GPUs), host scalars through MPI.
+  TensorParallel<float> tensor_parallel(&grid.device_tp(), &grid.tp());
   const auto model = make_model<float>(mc, micro, params, placement, tensor_parallel);
-  DataParallel<float> data_parallel(grid.dp(), {&grid.tp(), &grid.pp()}, norm_flags(params->specs(), grid.coord().tp),
-                                    *params, tc, config.parallel);
-  PipelineRunner<float> pipeline(*model, grid.pp(), schedule);
-  TiedGradients<float> tied(grid.embedding(), *params);
+  DataParallel<float> data_parallel(grid.device_dp(), grid.dp(), {&grid.tp(), &grid.pp()},
+                                    norm_flags(params->specs(), grid.coord().tp), *params, tc, config.parallel);
+  PipelineRunner<float> pipeline(*model, grid.device_pp(), schedule, &grid.pp());
+  TiedGradients<float> tied(grid.device_embedding(), *params);
   Checkpointer checkpoints(config, grid, *params, data_parallel.optimizer(), model_tensors(mc));
   const auto resumed = checkpoints.resume();
   // Position in the global sample order where step `s` starts: what the checkpoint consumed, then one global batch
@@ -130,6 +131,8 @@ TrainSummary train(const Config& input, MPI_Comm world) {
         mc.kind, size.parameters, size.non_embedding, size.flops_per_sample / 1e9,
         language_model ? "sequence" : "sample", dp, tp, pp, n_micro, micro, data_parallel.optimizer_state_bytes() >> 20,
         config.parallel.zero1 ? " (ZeRO-1)" : "");
+    if (grid.layout().dp() * tp * pp > 1)
+      fmt::print("communication: device buffers over {}, host values over MPI\n", grid.device_backend());
     if (pp > 1)
       fmt::print("pipeline: layers per stage {} (balanced by FLOPs; the last stage also runs the {})\n",
                  fmt::join(stage_layer_counts(mc, pp), " "), language_model ? "LM head" : "classifier head");
@@ -237,7 +240,7 @@ TrainSummary train(const Config& input, MPI_Comm world) {
   if (tc.sample_tokens > 0 && language_model) {
     // Every rank samples the same tokens (same counter-based draws): the tp group must run each forward.
     const auto sampler_model = make_model<float>(mc, 1, params, placement, tensor_parallel);
-    PipelineRunner<float> sampler(*sampler_model, grid.pp(), schedule);
+    PipelineRunner<float> sampler(*sampler_model, grid.device_pp(), schedule, &grid.pp());
     const auto& info = data.token_info();
     auto tokens = generate(sampler, *sampler_model, tensor_parallel, {int32_t(info.eot_id)}, tc.sample_tokens,
                            tc.sample_temperature, uint64_t(tc.seed));

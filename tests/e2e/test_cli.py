@@ -284,7 +284,7 @@ class TrainTest(StrataTestCase):
             section, name = key.split(".")
             self.assertEqual(resolved[section][name], want, key)
         self.assertEqual(resolved["parallel"], {"dp": 1, "tp": 1, "pp": 1, "zero1": False, "schedule": "1f1b",
-                                                "bucket_mb": 16})
+                                                "bucket_mb": 16, "device_comm": "auto"})
 
         # Weights: every tensor with its shape, trained (not the initial values).
         C, V, T, L = 32, 257, 32, 2

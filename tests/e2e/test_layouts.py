@@ -177,6 +177,21 @@ class LayoutTest(unittest.TestCase):
                 self.assert_same_run(self.run_layout(name, ranks, ["train.precision=bf16", *sets]), ref=bf16,
                                      loss_tol=1e-4, norm_tol=2e-3, weight_tol=1e-2, key_bias_bound=2e-2)
 
+    def test_host_staged_device_communication(self):
+        # parallel.device_comm = staged sends every device buffer (buckets, ZeRO-1 shards, tensor-parallel sums,
+        # pipeline activations, the tied embedding's gradient) through host copies: on host memory the same MPI
+        # operations on the same values, so the run is bit-identical to the direct one.
+        for name, sets, ranks in [("dp2zb", ["parallel.dp=2", "parallel.zero1=true", "parallel.bucket_mb=0.01"], 2),
+                                  ("tp2", ["parallel.tp=2"], 2), ("pp2", ["parallel.pp=2"], 2)]:
+            with self.subTest(layout=name):
+                direct = self.run_layout(name + "_direct", ranks, sets)
+                staged = self.run_layout(name + "_staged", ranks, [*sets, "parallel.device_comm=staged"])
+                self.assertIn("device buffers over MPI (host-staged)", staged["stdout"])
+                self.assertIn("device buffers over MPI,", direct["stdout"])
+                self.assertEqual([r["loss"] for r in staged["steps"]], [r["loss"] for r in direct["steps"]])
+                for k, w in direct["weights"].items():
+                    np.testing.assert_array_equal(staged["weights"][k], w, err_msg=k)
+
     def held_per_stage(self, run):
         line = [l for l in run["stdout"].splitlines() if "activations held per stage" in l]
         self.assertEqual(len(line), 1, run["stdout"][-1500:])
@@ -232,6 +247,20 @@ class LayoutTest(unittest.TestCase):
         self.assertNotEqual(proc.returncode, 0)
         self.assertIn("model.vocab_size = 98 does not split over parallel.tp = 3", proc.stderr)
         self.assertFalse(os.path.exists(os.path.join(self.tmp.name, "tp3")))
+
+    def test_device_comm_errors_before_work(self):
+        # NCCL on a host build, and an unknown value: one line each, before any output.
+        cfg = os.path.join(self.tmp.name, "nccl.toml")
+        with open(cfg, "w") as f:
+            f.write(CONFIG.format(data=self.data, out=os.path.join(self.tmp.name, "nccl"), steps=STEPS))
+        for value, message in [("nccl", "parallel.device_comm = 'nccl': "), ("gloo", "expected auto, nccl, mpi or staged")]:
+            with self.subTest(value=value):
+                proc = subprocess.run([MPIEXEC, "--allow-run-as-root", "--oversubscribe", "-np", "2", STRATA, "train",
+                                       "--config", cfg, "--set", "parallel.dp=2", "--set", f"parallel.device_comm={value}"],
+                                      capture_output=True, text=True, timeout=120)
+                self.assertNotEqual(proc.returncode, 0)
+                self.assertIn(message, proc.stderr)
+                self.assertFalse(os.path.exists(os.path.join(self.tmp.name, "nccl")))
 
     def test_dp4_zero1(self):
         self.assert_same_run(self.run_layout("dp4z", 4, ["parallel.dp=4", "parallel.zero1=true"]))

@@ -1,5 +1,6 @@
 // Fused softmax cross-entropy: losses and saved log-sum-exp against a long double reference, the mean,
-// the in-place backward against finite differences, and stability for logits around +-1e4.
+// the in-place backward against finite differences, and stability for logits around +-1e4 — for both row shapes
+// (a thread per row, as on the host; a team per row, as on GPUs).
 #include "kernels/cross_entropy.hpp"
 
 #include <gtest/gtest.h>
@@ -32,11 +33,27 @@ Reference reference(const std::vector<double>& logits, const std::vector<int32_t
   return r;
 }
 
-template <class T>
+template <RowShape S>
+using Shape = std::integral_constant<RowShape, S>;
+
+// Runs f(Shape<...>{}) for each row shape, naming it in failures.
+template <class F>
+void for_each_shape(F f) {
+  {
+    SCOPED_TRACE("RowShape::Thread");
+    f(Shape<RowShape::Thread>{});
+  }
+  {
+    SCOPED_TRACE("RowShape::Team");
+    f(Shape<RowShape::Team>{});
+  }
+}
+
+template <class T, RowShape S = kRowShape>
 Reference run_forward(const std::vector<double>& logits, const std::vector<int32_t>& targets) {
   Vec<T> losses("losses", kRows), lse("lse", kRows);
   Vec<int32_t> tgt = to_view(targets);
-  cross_entropy_forward<T>(losses, lse, to_view<T>(logits), tgt, kRows, kVocab);
+  cross_entropy_forward<T, S>(losses, lse, to_view<T>(logits), tgt, kRows, kVocab);
   return {to_host(losses), to_host(lse)};
 }
 
@@ -45,11 +62,14 @@ const std::vector<int32_t> kTargets = random_tokens(kRows, kVocab, 601);
 TEST(CrossEntropy, ForwardMatchesReference) {
   const auto logits = rounded_to_float(random_vector(size_t(kRows) * kVocab, 602, -3.0, 3.0));
   const auto ref = reference(logits, kTargets);
-  const auto f = run_forward<float>(logits, kTargets), d = run_forward<double>(logits, kTargets);
-  EXPECT_LT(rel_error(f.losses, ref.losses), kFloatTol);
-  EXPECT_LT(rel_error(f.lse, ref.lse), kFloatTol);
-  EXPECT_LT(rel_error(d.losses, ref.losses), kDoubleTol);
-  EXPECT_LT(rel_error(d.lse, ref.lse), kDoubleTol);
+  for_each_shape([&](auto shape) {
+    constexpr RowShape S = decltype(shape)::value;
+    const auto f = run_forward<float, S>(logits, kTargets), d = run_forward<double, S>(logits, kTargets);
+    EXPECT_LT(rel_error(f.losses, ref.losses), kFloatTol);
+    EXPECT_LT(rel_error(f.lse, ref.lse), kFloatTol);
+    EXPECT_LT(rel_error(d.losses, ref.losses), kDoubleTol);
+    EXPECT_LT(rel_error(d.lse, ref.lse), kDoubleTol);
+  });
 }
 
 TEST(CrossEntropy, MeanLoss) {
@@ -62,40 +82,61 @@ TEST(CrossEntropy, MeanLoss) {
 }
 
 TEST(CrossEntropy, BackwardMatchesFiniteDifferences) {
-  auto logits = random_vector(size_t(kRows) * kVocab, 604, -3.0, 3.0);
-  const double dloss = 1.0 / kRows;  // gradient of the mean
-  auto loss = [&] {
-    const auto l = run_forward<double>(logits, kTargets).losses;
-    double s = 0;
-    for (double x : l) s += x;
-    return s * dloss;
-  };
-  const auto fd = finite_difference(logits, loss);
-  Vec<double> x = to_view<double>(logits), losses("losses", kRows), lse("lse", kRows);
-  Vec<int32_t> tgt = to_view(kTargets);
-  cross_entropy_forward<double>(losses, lse, x, tgt, kRows, kVocab);
-  cross_entropy_backward<double>(x, lse, tgt, kRows, kVocab, dloss);
-  EXPECT_LT(rel_error(to_host(x), fd), kGradTol);
+  for_each_shape([](auto shape) {
+    constexpr RowShape S = decltype(shape)::value;
+    auto logits = random_vector(size_t(kRows) * kVocab, 604, -3.0, 3.0);
+    const double dloss = 1.0 / kRows;  // gradient of the mean
+    auto loss = [&] {
+      const auto l = run_forward<double, S>(logits, kTargets).losses;
+      double s = 0;
+      for (double x : l) s += x;
+      return s * dloss;
+    };
+    const auto fd = finite_difference(logits, loss);
+    Vec<double> x = to_view<double>(logits), losses("losses", kRows), lse("lse", kRows);
+    Vec<int32_t> tgt = to_view(kTargets);
+    cross_entropy_forward<double, S>(losses, lse, x, tgt, kRows, kVocab);
+    cross_entropy_backward<double, S>(x, lse, tgt, kRows, kVocab, dloss);
+    EXPECT_LT(rel_error(to_host(x), fd), kGradTol);
 
-  // Float backward against the double one.
-  const auto lf = rounded_to_float(logits);
-  auto run = [&](auto tag) {
-    using T = decltype(tag);
-    Vec<T> y = to_view<T>(lf), l("l", kRows), s("s", kRows);
-    cross_entropy_forward<T>(l, s, y, tgt, kRows, kVocab);
-    cross_entropy_backward<T>(y, s, tgt, kRows, kVocab, T(0.25));
-    return to_host(y);
+    // Float backward against the double one.
+    const auto lf = rounded_to_float(logits);
+    auto run = [&](auto tag) {
+      using T = decltype(tag);
+      Vec<T> y = to_view<T>(lf), l("l", kRows), s("s", kRows);
+      cross_entropy_forward<T, S>(l, s, y, tgt, kRows, kVocab);
+      cross_entropy_backward<T, S>(y, s, tgt, kRows, kVocab, T(0.25));
+      return to_host(y);
+    };
+    EXPECT_LT(rel_error(run(float{}), run(double{})), kFloatTol);
+  });
+}
+
+TEST(CrossEntropy, RowShapesAgree) {
+  // Same rows, both shapes: the same losses and gradients up to float summation order.
+  const int rows = 5, vocab = 1000;
+  const auto logits = rounded_to_float(random_vector(size_t(rows) * vocab, 606, -4.0, 4.0));
+  const auto targets = random_tokens(rows, vocab, 607);
+  auto run = [&](auto shape) {
+    constexpr RowShape S = decltype(shape)::value;
+    Vec<float> x = to_view<float>(logits), l("l", rows), s("s", rows);
+    Vec<int32_t> tgt = to_view(targets);
+    cross_entropy_forward<float, S>(l, s, x, tgt, rows, vocab);
+    cross_entropy_backward<float, S>(x, s, tgt, rows, vocab, 0.5f);
+    auto out = to_host(l);
+    for (double g : to_host(x)) out.push_back(g);
+    return out;
   };
-  EXPECT_LT(rel_error(run(float{}), run(double{})), kFloatTol);
+  EXPECT_LT(rel_error(run(Shape<RowShape::Team>{}), run(Shape<RowShape::Thread>{})), 1e-6);
 }
 
 // Logits around +-1e4: exp overflows (float and double) unless the max is subtracted.
-template <class T>
-void expect_stable_for_large_logits(double offset, double abs_tol) {
+template <class T, RowShape S>
+void expect_stable_for_large_logits_shape(double offset, double abs_tol) {
   auto logits = random_vector(size_t(kRows) * kVocab, 605, -5.0, 5.0);
   for (auto& v : logits) v = double(T(v + offset));  // values the kernel sees exactly
   const auto ref = reference(logits, kTargets);
-  const auto got = run_forward<T>(logits, kTargets);
+  const auto got = run_forward<T, S>(logits, kTargets);
   for (int n = 0; n < kRows; ++n) {
     ASSERT_TRUE(std::isfinite(got.losses[n])) << "row " << n;
     EXPECT_GE(got.losses[n], 0.0) << "row " << n;
@@ -106,8 +147,8 @@ void expect_stable_for_large_logits(double offset, double abs_tol) {
   // Backward: finite, each row of softmax - onehot sums to 0.
   Vec<T> x = to_view<T>(logits), l("l", kRows), s("s", kRows);
   Vec<int32_t> tgt = to_view(kTargets);
-  cross_entropy_forward<T>(l, s, x, tgt, kRows, kVocab);
-  cross_entropy_backward<T>(x, s, tgt, kRows, kVocab, T(1));
+  cross_entropy_forward<T, S>(l, s, x, tgt, kRows, kVocab);
+  cross_entropy_backward<T, S>(x, s, tgt, kRows, kVocab, T(1));
   const auto g = to_host(x);
   for (int n = 0; n < kRows; ++n) {
     double sum = 0;
@@ -117,6 +158,11 @@ void expect_stable_for_large_logits(double offset, double abs_tol) {
     }
     EXPECT_NEAR(sum, 0.0, 1e3 * abs_tol) << "row " << n;
   }
+}
+
+template <class T>
+void expect_stable_for_large_logits(double offset, double abs_tol) {
+  for_each_shape([&](auto shape) { expect_stable_for_large_logits_shape<T, decltype(shape)::value>(offset, abs_tol); });
 }
 
 TEST(CrossEntropy, StableForLargePositiveLogitsFloat) { expect_stable_for_large_logits<float>(1e4, 2e-3); }
