@@ -40,7 +40,7 @@ stage=$(mktemp -d)
 trap 'rm -rf "$stage"' EXIT
 mkdir -p "$stage/bin" "$stage/lib" "$stage/ompi" "$stage/python"
 for t in "${targets[@]}"; do
-  f=$(find "$build" -maxdepth 2 -type f -name "$t" -perm -u+x | head -1)
+  f=$(find "$build" -maxdepth 3 -type f -name "$t" -perm -u+x | head -1)
   [ -n "$f" ] || { echo "device-bundle.sh: built target $t not found under $build" >&2; exit 1; }
   strip -o "$stage/bin/$t" "$f"
 done

@@ -34,20 +34,7 @@ Reference reference(const std::vector<double>& logits, const std::vector<int32_t
 }
 
 template <RowShape S>
-using Shape = std::integral_constant<RowShape, S>;
-
-// Runs f(Shape<...>{}) for each row shape, naming it in failures.
-template <class F>
-void for_each_shape(F f) {
-  {
-    SCOPED_TRACE("RowShape::Thread");
-    f(Shape<RowShape::Thread>{});
-  }
-  {
-    SCOPED_TRACE("RowShape::Team");
-    f(Shape<RowShape::Team>{});
-  }
-}
+using Shape = RowShapeTag<S>;
 
 template <class T, RowShape S = kRowShape>
 Reference run_forward(const std::vector<double>& logits, const std::vector<int32_t>& targets) {
@@ -62,7 +49,7 @@ const std::vector<int32_t> kTargets = random_tokens(kRows, kVocab, 601);
 TEST(CrossEntropy, ForwardMatchesReference) {
   const auto logits = rounded_to_float(random_vector(size_t(kRows) * kVocab, 602, -3.0, 3.0));
   const auto ref = reference(logits, kTargets);
-  for_each_shape([&](auto shape) {
+  for_each_row_shape([&](auto shape) {
     constexpr RowShape S = decltype(shape)::value;
     const auto f = run_forward<float, S>(logits, kTargets), d = run_forward<double, S>(logits, kTargets);
     EXPECT_LT(rel_error(f.losses, ref.losses), kFloatTol);
@@ -82,7 +69,7 @@ TEST(CrossEntropy, MeanLoss) {
 }
 
 TEST(CrossEntropy, BackwardMatchesFiniteDifferences) {
-  for_each_shape([](auto shape) {
+  for_each_row_shape([](auto shape) {
     constexpr RowShape S = decltype(shape)::value;
     auto logits = random_vector(size_t(kRows) * kVocab, 604, -3.0, 3.0);
     const double dloss = 1.0 / kRows;  // gradient of the mean
@@ -162,7 +149,8 @@ void expect_stable_for_large_logits_shape(double offset, double abs_tol) {
 
 template <class T>
 void expect_stable_for_large_logits(double offset, double abs_tol) {
-  for_each_shape([&](auto shape) { expect_stable_for_large_logits_shape<T, decltype(shape)::value>(offset, abs_tol); });
+  for_each_row_shape(
+      [&](auto shape) { expect_stable_for_large_logits_shape<T, decltype(shape)::value>(offset, abs_tol); });
 }
 
 TEST(CrossEntropy, StableForLargePositiveLogitsFloat) { expect_stable_for_large_logits<float>(1e4, 2e-3); }

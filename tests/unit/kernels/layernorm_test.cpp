@@ -11,7 +11,7 @@ namespace {
 
 using namespace strata::testing;
 
-constexpr int kRows = 7, kChannels = 13;
+constexpr int kRows = 70, kChannels = 13;  // rows: 3 chunks of the GPU shape's parameter reduction
 
 struct LayerNormData {
   // Rows with a nonzero mean and different spreads, so that mean and rstd both matter.
@@ -42,10 +42,10 @@ Reference reference_forward(const std::vector<double>& x, const std::vector<doub
   return r;
 }
 
-template <class T>
+template <class T, RowShape S = kRowShape>
 Reference run_forward(const std::vector<double>& x, const std::vector<double>& w, const std::vector<double>& b) {
   Vec<T> y("y", x.size()), mean("mean", kRows), rstd("rstd", kRows);
-  layernorm_forward<T>(y, mean, rstd, to_view<T>(x), to_view<T>(w), to_view<T>(b), kRows, kChannels);
+  layernorm_forward<T, S>(y, mean, rstd, to_view<T>(x), to_view<T>(w), to_view<T>(b), kRows, kChannels);
   return {to_host(y), to_host(mean), to_host(rstd)};
 }
 
@@ -53,10 +53,12 @@ template <class T>
 void expect_forward_matches(double tol) {
   LayerNormData d;
   const Reference ref = reference_forward(d.x, d.w, d.b);
-  const Reference got = run_forward<T>(d.x, d.w, d.b);
-  EXPECT_LT(rel_error(got.y, ref.y), tol);
-  EXPECT_LT(rel_error(got.mean, ref.mean), tol);
-  EXPECT_LT(rel_error(got.rstd, ref.rstd), tol);
+  for_each_row_shape([&](auto shape) {
+    const Reference got = run_forward<T, decltype(shape)::value>(d.x, d.w, d.b);
+    EXPECT_LT(rel_error(got.y, ref.y), tol);
+    EXPECT_LT(rel_error(got.mean, ref.mean), tol);
+    EXPECT_LT(rel_error(got.rstd, ref.rstd), tol);
+  });
 }
 
 TEST(LayerNorm, ForwardMatchesReferenceFloat) { expect_forward_matches<float>(kFloatTol); }
@@ -77,49 +79,55 @@ TEST(LayerNorm, OutputRowsAreNormalisedWithUnitWeights) {
 }
 
 TEST(LayerNorm, BackwardMatchesFiniteDifferencesAndAccumulates) {
-  LayerNormData d;
-  const auto R = random_vector(d.x.size(), 204);
-  auto loss = [&] { return dot(run_forward<double>(d.x, d.w, d.b).y, R); };
-  const auto fd_x = finite_difference(d.x, loss);
-  const auto fd_w = finite_difference(d.w, loss);
-  const auto fd_b = finite_difference(d.b, loss);
+  for_each_row_shape([&](auto shape) {
+    constexpr RowShape S = decltype(shape)::value;
+    LayerNormData d;
+    const auto R = random_vector(d.x.size(), 204);
+    auto loss = [&] { return dot(run_forward<double, S>(d.x, d.w, d.b).y, R); };
+    const auto fd_x = finite_difference(d.x, loss);
+    const auto fd_w = finite_difference(d.w, loss);
+    const auto fd_b = finite_difference(d.b, loss);
 
-  const auto g0_x = random_vector(d.x.size(), 205);
-  const auto g0_w = random_vector(d.w.size(), 206);
-  const auto g0_b = random_vector(d.b.size(), 207);
-  Vec<double> x = to_view<double>(d.x), w = to_view<double>(d.w), b = to_view<double>(d.b);
-  Vec<double> y("y", d.x.size()), mean("mean", kRows), rstd("rstd", kRows);
-  layernorm_forward<double>(y, mean, rstd, x, w, b, kRows, kChannels);
-  Vec<double> dx = to_view<double>(g0_x), dw = to_view<double>(g0_w), db = to_view<double>(g0_b);
-  layernorm_backward<double>(dx, dw, db, to_view<double>(R), x, w, mean, rstd, kRows, kChannels);
+    const auto g0_x = random_vector(d.x.size(), 205);
+    const auto g0_w = random_vector(d.w.size(), 206);
+    const auto g0_b = random_vector(d.b.size(), 207);
+    Vec<double> x = to_view<double>(d.x), w = to_view<double>(d.w), b = to_view<double>(d.b);
+    Vec<double> y("y", d.x.size()), mean("mean", kRows), rstd("rstd", kRows);
+    layernorm_forward<double, S>(y, mean, rstd, x, w, b, kRows, kChannels);
+    Vec<double> dx = to_view<double>(g0_x), dw = to_view<double>(g0_w), db = to_view<double>(g0_b);
+    layernorm_backward<double, S>(dx, dw, db, to_view<double>(R), x, w, mean, rstd, kRows, kChannels);
 
-  EXPECT_LT(rel_error(to_host(dx), add(g0_x, fd_x)), kGradTol);
-  EXPECT_LT(rel_error(to_host(dw), add(g0_w, fd_w)), kGradTol);
-  EXPECT_LT(rel_error(to_host(db), add(g0_b, fd_b)), kGradTol);
-  // The accumulated part alone must also match (the g0 offset must not mask a small error).
-  auto minus = [](std::vector<double> a, const std::vector<double>& b) {
-    for (size_t i = 0; i < a.size(); ++i) a[i] -= b[i];
-    return a;
-  };
-  EXPECT_LT(rel_error(minus(to_host(dx), g0_x), fd_x), kGradTol);
-  EXPECT_LT(rel_error(minus(to_host(dw), g0_w), fd_w), kGradTol);
-  EXPECT_LT(rel_error(minus(to_host(db), g0_b), fd_b), kGradTol);
+    EXPECT_LT(rel_error(to_host(dx), add(g0_x, fd_x)), kGradTol);
+    EXPECT_LT(rel_error(to_host(dw), add(g0_w, fd_w)), kGradTol);
+    EXPECT_LT(rel_error(to_host(db), add(g0_b, fd_b)), kGradTol);
+    // The accumulated part alone must also match (the g0 offset must not mask a small error).
+    auto minus = [](std::vector<double> a, const std::vector<double>& b) {
+      for (size_t i = 0; i < a.size(); ++i) a[i] -= b[i];
+      return a;
+    };
+    EXPECT_LT(rel_error(minus(to_host(dx), g0_x), fd_x), kGradTol);
+    EXPECT_LT(rel_error(minus(to_host(dw), g0_w), fd_w), kGradTol);
+    EXPECT_LT(rel_error(minus(to_host(db), g0_b), fd_b), kGradTol);
+  });
 }
 
 TEST(LayerNorm, BackwardFloatMatchesDouble) {
-  LayerNormData d;
-  const auto R = rounded_to_float(random_vector(d.x.size(), 208));
-  auto run = [&](auto tag) {
-    using T = decltype(tag);
-    Vec<T> x = to_view<T>(d.x), w = to_view<T>(d.w), b = to_view<T>(d.b);
-    Vec<T> y("y", d.x.size()), mean("mean", kRows), rstd("rstd", kRows);
-    layernorm_forward<T>(y, mean, rstd, x, w, b, kRows, kChannels);
-    Vec<T> dx("dx", d.x.size()), dw("dw", kChannels), db("db", kChannels);
-    layernorm_backward<T>(dx, dw, db, to_view<T>(R), x, w, mean, rstd, kRows, kChannels);
-    return std::vector<std::vector<double>>{to_host(dx), to_host(dw), to_host(db)};
-  };
-  const auto f = run(float{}), r = run(double{});
-  for (int i = 0; i < 3; ++i) EXPECT_LT(rel_error(f[i], r[i]), kFloatTol) << "gradient " << i;
+  for_each_row_shape([&](auto shape) {
+    constexpr RowShape S = decltype(shape)::value;
+    LayerNormData d;
+    const auto R = rounded_to_float(random_vector(d.x.size(), 208));
+    auto run = [&](auto tag) {
+      using T = decltype(tag);
+      Vec<T> x = to_view<T>(d.x), w = to_view<T>(d.w), b = to_view<T>(d.b);
+      Vec<T> y("y", d.x.size()), mean("mean", kRows), rstd("rstd", kRows);
+      layernorm_forward<T, S>(y, mean, rstd, x, w, b, kRows, kChannels);
+      Vec<T> dx("dx", d.x.size()), dw("dw", kChannels), db("db", kChannels);
+      layernorm_backward<T, S>(dx, dw, db, to_view<T>(R), x, w, mean, rstd, kRows, kChannels);
+      return std::vector<std::vector<double>>{to_host(dx), to_host(dw), to_host(db)};
+    };
+    const auto f = run(float{}), r = run(double{});
+    for (int i = 0; i < 3; ++i) EXPECT_LT(rel_error(f[i], r[i]), kFloatTol) << "gradient " << i;
+  });
 }
 
 }  // namespace

@@ -1,4 +1,6 @@
 #pragma once
+#include <gtest/gtest.h>
+#include <type_traits>
 // Helpers shared by the kernel tests: seeded random data, host <-> View copies, error measures and
 // central finite differences. References in the tests are plain double loops over std::vector.
 #include <Kokkos_Core.hpp>
@@ -117,5 +119,20 @@ inline std::vector<double> finite_difference(std::vector<double>& x, const std::
 constexpr double kFloatTol = 1e-5;
 constexpr double kDoubleTol = 1e-12;
 constexpr double kGradTol = 1e-6;
+
+// Runs f(RowShapeTag<S>{}) for both row shapes (kernels/common.hpp), naming the shape in failures.
+template <RowShape S>
+using RowShapeTag = std::integral_constant<RowShape, S>;
+template <class F>
+void for_each_row_shape(F f) {
+  {
+    SCOPED_TRACE("RowShape::Thread");
+    f(RowShapeTag<RowShape::Thread>{});
+  }
+  {
+    SCOPED_TRACE("RowShape::Team");
+    f(RowShapeTag<RowShape::Team>{});
+  }
+}
 
 }  // namespace strata::testing
