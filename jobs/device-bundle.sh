@@ -62,19 +62,23 @@ skip='^(linux-vdso|ld-linux|libc\.so|libm\.so|libdl\.so|libpthread\.so|librt\.so
     [[ "$name" =~ $skip ]] && continue
     cp -Ln "$path" "$stage/lib/$name" 2>/dev/null || true
   done
-# h5py for the reference checker (the GPU machine has numpy and PyTorch but no h5py): a manylinux wheel carries
-# its own HDF5.
-pyver=$(python3 -c 'import sys; print(f"{sys.version_info[0]}{sys.version_info[1]}")')
-if pip download --quiet --no-deps --only-binary=:all: --dest "$stage/wheels" h5py >/dev/null 2>&1; then
-  for w in "$stage"/wheels/*.whl; do (cd "$stage/python" && python3 -m zipfile -e "$w" .); done
-  rm -rf "$stage/wheels"
-else
-  echo "device-bundle.sh: warning: could not fetch an h5py wheel; the reference check will report it missing" >&2
-fi
+# h5py for the reference checker (the GPU machine has numpy and PyTorch but no h5py): manylinux wheels carry their
+# own HDF5; one per CPython the GPU machine might have, unpacked into python/cpXY (device-check.sh picks its own).
+pyvers=""
+for v in 310 311 312 313; do
+  if pip download --quiet --no-deps --only-binary=:all: --python-version "$v" --platform manylinux_2_17_x86_64 \
+      --dest "$stage/wheels/cp$v" h5py >/dev/null 2>&1; then
+    mkdir -p "$stage/python/cp$v"
+    for w in "$stage/wheels/cp$v"/*.whl; do (cd "$stage/python/cp$v" && python3 -m zipfile -e "$w" .); done
+    pyvers="$pyvers cp$v"
+  fi
+done
+rm -rf "$stage/wheels"
+[ -n "$pyvers" ] || echo "device-bundle.sh: warning: no h5py wheel fetched; the reference check will report it missing" >&2
 {
   echo "built $(date -u +%FT%TZ) on $(hostname) ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs))"
   echo "strata $(git -C "$here" rev-parse --short HEAD 2>/dev/null || echo unknown)$(git -C "$here" diff --quiet 2>/dev/null || echo ' (modified)')"
-  echo "kokkos $kokkos; nvcc $(nvcc --version | sed -n 's/.*release \([0-9.]*\).*/\1/p'); python of the wheels $pyver"
+  echo "kokkos $kokkos; nvcc $(nvcc --version | sed -n 's/.*release \([0-9.]*\).*/\1/p'); h5py wheels for$pyvers"
   echo "targets ${targets[*]}"
 } >"$stage/manifest.txt"
 

@@ -64,7 +64,8 @@ else
   torch_lib=$("$PYTHON" -c 'import os, torch; print(os.path.join(os.path.dirname(torch.__file__), "lib"))' 2>/dev/null || true)
   nccl_dir=$("$PYTHON" -c 'import os, nvidia.nccl as n; print(os.path.join(os.path.dirname(n.__file__), "lib"))' 2>/dev/null || true)
   for d in /usr/local/cuda/lib64 "$nccl_dir" "$torch_lib"; do [ -d "$d" ] && LD_LIBRARY_PATH="$LD_LIBRARY_PATH:$d"; done
-  export OPAL_PREFIX="$work/ompi" PATH="$work/ompi/bin:$PATH" PYTHONPATH="$work/python:${PYTHONPATH:-}"
+  pytag=$("$PYTHON" -c 'import sys; print(f"cp{sys.version_info[0]}{sys.version_info[1]}")')
+  export OPAL_PREFIX="$work/ompi" PATH="$work/ompi/bin:$PATH" PYTHONPATH="$work/python/$pytag:${PYTHONPATH:-}"
   export OMPI_MCA_plm_rsh_agent=false
   mpirun="$work/ompi/bin/mpirun"
   device=cuda
