@@ -76,6 +76,8 @@ void gemm_bf16(const GemmShape& s, float alpha, const float* a, int64_t stride_a
     STRATA_FAIL("gemm: device memory space but Strata was built without STRATA_ENABLE_CUDA");
 #endif
   } else {
+    // Host code (oneDNN, CBLAS) reads what a Kokkos kernel wrote: Kokkos requires a fence first, even on the host.
+    Kokkos::fence();
     gemm_host_bf16(s, alpha, a16, stride_a, b16, stride_b, beta, c, stride_c, count);
   }
 }
