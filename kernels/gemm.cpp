@@ -18,8 +18,7 @@ CBLAS_TRANSPOSE cblas_trans(Trans t) { return t == Trans::Yes ? CblasTrans : Cbl
 
 template <class T>
 void check_shape(const GemmShape& s) {
-  int a_cols = s.trans_a == Trans::No ? s.k : s.m;
-  int b_cols = s.trans_b == Trans::No ? s.n : s.k;
+  const int a_cols = s.a_cols(), b_cols = s.b_cols();
   STRATA_CHECK(s.m >= 0 && s.n >= 0 && s.k >= 0, "gemm: negative size m={} n={} k={}", s.m, s.n, s.k);
   STRATA_CHECK(s.lda >= a_cols && s.ldb >= b_cols && s.ldc >= s.n,
                "gemm: leading dimensions too small (lda {} < {}, ldb {} < {} or ldc {} < {})", s.lda, a_cols, s.ldb,
@@ -65,10 +64,8 @@ void gemm_bf16(const GemmShape& s, float alpha, const float* a, int64_t stride_a
                float beta, float* c, int64_t stride_c, int count) {
   check_shape<float>(s);
   if (s.m == 0 || s.n == 0 || count == 0) return;
-  const int a_rows = s.trans_a == Trans::No ? s.m : s.k, a_cols = s.trans_a == Trans::No ? s.k : s.m;
-  const int b_rows = s.trans_b == Trans::No ? s.k : s.n, b_cols = s.trans_b == Trans::No ? s.n : s.k;
-  const bf16_bits* a16 = to_bf16(a, span(a_rows, a_cols, s.lda, stride_a, count), 0);
-  const bf16_bits* b16 = to_bf16(b, span(b_rows, b_cols, s.ldb, stride_b, count), 1);
+  const bf16_bits* a16 = to_bf16(a, span(s.a_rows(), s.a_cols(), s.lda, stride_a, count), 0);
+  const bf16_bits* b16 = to_bf16(b, span(s.b_rows(), s.b_cols(), s.ldb, stride_b, count), 1);
   if constexpr (kDeviceMemory) {
 #ifdef STRATA_HAVE_CUDA
     gemm_cublas_bf16(s, alpha, a16, stride_a, b16, stride_b, beta, c, stride_c, count);

@@ -2,6 +2,7 @@
 // The one GEMM dispatch (DESIGN.md principle 2): CBLAS for host memory, cuBLAS for CUDA memory.
 // Row-major throughout: C[M,N] = alpha * op(A)[M,K] * op(B)[K,N] + beta * C[M,N].
 #include <cstdint>
+#include <string>
 
 namespace strata {
 
@@ -13,6 +14,10 @@ enum class Trans { No, Yes };
 enum class GemmPrecision { FP32, BF16 };
 void set_gemm_precision(GemmPrecision p);
 GemmPrecision gemm_precision();
+// train.precision's value ("fp32" or "bf16", as the config validates) as a GEMM precision.
+inline GemmPrecision gemm_precision_named(const std::string& name) {
+  return name == "bf16" ? GemmPrecision::BF16 : GemmPrecision::FP32;
+}
 
 // Sets a precision for a scope and restores the previous one.
 class ScopedGemmPrecision {
@@ -30,6 +35,11 @@ struct GemmShape {
   Trans trans_a = Trans::No, trans_b = Trans::No;
   int m = 0, n = 0, k = 0;
   int lda = 0, ldb = 0, ldc = 0;  // leading dimensions (row strides) as stored
+  // A and B as stored (row-major, before op()): op(A) is m x k, op(B) is k x n.
+  int a_rows() const { return trans_a == Trans::No ? m : k; }
+  int a_cols() const { return trans_a == Trans::No ? k : m; }
+  int b_rows() const { return trans_b == Trans::No ? k : n; }
+  int b_cols() const { return trans_b == Trans::No ? n : k; }
 };
 
 // One GEMM on memory of the default execution space.

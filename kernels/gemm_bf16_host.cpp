@@ -20,8 +20,7 @@ namespace {
 
 void widened_sgemm(const GemmShape& s, float alpha, const uint16_t* a, int64_t stride_a, const uint16_t* b,
                    int64_t stride_b, float beta, float* c, int64_t stride_c, int count) {
-  const int a_rows = s.trans_a == Trans::No ? s.m : s.k, a_cols = s.trans_a == Trans::No ? s.k : s.m;
-  const int b_rows = s.trans_b == Trans::No ? s.k : s.n, b_cols = s.trans_b == Trans::No ? s.n : s.k;
+  const int a_rows = s.a_rows(), a_cols = s.a_cols(), b_rows = s.b_rows(), b_cols = s.b_cols();
   // Widened compactly (ld = cols): the strided layout may leave gaps that need not be converted.
   std::vector<float> wa(size_t(a_rows) * size_t(a_cols)), wb(size_t(b_rows) * size_t(b_cols));
   for (int i = 0; i < count; ++i) {
@@ -67,8 +66,8 @@ struct OneDnn {
   dnnl::matmul::primitive_desc describe(const GemmShape& s, int64_t stride_a, int64_t stride_b, int64_t stride_c,
                                         int count, float alpha, float beta) {
     const bool ta = s.trans_a == Trans::Yes, tb = s.trans_b == Trans::Yes;
-    const auto a = operand(count, s.m, s.k, ta, s.lda, count > 1 ? stride_a : int64_t(ta ? s.k : s.m) * s.lda);
-    const auto b = operand(count, s.k, s.n, tb, s.ldb, count > 1 ? stride_b : int64_t(tb ? s.n : s.k) * s.ldb);
+    const auto a = operand(count, s.m, s.k, ta, s.lda, count > 1 ? stride_a : int64_t(s.a_rows()) * s.lda);
+    const auto b = operand(count, s.k, s.n, tb, s.ldb, count > 1 ? stride_b : int64_t(s.b_rows()) * s.ldb);
     const memory::desc c({count, s.m, s.n}, memory::data_type::f32,
                          memory::dims{count > 1 ? stride_c : int64_t(s.m) * s.ldc, s.ldc, 1});
     dnnl::primitive_attr attr;

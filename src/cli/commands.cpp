@@ -60,7 +60,7 @@ int run_eval(const std::string& config_path, const std::vector<std::string>& set
   load_weights(options.weights, *params, config.model);
   MpiCommunicator one_stage(MPI_COMM_SELF);
   PipelineRunner<float> runner(*model, one_stage, PipelineSchedule::OneFOneB);
-  ScopedGemmPrecision precision(config.train.precision == "bf16" ? GemmPrecision::BF16 : GemmPrecision::FP32);
+  ScopedGemmPrecision precision(gemm_precision_named(config.train.precision));
   const bool lead = dp.rank() == 0;
   if (config.model.kind == "gpt") {
     STRATA_CHECK(options.predictions.empty(),

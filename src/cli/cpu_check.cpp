@@ -7,11 +7,6 @@
 
 namespace {
 
-struct Feature {
-  const char* name;
-  bool required;
-};
-
 __attribute__((target("arch=x86-64"))) bool supported(const char* name) {
   // __builtin_cpu_supports takes string literals only, hence the table of calls.
 #define STRATA_CPU_FEATURE(f) \
@@ -31,48 +26,48 @@ __attribute__((target("arch=x86-64"))) bool supported(const char* name) {
 }
 
 // The features this translation unit was compiled with are those of the whole build (same -march).
-constexpr Feature kRequired[] = {
+constexpr const char* kRequired[] = {
 #ifdef __AVX__
-    {"avx", true},
+    "avx",
 #endif
 #ifdef __AVX2__
-    {"avx2", true},
+    "avx2",
 #endif
 #ifdef __FMA__
-    {"fma", true},
+    "fma",
 #endif
 #ifdef __BMI2__
-    {"bmi2", true},
+    "bmi2",
 #endif
 #ifdef __AVX512F__
-    {"avx512f", true},
+    "avx512f",
 #endif
 #ifdef __AVX512BW__
-    {"avx512bw", true},
+    "avx512bw",
 #endif
 #ifdef __AVX512VL__
-    {"avx512vl", true},
+    "avx512vl",
 #endif
 #ifdef __AVX512DQ__
-    {"avx512dq", true},
+    "avx512dq",
 #endif
 #ifdef __AVX512BF16__
-    {"avx512bf16", true},
+    "avx512bf16",
 #endif
 #ifdef __AVX512FP16__
-    {"avx512fp16", true},
+    "avx512fp16",
 #endif
-    {"", false},
+    nullptr,  // keeps the array non-empty on a plain x86-64 build
 };
 
 __attribute__((constructor(101), target("arch=x86-64"))) void require_compiled_cpu_features() {
   __builtin_cpu_init();
-  for (const Feature& f : kRequired) {
-    if (!f.required || supported(f.name)) continue;
+  for (const char* feature : kRequired) {
+    if (feature == nullptr || supported(feature)) continue;
     std::fprintf(stderr,
                  "strata: error: this CPU lacks %s, which this build requires (built with STRATA_CPU_TARGET=%s); "
                  "rebuild with -DSTRATA_CPU_TARGET=x86-64-v3 or an older target for this machine\n",
-                 f.name, STRATA_CPU_TARGET_NAME);
+                 feature, STRATA_CPU_TARGET_NAME);
     std::_Exit(2);
   }
 }

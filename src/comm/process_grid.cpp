@@ -1,5 +1,6 @@
 #include "comm/process_grid.hpp"
 
+#include <string>
 #include <type_traits>
 
 #include "comm/nccl_communicator.hpp"
@@ -30,26 +31,30 @@ constexpr bool kHaveNccl = true;
 constexpr bool kHaveNccl = false;
 #endif
 
-// parallel.device_comm resolved: "mpi", "nccl" or "staged".
-std::string resolve_device_comm(const std::string& asked) {
-  if (asked == "auto") return !kDeviceMemory ? "mpi" : (kHaveNccl ? "nccl" : "staged");
+// parallel.device_comm resolved for this build.
+ProcessGrid::DeviceComm resolve_device_comm(const std::string& asked) {
+  using D = ProcessGrid::DeviceComm;
+  if (asked == "auto") return !kDeviceMemory ? D::Mpi : (kHaveNccl ? D::Nccl : D::Staged);
   STRATA_CHECK(asked != "nccl" || (kHaveNccl && kDeviceMemory), "parallel.device_comm = 'nccl': {}",
                !kHaveNccl ? "this Strata was built without CUDA/NCCL"
-                          : "the model is in host memory (Kokkos has no GPU "
-                            "backend); use auto or mpi");
+                          : "the model is in host memory (Kokkos has no GPU backend); use auto or mpi");
   // MPI directly on device pointers would need a CUDA-aware MPI and a fence before every operation; not supported.
   STRATA_CHECK(asked != "mpi" || !kDeviceMemory,
                "parallel.device_comm = 'mpi': the model is in GPU memory; use nccl, staged (MPI through host copies) "
                "or auto");
-  return asked;
+  return asked == "nccl" ? D::Nccl : asked == "mpi" ? D::Mpi : D::Staged;
 }
 
 }  // namespace
 
+const char* ProcessGrid::device_backend() const {
+  return device_comm_ == DeviceComm::Mpi ? "MPI" : device_comm_ == DeviceComm::Nccl ? "NCCL" : "MPI (host-staged)";
+}
+
 Communicator* ProcessGrid::device_group(MpiCommunicator* mpi) {
   if (mpi == nullptr) return nullptr;
-  if (device_backend_ == "MPI") return mpi;
-  if (device_backend_ == "MPI (host-staged)") {
+  if (device_comm_ == DeviceComm::Mpi) return mpi;
+  if (device_comm_ == DeviceComm::Staged) {
     owned_device_groups_.push_back(std::make_unique<StagedCommunicator>(*mpi));
   } else {
 #ifdef STRATA_HAVE_CUDA
@@ -74,8 +79,7 @@ ProcessGrid::ProcessGrid(MPI_Comm world, const ParallelConfig& p)
   STRATA_MPI(MPI_Comm_split(w, holds_embedding ? c.dp * layout_.tp() + c.tp : MPI_UNDEFINED, c.pp, &tied));
   if (tied != MPI_COMM_NULL) embedding_ = MpiCommunicator::adopt(tied);
 
-  const std::string kind = resolve_device_comm(p.device_comm);
-  device_backend_ = kind == "mpi" ? "MPI" : kind == "nccl" ? "NCCL" : "MPI (host-staged)";
+  device_comm_ = resolve_device_comm(p.device_comm);
   // NCCL communicators are created collectively over each group, in the same order on every rank.
   device_dp_ = device_group(dp_.get());
   device_tp_ = device_group(tp_.get());

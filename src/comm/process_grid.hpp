@@ -5,7 +5,6 @@
 // tensor-parallel sums, pipeline activations), chosen by parallel.device_comm: NCCL, host-staged MPI, or the MPI
 // one itself (host memory, or a CUDA-aware MPI).
 #include <memory>
-#include <string>
 #include <vector>
 
 #include "comm/communicator.hpp"
@@ -35,8 +34,9 @@ class ProcessGrid {
   Communicator& device_tp() { return *device_tp_; }
   Communicator& device_pp() { return *device_pp_; }
   Communicator* device_embedding() { return device_embedding_; }
+  enum class DeviceComm { Mpi, Nccl, Staged };
   // "MPI", "NCCL" or "MPI (host-staged)": for the start-up report.
-  const std::string& device_backend() const { return device_backend_; }
+  const char* device_backend() const;
 
  private:
   Communicator* device_group(MpiCommunicator* mpi);
@@ -45,7 +45,7 @@ class ProcessGrid {
   GridLayout layout_;
   GridCoord coord_;
   std::unique_ptr<MpiCommunicator> dp_, tp_, pp_, embedding_;
-  std::string device_backend_;
+  DeviceComm device_comm_ = DeviceComm::Mpi;
   std::vector<std::unique_ptr<Communicator>> owned_device_groups_;  // NCCL or staged; empty when MPI serves both
   Communicator *device_dp_ = nullptr, *device_tp_ = nullptr, *device_pp_ = nullptr, *device_embedding_ = nullptr;
 };

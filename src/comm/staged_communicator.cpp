@@ -1,7 +1,5 @@
 #include "comm/staged_communicator.hpp"
 
-#include <fmt/format.h>
-
 #include <cstdio>
 #include <exception>
 #include <vector>
@@ -30,6 +28,12 @@ void to_device(T* device, const T* host, size_t n) {
   if (n) Kokkos::deep_copy(DeviceSpan<T>(device, n), HostSpan<const T>(host, n));
 }
 
+// The bytes of device[0, n) on the host (the buffer a non-blocking operation keeps).
+template <class T>
+std::vector<std::byte> bytes_of(const T* device, size_t n) {
+  return to_host(reinterpret_cast<const std::byte*>(device), n * sizeof(T));
+}
+
 // A non-blocking MPI operation on a host copy: the MPI request, the host buffer it uses, and where its result
 // goes on the device once it completes (nothing for sends).
 struct StagedOp {
@@ -37,30 +41,28 @@ struct StagedOp {
   std::vector<std::byte> host;
   void* device_result = nullptr;
   size_t result_offset = 0, result_bytes = 0;
-
-  void finish() {
-    if (result_bytes)
-      Kokkos::deep_copy(DeviceSpan<std::byte>(static_cast<std::byte*>(device_result), result_bytes),
-                        HostSpan<const std::byte>(host.data() + result_offset, result_bytes));
-  }
 };
 
 StagedOp* op_of(Request& r) { return static_cast<StagedOp*>(r.handle().ptr); }
 
+// After the MPI part completed: the result to the device, the host buffer freed, the request released.
+void complete(Request& r) {
+  StagedOp* op = op_of(r);
+  to_device(static_cast<std::byte*>(op->device_result), op->host.data() + op->result_offset, op->result_bytes);
+  delete op;
+  r.mark_complete();
+}
+
 void staged_wait(Request& r) {
   StagedOp* op = op_of(r);
   if (op->inner.pending()) op->inner.ops()->wait(op->inner);
-  op->finish();
-  delete op;
-  r.mark_complete();
+  complete(r);
 }
 
 bool staged_test(Request& r) {
   StagedOp* op = op_of(r);
   if (op->inner.pending() && !op->inner.ops()->test(op->inner)) return false;
-  op->finish();
-  delete op;
-  r.mark_complete();
+  complete(r);
   return true;
 }
 
@@ -79,20 +81,10 @@ void staged_release(Request& r, bool unwinding) noexcept {
 
 const Request::Ops kStagedOps{"MPI (host-staged)", staged_wait, staged_test, staged_release};
 
-template <class T>
 Request wrap(std::unique_ptr<StagedOp> op) {
   Request::Handle h;
   h.ptr = op.release();
   return Request(&kStagedOps, h);
-}
-
-template <class T>
-std::vector<std::byte> bytes_of(const T* device, size_t n) {
-  std::vector<std::byte> host(n * sizeof(T));
-  if (n)
-    Kokkos::deep_copy(HostSpan<std::byte>(host.data(), host.size()),
-                      DeviceSpan<const std::byte>(reinterpret_cast<const std::byte*>(device), host.size()));
-  return host;
 }
 
 }  // namespace
@@ -137,7 +129,7 @@ Request StagedCommunicator::all_reduce_async(T* data, size_t count) {
   op->host = bytes_of(data, count);
   op->inner = mpi_.all_reduce_sum_async(reinterpret_cast<T*>(op->host.data()), count);
   op->device_result = data, op->result_bytes = count * sizeof(T);
-  return wrap<T>(std::move(op));
+  return wrap(std::move(op));
 }
 
 template <class T>
@@ -156,7 +148,7 @@ Request StagedCommunicator::reduce_scatter_async(const T* send, T* recv, const i
   op->inner = mpi_.reduce_scatter_sum_async(host, host + total, counts);
   op->device_result = recv, op->result_offset = total * sizeof(T),
   op->result_bytes = size_t(counts[rank()]) * sizeof(T);
-  return wrap<T>(std::move(op));
+  return wrap(std::move(op));
 }
 
 template <class T>
@@ -164,7 +156,7 @@ Request StagedCommunicator::isend_impl(const T* data, size_t count, int peer, in
   auto op = std::make_unique<StagedOp>();
   op->host = bytes_of(data, count);
   op->inner = mpi_.isend(reinterpret_cast<const T*>(op->host.data()), count, peer, tag);
-  return wrap<T>(std::move(op));
+  return wrap(std::move(op));
 }
 
 template <class T>
@@ -173,7 +165,7 @@ Request StagedCommunicator::irecv_impl(T* data, size_t count, int peer, int tag)
   op->host.resize(count * sizeof(T));
   op->inner = mpi_.irecv(reinterpret_cast<T*>(op->host.data()), count, peer, tag);
   op->device_result = data, op->result_bytes = count * sizeof(T);
-  return wrap<T>(std::move(op));
+  return wrap(std::move(op));
 }
 
 void StagedCommunicator::all_reduce_sum(float* d, size_t n) { all_reduce(d, n, false); }
@@ -187,9 +179,16 @@ void StagedCommunicator::all_gather(const double* s, double* r, size_t n) { gath
 
 void StagedCommunicator::broadcast(void* data, size_t bytes, int root) {
   if (size() == 1 || bytes == 0) return;
-  auto host = bytes_of(static_cast<const std::byte*>(data), bytes);
+  auto host = to_host(static_cast<const std::byte*>(data), bytes);
   mpi_.broadcast(host.data(), bytes, root);
   to_device(static_cast<std::byte*>(data), host.data(), bytes);
+}
+
+template <class T>
+void StagedCommunicator::recv_impl(T* data, size_t count, int peer, int tag) {
+  std::vector<T> host(count);
+  mpi_.recv(host.data(), count, peer, tag);
+  to_device(data, host.data(), count);
 }
 
 void StagedCommunicator::send(const float* d, size_t n, int peer, int tag) {
@@ -198,16 +197,8 @@ void StagedCommunicator::send(const float* d, size_t n, int peer, int tag) {
 void StagedCommunicator::send(const double* d, size_t n, int peer, int tag) {
   mpi_.send(to_host(d, n).data(), n, peer, tag);
 }
-void StagedCommunicator::recv(float* d, size_t n, int peer, int tag) {
-  std::vector<float> host(n);
-  mpi_.recv(host.data(), n, peer, tag);
-  to_device(d, host.data(), n);
-}
-void StagedCommunicator::recv(double* d, size_t n, int peer, int tag) {
-  std::vector<double> host(n);
-  mpi_.recv(host.data(), n, peer, tag);
-  to_device(d, host.data(), n);
-}
+void StagedCommunicator::recv(float* d, size_t n, int peer, int tag) { recv_impl(d, n, peer, tag); }
+void StagedCommunicator::recv(double* d, size_t n, int peer, int tag) { recv_impl(d, n, peer, tag); }
 void StagedCommunicator::sendrecv(const float* s, size_t sn, int dest, float* r, size_t rn, int source, int tag) {
   sendrecv_impl(s, sn, dest, r, rn, source, tag);
 }

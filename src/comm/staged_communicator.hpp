@@ -54,6 +54,8 @@ class StagedCommunicator final : public Communicator {
   template <class T>
   void gather(const T* send, T* recv, size_t send_count);
   template <class T>
+  void recv_impl(T* data, size_t count, int peer, int tag);
+  template <class T>
   void sendrecv_impl(const T* send, size_t send_count, int dest, T* recv, size_t recv_count, int source, int tag);
   template <class T>
   Request all_reduce_async(T* data, size_t count);

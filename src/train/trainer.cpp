@@ -1,7 +1,5 @@
 #include "train/trainer.hpp"
 
-#include "kernels/gemm.hpp"
-
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -15,6 +13,7 @@
 #include "core/stopwatch.hpp"
 #include "data/bpe.hpp"
 #include "data/prefetcher.hpp"
+#include "kernels/gemm.hpp"
 #include "models/model_factory.hpp"
 #include "nn/weights_io.hpp"
 #include "optim/lr_schedule.hpp"
@@ -91,7 +90,7 @@ TrainSummary train(const Config& input, MPI_Comm world) {
   const TrainingData data(config, dp, dp_rank);
   // bf16: every float GEMM of this run (forward, backward, evaluation) rounds its operands; the parameters, their
   // gradients and AdamW's state stay fp32 (the master weights).
-  ScopedGemmPrecision precision(tc.precision == "bf16" ? GemmPrecision::BF16 : GemmPrecision::FP32);
+  ScopedGemmPrecision precision(gemm_precision_named(tc.precision));
 
   if (lead) {
     std::filesystem::create_directories(tc.out_dir);

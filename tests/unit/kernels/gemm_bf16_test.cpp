@@ -138,23 +138,16 @@ TEST_P(GemmBf16, OneDnnMatchesReference) {
 TEST_P(GemmBf16, DispatchUnderBf16PrecisionRoundsTheOperands) {
   const auto [ta, tb] = GetParam();
   ScopedGemmPrecision bf16(GemmPrecision::BF16);
-  {
-    const Problem pb(ta, tb);
-    Vec<float> a = to_view<float>(std::vector<double>(pb.a.begin(), pb.a.end()));
-    Vec<float> b = to_view<float>(std::vector<double>(pb.b.begin(), pb.b.end()));
-    Vec<float> c = to_view<float>(std::vector<double>(pb.c.begin(), pb.c.end()));
-    gemm<float>(pb.shape(), kAlpha, a.data(), b.data(), kBeta, c.data());
-    Kokkos::fence();
-    const auto got = to_host(c);
-    EXPECT_GT(pb.check(std::vector<float>(got.begin(), got.end())), 3e-4);
-  }
-  {
-    const Problem pb(ta, tb, 3, 11);
-    Vec<float> a = to_view<float>(std::vector<double>(pb.a.begin(), pb.a.end()));
-    Vec<float> b = to_view<float>(std::vector<double>(pb.b.begin(), pb.b.end()));
-    Vec<float> c = to_view<float>(std::vector<double>(pb.c.begin(), pb.c.end()));
-    gemm_strided_batched<float>(pb.shape(), kAlpha, a.data(), pb.stride_a, b.data(), pb.stride_b, kBeta, c.data(),
-                                pb.stride_c, pb.count);
+  for (const int count : {1, 3}) {
+    SCOPED_TRACE(count == 1 ? "gemm" : "gemm_strided_batched");
+    const Problem pb(ta, tb, count, count == 1 ? 0 : 11);
+    auto view = [](const std::vector<float>& v) { return to_view<float>(std::vector<double>(v.begin(), v.end())); };
+    Vec<float> a = view(pb.a), b = view(pb.b), c = view(pb.c);
+    if (count == 1)
+      gemm<float>(pb.shape(), kAlpha, a.data(), b.data(), kBeta, c.data());
+    else
+      gemm_strided_batched<float>(pb.shape(), kAlpha, a.data(), pb.stride_a, b.data(), pb.stride_b, kBeta, c.data(),
+                                  pb.stride_c, pb.count);
     Kokkos::fence();
     const auto got = to_host(c);
     EXPECT_GT(pb.check(std::vector<float>(got.begin(), got.end())), 3e-4);
