@@ -35,10 +35,15 @@ TOL_STEPS = 1e-4  # loss after k AdamW steps (errors compound per step)
 # bf16 dumps (root attribute bf16 = 1), against the twin that rounds the same GEMM operands at the same points
 # (torch_gpt.PRECISION = "bf16"). Only the order of the fp32 sums differs (~1e-7 relative), but where a value lies
 # within that distance of a half-way point between two bf16 numbers, one side rounds up and the other down: an
-# operand off by one bf16 ulp (2^-8 relative). Such flips are rare and scattered: measured worst 1e-5 (a gradient),
-# 4e-6 (loss after 5 steps); the tolerances are 20x that and still 20x below the distance to the fp32 model
-# (4.7e-3, checked: the fp32 twin must fail TOL_BF16_FWD).
+# operand off by one bf16 ulp (2^-8 relative). With ~2e4 rounded values per step, about one such flip per pass is
+# expected; whether it happens depends on the build (Kokkos Serial 3.4 measured none, Kokkos 4.6 OpenMP one, in the
+# last block's attention-projection output gradient). The forward has few rounded values and no amplification:
+# logits and loss are held to 2e-4 (measured 3e-8), the distance to the fp32 model is 2.3e-3 (checked: the fp32
+# twin's logits must fail TOL_BF16_FWD). A flip in the backward moves every gradient below it: one flip measured
+# 1.2e-3 (relative L2, block 0's LayerNorm weight), so gradients are held to 3e-3; a wrong operand or a missing
+# term in a bf16 path is O(1). The loss after 5 steps follows to 2e-4 (measured 1e-5 with that flip).
 TOL_BF16_FWD = 2e-4
+TOL_BF16_GRAD = 3e-3
 TOL_BF16_STEPS = 2e-4
 # PyTorch's own bf16 autocast rounds at more points (GEMM outputs stay bf16, so do GELU and the attention
 # probabilities' products), so its loss curve is a looser twin: measured within 6e-5 over 5 steps; 2e-3 allows
@@ -128,7 +133,10 @@ def check_dump(path):
         return logits.detach().numpy(), loss.item(), {n: p.grad.numpy() for n, p in model.named_parameters()}
 
     print(f"config: {cfg}, precision {'bf16' if bf16 else 'fp32'}")
-    tol_fwd, tol_steps = (TOL_BF16_FWD, TOL_BF16_STEPS) if bf16 else (TOL_FWD, TOL_STEPS)
+    if bf16:
+        tol_fwd, tol_grad, tol_steps = TOL_BF16_FWD, TOL_BF16_GRAD, TOL_BF16_STEPS
+    else:
+        tol_fwd, tol_grad, tol_steps = TOL_FWD, TOL_FWD, TOL_STEPS
     torch_gpt.PRECISION = "bf16" if bf16 else "fp32"
     model = twin()
     logits, loss, grads = first_pass(model)
@@ -139,7 +147,7 @@ def check_dump(path):
     for name in names_shapes:
         err = rel_l2(grads[name], ref_grads[name])
         worst = max(worst, (name, err), key=lambda t: t[1])
-        record(f"grad {name}", err, tol_fwd)
+        record(f"grad {name}", err, tol_grad)
     print(f"worst gradient: {worst[0]} rel err {worst[1]:.3e}")
 
     # Loss curve: losses[k] = loss after k steps, all on the same batch.
@@ -151,11 +159,11 @@ def check_dump(path):
         record(f"losses[{k}]", abs(step_loss.item() - ref) / abs(ref), tol_steps)
 
     if bf16:
-        # The tolerance discriminates: Strata's bf16 gradients are farther from the fp32 model's than allowed.
+        # The tolerance discriminates: Strata's bf16 logits are farther from the fp32 model's than allowed.
         torch_gpt.PRECISION = "fp32"
-        _, _, fp32_grads = first_pass(twin())
-        err = max(rel_l2(fp32_grads[n], ref_grads[n]) for n in names_shapes if n.endswith("weight") or n == "wte")
-        record("fp32 twin is told apart (largest weight-gradient distance)", err, tol_fwd, expect_above=True)
+        fp32_logits, _, _ = first_pass(twin())
+        record("fp32 twin is told apart (logits distance)", rel_l2(fp32_logits, ref_logits), tol_fwd,
+               expect_above=True)
         # PyTorch's bf16 autocast on the same weights and batch: its loss curve follows Strata's.
         model = twin()
         opt = make_opt(model, cfg)
