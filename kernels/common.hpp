@@ -27,8 +27,9 @@ using HostVec = typename Vec<T>::HostMirror;
 // (the host), or one team per row whose threads share the row's reductions (GPUs, where a thread looping over a
 // 50k-entry row would read it uncoalesced). Kernels take it as a template argument defaulting to the device's,
 // so tests run both shapes on the host.
+inline constexpr bool kDeviceMemory = !std::is_same_v<MemSpace, Kokkos::HostSpace>;
 enum class RowShape { Thread, Team };
-inline constexpr RowShape kRowShape = std::is_same_v<MemSpace, Kokkos::HostSpace> ? RowShape::Thread : RowShape::Team;
+inline constexpr RowShape kRowShape = kDeviceMemory ? RowShape::Team : RowShape::Thread;
 using TeamMember = Kokkos::TeamPolicy<ExecSpace>::member_type;
 
 // A 1-D range policy on the default execution space.

@@ -12,8 +12,6 @@
 namespace strata {
 namespace {
 
-constexpr bool kDeviceMemory = !std::is_same_v<MemSpace, Kokkos::HostSpace>;
-
 CBLAS_TRANSPOSE cblas_trans(Trans t) { return t == Trans::Yes ? CblasTrans : CblasNoTrans; }
 
 template <class T>

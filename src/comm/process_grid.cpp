@@ -23,8 +23,6 @@ std::unique_ptr<MpiCommunicator> split(MPI_Comm comm, int color, int key) {
   return MpiCommunicator::adopt(out);
 }
 
-constexpr bool kDeviceMemory = !std::is_same_v<MemSpace, Kokkos::HostSpace>;
-
 #ifdef STRATA_HAVE_CUDA
 constexpr bool kHaveNccl = true;
 #else

@@ -58,7 +58,8 @@ void Gpt<T>::allocate_scratch() {
   dhidden_ = Vec<T>("strata::gpt::dhidden", N * F);
   dqkv_ = Vec<T>("strata::gpt::dqkv", N * 3 * Cl);
   datty_ = Vec<T>("strata::gpt::datty", N * Cl);
-  att_scratch_ = Vec<T>("strata::gpt::att_scratch", H * Tn * Tn);
+  att_scratch_ = Vec<T>(Kokkos::view_alloc(Kokkos::WithoutInitializing, "strata::gpt::att_scratch"),
+                        attention_scratch_size({int(this->batch()), int(Tn), int(Cl), int(H)}));
 }
 
 template <class T>
@@ -67,8 +68,8 @@ typename Gpt<T>::Slot& Gpt<T>::slot(int i) {
                slots_.size());
   if (i < int(slots_.size())) return slots_[size_t(i)];
   const int tp = tp_.size();
-  const size_t N = size_t(this->batch()) * model_.seq_len, C = model_.d_model, Tn = model_.seq_len;
-  const size_t V = model_.vocab_size / tp, H = model_.n_head / tp;  // this rank's share
+  const size_t N = size_t(this->batch()) * model_.seq_len, C = model_.d_model;
+  const size_t V = model_.vocab_size / tp;  // this rank's share
   const size_t Cl = C / tp, F = 4 * C / tp;
   Slot s;
   s.tokens = Vec<int32_t>("strata::gpt::tokens", N);
@@ -80,7 +81,6 @@ typename Gpt<T>::Slot& Gpt<T>::slot(int i) {
     a.ln1_mean = Vec<T>("strata::gpt::ln1_mean", N);
     a.ln1_rstd = Vec<T>("strata::gpt::ln1_rstd", N);
     a.qkv = Vec<T>("strata::gpt::qkv", N * 3 * Cl);
-    a.att = Vec<T>("strata::gpt::att", size_t(this->batch()) * H * Tn * Tn);
     a.atty = Vec<T>("strata::gpt::atty", N * Cl);
     a.res1 = Vec<T>("strata::gpt::res1", N * C);
     a.ln2 = Vec<T>("strata::gpt::ln2", N * C);
@@ -124,7 +124,7 @@ void Gpt<T>::forward_stage(int slot_index, const MicroBatch<T>& batch, const Vec
     auto& a = s.blocks[l];
     layernorm_forward<T>(a.ln1, a.ln1_mean, a.ln1_rstd, *x, P.param(w.ln1_w), P.param(w.ln1_b), N, C);
     tp_.column_linear_forward(a.qkv, a.ln1, P.param(w.qkv_w), P.param(w.qkv_b), N, C, 3 * Cl);
-    attention_forward<T>(a.atty, a.att, a.qkv, {B, Tn, Cl, H});
+    attention_forward<T>(a.atty, att_scratch_, a.qkv, {B, Tn, Cl, H});
     tp_.row_linear_forward(a.res1, a.atty, P.param(w.attn_proj_w), P.param(w.attn_proj_b), N, Cl, C, *x);
     layernorm_forward<T>(a.ln2, a.ln2_mean, a.ln2_rstd, a.res1, P.param(w.ln2_w), P.param(w.ln2_b), N, C);
     tp_.column_linear_forward(a.fc, a.ln2, P.param(w.fc_w), P.param(w.fc_b), N, C, F);
@@ -195,7 +195,7 @@ void Gpt<T>::backward_stage(int slot_index, T loss_scale, const Vec<T>* output_g
                           a.ln2_rstd, N, C);
     tp_.row_linear_backward(datty_, P.grad(w.attn_proj_w), P.grad(w.attn_proj_b), dres_, a.atty, P.param(w.attn_proj_w),
                             N, Cl, C);
-    attention_backward<T>(dqkv_, att_scratch_, datty_, a.qkv, a.att, {B, Tn, Cl, H});
+    attention_backward<T>(dqkv_, att_scratch_, datty_, a.qkv, {B, Tn, Cl, H});
     tp_.column_linear_backward(dln_, P.grad(w.qkv_w), P.grad(w.qkv_b), dqkv_, a.ln1, P.param(w.qkv_w), N, C, 3 * Cl);
     layernorm_backward<T>(dres_, P.grad(w.ln1_w), P.grad(w.ln1_b), dln_, x, P.param(w.ln1_w), a.ln1_mean, a.ln1_rstd, N,
                           C);

@@ -47,7 +47,7 @@ class Gpt final : public Model<T> {
 
  private:
   struct BlockActs {
-    Vec<T> ln1, ln1_mean, ln1_rstd, qkv, att, atty, res1, ln2, ln2_mean, ln2_rstd, fc, fc_gelu, res2;
+    Vec<T> ln1, ln1_mean, ln1_rstd, qkv, atty, res1, ln2, ln2_mean, ln2_rstd, fc, fc_gelu, res2;
   };
   struct Slot {
     Vec<int32_t> tokens, targets;

@@ -1,6 +1,6 @@
-// Multi-head causal self-attention on packed qkv [B, T, 3C]: the causal softmax kernels on their own,
-// then the whole forward (output and saved probabilities) against a naive double reference and the
-// backward dqkv against finite differences.
+// Multi-head causal self-attention on packed qkv [B, T, 3C]: the causal softmax kernels on their own (both row
+// shapes, whole matrices and query tiles), then the tiled attention against a naive double reference and its
+// backward against finite differences, at tile sizes that divide T, that do not, of one query and of all T.
 #include "kernels/attention.hpp"
 
 #include <gtest/gtest.h>
@@ -12,109 +12,118 @@ namespace {
 
 using namespace strata::testing;
 
-constexpr int kBatch = 2, kSeq = 5, kHeads = 3, kHeadDim = 5, kChannels = kHeads * kHeadDim;
-const AttentionShape kShape{kBatch, kSeq, kChannels, kHeads};
+constexpr int kBatch = 2, kSeq = 7, kHeads = 3, kHeadDim = 5, kChannels = kHeads * kHeadDim;
 constexpr size_t kQkv = size_t(kBatch) * kSeq * 3 * kChannels, kOut = size_t(kBatch) * kSeq * kChannels;
-constexpr size_t kAtt = size_t(kBatch) * kHeads * kSeq * kSeq;
+// Tiles of 1 query, 3 (7 = 3 + 3 + 1), 4 (4 + 3), all 7, and the default (one tile at this length).
+constexpr int kBlocks[] = {1, 3, 4, kSeq, 0};
+
+AttentionShape shape_with_block(int block) { return {kBatch, kSeq, kChannels, kHeads, block}; }
 
 // ---- causal softmax ----
 
-std::vector<double> reference_causal_softmax(const std::vector<double>& s, int rows, int seq) {
+// Rows of c over s[rows, cols]: row r is query first_query + r % block_rows.
+std::vector<double> reference_causal_softmax(const std::vector<double>& s, const CausalRows& c) {
   std::vector<double> p(s.size(), 0.0);
-  for (int r = 0; r < rows; ++r) {
-    const int i = r % seq;
-    long double mx = s[r * seq];
-    for (int j = 0; j <= i; ++j) mx = std::max<long double>(mx, s[r * seq + j]);
+  for (int64_t r = 0; r < c.rows; ++r) {
+    const int64_t i = c.first_query + r % c.block_rows, base = r * c.cols;
+    long double mx = s[base];
+    for (int64_t j = 0; j <= i; ++j) mx = std::max<long double>(mx, s[base + j]);
     long double sum = 0;
-    for (int j = 0; j <= i; ++j) sum += std::exp((long double)s[r * seq + j] - mx);
-    for (int j = 0; j <= i; ++j) p[r * seq + j] = double(std::exp((long double)s[r * seq + j] - mx) / sum);
+    for (int64_t j = 0; j <= i; ++j) sum += std::exp((long double)s[base + j] - mx);
+    for (int64_t j = 0; j <= i; ++j) p[base + j] = double(std::exp((long double)s[base + j] - mx) / sum);
   }
   return p;
 }
 
+// Whole matrices (three T x T blocks) and a tile of queries 4..6 over keys 0..6 (two heads).
+const CausalRows kWhole = full_causal_rows(3 * kSeq, kSeq);
+const CausalRows kTile{2 * 3, 3, 4, kSeq};
+
 TEST(CausalSoftmax, ForwardMatchesReferenceMaskIsZeroRowsSumToOne) {
-  const int rows = 3 * kSeq;  // three (batch, head) blocks of T rows
-  const auto s = rounded_to_float(random_vector(size_t(rows) * kSeq, 501, -3.0, 3.0));
-  const auto ref = reference_causal_softmax(s, rows, kSeq);
-  auto run = [&](auto tag) {
-    using T = decltype(tag);
-    Vec<T> att = to_view<T>(s);
-    causal_softmax_forward<T>(att, rows, kSeq);
-    return to_host(att);
-  };
-  const auto pf = run(float{}), pd = run(double{});
-  EXPECT_LT(rel_error(pf, ref), kFloatTol);
-  EXPECT_LT(rel_error(pd, ref), kDoubleTol);
-  for (int r = 0; r < rows; ++r) {
-    const int i = r % kSeq;
-    double sum_f = 0, sum_d = 0;
-    for (int j = 0; j < kSeq; ++j) {
-      if (j > i) {
-        EXPECT_EQ(pf[r * kSeq + j], 0.0) << "row " << r << " col " << j;
-        EXPECT_EQ(pd[r * kSeq + j], 0.0) << "row " << r << " col " << j;
-      } else {
-        EXPECT_GT(pd[r * kSeq + j], 0.0);
+  for (const CausalRows& c : {kWhole, kTile}) {
+    SCOPED_TRACE("first query " + std::to_string(c.first_query));
+    const auto s = rounded_to_float(random_vector(size_t(c.rows) * c.cols, 501, -3.0, 3.0));
+    const auto ref = reference_causal_softmax(s, c);
+    for_each_row_shape([&](auto shape) {
+      auto run = [&](auto tag) {
+        using T = decltype(tag);
+        Vec<T> att = to_view<T>(s);
+        causal_softmax_forward<T, decltype(shape)::value>(att, c);
+        return to_host(att);
+      };
+      const auto pf = run(float{}), pd = run(double{});
+      EXPECT_LT(rel_error(pf, ref), kFloatTol);
+      EXPECT_LT(rel_error(pd, ref), kDoubleTol);
+      for (int64_t r = 0; r < c.rows; ++r) {
+        const int64_t i = c.first_query + r % c.block_rows;
+        double sum_f = 0, sum_d = 0;
+        for (int64_t j = 0; j < c.cols; ++j) {
+          const size_t at = size_t(r * c.cols + j);
+          if (j > i) {
+            EXPECT_EQ(pf[at], 0.0) << "row " << r << " col " << j;
+            EXPECT_EQ(pd[at], 0.0) << "row " << r << " col " << j;
+          } else {
+            EXPECT_GT(pd[at], 0.0);
+          }
+          sum_f += pf[at];
+          sum_d += pd[at];
+        }
+        EXPECT_NEAR(sum_f, 1.0, 1e-6) << "row " << r;
+        EXPECT_NEAR(sum_d, 1.0, 1e-14) << "row " << r;
       }
-      sum_f += pf[r * kSeq + j];
-      sum_d += pd[r * kSeq + j];
-    }
-    EXPECT_NEAR(sum_f, 1.0, 1e-6) << "row " << r;
-    EXPECT_NEAR(sum_d, 1.0, 1e-14) << "row " << r;
+    });
   }
 }
 
 TEST(CausalSoftmax, StableForLargeScores) {
-  const int rows = kSeq;
-  auto s = random_vector(size_t(rows) * kSeq, 502, -4.0, 4.0);
+  auto s = random_vector(size_t(kWhole.rows) * kSeq, 502, -4.0, 4.0);
   for (auto& v : s) v += 1e4;  // exp(1e4) overflows without the max subtracted
   s = rounded_to_float(s);
-  const auto ref = reference_causal_softmax(s, rows, kSeq);
-  Vec<float> att = to_view<float>(s);
-  causal_softmax_forward<float>(att, rows, kSeq);
-  const auto p = to_host(att);
-  for (double v : p) ASSERT_TRUE(std::isfinite(v));
-  // The reference sees the same (float-representable) scores, so the float result must be accurate.
-  EXPECT_LT(rel_error(p, ref), kFloatTol);
+  const auto ref = reference_causal_softmax(s, kWhole);
+  for_each_row_shape([&](auto shape) {
+    Vec<float> att = to_view<float>(s);
+    causal_softmax_forward<float, decltype(shape)::value>(att, kWhole);
+    const auto p = to_host(att);
+    for (double v : p) ASSERT_TRUE(std::isfinite(v));
+    // The reference sees the same (float-representable) scores, so the float result must be accurate.
+    EXPECT_LT(rel_error(p, ref), kFloatTol);
+  });
 }
 
 TEST(CausalSoftmax, BackwardMatchesFiniteDifferences) {
-  const int rows = 2 * kSeq;
   const double scale = 0.37;
-  auto s = random_vector(size_t(rows) * kSeq, 503, -2.0, 2.0);
-  const auto R = random_vector(s.size(), 504);
-  // L(S) = sum(softmax(scale-free S) * R); the kernel's gradient carries the extra factor `scale`.
-  auto loss = [&] { return dot(reference_causal_softmax(s, rows, kSeq), R); };
-  auto fd = finite_difference(s, loss);
-  for (auto& g : fd) g *= scale;
-
-  Vec<double> att = to_view<double>(s);
-  causal_softmax_forward<double>(att, rows, kSeq);
-  Vec<double> datt = to_view<double>(R);
-  // dP above the diagonal is arbitrary (those P are constant 0): poison it, the kernel must zero dS there.
-  {
-    auto h = Kokkos::create_mirror_view(datt);
-    Kokkos::deep_copy(h, datt);
-    for (int r = 0; r < rows; ++r)
-      for (int j = r % kSeq + 1; j < kSeq; ++j) h(r * kSeq + j) = 1e3;
-    Kokkos::deep_copy(datt, h);
+  for (const CausalRows& c : {kWhole, kTile}) {
+    SCOPED_TRACE("first query " + std::to_string(c.first_query));
+    auto s = random_vector(size_t(c.rows) * c.cols, 503, -2.0, 2.0);
+    const auto R = random_vector(s.size(), 504);
+    // L(S) = sum(softmax(scale-free S) * R); the kernel's gradient carries the extra factor `scale`.
+    auto loss = [&] { return dot(reference_causal_softmax(s, c), R); };
+    auto fd = finite_difference(s, loss);
+    for (auto& g : fd) g *= scale;
+    for_each_row_shape([&](auto shape) {
+      constexpr RowShape S = decltype(shape)::value;
+      Vec<double> att = to_view<double>(s);
+      causal_softmax_forward<double, S>(att, c);
+      // dP after the query is arbitrary (those P are constant 0): poison it, the kernel must zero dS there.
+      auto poisoned = R;
+      for (int64_t r = 0; r < c.rows; ++r)
+        for (int64_t j = c.first_query + r % c.block_rows + 1; j < c.cols; ++j) poisoned[size_t(r * c.cols + j)] = 1e3;
+      Vec<double> datt = to_view<double>(poisoned);
+      causal_softmax_backward<double, S>(datt, att, c, scale);
+      EXPECT_LT(rel_error(to_host(datt), fd), kGradTol);
+    });
   }
-  causal_softmax_backward<double>(datt, att, rows, kSeq, scale);
-  EXPECT_LT(rel_error(to_host(datt), fd), kGradTol);
 }
 
 // ---- full attention ----
 
-struct AttentionRef {
-  std::vector<double> out, att;
-};
-
 // Naive multi-head causal attention: head h reads columns h*D..h*D+D-1 of q, k and v.
-AttentionRef reference_attention(const std::vector<double>& qkv) {
+std::vector<double> reference_attention(const std::vector<double>& qkv) {
   const int C = kChannels, D = kHeadDim, T = kSeq;
   auto at = [&](int b, int t, int part, int h, int d) {
     return qkv[(size_t(b) * T + t) * 3 * C + part * C + h * D + d];
   };
-  AttentionRef r{std::vector<double>(kOut, 0.0), std::vector<double>(kAtt, 0.0)};
+  std::vector<double> out(kOut, 0.0);
   const double scale = 1.0 / std::sqrt(double(D));
   for (int b = 0; b < kBatch; ++b)
     for (int h = 0; h < kHeads; ++h)
@@ -131,73 +140,103 @@ AttentionRef reference_attention(const std::vector<double>& qkv) {
         for (int j = 0; j <= i; ++j) sum += std::exp(score[j] - mx);
         for (int j = 0; j <= i; ++j) {
           const double p = std::exp(score[j] - mx) / sum;
-          r.att[((size_t(b) * kHeads + h) * T + i) * T + j] = p;
-          for (int d = 0; d < D; ++d) r.out[(size_t(b) * T + i) * C + h * D + d] += p * at(b, j, 2, h, d);
+          for (int d = 0; d < D; ++d) out[(size_t(b) * T + i) * C + h * D + d] += p * at(b, j, 2, h, d);
         }
       }
-  return r;
+  return out;
+}
+
+// Scratch filled with garbage: the kernels must overwrite what they read.
+template <class T>
+Vec<T> garbage_scratch(const AttentionShape& s) {
+  return to_view<T>(random_vector(attention_scratch_size(s), 512, 1e3, 2e3));
 }
 
 template <class T>
-AttentionRef run_forward(const std::vector<double>& qkv) {
-  Vec<T> out = to_view<T>(random_vector(kOut, 511)), att = to_view<T>(random_vector(kAtt, 512));  // overwritten
-  attention_forward<T>(out, att, to_view<T>(qkv), kShape);
-  return {to_host(out), to_host(att)};
+std::vector<double> run_forward(const std::vector<double>& qkv, const AttentionShape& s) {
+  Vec<T> out = to_view<T>(random_vector(kOut, 511));  // overwritten
+  attention_forward<T>(out, garbage_scratch<T>(s), to_view<T>(qkv), s);
+  return to_host(out);
 }
 
-TEST(Attention, ForwardMatchesNaiveReference) {
+template <class T>
+std::vector<double> run_backward(const std::vector<double>& qkv, const std::vector<double>& R,
+                                 const AttentionShape& s) {
+  Vec<T> x = to_view<T>(qkv), out("out", kOut);
+  attention_forward<T>(out, garbage_scratch<T>(s), x, s);
+  Vec<T> dqkv = to_view<T>(random_vector(kQkv, 523, 5.0, 6.0));  // garbage: overwritten
+  attention_backward<T>(dqkv, garbage_scratch<T>(s), to_view<T>(R), x, s);
+  return to_host(dqkv);
+}
+
+TEST(Attention, ForwardMatchesNaiveReferenceAtEveryTileSize) {
   const auto qkv = rounded_to_float(random_vector(kQkv, 513, -1.5, 1.5));
   const auto ref = reference_attention(qkv);
-  const auto f = run_forward<float>(qkv), d = run_forward<double>(qkv);
-  EXPECT_LT(rel_error(f.out, ref.out), kFloatTol);
-  EXPECT_LT(rel_error(f.att, ref.att), kFloatTol);
-  EXPECT_LT(rel_error(d.out, ref.out), kDoubleTol);
-  EXPECT_LT(rel_error(d.att, ref.att), kDoubleTol);
-  // The first query of every (batch, head) attends only to itself: out = v at t = 0.
-  for (int b = 0; b < kBatch; ++b)
-    for (int c = 0; c < kChannels; ++c)
-      EXPECT_NEAR(d.out[size_t(b) * kSeq * kChannels + c], qkv[size_t(b) * kSeq * 3 * kChannels + 2 * kChannels + c],
-                  1e-12);
+  for (int block : kBlocks) {
+    SCOPED_TRACE("query block " + std::to_string(block));
+    const auto f = run_forward<float>(qkv, shape_with_block(block));
+    const auto d = run_forward<double>(qkv, shape_with_block(block));
+    EXPECT_LT(rel_error(f, ref), kFloatTol);
+    EXPECT_LT(rel_error(d, ref), kDoubleTol);
+    // The first query of every (batch, head) attends only to itself: out = v at t = 0.
+    for (int b = 0; b < kBatch; ++b)
+      for (int c = 0; c < kChannels; ++c)
+        EXPECT_NEAR(d[size_t(b) * kSeq * kChannels + c], qkv[size_t(b) * kSeq * 3 * kChannels + 2 * kChannels + c],
+                    1e-12);
+  }
 }
 
-TEST(Attention, BackwardMatchesFiniteDifferences) {
+TEST(Attention, BackwardMatchesFiniteDifferencesAtEveryTileSize) {
   auto qkv = random_vector(kQkv, 521, -1.5, 1.5);
   const auto R = random_vector(kOut, 522);
-  auto loss = [&] { return dot(run_forward<double>(qkv).out, R); };
+  auto loss = [&] { return dot(reference_attention(qkv), R); };
   const auto fd = finite_difference(qkv, loss);
-
-  Vec<double> x = to_view<double>(qkv), out("out", kOut), att("att", kAtt);
-  attention_forward<double>(out, att, x, kShape);
-  Vec<double> dqkv = to_view<double>(random_vector(kQkv, 523, 5.0, 6.0));  // garbage: overwritten
-  Vec<double> scratch = to_view<double>(random_vector(size_t(kHeads) * kSeq * kSeq, 524));
-  attention_backward<double>(dqkv, scratch, to_view<double>(R), x, att, kShape);
-  const auto got = to_host(dqkv);
-  EXPECT_LT(rel_error(got, fd), kGradTol);
-  // Also per part (q, k, v), so that a wrong but small dq cannot hide behind a large dv.
-  for (int part = 0; part < 3; ++part) {
-    std::vector<double> g, f;
-    for (int row = 0; row < kBatch * kSeq; ++row)
-      for (int c = 0; c < kChannels; ++c) {
-        g.push_back(got[size_t(row) * 3 * kChannels + part * kChannels + c]);
-        f.push_back(fd[size_t(row) * 3 * kChannels + part * kChannels + c]);
-      }
-    EXPECT_LT(rel_error(g, f), kGradTol) << "part "
-                                         << "qkv"[part];
+  for (int block : kBlocks) {
+    SCOPED_TRACE("query block " + std::to_string(block));
+    const auto got = run_backward<double>(qkv, R, shape_with_block(block));
+    EXPECT_LT(rel_error(got, fd), kGradTol);
+    // Also per part (q, k, v), so that a wrong but small dq cannot hide behind a large dv.
+    for (int part = 0; part < 3; ++part) {
+      std::vector<double> g, f;
+      for (int row = 0; row < kBatch * kSeq; ++row)
+        for (int c = 0; c < kChannels; ++c) {
+          g.push_back(got[size_t(row) * 3 * kChannels + part * kChannels + c]);
+          f.push_back(fd[size_t(row) * 3 * kChannels + part * kChannels + c]);
+        }
+      EXPECT_LT(rel_error(g, f), kGradTol) << "part "
+                                           << "qkv"[part];
+    }
   }
 }
 
 TEST(Attention, BackwardFloatMatchesDouble) {
   const auto qkv = rounded_to_float(random_vector(kQkv, 531, -1.5, 1.5));
   const auto R = rounded_to_float(random_vector(kOut, 532));
-  auto run = [&](auto tag) {
-    using T = decltype(tag);
-    Vec<T> x = to_view<T>(qkv), out("out", kOut), att("att", kAtt);
-    attention_forward<T>(out, att, x, kShape);
-    Vec<T> dqkv("dqkv", kQkv), scratch("scratch", size_t(kHeads) * kSeq * kSeq);
-    attention_backward<T>(dqkv, scratch, to_view<T>(R), x, att, kShape);
-    return to_host(dqkv);
-  };
-  EXPECT_LT(rel_error(run(float{}), run(double{})), kFloatTol);
+  for (int block : kBlocks) {
+    SCOPED_TRACE("query block " + std::to_string(block));
+    const auto s = shape_with_block(block);
+    EXPECT_LT(rel_error(run_backward<float>(qkv, R, s), run_backward<double>(qkv, R, s)), kFloatTol);
+  }
+}
+
+TEST(Attention, ScratchHoldsOneTileNotTheWholeScoreMatrix) {
+  // T = 1024, 16 heads: tiles of 128 queries on the host, 256 on a GPU; the scratch (scores and their gradient
+  // for one tile) is then 2 x 16 x 256 x 1024 at most, an eighth of one sequence's 16 x 1024 x 1024 scores.
+  const AttentionShape gpt2_medium{8, 1024, 1024, 16};
+  const int block = kDeviceMemory ? 256 : 128;
+  EXPECT_EQ(gpt2_medium.block(), block);
+  EXPECT_EQ(attention_scratch_size(gpt2_medium), size_t(2) * 16 * block * 1024);
+  EXPECT_EQ(AttentionShape({1, 13, 12, 3}).block(), 13);  // short sequences: one tile
+  EXPECT_EQ(AttentionShape({1, 13, 12, 3, 5}).block(), 5);
+  EXPECT_EQ(AttentionShape({1, 13, 12, 3, 50}).block(), 13);
+}
+
+TEST(Attention, RejectsTooSmallScratch) {
+  const auto s = shape_with_block(3);
+  Vec<double> out("out", kOut), qkv("qkv", kQkv), small("small", attention_scratch_size(s) - 1);
+  EXPECT_THROW(attention_forward<double>(out, small, qkv, s), std::exception);
+  Vec<double> dqkv("dqkv", kQkv);
+  EXPECT_THROW(attention_backward<double>(dqkv, small, out, qkv, s), std::exception);
 }
 
 }  // namespace
