@@ -31,6 +31,9 @@ inline constexpr bool kDeviceMemory = !std::is_same_v<MemSpace, Kokkos::HostSpac
 enum class RowShape { Thread, Team };
 inline constexpr RowShape kRowShape = kDeviceMemory ? RowShape::Team : RowShape::Thread;
 using TeamMember = Kokkos::TeamPolicy<ExecSpace>::member_type;
+// Rows summed per chunk in the first level of the GPU-shaped (two-level, deterministic) column reductions: bias,
+// LayerNorm and GroupNorm parameter gradients.
+inline constexpr int64_t kRowChunk = 32;
 
 // A 1-D range policy on the default execution space.
 inline Kokkos::RangePolicy<ExecSpace> range(size_t n) { return Kokkos::RangePolicy<ExecSpace>(0, n); }

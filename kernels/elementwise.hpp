@@ -1,6 +1,7 @@
 #pragma once
 // Residual add and the small elementwise helpers the layers share.
 #include "kernels/common.hpp"
+#include "kernels/kernel_scratch.hpp"
 
 namespace strata {
 
@@ -28,12 +29,33 @@ void broadcast_rows(const Vec<T>& y, const Vec<T>& bias, int rows, int cols) {
       });
 }
 
-// dbias[O] += sum over rows of dy[N, O]. Each thread owns a block of columns and walks the rows, so reads are
-// contiguous (vectorised on the host) and no two threads add into one element: deterministic.
-template <class T>
+// dbias[O] += sum over rows of dy[N, O], deterministic in both shapes. Host (Thread): each thread owns a block of
+// columns and walks the rows, reading them contiguously (vectorised). GPU (Team): two levels, each thread summing
+// one column over a chunk of rows into a [chunks, O] scratch (reads coalesced across columns), then each column
+// summing its chunks in order.
+template <class T, RowShape shape = kRowShape>
 void sum_rows(const Vec<T>& dbias, const Vec<T>& dy, int rows, int cols) {
+  const int64_t O = cols, N = rows;
+  if constexpr (shape == RowShape::Team) {
+    const int64_t chunks = (N + kRowChunk - 1) / kRowChunk;
+    const Vec<T> part = kernel_scratch<T>(size_t(chunks * O));
+    Kokkos::parallel_for(
+        "strata::elementwise::sum_rows_chunks", range(size_t(chunks * O)), KOKKOS_LAMBDA(const int64_t i) {
+          const int64_t k = i / O, o = i % O, end = (k + 1) * kRowChunk < N ? (k + 1) * kRowChunk : N;
+          T acc = 0;
+          for (int64_t n = k * kRowChunk; n < end; ++n) acc += dy(n * O + o);
+          part(i) = acc;
+        });
+    Kokkos::parallel_for(
+        "strata::elementwise::sum_rows_chunks_sum", range(size_t(O)), KOKKOS_LAMBDA(const int64_t o) {
+          T acc = 0;
+          for (int64_t k = 0; k < chunks; ++k) acc += part(k * O + o);
+          dbias(o) += acc;
+        });
+    return;
+  }
   constexpr int64_t kBlock = 64;
-  const int64_t O = cols, N = rows, blocks = (O + kBlock - 1) / kBlock;
+  const int64_t blocks = (O + kBlock - 1) / kBlock;
   Kokkos::parallel_for(
       "strata::elementwise::sum_rows", range(blocks), KOKKOS_LAMBDA(const int64_t blk) {
         const int64_t begin = blk * kBlock, end = begin + kBlock < O ? begin + kBlock : O;

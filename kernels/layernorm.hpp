@@ -1,6 +1,7 @@
 #pragma once
 // LayerNorm over the last dimension (eps 1e-5, as torch.nn.LayerNorm).
 #include "kernels/common.hpp"
+#include "kernels/kernel_scratch.hpp"
 
 namespace strata {
 
@@ -84,10 +85,9 @@ void layernorm_backward_teams(const Vec<T>& dx, const Vec<T>& dw, const Vec<T>& 
           dx(base + c) += r * (dy(base + c) * w(c) - sum_g - xhat * sum_gx);
         });
       });
-  constexpr int64_t kRowChunk = 32;
   const int64_t chunks = (N + kRowChunk - 1) / kRowChunk;
-  Vec<T> part_w(Kokkos::view_alloc(Kokkos::WithoutInitializing, "strata::layernorm::part_w"), size_t(chunks * C));
-  Vec<T> part_b(Kokkos::view_alloc(Kokkos::WithoutInitializing, "strata::layernorm::part_b"), size_t(chunks * C));
+  const Vec<T> part_w = kernel_scratch<T>(size_t(chunks * C), ScratchSlot::First);
+  const Vec<T> part_b = kernel_scratch<T>(size_t(chunks * C), ScratchSlot::Second);
   Kokkos::parallel_for(
       "strata::layernorm::backward_params_chunks", range(size_t(chunks * C)), KOKKOS_LAMBDA(const int64_t i) {
         const int64_t k = i / C, c = i % C, end = (k + 1) * kRowChunk < N ? (k + 1) * kRowChunk : N;

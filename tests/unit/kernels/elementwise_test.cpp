@@ -98,5 +98,28 @@ TEST(Elementwise, BiasBackwardIsSumRows) {
   EXPECT_LT(rel_error(R, fd_r), kGradTol);  // d(residual_bias)/d(r) is the identity
 }
 
+TEST(Elementwise, SumRowsBothShapesOverSeveralChunksAndColumnBlocks) {
+  // 70 rows = 3 row chunks (the last partial) and 130 columns = 3 column blocks: both shapes against the float64
+  // reference, and bit-identical when run twice (deterministic).
+  const int rows = 70, cols = 130;
+  const auto dy = rounded_to_float(random_vector(size_t(rows) * cols, 431));
+  const auto g0 = rounded_to_float(random_vector(cols, 432));
+  std::vector<double> ref = g0;
+  for (int n = 0; n < rows; ++n)
+    for (int o = 0; o < cols; ++o) ref[o] += dy[size_t(n) * cols + o];
+  for_each_row_shape([&](auto shape) {
+    constexpr RowShape S = decltype(shape)::value;
+    auto run = [&](auto tag) {
+      using T = decltype(tag);
+      Vec<T> db = to_view<T>(g0);
+      sum_rows<T, S>(db, to_view<T>(dy), rows, cols);
+      return to_host(db);
+    };
+    EXPECT_LT(rel_error(run(float{}), ref), kFloatTol);
+    EXPECT_LT(rel_error(run(double{}), ref), kDoubleTol);
+    EXPECT_EQ(run(float{}), run(float{}));
+  });
+}
+
 }  // namespace
 }  // namespace strata

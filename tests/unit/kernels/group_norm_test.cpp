@@ -59,12 +59,12 @@ Reference reference_forward(const std::vector<double>& x, const std::vector<doub
   return r;
 }
 
-template <class T>
+template <class T, RowShape S = kRowShape>
 Reference run_forward(const std::vector<double>& x, const std::vector<double>& gamma, const std::vector<double>& beta,
                       int G) {
   Vec<T> y = to_view<T>(random_vector(kSize, 704, 5, 6)), mean("mean", kBatch * G), rstd("rstd", kBatch * G);
-  group_norm_forward<T>(y, mean, rstd, to_view<T>(x), to_view<T>(gamma), to_view<T>(beta), kBatch, kChannels, kSpatial,
-                        G);
+  group_norm_forward<T, S>(y, mean, rstd, to_view<T>(x), to_view<T>(gamma), to_view<T>(beta), kBatch, kChannels,
+                           kSpatial, G);
   return {to_host(y), to_host(mean), to_host(rstd)};
 }
 
@@ -75,13 +75,17 @@ TEST(GroupNorm, ForwardMatchesReference) {
   for (int G : kGroupCounts) {
     SCOPED_TRACE("G = " + std::to_string(G));
     const Reference ref = reference_forward(d.x, d.gamma, d.beta, G);
-    const Reference f = run_forward<float>(d.x, d.gamma, d.beta, G), r = run_forward<double>(d.x, d.gamma, d.beta, G);
-    EXPECT_LT(rel_error(f.y, ref.y), kFloatTol);
-    EXPECT_LT(rel_error(f.mean, ref.mean), kFloatTol);
-    EXPECT_LT(rel_error(f.rstd, ref.rstd), kFloatTol);
-    EXPECT_LT(rel_error(r.y, ref.y), kDoubleTol);
-    EXPECT_LT(rel_error(r.mean, ref.mean), kDoubleTol);
-    EXPECT_LT(rel_error(r.rstd, ref.rstd), kDoubleTol);
+    for_each_row_shape([&](auto shape) {
+      constexpr RowShape S = decltype(shape)::value;
+      const Reference f = run_forward<float, S>(d.x, d.gamma, d.beta, G);
+      const Reference r = run_forward<double, S>(d.x, d.gamma, d.beta, G);
+      EXPECT_LT(rel_error(f.y, ref.y), kFloatTol);
+      EXPECT_LT(rel_error(f.mean, ref.mean), kFloatTol);
+      EXPECT_LT(rel_error(f.rstd, ref.rstd), kFloatTol);
+      EXPECT_LT(rel_error(r.y, ref.y), kDoubleTol);
+      EXPECT_LT(rel_error(r.mean, ref.mean), kDoubleTol);
+      EXPECT_LT(rel_error(r.rstd, ref.rstd), kDoubleTol);
+    });
   }
 }
 
@@ -115,49 +119,56 @@ TEST(GroupNorm, BackwardMatchesFiniteDifferences) {
     const auto fd_gamma = finite_difference(d.gamma, loss);
     const auto fd_beta = finite_difference(d.beta, loss);
 
-    Vec<double> x = to_view<double>(d.x), gamma = to_view<double>(d.gamma), beta = to_view<double>(d.beta);
-    Vec<double> y("y", kSize), mean("mean", kBatch * G), rstd("rstd", kBatch * G);
-    group_norm_forward<double>(y, mean, rstd, x, gamma, beta, kBatch, kChannels, kSpatial, G);
-    const auto g0_gamma = random_vector(kChannels, 706), g0_beta = random_vector(kChannels, 707);
-    Vec<double> dx = to_view<double>(random_vector(kSize, 708, 5, 6));  // garbage: overwritten
-    Vec<double> dgamma = to_view<double>(g0_gamma), dbeta = to_view<double>(g0_beta);
-    group_norm_backward<double>(dx, dgamma, dbeta, to_view<double>(R), x, gamma, mean, rstd, kBatch, kChannels,
-                                kSpatial, G);
-    EXPECT_LT(rel_error(to_host(dx), fd_x), kGradTol);
-    EXPECT_LT(rel_error(minus(to_host(dgamma), g0_gamma), fd_gamma), kGradTol);
-    EXPECT_LT(rel_error(minus(to_host(dbeta), g0_beta), fd_beta), kGradTol);
-    EXPECT_LT(rel_error(to_host(dgamma), add(g0_gamma, fd_gamma)), kGradTol);
-    EXPECT_LT(rel_error(to_host(dbeta), add(g0_beta, fd_beta)), kGradTol);
+    for_each_row_shape([&](auto shape) {
+      constexpr RowShape S = decltype(shape)::value;
+      Vec<double> x = to_view<double>(d.x), gamma = to_view<double>(d.gamma), beta = to_view<double>(d.beta);
+      Vec<double> y("y", kSize), mean("mean", kBatch * G), rstd("rstd", kBatch * G);
+      group_norm_forward<double, S>(y, mean, rstd, x, gamma, beta, kBatch, kChannels, kSpatial, G);
+      const auto g0_gamma = random_vector(kChannels, 706), g0_beta = random_vector(kChannels, 707);
+      Vec<double> dx = to_view<double>(random_vector(kSize, 708, 5, 6));  // garbage: overwritten
+      Vec<double> dgamma = to_view<double>(g0_gamma), dbeta = to_view<double>(g0_beta);
+      group_norm_backward<double, S>(dx, dgamma, dbeta, to_view<double>(R), x, gamma, mean, rstd, kBatch, kChannels,
+                                     kSpatial, G);
+      EXPECT_LT(rel_error(to_host(dx), fd_x), kGradTol);
+      EXPECT_LT(rel_error(minus(to_host(dgamma), g0_gamma), fd_gamma), kGradTol);
+      EXPECT_LT(rel_error(minus(to_host(dbeta), g0_beta), fd_beta), kGradTol);
+      EXPECT_LT(rel_error(to_host(dgamma), add(g0_gamma, fd_gamma)), kGradTol);
+      EXPECT_LT(rel_error(to_host(dbeta), add(g0_beta, fd_beta)), kGradTol);
+    });
   }
 }
 
 // Forward then backward in T with dy = R; returns y, dx, dgamma, dbeta.
-template <class T>
+template <class T, RowShape S = kRowShape>
 std::vector<std::vector<double>> run_both(const GroupNormData& d, const std::vector<double>& R, int G) {
   Vec<T> x = to_view<T>(d.x), gamma = to_view<T>(d.gamma), beta = to_view<T>(d.beta);
   Vec<T> y("y", kSize), mean("mean", kBatch * G), rstd("rstd", kBatch * G);
-  group_norm_forward<T>(y, mean, rstd, x, gamma, beta, kBatch, kChannels, kSpatial, G);
+  group_norm_forward<T, S>(y, mean, rstd, x, gamma, beta, kBatch, kChannels, kSpatial, G);
   Vec<T> dx("dx", kSize), dgamma("dgamma", kChannels), dbeta("dbeta", kChannels);
-  group_norm_backward<T>(dx, dgamma, dbeta, to_view<T>(R), x, gamma, mean, rstd, kBatch, kChannels, kSpatial, G);
+  group_norm_backward<T, S>(dx, dgamma, dbeta, to_view<T>(R), x, gamma, mean, rstd, kBatch, kChannels, kSpatial, G);
   return {to_host(y), to_host(dx), to_host(dgamma), to_host(dbeta)};
 }
 
 TEST(GroupNorm, BackwardFloatMatchesDouble) {
   GroupNormData d;
   const auto R = rounded_to_float(random_vector(kSize, 709));
-  for (int G : kGroupCounts) {
-    const auto f = run_both<float>(d, R, G), r = run_both<double>(d, R, G);
-    for (int i = 1; i < 4; ++i) EXPECT_LT(rel_error(f[i], r[i]), kFloatTol) << "G = " << G << ", gradient " << i;
-  }
+  for (int G : kGroupCounts)
+    for_each_row_shape([&](auto shape) {
+      constexpr RowShape S = decltype(shape)::value;
+      const auto f = run_both<float, S>(d, R, G), r = run_both<double, S>(d, R, G);
+      for (int i = 1; i < 4; ++i) EXPECT_LT(rel_error(f[i], r[i]), kFloatTol) << "G = " << G << ", gradient " << i;
+    });
 }
 
 TEST(GroupNorm, ResultsAreBitIdenticalAcrossRuns) {
   GroupNormData d;
   const auto R = random_vector(kSize, 710);
-  for (int G : kGroupCounts) {
-    const auto first = run_both<float>(d, R, G), second = run_both<float>(d, R, G);
-    for (int i = 0; i < 4; ++i) EXPECT_EQ(first[i], second[i]) << "G = " << G << ", output " << i;
-  }
+  for (int G : kGroupCounts)
+    for_each_row_shape([&](auto shape) {
+      constexpr RowShape S = decltype(shape)::value;
+      const auto first = run_both<float, S>(d, R, G), second = run_both<float, S>(d, R, G);
+      for (int i = 0; i < 4; ++i) EXPECT_EQ(first[i], second[i]) << "G = " << G << ", output " << i;
+    });
 }
 
 TEST(GroupNorm, RefusesChannelsNotDivisibleByGroups) {
