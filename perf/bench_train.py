@@ -147,8 +147,11 @@ def write_toml(path, c, steps, data_path, out_dir, precision):
                 f"eval_every = 0\nout_dir = {q(out_dir)}\nprecision = {q(precision)}\n")
 
 
-def run_strata(binary, toml, out_dir, threads, warmup):
-    p = subprocess.run([binary, "train", "--config", toml], env=thread_env(threads),
+def run_strata(binary, toml, out_dir, threads, warmup, sets=()):
+    cmd = [binary, "train", "--config", toml]
+    for s in sets:
+        cmd += ["--set", s]
+    p = subprocess.run(cmd, env=thread_env(threads),
                        capture_output=True, text=True)
     if p.returncode != 0:
         sys.exit(f"error: strata failed (rc {p.returncode}): {binary} train --config {toml}\n"
@@ -203,7 +206,7 @@ def bench_config(name, args, peak):
                 toml = os.path.join(tmp, f"run{r}.toml")
                 write_toml(toml, c, steps, data, out_dir, args.precision)
                 strata_runs.append(run_strata(args.strata, toml, out_dir, args.threads,
-                                              args.warmup))
+                                              args.warmup, args.set))
             torch_runs.append(run_worker("torch", args.threads,
                                          ["--config", name, "--steps", str(steps),
                                           "--warmup", str(args.warmup),
@@ -264,6 +267,8 @@ def main():
     ap.add_argument("--markdown", action="store_true", help="also print rows for RESULTS.md")
     ap.add_argument("--torch-only", action="store_true", help="skip the Strata side")
     ap.add_argument("--precision", choices=["fp32", "bf16"], default="fp32")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="extra Strata setting (strata train --set), e.g. train.bf16_activations=false")
     ap.add_argument("--_worker", choices=["torch", "gemm"], help=argparse.SUPPRESS)
     args = ap.parse_args()
 

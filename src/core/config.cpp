@@ -108,6 +108,10 @@ const std::vector<Binding>& bindings() {
       STRATA_FIELD(train, precision,
                    "fp32 | bf16: GEMM operands rounded to bfloat16 with fp32 accumulation; fp32 master weights, AdamW "
                    "state, norms, softmax and loss"),
+      STRATA_FIELD(train, bf16_activations,
+                   "with precision = bf16: keep the activations that only feed GEMMs (GPT: LayerNorm outputs, qkv, "
+                   "attention output, GELU output) as bf16 until backward; the GEMMs round them anyway, so results "
+                   "are identical and those buffers take half the memory. false keeps them in fp32"),
       STRATA_FIELD(train, weight_decay, "AdamW decoupled weight decay, applied to 2-D weights only"),
       STRATA_FIELD(train, beta1, "AdamW beta1"),
       STRATA_FIELD(train, beta2, "AdamW beta2"),

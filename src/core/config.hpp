@@ -65,6 +65,7 @@ struct TrainConfig {
   int64_t warmup_steps = 10;
   std::string lr_schedule = "cosine";
   std::string precision = "fp32";  // fp32 | bf16 (GEMM operands in bf16, fp32 accumulation and master weights)
+  bool bf16_activations = true;    // with bf16: GEMM-only activations kept as bf16 until backward
   double weight_decay = 0.1, beta1 = 0.9, beta2 = 0.95, eps = 1e-8, grad_clip = 1.0;
   int64_t seed = 42;
   int64_t log_every = 1, eval_every = 0, eval_batches = 8;

@@ -5,6 +5,7 @@
 #include "kernels/cross_entropy.hpp"
 #include "kernels/elementwise.hpp"
 #include "kernels/gelu.hpp"
+#include "kernels/gemm.hpp"
 #include "kernels/layernorm.hpp"
 #include "nn/linear.hpp"
 
@@ -75,20 +76,34 @@ typename Gpt<T>::Slot& Gpt<T>::slot(int i) {
   s.tokens = Vec<int32_t>("strata::gpt::tokens", N);
   s.targets = Vec<int32_t>("strata::gpt::targets", N);
   s.input = Vec<T>("strata::gpt::input", N * C);
+  // bf16 storage: the GEMM-only activations live in one set of working buffers, shared by every block and slot.
+  if (bf16_storage_ && gemm_inputs_.ln1.extent(0) == 0) {
+    gemm_inputs_.ln1 = Vec<T>("strata::gpt::ln1", N * C);
+    gemm_inputs_.qkv = Vec<T>("strata::gpt::qkv", N * 3 * Cl);
+    gemm_inputs_.atty = Vec<T>("strata::gpt::atty", N * Cl);
+    gemm_inputs_.ln2 = Vec<T>("strata::gpt::ln2", N * C);
+    gemm_inputs_.fc_gelu = Vec<T>("strata::gpt::fc_gelu", N * F);
+  }
   for (size_t l = 0; l < layout_.blocks.size(); ++l) {
     BlockActs a;
-    a.ln1 = Vec<T>("strata::gpt::ln1", N * C);
     a.ln1_mean = Vec<T>("strata::gpt::ln1_mean", N);
     a.ln1_rstd = Vec<T>("strata::gpt::ln1_rstd", N);
-    a.qkv = Vec<T>("strata::gpt::qkv", N * 3 * Cl);
-    a.atty = Vec<T>("strata::gpt::atty", N * Cl);
     a.res1 = Vec<T>("strata::gpt::res1", N * C);
-    a.ln2 = Vec<T>("strata::gpt::ln2", N * C);
     a.ln2_mean = Vec<T>("strata::gpt::ln2_mean", N);
     a.ln2_rstd = Vec<T>("strata::gpt::ln2_rstd", N);
     a.fc = Vec<T>("strata::gpt::fc", N * F);
-    a.fc_gelu = Vec<T>("strata::gpt::fc_gelu", N * F);
     a.res2 = Vec<T>("strata::gpt::res2", N * C);
+    if (bf16_storage_) {
+      a.ln1 = gemm_inputs_.ln1, a.qkv = gemm_inputs_.qkv, a.atty = gemm_inputs_.atty, a.ln2 = gemm_inputs_.ln2;
+      a.fc_gelu = gemm_inputs_.fc_gelu;
+      for (Vec<T>* v : gemm_inputs(a)) a.packed.emplace_back("strata::gpt::bf16_activation", v->extent(0));
+    } else {
+      a.ln1 = Vec<T>("strata::gpt::ln1", N * C);
+      a.qkv = Vec<T>("strata::gpt::qkv", N * 3 * Cl);
+      a.atty = Vec<T>("strata::gpt::atty", N * Cl);
+      a.ln2 = Vec<T>("strata::gpt::ln2", N * C);
+      a.fc_gelu = Vec<T>("strata::gpt::fc_gelu", N * F);
+    }
     s.blocks.push_back(a);
   }
   if (layout_.last_stage()) {
@@ -104,8 +119,54 @@ typename Gpt<T>::Slot& Gpt<T>::slot(int i) {
 }
 
 template <class T>
+void Gpt<T>::store_gemm_inputs_bf16(bool on) {
+  STRATA_CHECK(slots_.empty(), "gpt: activation storage chosen after {} slot(s) were allocated", slots_.size());
+  STRATA_CHECK(!on || (std::is_same_v<T, float>), "gpt: bf16 activation storage needs a float model");
+  bf16_storage_ = on;
+}
+
+template <class T>
+size_t Gpt<T>::slot_bytes() const {
+  if (slots_.empty()) return 0;
+  const Slot& s = slots_.front();
+  size_t bytes = s.tokens.span() * sizeof(int32_t) * 2 + s.input.span() * sizeof(T);
+  for (const BlockActs& a : s.blocks) {
+    for (const Vec<T>* v : {&a.ln1_mean, &a.ln1_rstd, &a.res1, &a.ln2_mean, &a.ln2_rstd, &a.fc, &a.res2})
+      bytes += v->span() * sizeof(T);
+    if (bf16_storage_)
+      for (const Bf16Vec& p : a.packed) bytes += p.span() * sizeof(bf16_bits);
+    else
+      for (const Vec<T>* v : {&a.ln1, &a.qkv, &a.atty, &a.ln2, &a.fc_gelu}) bytes += v->span() * sizeof(T);
+  }
+  for (const Vec<T>* v : {&s.lnf, &s.lnf_mean, &s.lnf_rstd, &s.logits, &s.losses, &s.lse})
+    bytes += v->span() * sizeof(T);
+  return bytes;
+}
+
+template <class T>
+void Gpt<T>::pack(BlockActs& a) {
+  if constexpr (std::is_same_v<T, float>) {
+    if (!bf16_storage_) return;
+    const auto inputs = gemm_inputs(a);
+    for (size_t i = 0; i < inputs.size(); ++i) pack_bf16(a.packed[i], *inputs[i], inputs[i]->extent(0));
+  }
+}
+
+template <class T>
+void Gpt<T>::unpack(BlockActs& a) {
+  if constexpr (std::is_same_v<T, float>) {
+    if (!bf16_storage_) return;
+    const auto inputs = gemm_inputs(a);
+    for (size_t i = 0; i < inputs.size(); ++i) unpack_bf16(*inputs[i], a.packed[i], inputs[i]->extent(0));
+  }
+}
+
+template <class T>
 void Gpt<T>::forward_stage(int slot_index, const MicroBatch<T>& batch, const Vec<T>* input, bool with_loss) {
   this->check_batch(batch, with_loss);
+  STRATA_CHECK(!bf16_storage_ || gemm_precision() == GemmPrecision::BF16,
+               "gpt: bf16 activation storage with {} GEMMs would round what the GEMMs do not (train.precision)",
+               gemm_precision() == GemmPrecision::BF16 ? "bf16" : "fp32");
   const int B = this->batch(), Tn = model_.seq_len, C = model_.d_model, N = B * Tn, tp = tp_.size();
   const int V = model_.vocab_size / tp, H = model_.n_head / tp, Cl = C / tp, F = 4 * C / tp;
   auto& P = this->params();
@@ -130,6 +191,7 @@ void Gpt<T>::forward_stage(int slot_index, const MicroBatch<T>& batch, const Vec
     tp_.column_linear_forward(a.fc, a.ln2, P.param(w.fc_w), P.param(w.fc_b), N, C, F);
     gelu_forward<T>(a.fc_gelu, a.fc, size_t(N) * F);
     tp_.row_linear_forward(a.res2, a.fc_gelu, P.param(w.mlp_proj_w), P.param(w.mlp_proj_b), N, F, C, a.res1);
+    pack(a);
     x = &a.res2;
   }
   if (!layout_.last_stage()) return;
@@ -187,6 +249,7 @@ void Gpt<T>::backward_stage(int slot_index, T loss_scale, const Vec<T>* output_g
     const auto& w = layout_.blocks[size_t(l)];
     auto& a = s.blocks[size_t(l)];
     const Vec<T>& x = l > 0 ? s.blocks[size_t(l) - 1].res2 : s.input;
+    unpack(a);
     tp_.row_linear_backward(dhidden_, P.grad(w.mlp_proj_w), P.grad(w.mlp_proj_b), dres_, a.fc_gelu,
                             P.param(w.mlp_proj_w), N, F, C);
     gelu_backward<T>(dhidden_, dhidden_, a.fc, size_t(N) * F);

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "core/config.hpp"
+#include "kernels/bf16_storage.hpp"
 #include "models/gpt_layout.hpp"
 #include "nn/model.hpp"
 #include "parallel/tensor_parallel.hpp"
@@ -41,13 +42,19 @@ class Gpt final : public Model<T> {
   void backward_stage(int slot, T loss_scale, const Vec<T>* output_grad, const GradReadyHook& on_ready) override;
   const Vec<T>& input_grad() const override { return dres_; }  // [B*T, C]
   int slots_allocated() const override { return int(slots_.size()); }
+  // Float models only: ln1, qkv, attention output, ln2 and the GELU output are then packed per slot.
+  void store_gemm_inputs_bf16(bool on) override;
+  size_t slot_bytes() const override;
 
   const GptLayout& layout() const { return layout_; }
   const ModelConfig& config() const { return model_; }
 
  private:
   struct BlockActs {
+    // With bf16 storage, ln1, qkv, atty, ln2 and fc_gelu are the shared working buffers (gemm_inputs_) and the
+    // slot keeps their bf16 copies in `packed`.
     Vec<T> ln1, ln1_mean, ln1_rstd, qkv, atty, res1, ln2, ln2_mean, ln2_rstd, fc, fc_gelu, res2;
+    std::vector<Bf16Vec> packed;
   };
   struct Slot {
     Vec<int32_t> tokens, targets;
@@ -58,12 +65,18 @@ class Gpt final : public Model<T> {
   };
   Slot& slot(int i);
   void allocate_scratch();
+  // The GEMM-only activations of a block: packed after its forward, widened before its backward (bf16 storage).
+  std::vector<Vec<T>*> gemm_inputs(BlockActs& a) { return {&a.ln1, &a.qkv, &a.atty, &a.ln2, &a.fc_gelu}; }
+  void pack(BlockActs& a);
+  void unpack(BlockActs& a);
 
   ModelConfig model_;
   std::unique_ptr<TensorParallel<T>> own_tp_;  // the one-rank constructor's group of one
   TensorParallel<T>& tp_;
   GptLayout layout_;
   std::deque<Slot> slots_;  // deque: references stay valid as slots are added
+  bool bf16_storage_ = false;
+  BlockActs gemm_inputs_;  // bf16 storage: the float working copies of ln1, qkv, atty, ln2, fc_gelu
   // Backward scratch, shared by all slots (one backward at a time).
   Vec<T> dres_, dln_, dhidden_, dqkv_, datty_, att_scratch_;
 };

@@ -76,6 +76,12 @@ class Model {
   virtual void backward_stage(int slot, T loss_scale, const Vec<T>* output_grad, const GradReadyHook& on_ready) = 0;
   virtual const Vec<T>& input_grad() const = 0;
   virtual int slots_allocated() const = 0;
+  // Under train.precision = bf16: keep the activations that feed only GEMMs as bf16 until backward (the GEMMs round
+  // them to bf16 anyway: identical results, half their memory). Before the first forward; models without such
+  // storage ignore it.
+  virtual void store_gemm_inputs_bf16(bool /*on*/) {}
+  // Bytes of activation storage one slot holds (0 where a model does not count them).
+  virtual size_t slot_bytes() const { return 0; }
 
   // Device buffers for one microbatch of this model (tokens or features, and targets).
   MicroBatch<T> allocate_batch() const;

@@ -112,6 +112,7 @@ TrainSummary train(const Config& input, MPI_Comm world) {
   // Device buffers go through the grid's device communicators (NCCL on GPUs), host scalars through MPI.
   TensorParallel<float> tensor_parallel(&grid.device_tp(), &grid.tp());
   const auto model = make_model<float>(mc, micro, params, placement, tensor_parallel);
+  model->store_gemm_inputs_bf16(tc.precision == "bf16" && tc.bf16_activations);
   DataParallel<float> data_parallel(grid.device_dp(), grid.dp(), {&grid.tp(), &grid.pp()},
                                     norm_flags(params->specs(), grid.coord().tp), *params, tc, config.parallel);
   PipelineRunner<float> pipeline(*model, grid.device_pp(), schedule, &grid.pp());

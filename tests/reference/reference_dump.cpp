@@ -38,6 +38,7 @@ int run(int argc, char** argv) {
   const auto& m = cfg.model;
   const int B = cfg.train.batch_size, N = B * m.seq_len;
   Gpt<float> model(m, B);
+  model.store_gemm_inputs_bf16(bf16 && cfg.train.bf16_activations);
   auto& P = model.params();
   P.initialize(uint64_t(cfg.train.seed));
   // Non-trivial biases and LayerNorm parameters, so that the reference exercises them too.
