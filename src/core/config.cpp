@@ -104,7 +104,18 @@ const std::vector<Binding>& bindings() {
       STRATA_FIELD(train, lr, "peak learning rate"),
       STRATA_FIELD(train, min_lr, "final learning rate of the cosine/linear decay"),
       STRATA_FIELD(train, warmup_steps, "linear warm-up steps from 0 to lr"),
-      STRATA_FIELD(train, lr_schedule, "constant | cosine | linear (decay after warm-up to min_lr at the last step)"),
+      STRATA_FIELD(train, lr_schedule,
+                   "after warm-up: constant | cosine | linear (to min_lr at the last step) | step | multistep | "
+                   "exponential | cosine_restarts | wsd (warm-up, stable, linear decay over the last "
+                   "lr_decay_fraction); formulas in docs/training.md"),
+      STRATA_FIELD(train, lr_gamma, "step, multistep: factor at each decay; exponential: factor per step"),
+      STRATA_FIELD(train, lr_step_size, "step: steps between decays, counted from the end of warm-up"),
+      STRATA_FIELD(train, lr_milestones,
+                   "multistep: steps (after warm-up, increasing) at which lr is multiplied by "
+                   "lr_gamma"),
+      STRATA_FIELD(train, lr_restart_period, "cosine_restarts: steps of the first cosine cycle"),
+      STRATA_FIELD(train, lr_restart_mult, "cosine_restarts: each cycle is this many times longer than the last"),
+      STRATA_FIELD(train, lr_decay_fraction, "wsd: fraction of train.steps, at the end, that decays to min_lr"),
       STRATA_FIELD(train, precision,
                    "fp32 | bf16: GEMM operands rounded to bfloat16 with fp32 accumulation; fp32 master weights, AdamW "
                    "state, norms, softmax and loss"),
@@ -468,6 +479,43 @@ void validate_model(const Config& c, const std::string& f) {
   }
 }
 
+// The schedule fields (optim/lr_schedule.hpp has the formulas).
+void check_lr_schedule(const TrainConfig& c, const std::string& f) {
+  static const std::set<std::string> schedules = {"constant",  "cosine",      "linear",          "step",
+                                                  "multistep", "exponential", "cosine_restarts", "wsd"};
+  STRATA_CHECK(schedules.count(c.lr_schedule),
+               "{}: train.lr_schedule = '{}': expected constant, cosine, linear, step, multistep, exponential, "
+               "cosine_restarts or wsd",
+               f, c.lr_schedule);
+  const std::string& s = c.lr_schedule;
+  if (s == "step" || s == "multistep" || s == "exponential")
+    STRATA_CHECK(c.lr_gamma > 0 && c.lr_gamma <= 1, "{}: train.lr_gamma = {}: expected in (0, 1] for {}", f, c.lr_gamma,
+                 s);
+  if (s == "step") STRATA_CHECK(c.lr_step_size >= 1, "{}: train.lr_step_size = {}: expected >= 1", f, c.lr_step_size);
+  if (s == "multistep") {
+    STRATA_CHECK(!c.lr_milestones.empty(), "{}: train.lr_milestones: expected at least one step for multistep", f);
+    for (size_t i = 0; i < c.lr_milestones.size(); ++i) {
+      STRATA_CHECK(c.lr_milestones[i] > c.warmup_steps,
+                   "{}: train.lr_milestones[{}] = {}: expected after the warm-up (> warmup_steps = {})", f, i,
+                   c.lr_milestones[i], c.warmup_steps);
+      STRATA_CHECK(i == 0 || c.lr_milestones[i] > c.lr_milestones[i - 1],
+                   "{}: train.lr_milestones: expected increasing steps, got {} after {}", f, c.lr_milestones[i],
+                   c.lr_milestones[i - 1]);
+    }
+  }
+  if (s == "cosine_restarts") {
+    STRATA_CHECK(c.lr_restart_period >= 1, "{}: train.lr_restart_period = {}: expected >= 1", f, c.lr_restart_period);
+    STRATA_CHECK(c.lr_restart_mult >= 1, "{}: train.lr_restart_mult = {}: expected >= 1", f, c.lr_restart_mult);
+  }
+  if (s == "wsd") {
+    STRATA_CHECK(c.lr_decay_fraction > 0 && c.lr_decay_fraction <= 1,
+                 "{}: train.lr_decay_fraction = {}: expected in (0, 1]", f, c.lr_decay_fraction);
+    STRATA_CHECK(c.warmup_steps + c.wsd_decay_steps() <= c.steps,
+                 "{}: train.lr_decay_fraction = {}: its {} decay steps and {} warm-up steps exceed train.steps = {}", f,
+                 c.lr_decay_fraction, c.wsd_decay_steps(), c.warmup_steps, c.steps);
+  }
+}
+
 }  // namespace
 
 int stage_units(const ModelConfig& m) { return m.kind == "cnn" ? int(m.channels.size()) : m.n_layer; }
@@ -490,9 +538,7 @@ void validate_config(const Config& c) {
   STRATA_CHECK(c.train.warmup_steps >= 0, "{}: train.warmup_steps = {}: expected >= 0", f, c.train.warmup_steps);
   STRATA_CHECK(c.train.precision == "fp32" || c.train.precision == "bf16",
                "{}: train.precision = '{}': expected fp32 or bf16", f, c.train.precision);
-  static const std::set<std::string> schedules = {"constant", "cosine", "linear"};
-  STRATA_CHECK(schedules.count(c.train.lr_schedule),
-               "{}: train.lr_schedule = '{}': expected constant, cosine or linear", f, c.train.lr_schedule);
+  check_lr_schedule(c.train, f);
   STRATA_CHECK(c.train.beta1 >= 0 && c.train.beta1 < 1, "{}: train.beta1 = {}: expected in [0, 1)", f, c.train.beta1);
   STRATA_CHECK(c.train.beta2 >= 0 && c.train.beta2 < 1, "{}: train.beta2 = {}: expected in [0, 1)", f, c.train.beta2);
   STRATA_CHECK(c.train.eps > 0, "{}: train.eps = {}: expected > 0", f, c.train.eps);

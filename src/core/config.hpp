@@ -2,6 +2,8 @@
 // One TOML config (DESIGN.md principle 12): every field has a type, a default and a line of doc
 // (config_fields() lists them; `strata config --doc` prints them), any field can be overridden with
 // `--set section.key=value`, and the resolved config is printed at start and stored with results.
+#include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <string>
 #include <utility>
@@ -63,7 +65,17 @@ struct TrainConfig {
   int64_t steps = 100;
   double lr = 3e-4, min_lr = 3e-5;
   int64_t warmup_steps = 10;
-  std::string lr_schedule = "cosine";
+  std::string lr_schedule = "cosine";  // optim/lr_schedule.hpp lists the schedules and their fields
+  double lr_gamma = 0.1;               // step, multistep: factor per decay; exponential: factor per step
+  int64_t lr_step_size = 1000;         // step: steps between decays (counted from the end of warm-up)
+  std::vector<int64_t> lr_milestones;  // multistep: the steps at which the rate is multiplied by lr_gamma
+  int64_t lr_restart_period = 1000;    // cosine_restarts: steps of the first cycle
+  int64_t lr_restart_mult = 1;         // cosine_restarts: each cycle this many times longer than the last
+  double lr_decay_fraction = 0.2;      // wsd: the last fraction of the steps decays linearly to min_lr
+  // wsd: steps in the decay phase.
+  int64_t wsd_decay_steps() const {
+    return std::max<int64_t>(1, int64_t(std::llround(lr_decay_fraction * double(steps))));
+  }
   std::string precision = "fp32";  // fp32 | bf16 (GEMM operands in bf16, fp32 accumulation and master weights)
   bool bf16_activations = true;    // with bf16: GEMM-only activations kept as bf16 until backward
   double weight_decay = 0.1, beta1 = 0.9, beta2 = 0.95, eps = 1e-8, grad_clip = 1.0;

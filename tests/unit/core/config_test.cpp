@@ -276,6 +276,35 @@ TEST_F(ConfigTest, ModelKindValuesAreChecked) {
                "parallel.pp = 3: expected 1 .. the number of model.channels = 2");
 }
 
+TEST_F(ConfigTest, LearningRateScheduleFieldsAreChecked) {
+  auto expect_error = [&](std::vector<std::string> sets, const std::string& expected) {
+    const std::string msg = error_of("", sets);
+    EXPECT_NE(msg.find(expected), std::string::npos) << msg;
+  };
+  expect_error({"train.lr_schedule=poly"}, "train.lr_schedule = 'poly': expected constant, cosine, linear, step");
+  expect_error({"train.lr_schedule=step", "train.lr_gamma=1.5"}, "train.lr_gamma = 1.5: expected in (0, 1] for step");
+  expect_error({"train.lr_schedule=exponential", "train.lr_gamma=0"}, "train.lr_gamma = 0: expected in (0, 1]");
+  expect_error({"train.lr_schedule=step", "train.lr_step_size=0"}, "train.lr_step_size = 0: expected >= 1");
+  expect_error({"train.lr_schedule=multistep"}, "train.lr_milestones: expected at least one step for multistep");
+  expect_error({"train.lr_schedule=multistep", "train.lr_milestones=50,40"},
+               "train.lr_milestones: expected increasing steps, got 40 after 50");
+  expect_error({"train.lr_schedule=multistep", "train.warmup_steps=10", "train.lr_milestones=5"},
+               "train.lr_milestones[0] = 5: expected after the warm-up (> warmup_steps = 10)");
+  expect_error({"train.lr_schedule=cosine_restarts", "train.lr_restart_period=0"},
+               "train.lr_restart_period = 0: expected >= 1");
+  expect_error({"train.lr_schedule=cosine_restarts", "train.lr_restart_mult=0"},
+               "train.lr_restart_mult = 0: expected >= 1");
+  expect_error({"train.lr_schedule=wsd", "train.lr_decay_fraction=0"},
+               "train.lr_decay_fraction = 0: expected in (0, 1]");
+  expect_error({"train.lr_schedule=wsd", "train.steps=100", "train.warmup_steps=90", "train.lr_decay_fraction=0.2"},
+               "its 20 decay steps and 90 warm-up steps exceed train.steps = 100");
+  // Valid settings of each schedule load.
+  EXPECT_EQ(load_config("", {"train.lr_schedule=multistep", "train.lr_milestones=20,60"}).train.lr_milestones,
+            (std::vector<int64_t>{20, 60}));
+  EXPECT_NO_THROW(load_config("", {"train.lr_schedule=wsd", "train.steps=100", "train.lr_decay_fraction=0.1"}));
+  EXPECT_NO_THROW(load_config("", {"train.lr_schedule=cosine_restarts", "train.lr_restart_mult=2"}));
+}
+
 TEST_F(ConfigTest, ModelFieldsRoundTrip) {
   ModelConfig m;
   m.kind = "cnn";

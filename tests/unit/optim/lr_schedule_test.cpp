@@ -69,5 +69,48 @@ TEST(LrSchedule, EndpointsAndBeyondTheLastStep) {
   EXPECT_NEAR(learning_rate(schedule("linear", 1.0, 0.0, 0, 11), 5), 0.5, 1e-15);
 }
 
+TrainConfig with(TrainConfig c, void (*set)(TrainConfig&)) {
+  set(c);
+  return c;
+}
+
+// The schedules torch has, with values printed by torch.optim.lr_scheduler (Debian's PyTorch 1.13) through
+// lr_schedule_reference.py's construction; wsd by its formula.
+TEST(LrSchedule, StepMultistepAndExponentialMatchTorch) {
+  expect_rates(with(schedule("step", 1.0, 0.0, 2, 9), [](TrainConfig& c) { c.lr_gamma = 0.5, c.lr_step_size = 3; }),
+               {0.5, 1.0, 1.0, 1.0, 1.0, 0.5, 0.5, 0.5, 0.25});
+  expect_rates(with(schedule("multistep", 1.0, 0.0, 1, 8),
+                    [](TrainConfig& c) {
+                      c.lr_gamma = 0.1, c.lr_milestones = {3, 6};
+                    }),
+               {1.0, 1.0, 1.0, 0.1, 0.1, 0.1, 0.010000000000000002, 0.010000000000000002});
+  expect_rates(with(schedule("exponential", 1.0, 0.0, 0, 4), [](TrainConfig& c) { c.lr_gamma = 0.5; }),
+               {1.0, 0.5, 0.25, 0.125});
+}
+
+TEST(LrSchedule, CosineRestartsMatchTorchAndRestartAtEachCycle) {
+  const TrainConfig c = with(schedule("cosine_restarts", 1.0, 0.0, 0, 10),
+                             [](TrainConfig& t) { t.lr_restart_period = 2, t.lr_restart_mult = 2; });
+  expect_rates(c, {1.0, 0.5, 1.0, 0.8535533905932737, 0.5, 0.14644660940672627, 1.0, 0.9619397662556434,
+                   0.8535533905932737, 0.6913417161825449});
+  // Cycles of 3, 6, 12 after a 4-step warm-up: back at lr at each start, strictly decreasing within a cycle.
+  const TrainConfig d = with(schedule("cosine_restarts", 2.0, 0.5, 4, 40),
+                             [](TrainConfig& t) { t.lr_restart_period = 3, t.lr_restart_mult = 2; });
+  for (int64_t start : {4, 7, 13, 25}) EXPECT_DOUBLE_EQ(learning_rate(d, start), 2.0) << "step " << start;
+  for (int64_t s = 26; s < 37; ++s) EXPECT_LT(learning_rate(d, s), learning_rate(d, s - 1)) << "step " << s;
+  EXPECT_GT(learning_rate(d, 36), 0.5);
+}
+
+TEST(LrSchedule, WarmupStableDecayHoldsThenReachesMinLrAtTheLastStep) {
+  const TrainConfig c =
+      with(schedule("wsd", 1.0, 0.1, 2, 12), [](TrainConfig& t) { t.lr_decay_fraction = 0.25; });  // 3 decay steps
+  expect_rates(c, {0.5, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 0.7, 0.4, 0.1});
+  EXPECT_EQ(c.wsd_decay_steps(), 3);
+  // A tiny fraction still decays over one step: min_lr at the last.
+  const TrainConfig d = with(schedule("wsd", 1.0, 0.2, 0, 10), [](TrainConfig& t) { t.lr_decay_fraction = 0.01; });
+  EXPECT_EQ(learning_rate(d, 8), 1.0);
+  EXPECT_DOUBLE_EQ(learning_rate(d, 9), 0.2);
+}
+
 }  // namespace
 }  // namespace strata
