@@ -145,6 +145,11 @@ void write_root_attributes(hid_t file, const CheckpointMeta& meta) {
   h5::write_attr(file, "lr_schedule", meta.lr_schedule);
   h5::write_attr(file, "lr", meta.lr);
   h5::write_attr(file, "config", meta.config_toml);
+  if (meta.early_stop_has_best) {
+    h5::write_attr(file, "early_stop.best", meta.early_stop_best);
+    h5::write_attr(file, "early_stop.best_step", meta.early_stop_best_step);
+  }
+  h5::write_attr(file, "early_stop.bad_evals", meta.early_stop_bad_evals);
   write_model_attrs(file, meta.model, "model.");
   h5::write_attr(file, "layout.dp", int64_t(meta.dp));
   h5::write_attr(file, "layout.tp", int64_t(meta.tp));
@@ -334,6 +339,13 @@ CheckpointMeta read_checkpoint_meta(const std::string& path) {
   m.lr_schedule = h5::read_attr_string(file, "lr_schedule", path);
   m.lr = h5::read_attr_double(file, "lr", path);
   m.config_toml = h5::read_attr_string(file, "config", path);
+  m.early_stop_has_best = h5::has_attr(file, "early_stop.best");
+  if (m.early_stop_has_best) {
+    m.early_stop_best = h5::read_attr_double(file, "early_stop.best", path);
+    m.early_stop_best_step = h5::read_attr_int(file, "early_stop.best_step", path);
+  }
+  if (h5::has_attr(file, "early_stop.bad_evals"))
+    m.early_stop_bad_evals = h5::read_attr_int(file, "early_stop.bad_evals", path);
   m.model = read_model_attrs(file, "model.", path);
   m.dp = int(h5::read_attr_int(file, "layout.dp", path));
   m.tp = int(h5::read_attr_int(file, "layout.tp", path));

@@ -28,6 +28,11 @@ struct CheckpointMeta {
   std::string lr_schedule;  // the schedule is a pure function of step; stored with its value at `step`
   double lr = 0;
   std::string config_toml;  // the resolved config of the run that wrote it
+  // Early stopping (train/early_stopping.hpp) as of `step`: the best metric so far, where, and the evaluations since.
+  // Absent from checkpoints of runs without it (read as no best yet).
+  bool early_stop_has_best = false;
+  double early_stop_best = 0;
+  int64_t early_stop_best_step = 0, early_stop_bad_evals = 0;
   ModelConfig model;
   // Every tensor of the model at its global shape (name and global_shape), in file order: the file's own list
   // (attribute `tensors`), so tools read any model's checkpoint without knowing the model.

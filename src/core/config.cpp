@@ -116,6 +116,13 @@ const std::vector<Binding>& bindings() {
       STRATA_FIELD(train, lr_restart_period, "cosine_restarts: steps of the first cosine cycle"),
       STRATA_FIELD(train, lr_restart_mult, "cosine_restarts: each cycle is this many times longer than the last"),
       STRATA_FIELD(train, lr_decay_fraction, "wsd: fraction of train.steps, at the end, that decays to min_lr"),
+      STRATA_FIELD(train, early_stop_metric,
+                   "validation metric to keep the best weights by (<out_dir>/best.h5) and to stop on: val_loss "
+                   "(any model) or, for classifiers, val_accuracy | val_top3 | val_top5 | val_macro_f1 | "
+                   "val_weighted_f1; empty: off. Needs eval_every"),
+      STRATA_FIELD(train, early_stop_patience,
+                   "stop after this many evaluations in a row without improvement (0: never stop, keep the best)"),
+      STRATA_FIELD(train, early_stop_min_delta, "an improvement must beat the best value by more than this"),
       STRATA_FIELD(train, precision,
                    "fp32 | bf16: GEMM operands rounded to bfloat16 with fp32 accumulation; fp32 master weights, AdamW "
                    "state, norms, softmax and loss"),
@@ -516,6 +523,31 @@ void check_lr_schedule(const TrainConfig& c, const std::string& f) {
   }
 }
 
+// train.early_stop_*: a metric the model reports, evaluations to watch.
+void check_early_stopping(const Config& c, const std::string& f) {
+  const TrainConfig& t = c.train;
+  STRATA_CHECK(t.early_stop_patience >= 0, "{}: train.early_stop_patience = {}: expected >= 0", f,
+               t.early_stop_patience);
+  STRATA_CHECK(t.early_stop_min_delta >= 0 && std::isfinite(t.early_stop_min_delta),
+               "{}: train.early_stop_min_delta = {}: expected >= 0", f, t.early_stop_min_delta);
+  if (t.early_stop_metric.empty()) {
+    STRATA_CHECK(t.early_stop_patience == 0, "{}: train.early_stop_patience = {} needs train.early_stop_metric", f,
+                 t.early_stop_patience);
+    return;
+  }
+  const bool classifier = c.model.kind != "gpt";
+  const std::set<std::string> metrics =
+      classifier
+          ? std::set<std::string>{"val_loss", "val_accuracy", "val_top3", "val_top5", "val_macro_f1", "val_weighted_f1"}
+          : std::set<std::string>{"val_loss"};
+  STRATA_CHECK(metrics.count(t.early_stop_metric),
+               "{}: train.early_stop_metric = '{}': expected {} for model.kind = {}", f, t.early_stop_metric,
+               classifier ? "val_loss, val_accuracy, val_top3, val_top5, val_macro_f1 or val_weighted_f1" : "val_loss",
+               c.model.kind);
+  STRATA_CHECK(t.eval_every > 0, "{}: train.early_stop_metric = '{}' needs train.eval_every > 0 (evaluations to watch)",
+               f, t.early_stop_metric);
+}
+
 }  // namespace
 
 int stage_units(const ModelConfig& m) { return m.kind == "cnn" ? int(m.channels.size()) : m.n_layer; }
@@ -539,6 +571,7 @@ void validate_config(const Config& c) {
   STRATA_CHECK(c.train.precision == "fp32" || c.train.precision == "bf16",
                "{}: train.precision = '{}': expected fp32 or bf16", f, c.train.precision);
   check_lr_schedule(c.train, f);
+  check_early_stopping(c, f);
   STRATA_CHECK(c.train.beta1 >= 0 && c.train.beta1 < 1, "{}: train.beta1 = {}: expected in [0, 1)", f, c.train.beta1);
   STRATA_CHECK(c.train.beta2 >= 0 && c.train.beta2 < 1, "{}: train.beta2 = {}: expected in [0, 1)", f, c.train.beta2);
   STRATA_CHECK(c.train.eps > 0, "{}: train.eps = {}: expected > 0", f, c.train.eps);

@@ -137,6 +137,8 @@ Checkpointer::Resumed Checkpointer::resume() {
     r.step = meta.step;
     r.consumed_samples = meta.consumed_samples;
     r.path = path;
+    r.early_stop = {meta.early_stop_has_best, meta.early_stop_best, meta.early_stop_best_step,
+                    meta.early_stop_bad_evals};
     return r;
   }
   if (lead_) fmt::print("checkpoint: no valid checkpoint in {}: starting fresh\n", dir_);
@@ -181,6 +183,10 @@ void Checkpointer::save(int64_t step, int64_t consumed_samples, double lr) {
   meta.lr_schedule = config_.train.lr_schedule;
   meta.lr = lr;
   meta.config_toml = to_toml(config_);
+  meta.early_stop_has_best = early_stop_.has_best;
+  meta.early_stop_best = early_stop_.best;
+  meta.early_stop_best_step = early_stop_.best_step;
+  meta.early_stop_bad_evals = early_stop_.bad_evals;
   meta.model = config_.model;
   meta.tensors = tensors_;
   meta.dp = grid_.layout().dp();

@@ -15,6 +15,7 @@
 #include "core/config.hpp"
 #include "nn/param_buffer.hpp"
 #include "optim/adamw.hpp"
+#include "train/early_stopping.hpp"
 
 namespace strata {
 
@@ -31,6 +32,7 @@ class Checkpointer {
   struct Resumed {
     int64_t step = 0, consumed_samples = 0;
     std::string path;  // empty: a fresh start
+    EarlyStopState early_stop;
   };
   // Collective. checkpoint.resume = none: a fresh start; auto: the latest checkpoint that verifies (damaged ones are
   // reported and skipped), or a fresh start when there is none; a file: that checkpoint, which must verify.
@@ -42,6 +44,8 @@ class Checkpointer {
   void maybe_save(int64_t step, int64_t consumed_samples, double lr, bool final);
   // Collective. Saves after `step` steps now (a stop request), unless that step is saved already.
   void save_now(int64_t step, int64_t consumed_samples, double lr);
+  // The early-stopping state the next saves record.
+  void set_early_stop(const EarlyStopState& state) { early_stop_ = state; }
   // Completes the save in flight, if any; rethrows its error.
   void wait();
 
@@ -67,6 +71,7 @@ class Checkpointer {
   double blocked_ms_total_ = 0;
   int saves_ = 0;
   int64_t last_saved_step_ = -1;
+  EarlyStopState early_stop_;
 };
 
 }  // namespace strata

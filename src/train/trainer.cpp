@@ -22,6 +22,7 @@
 #include "parallel/tensor_parallel.hpp"
 #include "parallel/tied_gradients.hpp"
 #include "train/checkpointing.hpp"
+#include "train/early_stopping.hpp"
 #include "train/evaluate.hpp"
 #include "train/generate.hpp"
 #include "train/metrics_log.hpp"
@@ -152,21 +153,59 @@ TrainSummary train(const Config& input, MPI_Comm world) {
   const double units_per_step = double(tc.batch_size) * (language_model ? mc.seq_len : 1);
   TrainSummary summary;
   std::vector<double> step_ms;
-  auto run_eval = [&](int64_t step) {
+  // Runs the validation and returns the value of train.early_stop_metric (NaN when early stopping is off).
+  auto run_eval = [&](int64_t step) -> double {
     if (language_model) {
       auto r = evaluate(pipeline, *model, data.val_windows(), tc.eval_batches, tc.batch_size, grid.dp());
       if (log) log->eval(step, r.loss, r.tokens);
       summary.val_loss = r.loss;
-      return;
+      return r.loss;
     }
     const auto r = evaluate_classifier(pipeline, *model, data.val_arrays(), data.normalized(),
                                        tc.eval_batches * tc.batch_size, grid.dp());
     if (log) log->eval(step, r.metrics);
     summary.val_loss = r.metrics.loss;
     summary.val_accuracy = r.metrics.accuracy;
+    return early_stop_value(r.metrics, tc.early_stop_metric);
   };
+  // The weights written at the end (train.save_weights) and at each new best (best.h5). Collective.
+  auto write_weights = [&](const std::string& path) {
+    // The tp groups gather; the pipeline of dp 0 / tp 0 sends its stages to the lead, which writes.
+    save_weights(path, *params, mc, &grid.tp(), &grid.pp(), grid.coord().dp == 0 && grid.coord().tp == 0,
+                 [&](int stage) {
+                   return model_tensors(mc, {0, 1, stage, pp});
+                 });
+  };
+  EarlyStopping early(tc);
+  early.restore(resumed.early_stop);
+  const std::string best_path = (std::filesystem::path(tc.out_dir) / "best.h5").string();
+  // Feeds one evaluation to early stopping: a new best is written out. Returns whether the run should stop.
+  auto watch = [&](int64_t step, double value) {
+    if (!early.enabled()) return false;
+    // Every rank decides on rank 0's value (all ranks hold the same all-reduced metric; this makes it certain).
+    STRATA_MPI(MPI_Bcast(&value, 1, MPI_DOUBLE, 0, grid.world_comm()));
+    if (early.observe(step, value)) {
+      write_weights(best_path);
+      if (lead) {
+        write_file_atomically(
+            (std::filesystem::path(tc.out_dir) / "best.json").string(),
+            fmt::format("{{\"metric\": \"{}\", \"value\": {:.17g}, \"step\": {}}}\n", early.metric(), value, step));
+        fmt::print("early stopping: {} = {:.6g} at step {}: the best so far, weights in {}\n", early.metric(), value,
+                   step, best_path);
+      }
+    }
+    checkpoints.set_early_stop(early.state());
+    return early.should_stop();
+  };
+  checkpoints.set_early_stop(early.state());
+  // A run that early stopping ended is complete: resuming it trains no further.
+  const bool already_stopped = early.enabled() && early.should_stop();
+  if (already_stopped && lead)
+    fmt::print("early stopping: this run stopped at step {} ({} evaluations without improvement); nothing to do\n",
+               resumed.step, early.state().bad_evals);
   StopRequest stop(tc.max_wall_minutes);
-  for (int64_t step = resumed.step; step < tc.steps; ++step) {
+  bool evaluated_last = false;
+  for (int64_t step = already_stopped ? tc.steps : resumed.step; step < tc.steps; ++step) {
     const auto start = Clock::now();
     const HostBatch& batch = batches.next();
     wait_ms.push_back(batches.last_wait_ms());
@@ -191,8 +230,22 @@ TrainSummary train(const Config& input, MPI_Comm world) {
     if (step == resumed.step) summary.first_loss = loss;
     summary.final_loss = loss;
     summary.steps = step + 1;
-    checkpoints.maybe_save(step + 1, consumed_at(step + 1), lr, /*final=*/step + 1 == tc.steps);
-    if (tc.eval_every > 0 && (step + 1) % tc.eval_every == 0 && step + 1 < tc.steps) run_eval(step + 1);
+    // Evaluate before the checkpoint of the same step, so that it records the early-stopping state after it.
+    const bool last = step + 1 == tc.steps;
+    bool stop_for_early_stopping = false;
+    if (last || (tc.eval_every > 0 && (step + 1) % tc.eval_every == 0)) {
+      stop_for_early_stopping = watch(step + 1, run_eval(step + 1)) && !last;
+      evaluated_last = last;
+    }
+    checkpoints.maybe_save(step + 1, consumed_at(step + 1), lr, /*final=*/last);
+    if (stop_for_early_stopping) {
+      checkpoints.save_now(step + 1, consumed_at(step + 1), lr);
+      summary.early_stopped = true;
+      if (lead)
+        fmt::print("early stopping: no improvement of {} in {} evaluations: stopping after step {} of {}\n",
+                   early.metric(), early.state().bad_evals, step + 1, tc.steps);
+      break;
+    }
     if (step + 1 < tc.steps && stop.agreed(grid.world_comm())) {  // every rank stops after the same step
       checkpoints.save_now(step + 1, consumed_at(step + 1), lr);
       summary.stopped_early = true;
@@ -214,7 +267,14 @@ TrainSummary train(const Config& input, MPI_Comm world) {
   if (lead && checkpoints.saves() > 0)
     fmt::print("checkpoint: {} save(s) held the step loop for {:.1f} ms in all ({})\n", checkpoints.saves(),
                checkpoints.blocked_ms_total(), config.checkpoint.async ? "async" : "sync");
-  run_eval(tc.steps);
+  if (!evaluated_last && !summary.early_stopped && !already_stopped) watch(tc.steps, run_eval(tc.steps));
+  if (early.enabled() && early.state().has_best) {
+    summary.best_step = early.state().best_step;
+    summary.best_metric = early.state().best;
+    if (lead)
+      fmt::print("early stopping: best {} = {:.6g} at step {} ({})\n", early.metric(), early.state().best,
+                 early.state().best_step, best_path);
+  }
   summary.median_ms = median(step_ms);
   summary.median_data_wait_ms = median(wait_ms);
   if (lead)
@@ -230,11 +290,7 @@ TrainSummary train(const Config& input, MPI_Comm world) {
 
   if (!tc.save_weights.empty()) {
     const auto path = resolve_in(tc.out_dir, tc.save_weights);
-    // The tp groups gather; the pipeline of dp 0 / tp 0 sends its stages to the lead, which writes.
-    save_weights(path, *params, mc, &grid.tp(), &grid.pp(), grid.coord().dp == 0 && grid.coord().tp == 0,
-                 [&](int stage) {
-                   return model_tensors(mc, {0, 1, stage, pp});
-                 });
+    write_weights(path);
     if (lead) fmt::print("saved weights to {}\n", path);
   }
   if (tc.sample_tokens > 0 && language_model) {

@@ -17,6 +17,11 @@ struct TrainSummary {
   double median_data_wait_ms = 0;  // the step loop waiting for its batch (prefetch keeping up: ~0)
   bool stopped_early = false;      // a signal or the time budget: checkpoint written, steps remain
   std::string stop_reason;
+  // Early stopping (train.early_stop_metric): the run ended for want of improvement (complete, not resumable), and
+  // the best evaluation (step 0: none).
+  bool early_stopped = false;
+  int64_t best_step = 0;
+  double best_metric = 0;
   std::string checkpoint_dir;
 };
 
