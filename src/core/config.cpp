@@ -131,6 +131,13 @@ const std::vector<Binding>& bindings() {
                    "attention output, GELU output) as bf16 until backward; the GEMMs round them anyway, so results "
                    "are identical and those buffers take half the memory. false keeps them in fp32"),
       STRATA_FIELD(train, weight_decay, "AdamW decoupled weight decay, applied to 2-D weights only"),
+      STRATA_FIELD(train, l1, "L1 penalty l1 * sum|w| added to the loss (its gradient goes through AdamW; 0: off)"),
+      STRATA_FIELD(train, l2,
+                   "L2 penalty (l2/2) * sum w^2 added to the loss: unlike weight_decay, its gradient is normalised by "
+                   "AdamW like the data gradient (0: off)"),
+      STRATA_FIELD(train, regularize,
+                   "tensors l1/l2 apply to: weights (2-D weight matrices and embeddings, as weight_decay; not norms "
+                   "or biases) | all"),
       STRATA_FIELD(train, beta1, "AdamW beta1"),
       STRATA_FIELD(train, beta2, "AdamW beta2"),
       STRATA_FIELD(train, eps, "AdamW epsilon"),
@@ -572,6 +579,10 @@ void validate_config(const Config& c) {
                "{}: train.precision = '{}': expected fp32 or bf16", f, c.train.precision);
   check_lr_schedule(c.train, f);
   check_early_stopping(c, f);
+  STRATA_CHECK(c.train.l1 >= 0 && std::isfinite(c.train.l1), "{}: train.l1 = {}: expected >= 0", f, c.train.l1);
+  STRATA_CHECK(c.train.l2 >= 0 && std::isfinite(c.train.l2), "{}: train.l2 = {}: expected >= 0", f, c.train.l2);
+  STRATA_CHECK(c.train.regularize == "weights" || c.train.regularize == "all",
+               "{}: train.regularize = '{}': expected weights or all", f, c.train.regularize);
   STRATA_CHECK(c.train.beta1 >= 0 && c.train.beta1 < 1, "{}: train.beta1 = {}: expected in [0, 1)", f, c.train.beta1);
   STRATA_CHECK(c.train.beta2 >= 0 && c.train.beta2 < 1, "{}: train.beta2 = {}: expected in [0, 1)", f, c.train.beta2);
   STRATA_CHECK(c.train.eps > 0, "{}: train.eps = {}: expected > 0", f, c.train.eps);

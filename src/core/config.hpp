@@ -76,11 +76,13 @@ struct TrainConfig {
   int64_t wsd_decay_steps() const {
     return std::max<int64_t>(1, int64_t(std::llround(lr_decay_fraction * double(steps))));
   }
-  std::string early_stop_metric;    // "" (off) | val_loss | val_accuracy | val_top3 | val_top5 | val_*_f1
-  int64_t early_stop_patience = 0;  // evaluations without improvement before stopping; 0: only keep the best
-  double early_stop_min_delta = 0;  // an improvement must beat the best by more than this
-  std::string precision = "fp32";   // fp32 | bf16 (GEMM operands in bf16, fp32 accumulation and master weights)
-  bool bf16_activations = true;     // with bf16: GEMM-only activations kept as bf16 until backward
+  std::string early_stop_metric;       // "" (off) | val_loss | val_accuracy | val_top3 | val_top5 | val_*_f1
+  int64_t early_stop_patience = 0;     // evaluations without improvement before stopping; 0: only keep the best
+  double early_stop_min_delta = 0;     // an improvement must beat the best by more than this
+  std::string precision = "fp32";      // fp32 | bf16 (GEMM operands in bf16, fp32 accumulation and master weights)
+  bool bf16_activations = true;        // with bf16: GEMM-only activations kept as bf16 until backward
+  double l1 = 0, l2 = 0;               // penalties added to the loss: l1 sum|w| + (l2/2) sum w^2
+  std::string regularize = "weights";  // which tensors l1/l2 apply to: weights (2-D, as weight decay) | all
   double weight_decay = 0.1, beta1 = 0.9, beta2 = 0.95, eps = 1e-8, grad_clip = 1.0;
   int64_t seed = 42;
   int64_t log_every = 1, eval_every = 0, eval_batches = 8;

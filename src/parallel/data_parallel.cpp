@@ -8,6 +8,7 @@
 #include "core/error.hpp"
 #include "core/stopwatch.hpp"
 #include "kernels/grad_norm.hpp"
+#include "kernels/regularization.hpp"
 #include "parallel/buckets.hpp"
 
 namespace strata {
@@ -25,6 +26,8 @@ DataParallel<T>::DataParallel(Communicator& dp, Communicator& dp_host, std::vect
     : dp_(dp),
       dp_host_(dp_host),
       in_norm_(std::move(in_norm)),
+      l1_(train.l1),
+      l2_(train.l2),
       params_(params),
       zero1_(parallel.zero1 && dp.size() > 1) {
   for (auto* g : norm_groups)
@@ -32,6 +35,7 @@ DataParallel<T>::DataParallel(Communicator& dp, Communicator& dp_host, std::vect
   if (in_norm_.empty()) in_norm_.assign(params.specs().size(), 1);
   STRATA_CHECK(in_norm_.size() == params.specs().size(), "DataParallel: {} norm flags for {} tensors", in_norm_.size(),
                params.specs().size());
+  for (const auto& spec : params.specs()) regularized_.push_back(train.regularize == "all" || spec.decay);
   const int64_t padded = int64_t(params.padded_size());
   const int64_t bucket = bucket_elements(parallel.bucket_mb, sizeof(T));
   if (zero1_) {
@@ -59,6 +63,21 @@ double DataParallel<T>::squares(const Vec<T>& g, int64_t g_begin, int64_t begin,
     const int64_t b = std::max(begin, s.offset), e = std::min(end, s.offset + s.numel());
     if (b < e && in_norm_[i])
       total += sum_of_squares<T>(view_of(g.data() + (b - g_begin), size_t(e - b)), size_t(e - b));
+  }
+  return total;
+}
+
+template <class T>
+double DataParallel<T>::add_penalty(const Vec<T>& g, int64_t g_begin, int64_t begin, int64_t end) const {
+  double total = 0;
+  if (l1_ == 0 && l2_ == 0) return total;
+  for (size_t i = 0; i < params_.specs().size(); ++i) {
+    const auto& s = params_.specs()[i];
+    const int64_t b = std::max(begin, s.offset), e = std::min(end, s.offset + s.numel());
+    if (b >= e || !regularized_[i]) continue;
+    const auto w = view_of(params_.params().data() + b, size_t(e - b));
+    if (in_norm_[i]) total += penalty<T>(w, size_t(e - b), l1_, l2_);
+    add_penalty_gradient<T>(view_of(g.data() + (b - g_begin), size_t(e - b)), w, size_t(e - b), T(l1_), T(l2_));
   }
   return total;
 }
@@ -101,8 +120,13 @@ double DataParallel<T>::finish_step(double lr, double max_norm) {
   dp_.wait_all(pending_);
   pending_.clear();
   next_bucket_ = 0;
+  const bool regularize = l1_ != 0 || l2_ != 0;
   if (!zero1_) {
     comm_wait_ms_ = ms_since(start);
+    if (regularize) {
+      last_penalty_ = add_penalty(params_.grads(), 0, 0, int64_t(params_.size()));
+      sum_over_norm_groups(last_penalty_);
+    }
     double sq = squares(params_.grads(), 0, 0, int64_t(params_.size()));
     sum_over_norm_groups(sq);
     norm = std::sqrt(sq);
@@ -112,6 +136,11 @@ double DataParallel<T>::finish_step(double lr, double max_norm) {
     return norm;
   }
   // ZeRO-1: the shard's gradients were reduce-scattered bucket by bucket during backward.
+  if (regularize) {
+    last_penalty_ = add_penalty(shard_grads_, shard_begin_, shard_begin_, shard_begin_ + shard_size_);
+    dp_host_.all_reduce_sum(&last_penalty_, 1);
+    sum_over_norm_groups(last_penalty_);
+  }
   double sq = squares(shard_grads_, shard_begin_, shard_begin_, shard_begin_ + shard_size_);
   dp_host_.all_reduce_sum(&sq, 1);
   sum_over_norm_groups(sq);

@@ -36,9 +36,13 @@ class DataParallel {
 
   // Pass to the last microbatch's backward: launches each bucket as backward completes it.
   GradReadyHook ready_hook();
-  // After the last backward: completes the reduction, clips to max_norm (0: off) by the global norm, updates
-  // the parameters. Returns the gradient norm before clipping (the same on every rank).
+  // After the last backward: completes the reduction, adds the L1/L2 penalty's gradient (train.l1, train.l2),
+  // clips to max_norm (0: off) by the global norm, updates the parameters. Returns the gradient norm before
+  // clipping (the same on every rank).
   double finish_step(double lr, double max_norm);
+  // The penalty l1 sum|w| + (l2/2) sum w^2 over the regularized tensors at the last step's start (the same on every
+  // rank; 0 without regularization).
+  double last_penalty() const { return last_penalty_; }
 
   size_t optimizer_state_bytes() const { return optimizer_->state_bytes(); }
   AdamW<T>& optimizer() { return *optimizer_; }
@@ -50,10 +54,15 @@ class DataParallel {
   // the tensors that count on this rank.
   double squares(const Vec<T>& g, int64_t g_begin, int64_t begin, int64_t end) const;
   void sum_over_norm_groups(double& squares) const;
+  // Adds the penalty's gradient to g for buffer range [begin, end) (g[0] is offset g_begin) and returns the penalty
+  // of the tensors there that count on this rank.
+  double add_penalty(const Vec<T>& g, int64_t g_begin, int64_t begin, int64_t end) const;
   Communicator& dp_;
   Communicator& dp_host_;
   std::vector<Communicator*> norm_groups_;
   std::vector<char> in_norm_;
+  std::vector<char> regularized_;  // per tensor: train.regularize selects it
+  double l1_ = 0, l2_ = 0, last_penalty_ = 0;
   ParamBuffer<T>& params_;
   bool zero1_;
   int64_t shard_begin_ = 0, shard_size_ = 0;

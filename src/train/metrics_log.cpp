@@ -42,6 +42,7 @@ void MetricsLog::step(const StepMetrics& m) {
                       {"ms", m.ms},
                       {"comm_ms", m.comm_ms},
                       {"data_wait_ms", m.data_wait_ms}};
+  if (m.penalty >= 0) j["penalty"] = m.penalty;
   out_ << j.dump() << '\n';
   out_.flush();
   STRATA_CHECK(out_.good(), "write to '{}' failed", path_);

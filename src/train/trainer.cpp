@@ -226,7 +226,8 @@ TrainSummary train(const Config& input, MPI_Comm world) {
     step_ms.push_back(ms);
     if (log)
       log->step({step + 1, loss, lr, norm, units_per_step / (ms / 1000.0), ms,
-                 data_parallel.comm_wait_ms() + tensor_parallel.take_comm_ms() + pipeline.comm_ms(), wait_ms.back()});
+                 data_parallel.comm_wait_ms() + tensor_parallel.take_comm_ms() + pipeline.comm_ms(), wait_ms.back(),
+                 tc.l1 > 0 || tc.l2 > 0 ? data_parallel.last_penalty() : -1.0});
     if (step == resumed.step) summary.first_loss = loss;
     summary.final_loss = loss;
     summary.steps = step + 1;

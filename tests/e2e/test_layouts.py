@@ -186,6 +186,26 @@ class LayoutTest(unittest.TestCase):
                 self.assert_same_run(self.run_layout(name, ranks, ["train.precision=bf16", *sets]), ref=bf16,
                                      loss_tol=1e-4, norm_tol=2e-3, weight_tol=1e-2, key_bias_bound=2e-2)
 
+    def test_l1_l2_penalties_every_parallelism(self):
+        # train.l1 / train.l2 add their gradient after the data-parallel reduction, on whatever part of each tensor
+        # a rank updates (ZeRO-1 shards, tensor-parallel slices, pipeline stages) and once for the tied embedding;
+        # the logged penalty sums each tensor once. Every layout gives the one-rank run.
+        sets = ["train.l1=1e-4", "train.l2=0.05"]
+        one = self.run_layout("reg", 1, sets)
+        penalties = [r["penalty"] for r in one["steps"]]
+        self.assertTrue(all(p > 0 for p in penalties))
+        # Not the unregularized run: the penalty's gradient moves the weights.
+        err = max(np.linalg.norm(one["weights"][k] - w) / np.linalg.norm(w) for k, w in self.reference["weights"].items()
+                  if k.endswith("c_fc.weight"))
+        self.assertGreater(err, 1e-3)
+        for name, layout_sets, ranks in [("reg_dp2z", ["parallel.dp=2", "parallel.zero1=true"], 2),
+                                         ("reg_tp2", ["parallel.tp=2"], 2), ("reg_pp2", ["parallel.pp=2"], 2)]:
+            with self.subTest(layout=name):
+                run = self.run_layout(name, ranks, [*sets, *layout_sets])
+                self.assert_same_run(run, ref=one)
+                for a, b in zip(run["steps"], one["steps"]):
+                    self.assertAlmostEqual(a["penalty"] / b["penalty"], 1.0, delta=1e-5)
+
     def test_host_staged_device_communication(self):
         # parallel.device_comm = staged sends every device buffer (buckets, ZeRO-1 shards, tensor-parallel sums,
         # pipeline activations, the tied embedding's gradient) through host copies: on host memory the same MPI
