@@ -5,6 +5,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+# Strata's train.label_smoothing (the twins' training loss; 0: the plain cross-entropy).
+LABEL_SMOOTHING = 0.0
+
 
 def _activation(name):
     return nn.GELU(approximate="tanh") if name == "gelu" else nn.ReLU()
@@ -60,7 +63,7 @@ class CnnTwin(nn.Module):
         return self.head(x)
 
     def loss(self, x, y):
-        return F.cross_entropy(self(x), y.reshape(-1))
+        return F.cross_entropy(self(x), y.reshape(-1), label_smoothing=LABEL_SMOOTHING)
 
 
 class RecurrentTwin(nn.Module):
@@ -85,7 +88,7 @@ class RecurrentTwin(nn.Module):
         return self.head(feats)
 
     def loss(self, x, y):
-        return F.cross_entropy(self(x), y.reshape(-1))
+        return F.cross_entropy(self(x), y.reshape(-1), label_smoothing=LABEL_SMOOTHING)
 
 
 def build(cfg):

@@ -131,6 +131,9 @@ const std::vector<Binding>& bindings() {
                    "attention output, GELU output) as bf16 until backward; the GEMMs round them anyway, so results "
                    "are identical and those buffers take half the memory. false keeps them in fp32"),
       STRATA_FIELD(train, weight_decay, "AdamW decoupled weight decay, applied to 2-D weights only"),
+      STRATA_FIELD(train, label_smoothing,
+                   "classifiers: train against (1 - e) on the label plus e spread over all classes (torch's "
+                   "label_smoothing); validation reports the plain cross-entropy. 0: off"),
       STRATA_FIELD(train, l1, "L1 penalty l1 * sum|w| added to the loss (its gradient goes through AdamW; 0: off)"),
       STRATA_FIELD(train, l2,
                    "L2 penalty (l2/2) * sum w^2 added to the loss: unlike weight_decay, its gradient is normalised by "
@@ -579,6 +582,10 @@ void validate_config(const Config& c) {
                "{}: train.precision = '{}': expected fp32 or bf16", f, c.train.precision);
   check_lr_schedule(c.train, f);
   check_early_stopping(c, f);
+  STRATA_CHECK(c.train.label_smoothing >= 0 && c.train.label_smoothing < 1,
+               "{}: train.label_smoothing = {}: expected in [0, 1)", f, c.train.label_smoothing);
+  STRATA_CHECK(c.train.label_smoothing == 0 || c.model.kind != "gpt",
+               "{}: train.label_smoothing applies to classifiers (model.kind = cnn or lstm), not gpt", f);
   STRATA_CHECK(c.train.l1 >= 0 && std::isfinite(c.train.l1), "{}: train.l1 = {}: expected >= 0", f, c.train.l1);
   STRATA_CHECK(c.train.l2 >= 0 && std::isfinite(c.train.l2), "{}: train.l2 = {}: expected >= 0", f, c.train.l2);
   STRATA_CHECK(c.train.regularize == "weights" || c.train.regularize == "all",

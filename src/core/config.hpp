@@ -81,6 +81,7 @@ struct TrainConfig {
   double early_stop_min_delta = 0;     // an improvement must beat the best by more than this
   std::string precision = "fp32";      // fp32 | bf16 (GEMM operands in bf16, fp32 accumulation and master weights)
   bool bf16_activations = true;        // with bf16: GEMM-only activations kept as bf16 until backward
+  double label_smoothing = 0;          // classifiers: cross-entropy against (1 - e) one-hot + e / classes
   double l1 = 0, l2 = 0;               // penalties added to the loss: l1 sum|w| + (l2/2) sum w^2
   std::string regularize = "weights";  // which tensors l1/l2 apply to: weights (2-D, as weight decay) | all
   double weight_decay = 0.1, beta1 = 0.9, beta2 = 0.95, eps = 1e-8, grad_clip = 1.0;

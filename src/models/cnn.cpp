@@ -169,7 +169,7 @@ void Cnn<T>::forward_stage(int slot_index, const MicroBatch<T>& batch, const Vec
   }
   if (!with_loss) return;
   Kokkos::deep_copy(s.targets, batch.targets);
-  cross_entropy_forward<T>(s.losses, s.lse, s.logits, s.targets, B, C);
+  cross_entropy_forward<T>(s.losses, s.lse, s.logits, s.targets, B, C, this->label_smoothing());
   s.loss = mean_loss<T>(s.losses, B);
 }
 
@@ -207,7 +207,8 @@ void Cnn<T>::backward_stage(int slot_index, T loss_scale, const Vec<T>* output_g
   if (layout_.placement.last_stage()) {
     const int flat = int(flat_local()), C = layout_.classes;
     const T dloss = loss_scale != T(0) ? loss_scale : T(1) / T(B);
-    cross_entropy_backward<T>(s.logits, s.lse, s.targets, B, C, dloss);  // logits become dlogits
+    // logits become dlogits
+    cross_entropy_backward<T>(s.logits, s.lse, s.targets, B, C, dloss, this->label_smoothing());
     const Vec<T>& features = s.blocks.back().output();
     if (model_.hidden > 0) {
       const size_t nh = size_t(B) * model_.hidden;

@@ -123,7 +123,7 @@ void Lstm<T>::forward_stage(int slot_index, const MicroBatch<T>& batch, const Ve
   }
   if (!with_loss) return;
   Kokkos::deep_copy(s.targets, batch.targets);
-  cross_entropy_forward<T>(s.losses, s.lse, s.logits, s.targets, R, C);
+  cross_entropy_forward<T>(s.losses, s.lse, s.logits, s.targets, R, C, this->label_smoothing());
   s.loss = mean_loss<T>(s.losses, R);
 }
 
@@ -158,7 +158,8 @@ void Lstm<T>::backward_stage(int slot_index, T loss_scale, const Vec<T>* output_
   const Vec<T> dh = sized(grad_a_, BTH);
   if (layout_.placement.last_stage()) {
     const T dloss = loss_scale != T(0) ? loss_scale : T(1) / T(R);
-    cross_entropy_backward<T>(s.logits, s.lse, s.targets, R, C, dloss);  // logits become dlogits
+    // logits become dlogits
+    cross_entropy_backward<T>(s.logits, s.lse, s.targets, R, C, dloss, this->label_smoothing());
     const Vec<T>& features = layout_.per_step ? s.layers.back().h : s.last;
     // d(features) [R, H] goes to grad_a_ directly (every step) or through grad_b_ into the last step.
     const Vec<T> dfeatures = layout_.per_step ? dh : sized(grad_b_, size_t(R) * H);

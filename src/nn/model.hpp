@@ -82,6 +82,10 @@ class Model {
   virtual void store_gemm_inputs_bf16(bool /*on*/) {}
   // Bytes of activation storage one slot holds (0 where a model does not count them).
   virtual size_t slot_bytes() const { return 0; }
+  // Label smoothing of the classifiers' cross-entropy (train.label_smoothing; kernels/cross_entropy.hpp): the loss
+  // and its gradient from now on. The trainer turns it off while it evaluates (validation reports the plain loss).
+  void set_label_smoothing(double smoothing) { label_smoothing_ = T(smoothing); }
+  T label_smoothing() const { return label_smoothing_; }
 
   // Device buffers for one microbatch of this model (tokens or features, and targets).
   MicroBatch<T> allocate_batch() const;
@@ -102,6 +106,7 @@ class Model {
   Placement placement_;
   int batch_;
   std::shared_ptr<ParamBuffer<T>> params_;
+  T label_smoothing_ = T(0);
 };
 
 }  // namespace strata

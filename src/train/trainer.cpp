@@ -114,6 +114,7 @@ TrainSummary train(const Config& input, MPI_Comm world) {
   TensorParallel<float> tensor_parallel(&grid.device_tp(), &grid.tp());
   const auto model = make_model<float>(mc, micro, params, placement, tensor_parallel);
   model->store_gemm_inputs_bf16(tc.precision == "bf16" && tc.bf16_activations);
+  model->set_label_smoothing(tc.label_smoothing);
   DataParallel<float> data_parallel(grid.device_dp(), grid.dp(), {&grid.tp(), &grid.pp()},
                                     norm_flags(params->specs(), grid.coord().tp), *params, tc, config.parallel);
   PipelineRunner<float> pipeline(*model, grid.device_pp(), schedule, &grid.pp());
@@ -161,8 +162,10 @@ TrainSummary train(const Config& input, MPI_Comm world) {
       summary.val_loss = r.loss;
       return r.loss;
     }
+    model->set_label_smoothing(0);  // validation reports the plain cross-entropy
     const auto r = evaluate_classifier(pipeline, *model, data.val_arrays(), data.normalized(),
                                        tc.eval_batches * tc.batch_size, grid.dp());
+    model->set_label_smoothing(tc.label_smoothing);
     if (log) log->eval(step, r.metrics);
     summary.val_loss = r.metrics.loss;
     summary.val_accuracy = r.metrics.accuracy;

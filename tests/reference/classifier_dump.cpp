@@ -38,6 +38,7 @@ int run(int argc, char** argv) {
   auto params = std::make_shared<ParamBuffer<float>>(model_tensors(m));
   TensorParallel<float> no_tp;
   const auto model = make_model<float>(m, B, params, {}, no_tp);
+  model->set_label_smoothing(cfg.train.label_smoothing);
   auto& P = *params;
   P.initialize(uint64_t(cfg.train.seed));
   // Non-trivial biases and norm parameters, so that the reference exercises them too.

@@ -64,9 +64,10 @@ def check(path, corrupt):
         ref_grads[name] = g + noise * (1e-3 * np.linalg.norm(g) / np.linalg.norm(noise))
 
     t = cfg["train"]
-    print(f"model: {cfg['model']}")
+    torch_classifiers.LABEL_SMOOTHING = float(t.get("label_smoothing", 0.0))
+    print(f"model: {cfg['model']}, label smoothing {torch_classifiers.LABEL_SMOOTHING}")
     logits = model(x)
-    loss = torch.nn.functional.cross_entropy(logits, y.reshape(-1))
+    loss = torch.nn.functional.cross_entropy(logits, y.reshape(-1), label_smoothing=torch_classifiers.LABEL_SMOOTHING)
     loss.backward()
     record("logits", rel_l2(logits.detach().numpy(), ref_logits), TOL_FWD)
     record("loss", abs(loss.item() - ref_loss) / abs(ref_loss), TOL_FWD)

@@ -117,6 +117,45 @@ TEST(CrossEntropy, RowShapesAgree) {
   EXPECT_LT(rel_error(run(Shape<RowShape::Team>{}), run(Shape<RowShape::Thread>{})), 1e-6);
 }
 
+// Label smoothing e: loss = lse - (1 - e) z[target] - e mean(z), in long double.
+std::vector<double> reference_smoothed(const std::vector<double>& logits, const std::vector<int32_t>& targets,
+                                       double e) {
+  const Reference plain = reference(logits, targets);
+  std::vector<double> out(kRows);
+  for (int n = 0; n < kRows; ++n) {
+    long double mean = 0;
+    for (int v = 0; v < kVocab; ++v) mean += logits[n * kVocab + v];
+    mean /= kVocab;
+    out[n] = double((long double)plain.lse[n] - (1 - e) * (long double)logits[n * kVocab + targets[n]] - e * mean);
+  }
+  return out;
+}
+
+TEST(CrossEntropy, LabelSmoothingLossAndGradientInBothShapes) {
+  const double e = 0.2, dloss = 1.0 / kRows;
+  auto logits = random_vector(size_t(kRows) * kVocab, 608, -3.0, 3.0);
+  const auto ref = reference_smoothed(logits, kTargets, e);
+  const auto fd = finite_difference(logits, [&] {
+    double total = 0;
+    for (double l : reference_smoothed(logits, kTargets, e)) total += l;
+    return total * dloss;
+  });
+  for_each_row_shape([&](auto shape) {
+    constexpr RowShape S = decltype(shape)::value;
+    Vec<double> x = to_view<double>(logits), losses("losses", kRows), lse("lse", kRows);
+    Vec<int32_t> tgt = to_view(kTargets);
+    cross_entropy_forward<double, S>(losses, lse, x, tgt, kRows, kVocab, e);
+    EXPECT_LT(rel_error(to_host(losses), ref), kDoubleTol);
+    cross_entropy_backward<double, S>(x, lse, tgt, kRows, kVocab, dloss, e);
+    EXPECT_LT(rel_error(to_host(x), fd), kGradTol);
+    // Float against the reference on float-representable logits.
+    const auto lf = rounded_to_float(logits);
+    Vec<float> xf = to_view<float>(lf), lossf("lossf", kRows), lsef("lsef", kRows);
+    cross_entropy_forward<float, S>(lossf, lsef, xf, tgt, kRows, kVocab, float(e));
+    EXPECT_LT(rel_error(to_host(lossf), reference_smoothed(lf, kTargets, e)), kFloatTol);
+  });
+}
+
 // Logits around +-1e4: exp overflows (float and double) unless the max is subtracted.
 template <class T, RowShape S>
 void expect_stable_for_large_logits_shape(double offset, double abs_tol) {
