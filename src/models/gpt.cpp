@@ -77,13 +77,14 @@ typename Gpt<T>::Slot& Gpt<T>::slot(int i) {
   s.targets = Vec<int32_t>("strata::gpt::targets", N);
   s.input = Vec<T>("strata::gpt::input", N * C);
   // bf16 storage: the GEMM-only activations live in one set of working buffers, shared by every block and slot.
-  if (bf16_storage_ && gemm_inputs_.ln1.extent(0) == 0) {
-    gemm_inputs_.ln1 = Vec<T>("strata::gpt::ln1", N * C);
-    gemm_inputs_.qkv = Vec<T>("strata::gpt::qkv", N * 3 * Cl);
-    gemm_inputs_.atty = Vec<T>("strata::gpt::atty", N * Cl);
-    gemm_inputs_.ln2 = Vec<T>("strata::gpt::ln2", N * C);
-    gemm_inputs_.fc_gelu = Vec<T>("strata::gpt::fc_gelu", N * F);
-  }
+  auto allocate_gemm_inputs = [&](BlockActs& a) {
+    a.ln1 = Vec<T>("strata::gpt::ln1", N * C);
+    a.qkv = Vec<T>("strata::gpt::qkv", N * 3 * Cl);
+    a.atty = Vec<T>("strata::gpt::atty", N * Cl);
+    a.ln2 = Vec<T>("strata::gpt::ln2", N * C);
+    a.fc_gelu = Vec<T>("strata::gpt::fc_gelu", N * F);
+  };
+  if (bf16_storage_ && gemm_inputs_.ln1.extent(0) == 0) allocate_gemm_inputs(gemm_inputs_);
   for (size_t l = 0; l < layout_.blocks.size(); ++l) {
     BlockActs a;
     a.ln1_mean = Vec<T>("strata::gpt::ln1_mean", N);
@@ -94,15 +95,13 @@ typename Gpt<T>::Slot& Gpt<T>::slot(int i) {
     a.fc = Vec<T>("strata::gpt::fc", N * F);
     a.res2 = Vec<T>("strata::gpt::res2", N * C);
     if (bf16_storage_) {
-      a.ln1 = gemm_inputs_.ln1, a.qkv = gemm_inputs_.qkv, a.atty = gemm_inputs_.atty, a.ln2 = gemm_inputs_.ln2;
-      a.fc_gelu = gemm_inputs_.fc_gelu;
-      for (Vec<T>* v : gemm_inputs(a)) a.packed.emplace_back("strata::gpt::bf16_activation", v->extent(0));
+      const auto mine = gemm_inputs(a), shared = gemm_inputs(gemm_inputs_);
+      for (size_t i = 0; i < mine.size(); ++i) {
+        *mine[i] = *shared[i];
+        a.packed.emplace_back("strata::gpt::bf16_activation", shared[i]->extent(0));
+      }
     } else {
-      a.ln1 = Vec<T>("strata::gpt::ln1", N * C);
-      a.qkv = Vec<T>("strata::gpt::qkv", N * 3 * Cl);
-      a.atty = Vec<T>("strata::gpt::atty", N * Cl);
-      a.ln2 = Vec<T>("strata::gpt::ln2", N * C);
-      a.fc_gelu = Vec<T>("strata::gpt::fc_gelu", N * F);
+      allocate_gemm_inputs(a);
     }
     s.blocks.push_back(a);
   }
