@@ -56,29 +56,33 @@ DataParallel<T>::DataParallel(Communicator& dp, Communicator& dp_host, std::vect
 }
 
 template <class T>
-double DataParallel<T>::squares(const Vec<T>& g, int64_t g_begin, int64_t begin, int64_t end) const {
-  double total = 0;
+template <class F>
+void DataParallel<T>::for_each_tensor_in(int64_t begin, int64_t end, F f) const {
   for (size_t i = 0; i < params_.specs().size(); ++i) {
     const auto& s = params_.specs()[i];
     const int64_t b = std::max(begin, s.offset), e = std::min(end, s.offset + s.numel());
-    if (b < e && in_norm_[i])
-      total += sum_of_squares<T>(view_of(g.data() + (b - g_begin), size_t(e - b)), size_t(e - b));
+    if (b < e) f(i, b, e);
   }
+}
+
+template <class T>
+double DataParallel<T>::squares(const Vec<T>& g, int64_t g_begin, int64_t begin, int64_t end) const {
+  double total = 0;
+  for_each_tensor_in(begin, end, [&](size_t i, int64_t b, int64_t e) {
+    if (in_norm_[i]) total += sum_of_squares<T>(view_of(g.data() + (b - g_begin), size_t(e - b)), size_t(e - b));
+  });
   return total;
 }
 
 template <class T>
 double DataParallel<T>::add_penalty(const Vec<T>& g, int64_t g_begin, int64_t begin, int64_t end) const {
   double total = 0;
-  if (l1_ == 0 && l2_ == 0) return total;
-  for (size_t i = 0; i < params_.specs().size(); ++i) {
-    const auto& s = params_.specs()[i];
-    const int64_t b = std::max(begin, s.offset), e = std::min(end, s.offset + s.numel());
-    if (b >= e || !regularized_[i]) continue;
+  for_each_tensor_in(begin, end, [&](size_t i, int64_t b, int64_t e) {
+    if (!regularized_[i]) return;
     const auto w = view_of(params_.params().data() + b, size_t(e - b));
     if (in_norm_[i]) total += penalty<T>(w, size_t(e - b), l1_, l2_);
     add_penalty_gradient<T>(view_of(g.data() + (b - g_begin), size_t(e - b)), w, size_t(e - b), T(l1_), T(l2_));
-  }
+  });
   return total;
 }
 

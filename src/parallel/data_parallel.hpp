@@ -54,6 +54,9 @@ class DataParallel {
   // the tensors that count on this rank.
   double squares(const Vec<T>& g, int64_t g_begin, int64_t begin, int64_t end) const;
   void sum_over_norm_groups(double& squares) const;
+  // f(tensor index, b, e) for each tensor overlapping buffer range [begin, end), with [b, e) the overlap.
+  template <class F>
+  void for_each_tensor_in(int64_t begin, int64_t end, F f) const;
   // Adds the penalty's gradient to g for buffer range [begin, end) (g[0] is offset g_begin) and returns the penalty
   // of the tensors there that count on this rank.
   double add_penalty(const Vec<T>& g, int64_t g_begin, int64_t begin, int64_t end) const;
