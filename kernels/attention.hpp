@@ -9,6 +9,7 @@
 
 #include "core/error.hpp"
 #include "kernels/causal_softmax.hpp"
+#include "kernels/dropout.hpp"
 #include "kernels/gemm.hpp"
 
 namespace strata {
@@ -57,9 +58,11 @@ void tile_probabilities(const Vec<T>& scores, const T* q_seq, const Tile& t, int
 }  // namespace attention_detail
 
 // out[B, T, C] from qkv[B, T, 3C] (q | k | v, head h in columns h*D .. h*D+D-1 of each).
-// scratch[attention_scratch_size(s)].
+// scratch[attention_scratch_size(s)]. With an active `dropout`, the probabilities are dropped (kernels/dropout.hpp)
+// before they weight the values.
 template <class T>
-void attention_forward(const Vec<T>& out, const Vec<T>& scratch, const Vec<T>& qkv, const AttentionShape& s) {
+void attention_forward(const Vec<T>& out, const Vec<T>& scratch, const Vec<T>& qkv, const AttentionShape& s,
+                       const AttentionDropout& dropout = {}) {
   using attention_detail::Tile;
   const int Tn = s.seq, C = s.channels, H = s.heads, D = s.head_dim(), Q = s.block();
   STRATA_CHECK(scratch.extent(0) >= attention_scratch_size(s), "attention: scratch of {} elements, {} needed",
@@ -71,6 +74,7 @@ void attention_forward(const Vec<T>& out, const Vec<T>& scratch, const Vec<T>& q
       const int rows = std::min(Q, Tn - first);
       const Tile t{first, rows, first + rows};
       attention_detail::tile_probabilities(scratch, q, t, C, H, D, scale);
+      if (dropout.active()) dropout_attention_tile<T>(scratch, dropout, b, H, rows, t.keys, first, Tn);
       // out_h[rows, D] = P_h[rows, keys] v_h[keys, D]
       gemm_strided_batched<T>({Trans::No, Trans::No, rows, D, t.keys, t.keys, 3 * C, C}, T(1), scratch.data(),
                               int64_t(rows) * t.keys, q + 2 * C, D, T(0), out.data() + (int64_t(b) * Tn + first) * C, D,
@@ -81,10 +85,11 @@ void attention_forward(const Vec<T>& out, const Vec<T>& scratch, const Vec<T>& q
 
 // dqkv[B, T, 3C] (overwritten) from dout[B, T, C] and qkv. scratch[attention_scratch_size(s)].
 // Tiles run from the last (all keys: its dk, dv contributions overwrite) to the first (added), so dk and dv are
-// summed in one fixed order.
+// summed in one fixed order. `dropout` must be the forward's: its masks are drawn again. With dropped probabilities
+// P' = M P / (1 - p): dv = P'^T dout, dP = M (dout v^T) / (1 - p), and the softmax backward takes P and dP.
 template <class T>
 void attention_backward(const Vec<T>& dqkv, const Vec<T>& scratch, const Vec<T>& dout, const Vec<T>& qkv,
-                        const AttentionShape& s) {
+                        const AttentionShape& s, const AttentionDropout& dropout = {}) {
   using attention_detail::Tile;
   const int Tn = s.seq, C = s.channels, H = s.heads, D = s.head_dim(), Q = s.block();
   STRATA_CHECK(scratch.extent(0) >= attention_scratch_size(s), "attention: scratch of {} elements, {} needed",
@@ -111,10 +116,17 @@ void attention_backward(const Vec<T>& dqkv, const Vec<T>& scratch, const Vec<T>&
       // dP_h[rows, keys] = dout_h v_h^T
       gemm_strided_batched<T>({Trans::No, Trans::Yes, rows, t.keys, D, C, 3 * C, t.keys}, T(1), g, D, v, D, T(0),
                               dscores.data(), tile_elems, H);
+      if (dropout.active()) {
+        // The dropped probabilities' gradient is masked like them; the softmax backward needs the undropped P,
+        // after which P is dropped in place for dv.
+        dropout_attention_tile<T>(dscores, dropout, b, H, rows, t.keys, first, Tn);
+        causal_softmax_backward<T>(dscores, probs, t.causal(H), scale);
+        dropout_attention_tile<T>(probs, dropout, b, H, rows, t.keys, first, Tn);
+      }
       // dv_h[keys, D] (+)= P_h^T dout_h
       gemm_strided_batched<T>({Trans::Yes, Trans::No, t.keys, D, rows, t.keys, C, 3 * C}, T(1), probs.data(),
                               tile_elems, g, D, accumulate, dv, D, H);
-      causal_softmax_backward<T>(dscores, probs, t.causal(H), scale);
+      if (!dropout.active()) causal_softmax_backward<T>(dscores, probs, t.causal(H), scale);
       // dq_h[rows, D] = dS_h k_h ; dk_h[keys, D] (+)= dS_h^T q_h
       gemm_strided_batched<T>({Trans::No, Trans::No, rows, D, t.keys, t.keys, 3 * C, 3 * C}, T(1), dscores.data(),
                               tile_elems, k, D, T(0), dq + int64_t(first) * 3 * C, D, H);

@@ -14,6 +14,14 @@ import torch.nn.functional as F
 # "fp32", or "bf16": every matmul (forward and backward) rounds both operands to bfloat16 and accumulates in fp32,
 # which is what Strata's train.precision = "bf16" does. Everything else stays fp32.
 PRECISION = "fp32"
+# None, or the masks of Strata's dropout for the current step (perf/dropout_masks.Masks): the twin then drops at
+# Strata's sites with Strata's masks ("dropout.embedding", "dropout.attention.<l>", "dropout.attn_residual.<l>",
+# "dropout.mlp_residual.<l>").
+DROPOUT = None
+
+
+def _drop(site, x):
+    return x if DROPOUT is None else DROPOUT.drop(site, x)
 
 
 class _Bf16Matmul(torch.autograd.Function):
@@ -52,8 +60,9 @@ class Linear(nn.Linear):
 
 
 class Attention(nn.Module):
-    def __init__(self, d_model, n_head):
+    def __init__(self, d_model, n_head, index=0):
         super().__init__()
+        self.index = index
         assert d_model % n_head == 0, "d_model must be divisible by n_head"
         self.n_head = n_head
         self.c_attn = Linear(d_model, 3 * d_model)
@@ -71,6 +80,7 @@ class Attention(nn.Module):
         # torch 1.13 has no scaled_dot_product_attention: mask by hand.
         future = torch.ones(T, T, dtype=torch.bool, device=x.device).triu(1)
         att = att.masked_fill(future, float("-inf")).softmax(dim=-1)
+        att = _drop(f"dropout.attention.{self.index}", att)
         y = mm(att, v).transpose(1, 2).reshape(B, T, C)
         return self.c_proj(y)
 
@@ -86,16 +96,17 @@ class MLP(nn.Module):
 
 
 class Block(nn.Module):
-    def __init__(self, d_model, n_head):
+    def __init__(self, d_model, n_head, index=0):
         super().__init__()
+        self.index = index
         self.ln_1 = nn.LayerNorm(d_model, eps=1e-5)
-        self.attn = Attention(d_model, n_head)
+        self.attn = Attention(d_model, n_head, index)
         self.ln_2 = nn.LayerNorm(d_model, eps=1e-5)
         self.mlp = MLP(d_model)
 
     def forward(self, x):
-        x = x + self.attn(self.ln_1(x))
-        return x + self.mlp(self.ln_2(x))
+        x = x + _drop(f"dropout.attn_residual.{self.index}", self.attn(self.ln_1(x)))
+        return x + _drop(f"dropout.mlp_residual.{self.index}", self.mlp(self.ln_2(x)))
 
 
 class GPT(nn.Module):
@@ -105,7 +116,7 @@ class GPT(nn.Module):
         # Bare Parameters (not nn.Embedding) so the names are "wte"/"wpe".
         self.wte = nn.Parameter(torch.empty(vocab_size, d_model))
         self.wpe = nn.Parameter(torch.empty(seq_len, d_model))
-        self.h = nn.ModuleList(Block(d_model, n_head) for _ in range(n_layer))
+        self.h = nn.ModuleList(Block(d_model, n_head, i) for i in range(n_layer))
         self.ln_f = nn.LayerNorm(d_model, eps=1e-5)
         self.init_weights()
 
@@ -125,7 +136,7 @@ class GPT(nn.Module):
 
     def forward(self, x):
         T = x.shape[1]
-        h = self.wte[x] + self.wpe[:T]
+        h = _drop("dropout.embedding", self.wte[x] + self.wpe[:T])
         for block in self.h:
             h = block(h)
         return mm(self.ln_f(h), self.wte.t())

@@ -131,6 +131,15 @@ const std::vector<Binding>& bindings() {
                    "attention output, GELU output) as bf16 until backward; the GEMMs round them anyway, so results "
                    "are identical and those buffers take half the memory. false keeps them in fp32"),
       STRATA_FIELD(train, weight_decay, "AdamW decoupled weight decay, applied to 2-D weights only"),
+      STRATA_FIELD(train, dropout,
+                   "drop probability of inverted dropout at every site of the model, in training batches only: gpt "
+                   "embedding output, attention probabilities, residual branches; cnn the head's inputs (flattened "
+                   "features, hidden layer); lstm each layer's output states and the hidden layer. Masks are drawn "
+                   "from (seed, step, sample, element): the same at every layout and after a restart. 0: off"),
+      STRATA_FIELD(train, embedding_dropout, "gpt: dropout of the embedding output; -1: train.dropout"),
+      STRATA_FIELD(train, attention_dropout, "gpt: dropout of the attention probabilities; -1: train.dropout"),
+      STRATA_FIELD(train, residual_dropout,
+                   "gpt: dropout of the residual branches (attention and MLP outputs); -1: train.dropout"),
       STRATA_FIELD(train, label_smoothing,
                    "classifiers: train against (1 - e) on the label plus e spread over all classes (torch's "
                    "label_smoothing); validation reports the plain cross-entropy. 0: off"),
@@ -586,6 +595,17 @@ void validate_config(const Config& c) {
                "{}: train.label_smoothing = {}: expected in [0, 1)", f, c.train.label_smoothing);
   STRATA_CHECK(c.train.label_smoothing == 0 || c.model.kind != "gpt",
                "{}: train.label_smoothing applies to classifiers (model.kind = cnn or lstm), not gpt", f);
+  STRATA_CHECK(c.train.dropout >= 0 && c.train.dropout < 1, "{}: train.dropout = {}: expected in [0, 1)", f,
+               c.train.dropout);
+  for (const auto& [name, value] : {std::pair{"embedding_dropout", c.train.embedding_dropout},
+                                    std::pair{"attention_dropout", c.train.attention_dropout},
+                                    std::pair{"residual_dropout", c.train.residual_dropout}}) {
+    STRATA_CHECK(value == -1 || (value >= 0 && value < 1), "{}: train.{} = {}: expected in [0, 1), or -1 for train.dropout",
+                 f, name, value);
+    STRATA_CHECK(value == -1 || c.model.kind == "gpt",
+                 "{}: train.{} is a gpt dropout site; model.kind = {} drops at train.dropout's sites", f, name,
+                 c.model.kind);
+  }
   STRATA_CHECK(c.train.l1 >= 0 && std::isfinite(c.train.l1), "{}: train.l1 = {}: expected >= 0", f, c.train.l1);
   STRATA_CHECK(c.train.l2 >= 0 && std::isfinite(c.train.l2), "{}: train.l2 = {}: expected >= 0", f, c.train.l2);
   STRATA_CHECK(c.train.regularize == "weights" || c.train.regularize == "all",

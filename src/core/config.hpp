@@ -81,6 +81,10 @@ struct TrainConfig {
   double early_stop_min_delta = 0;     // an improvement must beat the best by more than this
   std::string precision = "fp32";      // fp32 | bf16 (GEMM operands in bf16, fp32 accumulation and master weights)
   bool bf16_activations = true;        // with bf16: GEMM-only activations kept as bf16 until backward
+  double dropout = 0;                  // drop probability at every dropout site of the model (models/model_factory.hpp)
+  double embedding_dropout = -1;       // gpt, per site; -1: train.dropout
+  double attention_dropout = -1;
+  double residual_dropout = -1;
   double label_smoothing = 0;          // classifiers: cross-entropy against (1 - e) one-hot + e / classes
   double l1 = 0, l2 = 0;               // penalties added to the loss: l1 sum|w| + (l2/2) sum w^2
   std::string regularize = "weights";  // which tensors l1/l2 apply to: weights (2-D, as weight decay) | all

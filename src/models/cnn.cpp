@@ -118,11 +118,36 @@ typename Cnn<T>::Slot& Cnn<T>::slot(int i) {
 }
 
 template <class T>
+DropoutMask Cnn<T>::features_mask(const Slot& s) const {
+  const double p = this->dropout().hidden;
+  if (!s.dropout.on || p <= 0) return {};
+  // Split over channels after a column-parallel block: this rank's channels are a contiguous run of each image's
+  // flattened [C, H, W].
+  const int64_t local = flat_local();
+  const int64_t offset = layout_.head_row_parallel ? this->placement().tp_rank * local : 0;
+  return dropout_mask(s.dropout.seed, "dropout.features", s.dropout.step, p, s.dropout.first_sample, layout_.flat,
+                      offset, local);
+}
+
+template <class T>
+DropoutMask Cnn<T>::hidden_mask(const Slot& s) const {
+  const double p = this->dropout().hidden;
+  if (!s.dropout.on || p <= 0 || model_.hidden == 0) return {};
+  return dropout_mask(s.dropout.seed, "dropout.hidden", s.dropout.step, p, s.dropout.first_sample, model_.hidden);
+}
+
+template <class T>
+const Vec<T>& Cnn<T>::head_input(const Slot& s) const {
+  return features_mask(s).active() ? s.dropped_features : s.blocks.back().output();
+}
+
+template <class T>
 void Cnn<T>::forward_stage(int slot_index, const MicroBatch<T>& batch, const Vec<T>* input, bool with_loss) {
   this->check_batch(batch, with_loss);
   const int B = this->batch();
   auto& P = this->params();
   Slot& s = slot(slot_index);
+  s.dropout = batch.dropout;
   if (layout_.placement.first_stage()) {
     Kokkos::deep_copy(s.input, batch.features);
   } else {
@@ -154,6 +179,12 @@ void Cnn<T>::forward_stage(int slot_index, const MicroBatch<T>& batch, const Vec
   // The last block's output [B, C, H, W] is the flattened [B, flat] the head reads (row-major, NCHW); split over
   // channels after a column-parallel block, so the first head layer is then row-parallel.
   const int flat = int(flat_local()), C = layout_.classes;
+  if (const DropoutMask m = features_mask(s); m.active()) {
+    if (s.dropped_features.extent(0) == 0)
+      s.dropped_features = Vec<T>("strata::cnn::dropped_features", size_t(B) * size_t(flat));
+    dropout_apply<T>(s.dropped_features, *x, m, B);
+    x = &s.dropped_features;
+  }
   auto first_layer = [&](const Vec<T>& y, int w, int bias, int out) {
     if (layout_.head_row_parallel)
       tp_.row_linear_forward(y, *x, P.param(w), P.param(bias), B, flat, out, Vec<T>());
@@ -163,6 +194,7 @@ void Cnn<T>::forward_stage(int slot_index, const MicroBatch<T>& batch, const Vec
   if (model_.hidden > 0) {
     first_layer(s.hidden_pre, layout_.hidden_w, layout_.hidden_b, model_.hidden);
     activation_forward<T>(activation_, s.hidden_act, s.hidden_pre, size_t(B) * model_.hidden);
+    if (const DropoutMask m = hidden_mask(s); m.active()) dropout_apply<T>(s.hidden_act, s.hidden_act, m, B);
     linear_forward<T>(s.logits, s.hidden_act, P.param(layout_.head_w), P.param(layout_.head_b), B, model_.hidden, C);
   } else {
     first_layer(s.logits, layout_.head_w, layout_.head_b, C);
@@ -209,12 +241,13 @@ void Cnn<T>::backward_stage(int slot_index, T loss_scale, const Vec<T>* output_g
     const T dloss = loss_scale != T(0) ? loss_scale : T(1) / T(B);
     // logits become dlogits
     cross_entropy_backward<T>(s.logits, s.lse, s.targets, B, C, dloss, this->label_smoothing());
-    const Vec<T>& features = s.blocks.back().output();
+    const Vec<T>& features = head_input(s);
     if (model_.hidden > 0) {
       const size_t nh = size_t(B) * model_.hidden;
       const Vec<T> dhidden = sized(other(cur), nh);
       linear_backward<T>(dhidden, P.grad(layout_.head_w), P.grad(layout_.head_b), s.logits, s.hidden_act,
                          P.param(layout_.head_w), B, model_.hidden, C);
+      if (const DropoutMask m = hidden_mask(s); m.active()) dropout_apply<T>(dhidden, dhidden, m, B);
       activation_backward<T>(activation_, dhidden, s.hidden_pre, nh);
       linear_backward<T>(sized(cur, last_out), P.grad(layout_.hidden_w), P.grad(layout_.hidden_b), dhidden, features,
                          P.param(layout_.hidden_w), B, flat, model_.hidden);
@@ -223,6 +256,10 @@ void Cnn<T>::backward_stage(int slot_index, T loss_scale, const Vec<T>* output_g
       linear_backward<T>(sized(cur, last_out), P.grad(layout_.head_w), P.grad(layout_.head_b), s.logits, features,
                          P.param(layout_.head_w), B, flat, C);
       ready(P.specs()[size_t(layout_.head_w)].offset);
+    }
+    if (const DropoutMask m = features_mask(s); m.active()) {
+      const Vec<T> dfeatures = sized(cur, last_out);
+      dropout_apply<T>(dfeatures, dfeatures, m, B);
     }
   } else {
     STRATA_CHECK(output_grad != nullptr && output_grad->extent(0) == last_out,

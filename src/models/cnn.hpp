@@ -13,6 +13,7 @@
 #include "core/config.hpp"
 #include "kernels/activation.hpp"
 #include "kernels/conv2d.hpp"
+#include "kernels/dropout.hpp"
 #include "models/cnn_layout.hpp"
 #include "nn/model.hpp"
 #include "parallel/tensor_parallel.hpp"
@@ -58,10 +59,18 @@ class Cnn final : public Model<T> {
     Vec<T> input;  // the images (first stage) or the previous stage's output
     std::vector<BlockActs> blocks;
     Vec<T> hidden_pre, hidden_act, logits, losses, lse;  // last stage
+    Vec<T> dropped_features;  // last stage with dropout: the head's input after its mask
     Vec<int32_t> targets;
     T loss = 0;
+    DropoutContext dropout;  // the forward's, for backward to draw the same masks
   };
   Slot& slot(int i);
+  // The slot's dropout masks over the flattened features [B, flat] (this rank's channels) and the hidden layer
+  // [B, hidden]; inactive unless its microbatch trains with train.dropout > 0.
+  DropoutMask features_mask(const Slot& s) const;
+  DropoutMask hidden_mask(const Slot& s) const;
+  // The head's input: the last block's output, or its dropped copy.
+  const Vec<T>& head_input(const Slot& s) const;
   void allocate_scratch();
   Conv2dShape conv_shape(const CnnLayout::Block& b) const;  // this rank's convolution (local channels)
   // Per image, on this rank: a block's input, its convolution output and its output (after pooling).

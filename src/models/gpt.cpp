@@ -161,6 +161,24 @@ void Gpt<T>::unpack(BlockActs& a) {
 }
 
 template <class T>
+DropoutMask Gpt<T>::residual_mask(const Slot& s, const std::string& site, double p) const {
+  if (!s.dropout.on || p <= 0) return {};
+  return dropout_mask(s.dropout.seed, site, s.dropout.step, p, s.dropout.first_sample,
+                      int64_t(model_.seq_len) * model_.d_model);
+}
+
+template <class T>
+AttentionDropout Gpt<T>::attention_dropout(const Slot& s, int layer) const {
+  const double p = this->dropout().attention;
+  if (!s.dropout.on || p <= 0) return {};
+  // The sample's probabilities are [n_head, T, T]; this rank's heads follow its tensor-parallel rank.
+  const int heads = model_.n_head / tp_.size();
+  return {dropout_mask(s.dropout.seed, "dropout.attention." + std::to_string(layer), s.dropout.step, p,
+                       s.dropout.first_sample, int64_t(model_.n_head) * model_.seq_len * model_.seq_len),
+          model_.n_head, this->placement().tp_rank * heads};
+}
+
+template <class T>
 void Gpt<T>::forward_stage(int slot_index, const MicroBatch<T>& batch, const Vec<T>* input, bool with_loss) {
   this->check_batch(batch, with_loss);
   STRATA_CHECK(!bf16_storage_ || gemm_precision() == GemmPrecision::BF16,
@@ -170,10 +188,16 @@ void Gpt<T>::forward_stage(int slot_index, const MicroBatch<T>& batch, const Vec
   const int V = model_.vocab_size / tp, H = model_.n_head / tp, Cl = C / tp, F = 4 * C / tp;
   auto& P = this->params();
   Slot& s = slot(slot_index);
+  s.dropout = batch.dropout;
+  const DropoutRates& rates = this->dropout();
+  if (s.dropout.on && rates.residual > 0 && branch_.extent(0) == 0)
+    branch_ = Vec<T>(Kokkos::view_alloc(Kokkos::WithoutInitializing, "strata::gpt::branch"), size_t(N) * C);
   if (layout_.first_stage()) Kokkos::deep_copy(s.tokens, batch.tokens);
   if (with_loss) Kokkos::deep_copy(s.targets, batch.targets);
   if (layout_.first_stage()) {
     tp_.vocab_embedding_forward(s.input, s.tokens, P.param(layout_.wte), P.param(layout_.wpe), B, Tn, C, V);
+    const DropoutMask embedding = residual_mask(s, "dropout.embedding", rates.embedding);
+    if (embedding.active()) dropout_apply<T>(s.input, s.input, embedding, B);
   } else {
     STRATA_CHECK(input != nullptr, "gpt forward: stage {} needs the previous stage's output", layout_.stage);
     Kokkos::deep_copy(s.input, *input);
@@ -182,14 +206,23 @@ void Gpt<T>::forward_stage(int slot_index, const MicroBatch<T>& batch, const Vec
   for (size_t l = 0; l < layout_.blocks.size(); ++l) {
     const auto& w = layout_.blocks[l];
     auto& a = s.blocks[l];
+    const int layer = layout_.first_layer + int(l);
+    // A residual branch: out = r + dropout(branch(in)), or the fused out = r + branch(in) without dropout.
+    auto residual_branch = [&](const Vec<T>& out, const Vec<T>& in, int weight, int bias, int in_local, const Vec<T>& r,
+                               const char* site) {
+      const DropoutMask m = residual_mask(s, site + std::to_string(layer), rates.residual);
+      if (!m.active()) return tp_.row_linear_forward(out, in, P.param(weight), P.param(bias), N, in_local, C, r);
+      tp_.row_linear_forward(branch_, in, P.param(weight), P.param(bias), N, in_local, C, Vec<T>());
+      dropout_residual_add<T>(out, r, branch_, m, B);
+    };
     layernorm_forward<T>(a.ln1, a.ln1_mean, a.ln1_rstd, *x, P.param(w.ln1_w), P.param(w.ln1_b), N, C);
     tp_.column_linear_forward(a.qkv, a.ln1, P.param(w.qkv_w), P.param(w.qkv_b), N, C, 3 * Cl);
-    attention_forward<T>(a.atty, att_scratch_, a.qkv, {B, Tn, Cl, H});
-    tp_.row_linear_forward(a.res1, a.atty, P.param(w.attn_proj_w), P.param(w.attn_proj_b), N, Cl, C, *x);
+    attention_forward<T>(a.atty, att_scratch_, a.qkv, {B, Tn, Cl, H}, attention_dropout(s, layer));
+    residual_branch(a.res1, a.atty, w.attn_proj_w, w.attn_proj_b, Cl, *x, "dropout.attn_residual.");
     layernorm_forward<T>(a.ln2, a.ln2_mean, a.ln2_rstd, a.res1, P.param(w.ln2_w), P.param(w.ln2_b), N, C);
     tp_.column_linear_forward(a.fc, a.ln2, P.param(w.fc_w), P.param(w.fc_b), N, C, F);
     gelu_forward<T>(a.fc_gelu, a.fc, size_t(N) * F);
-    tp_.row_linear_forward(a.res2, a.fc_gelu, P.param(w.mlp_proj_w), P.param(w.mlp_proj_b), N, F, C, a.res1);
+    residual_branch(a.res2, a.fc_gelu, w.mlp_proj_w, w.mlp_proj_b, F, a.res1, "dropout.mlp_residual.");
     pack(a);
     x = &a.res2;
   }
@@ -243,28 +276,40 @@ void Gpt<T>::backward_stage(int slot_index, T loss_scale, const Vec<T>* output_g
     STRATA_CHECK(output_grad != nullptr, "gpt backward: stage {} needs the next stage's gradient", layout_.stage);
     Kokkos::deep_copy(dres_, *output_grad);
   }
-  // dres_ holds the gradient of the residual stream (the same on every tp rank), walked back in place.
+  // dres_ holds the gradient of the residual stream (the same on every tp rank), walked back in place. A residual
+  // branch with dropout gets the masked gradient (in branch_); the stream's own gradient passes unchanged.
+  const DropoutRates& rates = this->dropout();
   for (int l = int(layout_.blocks.size()) - 1; l >= 0; --l) {
     const auto& w = layout_.blocks[size_t(l)];
     auto& a = s.blocks[size_t(l)];
     const Vec<T>& x = l > 0 ? s.blocks[size_t(l) - 1].res2 : s.input;
+    const int layer = layout_.first_layer + l;
+    auto branch_grad = [&](const char* site) -> const Vec<T>& {
+      const DropoutMask m = residual_mask(s, site + std::to_string(layer), rates.residual);
+      if (!m.active()) return dres_;
+      dropout_apply<T>(branch_, dres_, m, B);
+      return branch_;
+    };
     unpack(a);
-    tp_.row_linear_backward(dhidden_, P.grad(w.mlp_proj_w), P.grad(w.mlp_proj_b), dres_, a.fc_gelu,
-                            P.param(w.mlp_proj_w), N, F, C);
+    tp_.row_linear_backward(dhidden_, P.grad(w.mlp_proj_w), P.grad(w.mlp_proj_b), branch_grad("dropout.mlp_residual."),
+                            a.fc_gelu, P.param(w.mlp_proj_w), N, F, C);
     gelu_backward<T>(dhidden_, dhidden_, a.fc, size_t(N) * F);
     tp_.column_linear_backward(dln_, P.grad(w.fc_w), P.grad(w.fc_b), dhidden_, a.ln2, P.param(w.fc_w), N, C, F);
     layernorm_backward<T>(dres_, P.grad(w.ln2_w), P.grad(w.ln2_b), dln_, a.res1, P.param(w.ln2_w), a.ln2_mean,
                           a.ln2_rstd, N, C);
-    tp_.row_linear_backward(datty_, P.grad(w.attn_proj_w), P.grad(w.attn_proj_b), dres_, a.atty, P.param(w.attn_proj_w),
-                            N, Cl, C);
-    attention_backward<T>(dqkv_, att_scratch_, datty_, a.qkv, {B, Tn, Cl, H});
+    tp_.row_linear_backward(datty_, P.grad(w.attn_proj_w), P.grad(w.attn_proj_b), branch_grad("dropout.attn_residual."),
+                            a.atty, P.param(w.attn_proj_w), N, Cl, C);
+    attention_backward<T>(dqkv_, att_scratch_, datty_, a.qkv, {B, Tn, Cl, H}, attention_dropout(s, layer));
     tp_.column_linear_backward(dln_, P.grad(w.qkv_w), P.grad(w.qkv_b), dqkv_, a.ln1, P.param(w.qkv_w), N, C, 3 * Cl);
     layernorm_backward<T>(dres_, P.grad(w.ln1_w), P.grad(w.ln1_b), dln_, x, P.param(w.ln1_w), a.ln1_mean, a.ln1_rstd, N,
                           C);
     ready(P.specs()[size_t(w.ln1_w)].offset);
   }
-  if (layout_.first_stage())
+  if (layout_.first_stage()) {
+    const DropoutMask embedding = residual_mask(s, "dropout.embedding", rates.embedding);
+    if (embedding.active()) dropout_apply<T>(dres_, dres_, embedding, B);
     tp_.vocab_embedding_backward(P.grad(layout_.wte), P.grad(layout_.wpe), s.tokens, dres_, B, Tn, C, V);
+  }
   ready(0);
 }
 

@@ -10,6 +10,7 @@
 
 #include "core/config.hpp"
 #include "kernels/bf16_storage.hpp"
+#include "kernels/dropout.hpp"
 #include "models/gpt_layout.hpp"
 #include "nn/model.hpp"
 #include "parallel/tensor_parallel.hpp"
@@ -62,6 +63,7 @@ class Gpt final : public Model<T> {
     std::vector<BlockActs> blocks;
     Vec<T> lnf, lnf_mean, lnf_rstd, logits, losses, lse;  // last stage
     T loss = 0;
+    DropoutContext dropout;  // the forward's, for backward to draw the same masks
   };
   Slot& slot(int i);
   void allocate_scratch();
@@ -69,6 +71,11 @@ class Gpt final : public Model<T> {
   std::vector<Vec<T>*> gemm_inputs(BlockActs& a) { return {&a.ln1, &a.qkv, &a.atty, &a.ln2, &a.fc_gelu}; }
   void pack(BlockActs& a);
   void unpack(BlockActs& a);
+  // The slot's dropout masks (inactive unless its microbatch trains with that site's rate > 0): the embedding
+  // output and the residual branches over [B, T, C], site names "dropout.<site>" or "dropout.<site>.<layer>";
+  // the attention probabilities of global layer `layer`.
+  DropoutMask residual_mask(const Slot& s, const std::string& site, double p) const;
+  AttentionDropout attention_dropout(const Slot& s, int layer) const;
 
   ModelConfig model_;
   std::unique_ptr<TensorParallel<T>> own_tp_;  // the one-rank constructor's group of one
@@ -79,6 +86,7 @@ class Gpt final : public Model<T> {
   BlockActs gemm_inputs_;  // bf16 storage: the float working copies of ln1, qkv, atty, ln2, fc_gelu
   // Backward scratch, shared by all slots (one backward at a time).
   Vec<T> dres_, dln_, dhidden_, dqkv_, datty_, att_scratch_;
+  Vec<T> branch_;  // residual dropout: a branch's output before its mask (forward), its gradient (backward)
 };
 
 }  // namespace strata

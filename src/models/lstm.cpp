@@ -83,11 +83,28 @@ typename Lstm<T>::Slot& Lstm<T>::slot(int i) {
 }
 
 template <class T>
+DropoutMask Lstm<T>::layer_mask(const Slot& s, size_t l) const {
+  const double p = this->dropout().hidden;
+  if (!s.dropout.on || p <= 0) return {};
+  return dropout_mask(s.dropout.seed, "dropout.layer." + std::to_string(layout_.first_layer + int(l)), s.dropout.step,
+                      p, s.dropout.first_sample, int64_t(layout_.steps) * layout_.hidden);
+}
+
+template <class T>
+DropoutMask Lstm<T>::hidden_mask(const Slot& s) const {
+  const double p = this->dropout().hidden;
+  if (!s.dropout.on || p <= 0 || model_.hidden == 0) return {};
+  return dropout_mask(s.dropout.seed, "dropout.hidden", s.dropout.step, p, s.dropout.first_sample,
+                      targets_per_sample() * model_.hidden);
+}
+
+template <class T>
 void Lstm<T>::forward_stage(int slot_index, const MicroBatch<T>& batch, const Vec<T>* input, bool with_loss) {
   this->check_batch(batch, with_loss);
   const int B = this->batch(), Tn = layout_.steps, H = layout_.hidden, R = rows(), C = layout_.classes;
   auto& P = this->params();
   Slot& s = slot(slot_index);
+  s.dropout = batch.dropout;
   if (layout_.placement.first_stage()) {
     Kokkos::deep_copy(s.input, batch.features);
   } else {
@@ -105,6 +122,13 @@ void Lstm<T>::forward_stage(int slot_index, const MicroBatch<T>& batch, const Ve
       lstm_forward<T>(a.h, a.c, a.gates, *x, P.param(w.w_ih), P.param(w.w_hh), P.param(w.b_ih), P.param(w.b_hh),
                       shape(w));
     x = &a.h;
+    if (const DropoutMask m = layer_mask(s, l); m.active()) {
+      if (a.dropped.extent(0) == 0) a.dropped = Vec<T>("strata::lstm::dropped", a.h.extent(0));
+      dropout_apply<T>(a.dropped, a.h, m, B);
+      x = &a.dropped;
+    } else {
+      a.dropped = Vec<T>();  // an evaluation after training: the states go on undropped
+    }
   }
   if (!layout_.placement.last_stage()) return;
   // Features for the head: every step's state [B*T, H], or the last step's [B, H].
@@ -117,6 +141,7 @@ void Lstm<T>::forward_stage(int slot_index, const MicroBatch<T>& batch, const Ve
     linear_forward<T>(s.hidden_pre, *features, P.param(layout_.hidden_w), P.param(layout_.hidden_b), R, H,
                       model_.hidden);
     activation_forward<T>(activation_, s.hidden_act, s.hidden_pre, size_t(R) * model_.hidden);
+    if (const DropoutMask m = hidden_mask(s); m.active()) dropout_apply<T>(s.hidden_act, s.hidden_act, m, B);
     linear_forward<T>(s.logits, s.hidden_act, P.param(layout_.head_w), P.param(layout_.head_b), R, model_.hidden, C);
   } else {
     linear_forward<T>(s.logits, *features, P.param(layout_.head_w), P.param(layout_.head_b), R, H, C);
@@ -129,7 +154,7 @@ void Lstm<T>::forward_stage(int slot_index, const MicroBatch<T>& batch, const Ve
 
 template <class T>
 const Vec<T>& Lstm<T>::stage_output(int slot_index) const {
-  return slots_.at(size_t(slot_index)).layers.back().h;
+  return layer_output(slots_.at(size_t(slot_index)).layers.back());
 }
 
 template <class T>
@@ -160,7 +185,7 @@ void Lstm<T>::backward_stage(int slot_index, T loss_scale, const Vec<T>* output_
     const T dloss = loss_scale != T(0) ? loss_scale : T(1) / T(R);
     // logits become dlogits
     cross_entropy_backward<T>(s.logits, s.lse, s.targets, R, C, dloss, this->label_smoothing());
-    const Vec<T>& features = layout_.per_step ? s.layers.back().h : s.last;
+    const Vec<T>& features = layout_.per_step ? layer_output(s.layers.back()) : s.last;
     // d(features) [R, H] goes to grad_a_ directly (every step) or through grad_b_ into the last step.
     const Vec<T> dfeatures = layout_.per_step ? dh : sized(grad_b_, size_t(R) * H);
     if (model_.hidden > 0) {
@@ -168,6 +193,7 @@ void Lstm<T>::backward_stage(int slot_index, T loss_scale, const Vec<T>* output_
       const Vec<T> dhidden = layout_.per_step ? sized(grad_b_, nh) : sized(grad_a_, nh);
       linear_backward<T>(dhidden, P.grad(layout_.head_w), P.grad(layout_.head_b), s.logits, s.hidden_act,
                          P.param(layout_.head_w), R, model_.hidden, C);
+      if (const DropoutMask m = hidden_mask(s); m.active()) dropout_apply<T>(dhidden, dhidden, m, B);
       activation_backward<T>(activation_, dhidden, s.hidden_pre, nh);
       linear_backward<T>(dfeatures, P.grad(layout_.hidden_w), P.grad(layout_.hidden_b), dhidden, features,
                          P.param(layout_.hidden_w), R, H, model_.hidden);
@@ -189,8 +215,10 @@ void Lstm<T>::backward_stage(int slot_index, T loss_scale, const Vec<T>* output_
     const auto& w = layout_.layers[size_t(l)];
     const LayerActs& a = s.layers[size_t(l)];
     const Vec<T>* next = cur == &grad_a_ ? &grad_b_ : &grad_a_;
-    const Vec<T>& x = l > 0 ? s.layers[size_t(l) - 1].h : s.input;
+    const Vec<T>& x = l > 0 ? layer_output(s.layers[size_t(l) - 1]) : s.input;
     const size_t nx = size_t(B) * Tn * size_t(w.input);
+    // cur holds the gradient of what followed the layer read (its dropped states): masked, it is the states'.
+    if (const DropoutMask m = layer_mask(s, size_t(l)); m.active()) dropout_apply<T>(sized(*cur, BTH), sized(*cur, BTH), m, B);
     const Vec<T> dx = l > 0 ? sized(*next, nx) : layout_.placement.first_stage() ? Vec<T>() : dinput_;
     if (model_.cell == "gru")
       gru_backward<T>(dx, P.grad(w.w_ih), P.grad(w.w_hh), P.grad(w.b_ih), P.grad(w.b_hh), sized(*cur, BTH), x, a.h,

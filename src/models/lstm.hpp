@@ -9,6 +9,7 @@
 
 #include "core/config.hpp"
 #include "kernels/activation.hpp"
+#include "kernels/dropout.hpp"
 #include "models/lstm_layout.hpp"
 #include "nn/model.hpp"
 #include "nn/recurrent.hpp"
@@ -42,6 +43,7 @@ class Lstm final : public Model<T> {
  private:
   struct LayerActs {
     Vec<T> h, c, gates, hn;  // c: LSTM; hn: GRU
+    Vec<T> dropped;          // with dropout: h after its mask, what the next layer (or the head) reads
   };
   struct Slot {
     Vec<T> input;  // the sequences (first stage) or the previous stage's states
@@ -49,8 +51,15 @@ class Lstm final : public Model<T> {
     Vec<T> last, hidden_pre, hidden_act, logits, losses, lse;  // last stage; last: [B, H] (labels = sequence)
     Vec<int32_t> targets;
     T loss = 0;
+    DropoutContext dropout;  // the forward's, for backward to draw the same masks
   };
   Slot& slot(int i);
+  // The slot's dropout masks over layer l's states [B, T, H] and the hidden layer [rows, hidden]; inactive unless
+  // its microbatch trains with train.dropout > 0.
+  DropoutMask layer_mask(const Slot& s, size_t l) const;
+  DropoutMask hidden_mask(const Slot& s) const;
+  // What follows layer l reads: its states, or their dropped copy.
+  static const Vec<T>& layer_output(const LayerActs& a) { return a.dropped.extent(0) > 0 ? a.dropped : a.h; }
   RecurrentShape shape(const LstmLayout::Layer& layer) const;
   int rows() const { return this->batch() * int(targets_per_sample()); }
 

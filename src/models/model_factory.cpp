@@ -57,6 +57,19 @@ ModelSize model_size(const ModelConfig& m) {
   return s;
 }
 
+DropoutRates dropout_rates(const ModelConfig& model, const TrainConfig& train) {
+  auto site = [&](double value) { return value >= 0 ? value : train.dropout; };
+  DropoutRates r;
+  if (model.kind == "gpt") {
+    r.embedding = site(train.embedding_dropout);
+    r.attention = site(train.attention_dropout);
+    r.residual = site(train.residual_dropout);
+  } else {
+    r.hidden = train.dropout;
+  }
+  return r;
+}
+
 template <class T>
 std::unique_ptr<Model<T>> make_model(const ModelConfig& model, int batch, std::shared_ptr<ParamBuffer<T>> params,
                                      const Placement& placement, TensorParallel<T>& tp) {

@@ -28,6 +28,10 @@ struct ModelSize {
 };
 ModelSize model_size(const ModelConfig& model);
 
+// The drop probability of each of the kind's dropout sites (train.dropout, and for a gpt the per-site fields that
+// override it).
+DropoutRates dropout_rates(const ModelConfig& model, const TrainConfig& train);
+
 // This rank's part of the model for microbatches of `batch` samples, on `params` (laid out by model_tensors for
 // `placement`); tp is the tensor-parallel group (it must outlive the model).
 template <class T>

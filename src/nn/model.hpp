@@ -5,6 +5,7 @@
 // stage. Everything else is done from outside, the same way for every model: the pipeline runner (parallel/)
 // moves activations between stages and orders microbatches, data parallelism (parallel/) reduces gradients and
 // steps the optimizer, the trainer, evaluation, weights files and checkpoints work from the spec list.
+#include <cstdint>
 #include <functional>
 #include <memory>
 
@@ -21,6 +22,23 @@ struct Placement {
   bool last_stage() const { return stage == stages - 1; }
 };
 
+// Where a training microbatch's dropout masks come from (kernels/dropout.hpp): the run's seed, the step, and the
+// position of the microbatch's first sample in the step's global batch. Off (the default) in evaluation.
+struct DropoutContext {
+  bool on = false;
+  uint64_t seed = 0;
+  int64_t step = 0;
+  int64_t first_sample = 0;
+};
+
+// The drop probabilities of each site (train.dropout and its per-site fields; 0: off). GPT: embedding output,
+// attention probabilities, residual branches (attention and MLP outputs). CNN: the head's inputs (flattened features,
+// hidden layer). LSTM: each recurrent layer's output states and the hidden layer.
+struct DropoutRates {
+  double embedding = 0, attention = 0, residual = 0, hidden = 0;
+  bool any() const { return embedding > 0 || attention > 0 || residual > 0 || hidden > 0; }
+};
+
 // One microbatch on the device. Language models read `tokens`, the others `features`; `targets` holds one class
 // id per target row (a token position, a sequence, or a sequence step).
 template <class T>
@@ -28,6 +46,7 @@ struct MicroBatch {
   Vec<int32_t> tokens;   // [B * seq_len] token ids (language models; empty otherwise)
   Vec<T> features;       // [B * sample elements]: images [B, C, H, W], sequences [B, T, F] (empty for tokens)
   Vec<int32_t> targets;  // [B * targets_per_sample]
+  DropoutContext dropout;
 };
 
 // Called during backward with a parameter-buffer offset: from there to the end of the buffer, every gradient of
@@ -86,6 +105,10 @@ class Model {
   // and its gradient from now on. The trainer turns it off while it evaluates (validation reports the plain loss).
   void set_label_smoothing(double smoothing) { label_smoothing_ = T(smoothing); }
   T label_smoothing() const { return label_smoothing_; }
+  // Dropout (kernels/dropout.hpp): the rates from now on; masks are drawn only for microbatches whose
+  // DropoutContext is on (training), so evaluation and generation never drop.
+  void set_dropout(const DropoutRates& rates) { dropout_ = rates; }
+  const DropoutRates& dropout() const { return dropout_; }
 
   // Device buffers for one microbatch of this model (tokens or features, and targets).
   MicroBatch<T> allocate_batch() const;
@@ -107,6 +130,7 @@ class Model {
   int batch_;
   std::shared_ptr<ParamBuffer<T>> params_;
   T label_smoothing_ = T(0);
+  DropoutRates dropout_;
 };
 
 }  // namespace strata

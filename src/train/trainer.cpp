@@ -115,6 +115,7 @@ TrainSummary train(const Config& input, MPI_Comm world) {
   const auto model = make_model<float>(mc, micro, params, placement, tensor_parallel);
   model->store_gemm_inputs_bf16(tc.precision == "bf16" && tc.bf16_activations);
   model->set_label_smoothing(tc.label_smoothing);
+  model->set_dropout(dropout_rates(mc, tc));
   DataParallel<float> data_parallel(grid.device_dp(), grid.dp(), {&grid.tp(), &grid.pp()},
                                     norm_flags(params->specs(), grid.coord().tp), *params, tc, config.parallel);
   PipelineRunner<float> pipeline(*model, grid.device_pp(), schedule, &grid.pp());
@@ -214,7 +215,11 @@ TrainSummary train(const Config& input, MPI_Comm world) {
     wait_ms.push_back(batches.last_wait_ms());
     const double lr = learning_rate(tc, step);
     params->zero_grads();
-    auto load = [&](int m, MicroBatch<float>& micro_batch) { load_microbatch(batch, m, micro, micro_batch); };
+    auto load = [&](int m, MicroBatch<float>& micro_batch) {
+      load_microbatch(batch, m, micro, micro_batch);
+      // Dropout masks follow the sample's place in the global batch: this rank's share, then the microbatch.
+      micro_batch.dropout = {true, uint64_t(tc.seed), step, int64_t(dp_rank) * local_batch + int64_t(m) * micro};
+    };
     // Sum over this rank's samples of their mean row loss (the last stage's; 0 on the others).
     double loss_sum = pipeline.run(n_micro, load, loss_scale, tied.hold_back(data_parallel.ready_hook()));
     tied.sum();

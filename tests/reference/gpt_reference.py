@@ -16,7 +16,10 @@ seq_len batch_size steps lr beta1 beta2 eps weight_decay grad_clip;
 weights/<name> and grads/<name> float32 (names as in torch_gpt.GPT, grads of
 the mean loss at the initial weights, unclipped); x, y int32 [B,T]; logits
 float32 [B,T,V]; loss float32 [1]; losses float32 [steps+1] (loss after k
-AdamW steps on the same batch, constant lr).
+AdamW steps on the same batch, constant lr). With dropout (train.dropout): root
+attrs dropout_embedding, dropout_attention, dropout_residual and
+dropout_keys/<site> int64 [steps+1] (the uint64 bits), the site's mask key in pass k (every
+pass trains: pass k draws the masks of step k).
 """
 import argparse
 import os
@@ -28,6 +31,7 @@ import torch
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.join(REPO, "perf"))
+import dropout_masks  # noqa: E402
 import torch_gpt  # noqa: E402
 
 TOL_FWD = 1e-5    # logits, loss, gradients
@@ -118,6 +122,19 @@ def check_dump(path):
             raise DumpError(f"'loss' has {ref_loss.size} elements, expected 1")
         ref_grads = {n: read(f, "grads/" + n, shape) for n, shape in names_shapes.items()}
         ref_losses = read(f, "losses", (cfg["steps"] + 1,))
+        rates = {site: float(f.attrs.get("dropout_" + site, 0.0)) for site in ("embedding", "attention", "residual")}
+        keys = {site: read(f, "dropout_keys/" + site, (cfg["steps"] + 1,)).astype(np.uint64)
+                for site in f["dropout_keys"]} if "dropout_keys" in f else {}
+
+    def masks_of_pass(k):
+        """Strata's dropout masks of pass k (None without dropout)."""
+        if not keys:
+            return None
+
+        def rate(site):
+            kind = site.split(".")[1]
+            return rates["residual" if kind.endswith("_residual") else kind]
+        return dropout_masks.Masks({site: int(v[k]) for site, v in keys.items()}, rate)
 
     def twin():
         model = build_model(cfg)
@@ -132,12 +149,21 @@ def check_dump(path):
         loss.backward()
         return logits.detach().numpy(), loss.item(), {n: p.grad.numpy() for n, p in model.named_parameters()}
 
-    print(f"config: {cfg}, precision {'bf16' if bf16 else 'fp32'}")
+    print(f"config: {cfg}, precision {'bf16' if bf16 else 'fp32'}, dropout {rates if keys else 'off'}")
     if bf16:
         tol_fwd, tol_grad, tol_steps = TOL_BF16_FWD, TOL_BF16_GRAD, TOL_BF16_STEPS
     else:
         tol_fwd, tol_grad, tol_steps = TOL_FWD, TOL_FWD, TOL_STEPS
     torch_gpt.PRECISION = "bf16" if bf16 else "fp32"
+    if keys:
+        # The masks matter: the twin without them, or with the next pass's, is told apart.
+        torch_gpt.DROPOUT = None
+        record("twin without dropout is told apart (logits distance)", rel_l2(first_pass(twin())[0], ref_logits),
+               tol_fwd, expect_above=True)
+        torch_gpt.DROPOUT = masks_of_pass(1)
+        record("twin with another step's masks is told apart", rel_l2(first_pass(twin())[0], ref_logits), tol_fwd,
+               expect_above=True)
+    torch_gpt.DROPOUT = masks_of_pass(0)
     model = twin()
     logits, loss, grads = first_pass(model)
     record("logits", rel_l2(logits, ref_logits), tol_fwd)
@@ -153,6 +179,7 @@ def check_dump(path):
     # Loss curve: losses[k] = loss after k steps, all on the same batch.
     opt = make_opt(model, cfg)
     for k in range(cfg["steps"] + 1):
+        torch_gpt.DROPOUT = masks_of_pass(k)
         step_loss = torch_gpt.train_step(model, opt, x, y, cfg["grad_clip"]) \
             if k < cfg["steps"] else model.loss(x, y).detach()
         ref = float(ref_losses[k])
@@ -161,6 +188,7 @@ def check_dump(path):
     if bf16:
         # The tolerance discriminates: Strata's bf16 logits are farther from the fp32 model's than allowed.
         torch_gpt.PRECISION = "fp32"
+        torch_gpt.DROPOUT = masks_of_pass(0)
         fp32_logits, _, _ = first_pass(twin())
         record("fp32 twin is told apart (logits distance)", rel_l2(fp32_logits, ref_logits), tol_fwd,
                expect_above=True)
@@ -168,6 +196,7 @@ def check_dump(path):
         model = twin()
         opt = make_opt(model, cfg)
         for k in range(cfg["steps"] + 1):
+            torch_gpt.DROPOUT = masks_of_pass(k)
             with torch.autocast("cpu", dtype=torch.bfloat16):
                 if k < cfg["steps"]:
                     step_loss = torch_gpt.train_step(model, opt, x, y, cfg["grad_clip"])

@@ -14,6 +14,7 @@
 #include "kernels/gemm.hpp"
 #include "kernels/grad_norm.hpp"
 #include "models/gpt.hpp"
+#include "models/model_factory.hpp"
 #include "optim/adamw.hpp"
 
 using namespace strata;
@@ -39,6 +40,9 @@ int run(int argc, char** argv) {
   const int B = cfg.train.batch_size, N = B * m.seq_len;
   Gpt<float> model(m, B);
   model.store_gemm_inputs_bf16(bf16 && cfg.train.bf16_activations);
+  // train.dropout (and the per-site rates): every pass below trains, pass s with the masks of step s.
+  const DropoutRates rates = dropout_rates(m, cfg.train);
+  model.set_dropout(rates);
   auto& P = model.params();
   P.initialize(uint64_t(cfg.train.seed));
   // Non-trivial biases and LayerNorm parameters, so that the reference exercises them too.
@@ -86,6 +90,22 @@ int run(int argc, char** argv) {
     auto g = h5::create_group(file, "weights");
     reference::write_tensors(g, P, P.params());
   }
+  if (rates.any()) {
+    // The sites' keys at each pass (kernels/dropout.hpp), from which the twin draws the same masks.
+    h5::write_attr(file, "dropout_embedding", rates.embedding);
+    h5::write_attr(file, "dropout_attention", rates.attention);
+    h5::write_attr(file, "dropout_residual", rates.residual);
+    auto g = h5::create_group(file, "dropout_keys");
+    std::vector<std::string> sites{"dropout.embedding"};
+    for (int l = 0; l < m.n_layer; ++l)
+      for (const char* site : {"dropout.attention.", "dropout.attn_residual.", "dropout.mlp_residual."})
+        sites.push_back(site + std::to_string(l));
+    for (const auto& site : sites) {
+      std::vector<int64_t> keys;  // the uint64 keys, stored as int64 (same bits)
+      for (int s = 0; s <= steps; ++s) keys.push_back(int64_t(dropout_mask(uint64_t(cfg.train.seed), site, s, 1, 0, 1).key));
+      h5::write_dataset<int64_t>(g, site, {keys.size()}, keys.data());
+    }
+  }
   h5::write_dataset<int32_t>(file, "x", {hsize_t(B), hsize_t(m.seq_len)}, hx.data());
   h5::write_dataset<int32_t>(file, "y", {hsize_t(B), hsize_t(m.seq_len)}, hy.data());
 
@@ -93,7 +113,7 @@ int run(int argc, char** argv) {
   std::vector<float> losses;
   for (int s = 0; s <= steps; ++s) {
     P.zero_grads();
-    const float loss = model.forward({x, {}, y});
+    const float loss = model.forward({x, {}, y, DropoutContext{rates.any(), uint64_t(cfg.train.seed), s, 0}});
     losses.push_back(loss);
     if (s == 0) {
       auto logits = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), model.logits(0));

@@ -117,8 +117,10 @@ TEST(CausalSoftmax, BackwardMatchesFiniteDifferences) {
 
 // ---- full attention ----
 
-// Naive multi-head causal attention: head h reads columns h*D..h*D+D-1 of q, k and v.
-std::vector<double> reference_attention(const std::vector<double>& qkv) {
+// Naive multi-head causal attention: head h reads columns h*D..h*D+D-1 of q, k and v. With an active `dropout`,
+// probability (b, h, i, j) is kept, scaled by 1 / (1 - p), iff the mask's bits at counter
+// ((first_sample + b) * heads_total + head_offset + h) * T + i) * T + j reach p * 2^53 (kernels/dropout.hpp).
+std::vector<double> reference_attention(const std::vector<double>& qkv, const AttentionDropout& dropout = {}) {
   const int C = kChannels, D = kHeadDim, T = kSeq;
   auto at = [&](int b, int t, int part, int h, int d) {
     return qkv[(size_t(b) * T + t) * 3 * C + part * C + h * D + d];
@@ -139,7 +141,14 @@ std::vector<double> reference_attention(const std::vector<double>& qkv) {
         double sum = 0;
         for (int j = 0; j <= i; ++j) sum += std::exp(score[j] - mx);
         for (int j = 0; j <= i; ++j) {
-          const double p = std::exp(score[j] - mx) / sum;
+          double p = std::exp(score[j] - mx) / sum;
+          if (dropout.active()) {
+            const uint64_t sample = uint64_t(dropout.mask.first_sample + b);
+            const uint64_t counter =
+                ((sample * uint64_t(dropout.heads_total) + uint64_t(dropout.head_offset + h)) * T + i) * T + j;
+            const bool keep = (rng::bits(dropout.mask.key, counter) >> 11) >= uint64_t(dropout.mask.p * 0x1p53);
+            p = keep ? p / (1.0 - dropout.mask.p) : 0.0;
+          }
           for (int d = 0; d < D; ++d) out[(size_t(b) * T + i) * C + h * D + d] += p * at(b, j, 2, h, d);
         }
       }
@@ -153,20 +162,26 @@ Vec<T> garbage_scratch(const AttentionShape& s) {
 }
 
 template <class T>
-std::vector<double> run_forward(const std::vector<double>& qkv, const AttentionShape& s) {
+std::vector<double> run_forward(const std::vector<double>& qkv, const AttentionShape& s,
+                                const AttentionDropout& dropout = {}) {
   Vec<T> out = to_view<T>(random_vector(kOut, 511));  // overwritten
-  attention_forward<T>(out, garbage_scratch<T>(s), to_view<T>(qkv), s);
+  attention_forward<T>(out, garbage_scratch<T>(s), to_view<T>(qkv), s, dropout);
   return to_host(out);
 }
 
 template <class T>
-std::vector<double> run_backward(const std::vector<double>& qkv, const std::vector<double>& R,
-                                 const AttentionShape& s) {
+std::vector<double> run_backward(const std::vector<double>& qkv, const std::vector<double>& R, const AttentionShape& s,
+                                 const AttentionDropout& dropout = {}) {
   Vec<T> x = to_view<T>(qkv), out("out", kOut);
-  attention_forward<T>(out, garbage_scratch<T>(s), x, s);
+  attention_forward<T>(out, garbage_scratch<T>(s), x, s, dropout);
   Vec<T> dqkv = to_view<T>(random_vector(kQkv, 523, 5.0, 6.0));  // garbage: overwritten
-  attention_backward<T>(dqkv, garbage_scratch<T>(s), to_view<T>(R), x, s);
+  attention_backward<T>(dqkv, garbage_scratch<T>(s), to_view<T>(R), x, s, dropout);
   return to_host(dqkv);
+}
+
+// Dropout at p = 0.3 of samples 5 and 6 of a batch whose probabilities have 7 heads; these are heads 2..4.
+AttentionDropout test_dropout(uint64_t step = 9) {
+  return {dropout_mask(17, "dropout.attention.1", int64_t(step), 0.3, 5, int64_t(7) * kSeq * kSeq), 7, 2};
 }
 
 TEST(Attention, ForwardMatchesNaiveReferenceAtEveryTileSize) {
@@ -217,6 +232,37 @@ TEST(Attention, BackwardFloatMatchesDouble) {
     const auto s = shape_with_block(block);
     EXPECT_LT(rel_error(run_backward<float>(qkv, R, s), run_backward<double>(qkv, R, s)), kFloatTol);
   }
+}
+
+TEST(Attention, DropoutMatchesNaiveReferenceAtEveryTileSize) {
+  const auto qkv = rounded_to_float(random_vector(kQkv, 541, -1.5, 1.5));
+  const AttentionDropout dropout = test_dropout();
+  const auto ref = reference_attention(qkv, dropout);
+  // The mask does something: not the undropped result, and another step draws another mask.
+  EXPECT_GT(max_abs_diff(ref, reference_attention(qkv)), 0.1);
+  EXPECT_GT(max_abs_diff(ref, reference_attention(qkv, test_dropout(10))), 0.1);
+  for (int block : kBlocks) {
+    SCOPED_TRACE("query block " + std::to_string(block));
+    EXPECT_LT(rel_error(run_forward<float>(qkv, shape_with_block(block), dropout), ref), kFloatTol);
+    EXPECT_LT(rel_error(run_forward<double>(qkv, shape_with_block(block), dropout), ref), kDoubleTol);
+  }
+}
+
+TEST(Attention, DropoutBackwardMatchesFiniteDifferencesAtEveryTileSize) {
+  // The masks are a function of the counters only, so the dropped attention is differentiable in qkv.
+  auto qkv = random_vector(kQkv, 551, -1.5, 1.5);
+  const auto R = random_vector(kOut, 552);
+  const AttentionDropout dropout = test_dropout();
+  auto loss = [&] { return dot(reference_attention(qkv, dropout), R); };
+  const auto fd = finite_difference(qkv, loss);
+  for (int block : kBlocks) {
+    SCOPED_TRACE("query block " + std::to_string(block));
+    EXPECT_LT(rel_error(run_backward<double>(qkv, R, shape_with_block(block), dropout), fd), kGradTol);
+  }
+  const auto s = shape_with_block(3);
+  EXPECT_LT(rel_error(run_backward<float>(rounded_to_float(qkv), R, s, dropout),
+                      run_backward<double>(rounded_to_float(qkv), R, s, dropout)),
+            kFloatTol);
 }
 
 TEST(Attention, ScratchHoldsOneTileNotTheWholeScoreMatrix) {
