@@ -29,7 +29,8 @@ struct DropoutMask {
 // per_sample elements (local of them here, from offset).
 inline DropoutMask dropout_mask(uint64_t seed, const std::string& site, int64_t step, double p, int64_t first_sample,
                                 int64_t per_sample, int64_t offset = 0, int64_t local = -1) {
-  return {rng::make_key(seed, site, uint64_t(step)), p, first_sample, per_sample, offset, local < 0 ? per_sample : local};
+  return {
+      rng::make_key(seed, site, uint64_t(step)), p, first_sample, per_sample, offset, local < 0 ? per_sample : local};
 }
 
 KOKKOS_INLINE_FUNCTION bool dropout_keeps(uint64_t key, uint64_t threshold, uint64_t counter) {
@@ -85,8 +86,8 @@ void dropout_attention_tile(const Vec<T>& probs, const AttentionDropout& d, int 
       "strata::dropout::attention_tile", range(size_t(heads) * rows * keys), KOKKOS_LAMBDA(const int64_t i) {
         const int64_t h = i / (int64_t(rows) * keys), rest = i - h * rows * keys;
         const int64_t r = rest / keys, j = rest - r * keys;
-        const uint64_t counter = ((sample * heads_total + head_offset + uint64_t(h)) * T_ + uint64_t(first + r)) * T_ +
-                                 uint64_t(j);
+        const uint64_t counter =
+            ((sample * heads_total + head_offset + uint64_t(h)) * T_ + uint64_t(first + r)) * T_ + uint64_t(j);
         probs(i) = dropout_keeps(key, threshold, counter) ? probs(i) * scale : T(0);
       });
 }

@@ -600,8 +600,8 @@ void validate_config(const Config& c) {
   for (const auto& [name, value] : {std::pair{"embedding_dropout", c.train.embedding_dropout},
                                     std::pair{"attention_dropout", c.train.attention_dropout},
                                     std::pair{"residual_dropout", c.train.residual_dropout}}) {
-    STRATA_CHECK(value == -1 || (value >= 0 && value < 1), "{}: train.{} = {}: expected in [0, 1), or -1 for train.dropout",
-                 f, name, value);
+    STRATA_CHECK(value == -1 || (value >= 0 && value < 1),
+                 "{}: train.{} = {}: expected in [0, 1), or -1 for train.dropout", f, name, value);
     STRATA_CHECK(value == -1 || c.model.kind == "gpt",
                  "{}: train.{} is a gpt dropout site; model.kind = {} drops at train.dropout's sites", f, name,
                  c.model.kind);

@@ -76,13 +76,13 @@ struct TrainConfig {
   int64_t wsd_decay_steps() const {
     return std::max<int64_t>(1, int64_t(std::llround(lr_decay_fraction * double(steps))));
   }
-  std::string early_stop_metric;       // "" (off) | val_loss | val_accuracy | val_top3 | val_top5 | val_*_f1
-  int64_t early_stop_patience = 0;     // evaluations without improvement before stopping; 0: only keep the best
-  double early_stop_min_delta = 0;     // an improvement must beat the best by more than this
-  std::string precision = "fp32";      // fp32 | bf16 (GEMM operands in bf16, fp32 accumulation and master weights)
-  bool bf16_activations = true;        // with bf16: GEMM-only activations kept as bf16 until backward
-  double dropout = 0;                  // drop probability at every dropout site of the model (models/model_factory.hpp)
-  double embedding_dropout = -1;       // gpt, per site; -1: train.dropout
+  std::string early_stop_metric;    // "" (off) | val_loss | val_accuracy | val_top3 | val_top5 | val_*_f1
+  int64_t early_stop_patience = 0;  // evaluations without improvement before stopping; 0: only keep the best
+  double early_stop_min_delta = 0;  // an improvement must beat the best by more than this
+  std::string precision = "fp32";   // fp32 | bf16 (GEMM operands in bf16, fp32 accumulation and master weights)
+  bool bf16_activations = true;     // with bf16: GEMM-only activations kept as bf16 until backward
+  double dropout = 0;               // drop probability at every dropout site of the model (models/model_factory.hpp)
+  double embedding_dropout = -1;    // gpt, per site; -1: train.dropout
   double attention_dropout = -1;
   double residual_dropout = -1;
   double label_smoothing = 0;          // classifiers: cross-entropy against (1 - e) one-hot + e / classes

@@ -59,7 +59,7 @@ class Cnn final : public Model<T> {
     Vec<T> input;  // the images (first stage) or the previous stage's output
     std::vector<BlockActs> blocks;
     Vec<T> hidden_pre, hidden_act, logits, losses, lse;  // last stage
-    Vec<T> dropped_features;  // last stage with dropout: the head's input after its mask
+    Vec<T> dropped_features;                             // last stage with dropout: the head's input after its mask
     Vec<int32_t> targets;
     T loss = 0;
     DropoutContext dropout;  // the forward's, for backward to draw the same masks

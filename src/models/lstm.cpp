@@ -218,7 +218,8 @@ void Lstm<T>::backward_stage(int slot_index, T loss_scale, const Vec<T>* output_
     const Vec<T>& x = l > 0 ? layer_output(s.layers[size_t(l) - 1]) : s.input;
     const size_t nx = size_t(B) * Tn * size_t(w.input);
     // cur holds the gradient of what followed the layer read (its dropped states): masked, it is the states'.
-    if (const DropoutMask m = layer_mask(s, size_t(l)); m.active()) dropout_apply<T>(sized(*cur, BTH), sized(*cur, BTH), m, B);
+    if (const DropoutMask m = layer_mask(s, size_t(l)); m.active())
+      dropout_apply<T>(sized(*cur, BTH), sized(*cur, BTH), m, B);
     const Vec<T> dx = l > 0 ? sized(*next, nx) : layout_.placement.first_stage() ? Vec<T>() : dinput_;
     if (model_.cell == "gru")
       gru_backward<T>(dx, P.grad(w.w_ih), P.grad(w.w_hh), P.grad(w.b_ih), P.grad(w.b_hh), sized(*cur, BTH), x, a.h,

@@ -102,7 +102,8 @@ int run(int argc, char** argv) {
         sites.push_back(site + std::to_string(l));
     for (const auto& site : sites) {
       std::vector<int64_t> keys;  // the uint64 keys, stored as int64 (same bits)
-      for (int s = 0; s <= steps; ++s) keys.push_back(int64_t(dropout_mask(uint64_t(cfg.train.seed), site, s, 1, 0, 1).key));
+      for (int s = 0; s <= steps; ++s)
+        keys.push_back(int64_t(dropout_mask(uint64_t(cfg.train.seed), site, s, 1, 0, 1).key));
       h5::write_dataset<int64_t>(g, site, {keys.size()}, keys.data());
     }
   }

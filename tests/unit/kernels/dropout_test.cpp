@@ -54,8 +54,10 @@ TEST(Dropout, DropsAboutTheRateAndKeepsTheExpectation) {
     const auto y = apply<double>(ones, dropout_mask(5, "dropout.rate", 1, p, 0, per), samples);
     double dropped = 0, sum = 0;
     for (double v : y) {
-      if (v == 0) ++dropped;
-      else EXPECT_DOUBLE_EQ(v, 1.0 / (1.0 - p));
+      if (v == 0)
+        ++dropped;
+      else
+        EXPECT_DOUBLE_EQ(v, 1.0 / (1.0 - p));
       sum += v;
     }
     const double n = double(y.size()), sigma = std::sqrt(n * p * (1 - p));
@@ -81,8 +83,7 @@ TEST(Dropout, SameMaskForAnySplitOfTheBatchOrTheSample) {
       slice.push_back(x[size_t(b * kPerSample + e)]);
       expected.push_back(all[size_t(b * kPerSample + e)]);
     }
-  EXPECT_EQ(apply<double>(slice, dropout_mask(11, "dropout.split", 7, 0.4, 0, kPerSample, 20, 30), kSamples),
-            expected);
+  EXPECT_EQ(apply<double>(slice, dropout_mask(11, "dropout.split", 7, 0.4, 0, kPerSample, 20, 30), kSamples), expected);
   // Another step, site or seed draws another mask.
   for (const DropoutMask& other : {dropout_mask(11, "dropout.split", 8, 0.4, 0, kPerSample),
                                    dropout_mask(11, "dropout.other", 7, 0.4, 0, kPerSample),
