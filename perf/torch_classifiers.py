@@ -7,6 +7,14 @@ import torch.nn.functional as F
 
 # Strata's train.label_smoothing (the twins' training loss; 0: the plain cross-entropy).
 LABEL_SMOOTHING = 0.0
+# None, or the masks of Strata's dropout for the current step (perf/dropout_masks.Masks): the twins then drop at
+# Strata's sites with Strata's masks (cnn "dropout.features" and "dropout.hidden"; lstm "dropout.layer.<l>" and
+# "dropout.hidden").
+DROPOUT = None
+
+
+def _drop(site, x):
+    return x if DROPOUT is None else DROPOUT.drop(site, x)
 
 
 def _activation(name):
@@ -57,9 +65,9 @@ class CnnTwin(nn.Module):
         return x.flatten(1)
 
     def forward(self, x):  # x [B, C, H, W] -> logits [B, classes]
-        x = self.features(x)
+        x = _drop("dropout.features", self.features(x))
         if hasattr(self, "hidden"):
-            x = self.act(self.hidden(x))
+            x = _drop("dropout.hidden", self.act(self.hidden(x)))
         return self.head(x)
 
     def loss(self, x, y):
@@ -80,11 +88,26 @@ class RecurrentTwin(nn.Module):
             width = cfg["hidden"]
         self.head = nn.Linear(width, cfg["num_classes"])
 
+    def recurrent(self, x):  # [B, T, F] -> every step's states of the last layer [B, T, H]
+        if DROPOUT is None:
+            return self.lstm(x)[0]
+        # Layer by layer (the same parameters), each layer's states dropped before the next layer reads them.
+        lstm = isinstance(self.lstm, nn.LSTM)
+        for layer in range(self.lstm.num_layers):
+            weights = [getattr(self.lstm, f"{w}_l{layer}") for w in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
+            h0 = x.new_zeros(1, x.shape[0], self.lstm.hidden_size)
+            if lstm:
+                x = torch._VF.lstm(x, (h0, h0), weights, True, 1, 0.0, self.training, False, True)[0]
+            else:
+                x = torch._VF.gru(x, h0, weights, True, 1, 0.0, self.training, False, True)[0]
+            x = _drop(f"dropout.layer.{layer}", x)
+        return x
+
     def forward(self, x):  # x [B, T, F] -> logits [B*T, classes] (per step) or [B, classes]
-        out, _ = self.lstm(x)
+        out = self.recurrent(x)
         feats = out.reshape(-1, out.shape[-1]) if self.per_step else out[:, -1, :]
         if hasattr(self, "hidden"):
-            feats = self.act(self.hidden(feats))
+            feats = _drop("dropout.hidden", self.act(self.hidden(feats)))
         return self.head(feats)
 
     def loss(self, x, y):

@@ -12,6 +12,7 @@
 #include "core/h5.hpp"
 #include "core/rng.hpp"
 #include "dump_util.hpp"
+#include "kernels/dropout.hpp"
 #include "kernels/grad_norm.hpp"
 #include "models/model_factory.hpp"
 #include "optim/adamw.hpp"
@@ -39,6 +40,9 @@ int run(int argc, char** argv) {
   TensorParallel<float> no_tp;
   const auto model = make_model<float>(m, B, params, {}, no_tp);
   model->set_label_smoothing(cfg.train.label_smoothing);
+  // train.dropout: every pass below trains, pass s with the masks of step s.
+  const DropoutRates rates = dropout_rates(m, cfg.train);
+  model->set_dropout(rates);
   auto& P = *params;
   P.initialize(uint64_t(cfg.train.seed));
   // Non-trivial biases and norm parameters, so that the reference exercises them too.
@@ -75,10 +79,24 @@ int run(int argc, char** argv) {
   h5::write_dataset<int32_t>(
       file, "y", per > 1 ? std::vector<hsize_t>{hsize_t(B), per} : std::vector<hsize_t>{hsize_t(B)}, hy.data());
 
+  if (rates.any()) {
+    // The sites' keys at each pass (kernels/dropout.hpp), from which the twin draws the same masks; stored as int64.
+    auto g = h5::create_group(file, "dropout_keys");
+    std::vector<std::string> sites{"dropout.hidden"};
+    if (m.kind == "cnn") sites.push_back("dropout.features");
+    for (int l = 0; m.kind == "lstm" && l < m.n_layer; ++l) sites.push_back("dropout.layer." + std::to_string(l));
+    for (const auto& site : sites) {
+      std::vector<int64_t> keys;
+      for (int s = 0; s <= steps; ++s)
+        keys.push_back(int64_t(dropout_mask(uint64_t(cfg.train.seed), site, s, 1, 0, 1).key));
+      h5::write_dataset<int64_t>(g, site, {keys.size()}, keys.data());
+    }
+  }
   AdamW<float> opt(cfg.train, P.specs(), 0, int64_t(P.size()));
   std::vector<float> losses;
   for (int s = 0; s <= steps; ++s) {
     P.zero_grads();
+    batch.dropout = {rates.any(), uint64_t(cfg.train.seed), s, 0};
     const float loss = model->forward(batch);
     losses.push_back(loss);
     if (s == 0) {

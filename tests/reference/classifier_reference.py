@@ -7,6 +7,8 @@
       line per check, then "N passed, M failed"; exit 1 on any failure.
   classifier_reference.py --dump DUMP.h5 --corrupt
       The same with one gradient of the dump perturbed by 1e-3 relative: must fail (the checker can fail).
+With train.dropout, dropout_keys/<site> holds each site's mask key per pass (int64 holding the uint64 bits): pass k
+trains with the masks of step k, and the twin draws them (perf/dropout_masks.py).
 """
 import argparse
 import os
@@ -19,6 +21,7 @@ import torch
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.join(REPO, "perf"))
+import dropout_masks  # noqa: E402
 import torch_classifiers  # noqa: E402
 import torch_gpt  # noqa: E402
 
@@ -36,8 +39,8 @@ def rel_l2(a, b):
 def check(path, corrupt):
     results = []
 
-    def record(name, err, tol):
-        ok = err <= tol
+    def record(name, err, tol, expect_above=False):
+        ok = err > tol if expect_above else err <= tol
         results.append(ok)
         print(f"{'PASS' if ok else 'FAIL'} {name}: rel err {err:.3e} (tol {tol:.0e})")
 
@@ -57,6 +60,8 @@ def check(path, corrupt):
         y = torch.from_numpy(f["y"][()].astype(np.int64))
         ref_logits, ref_loss, ref_losses = f["logits"][()], float(f["loss"][0]), f["losses"][()]
         ref_grads = {n: f["grads/" + n][()] for n in params}
+        keys = {site: f["dropout_keys/" + site][()].astype(np.uint64) for site in f["dropout_keys"]} \
+            if "dropout_keys" in f else {}
     if corrupt:
         name = sorted(ref_grads)[0]
         g = ref_grads[name]
@@ -65,7 +70,19 @@ def check(path, corrupt):
 
     t = cfg["train"]
     torch_classifiers.LABEL_SMOOTHING = float(t.get("label_smoothing", 0.0))
-    print(f"model: {cfg['model']}, label smoothing {torch_classifiers.LABEL_SMOOTHING}")
+    rate = float(t.get("dropout", 0.0))
+
+    def masks_of_pass(k):
+        return dropout_masks.Masks({site: int(v[k]) for site, v in keys.items()}, lambda site: rate) if keys else None
+
+    print(f"model: {cfg['model']}, label smoothing {torch_classifiers.LABEL_SMOOTHING}, dropout {rate if keys else 0}")
+    if keys:
+        # The masks matter: the twin without them is told apart.
+        torch_classifiers.DROPOUT = None
+        with torch.no_grad():
+            record("twin without dropout is told apart (logits)", rel_l2(model(x).numpy(), ref_logits), TOL_FWD,
+                   expect_above=True)
+    torch_classifiers.DROPOUT = masks_of_pass(0)
     logits = model(x)
     loss = torch.nn.functional.cross_entropy(logits, y.reshape(-1), label_smoothing=torch_classifiers.LABEL_SMOOTHING)
     loss.backward()
@@ -75,6 +92,7 @@ def check(path, corrupt):
         record(f"grad {name}", rel_l2(p.grad.numpy(), ref_grads[name]), TOL_FWD)
     opt = torch_gpt.make_adamw(model, t["lr"], (t["beta1"], t["beta2"]), t["eps"], t["weight_decay"])
     for k in range(steps + 1):
+        torch_classifiers.DROPOUT = masks_of_pass(k)
         step_loss = torch_gpt.train_step(model, opt, x, y, t["grad_clip"]) if k < steps else model.loss(x, y).detach()
         record(f"losses[{k}]", abs(step_loss.item() - float(ref_losses[k])) / abs(float(ref_losses[k])), TOL_STEPS)
     passed = sum(results)
