@@ -54,6 +54,10 @@ TP_LAYOUTS = {
     "tp2xpp2": {"parallel.tp": 2, "parallel.pp": 2, "train.micro_batch_size": 2},
 }
 
+# Dropout (train.dropout) at every classifier site: its masks follow the sample's place in the global batch and the
+# element's in the whole sample, so every layout and a resumed run draw the one-rank masks.
+DROPOUT = {"train.dropout": 0.2}
+
 DATA = {}  # kind -> dataset directory, built once by setUpModule
 _data_tmp = None
 
@@ -188,6 +192,17 @@ class LayoutTest(ClassifierTestCase):
     def test_gru_step_labels(self):
         self.check_layouts(GRU, "steps", 3, rows=41 * 6)
 
+    def test_cnn_dropout(self):  # flattened features split over tp ranks by channel, the hidden layer replicated
+        self.check_layouts(dict(CNN, **{"train.dropout": 0.1}), "images", 4, rows=41,
+                           layouts={k: v for k, v in {**LAYOUTS, **TP_LAYOUTS}.items() if k != "pp3-gpipe"})
+
+    def test_lstm_dropout(self):  # each layer's states, across pipeline stages
+        self.check_layouts(dict(LSTM, **DROPOUT), "sequences", 4, rows=41)
+
+    def test_gru_step_labels_dropout(self):
+        self.check_layouts(dict(GRU, **DROPOUT), "steps", 3, rows=41 * 6,
+                           layouts={k: LAYOUTS[k] for k in ("dp2", "pp2-1f1b")})
+
     def test_cnn_augmentation_is_layout_independent(self):
         aug = {"data.crop_padding": 1, "data.flip": True}
         self.run_train("plain", CNN, "images")
@@ -227,6 +242,9 @@ class ResumeTest(ClassifierTestCase):
     def test_gru_same_layout_is_bit_identical(self):
         self.check_same_layout(GRU, "steps")
 
+    def test_cnn_dropout_same_layout_is_bit_identical(self):  # the masks of steps 9..16 are drawn again on resume
+        self.check_same_layout(dict(CNN, **DROPOUT), "images")
+
     def interrupted(self, name, model, data, first, second):
         r = self.run_train(name, model, data, dict(self.CKPT, **first), env={"STRATA_CRASH_AT": "write:16:-1"},
                            expect_ok=False)
@@ -251,6 +269,9 @@ class ResumeTest(ClassifierTestCase):
 
     def test_lstm_pp2_to_dp2_zero1(self):
         self.check_other_layout(LSTM, "sequences", LAYOUTS["pp2-1f1b"], LAYOUTS["dp2-zero1"])
+
+    def test_lstm_dropout_pp2_to_dp2_zero1(self):
+        self.check_other_layout(dict(LSTM, **DROPOUT), "sequences", LAYOUTS["pp2-1f1b"], LAYOUTS["dp2-zero1"])
 
 
 class EvalMetricsTest(ClassifierTestCase):

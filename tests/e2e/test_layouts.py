@@ -7,6 +7,7 @@ WEIGHT_TOL).
 Runs build/default/strata (or $STRATA_BIN) under mpiexec on a small synthetic dataset."""
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -205,6 +206,31 @@ class LayoutTest(unittest.TestCase):
                 self.assert_same_run(run, ref=one)
                 for a, b in zip(run["steps"], one["steps"]):
                     self.assertAlmostEqual(a["penalty"] / b["penalty"], 1.0, delta=1e-5)
+
+    def test_dropout_every_parallelism(self):
+        # Dropout masks are keyed by (seed, site, step) and counted by the sample's place in the global batch and the
+        # element's place in the whole sample: data-parallel shares, microbatches, tensor-parallel heads and pipeline
+        # stages all draw the one-rank masks.
+        sets = ["train.dropout=0.1", "train.attention_dropout=0.2"]
+        one = self.run_layout("drop", 1, sets)
+        # Dropout changes the run (from the first step: near initialisation by little); train.dropout = 0 changes
+        # nothing.
+        self.assertNotEqual(one["steps"][0]["loss"], self.reference["steps"][0]["loss"])
+        self.assertGreater(abs(one["steps"][-1]["loss"] / self.reference["steps"][-1]["loss"] - 1), 1e-2)
+        zero = self.run_layout("drop0", 1, ["train.dropout=0"])
+        self.assertEqual([r["loss"] for r in zero["steps"]], [r["loss"] for r in self.reference["steps"]])
+        # Validation never drops: strata eval (no dropout anywhere) on the final weights gives the trainer's value.
+        out = os.path.join(self.tmp.name, "drop")
+        e = subprocess.run([STRATA, "eval", "--config", os.path.join(out, "config.toml"), "--weights",
+                            os.path.join(out, "weights.h5")], capture_output=True, text=True, timeout=120)
+        self.assertEqual(e.returncode, 0, e.stderr)
+        val = float(re.search(r"val loss ([0-9.eE+-]+)", e.stdout).group(1))
+        self.assertAlmostEqual(val / one["evals"][-1]["val_loss"], 1.0, delta=1e-5)
+        for name, layout_sets, ranks in [
+                ("drop_dp2z_accum", ["parallel.dp=2", "parallel.zero1=true", "train.micro_batch_size=2"], 2),
+                ("drop_tp2", ["parallel.tp=2"], 2), ("drop_pp2", ["parallel.pp=2", "train.micro_batch_size=2"], 2)]:
+            with self.subTest(layout=name):
+                self.assert_same_run(self.run_layout(name, ranks, [*sets, *layout_sets]), ref=one)
 
     def test_host_staged_device_communication(self):
         # parallel.device_comm = staged sends every device buffer (buckets, ZeRO-1 shards, tensor-parallel sums,

@@ -305,6 +305,22 @@ TEST_F(ConfigTest, LearningRateScheduleFieldsAreChecked) {
   EXPECT_NO_THROW(load_config("", {"train.lr_schedule=cosine_restarts", "train.lr_restart_mult=2"}));
 }
 
+TEST_F(ConfigTest, DropoutFieldsAreChecked) {
+  auto expect_error = [&](std::vector<std::string> sets, const std::string& expected) {
+    const std::string msg = error_of("", sets);
+    EXPECT_NE(msg.find(expected), std::string::npos) << msg;
+  };
+  expect_error({"train.dropout=1"}, "train.dropout = 1: expected in [0, 1)");
+  expect_error({"train.dropout=-0.1"}, "train.dropout = -0.1: expected in [0, 1)");
+  expect_error({"train.attention_dropout=1.5"}, "train.attention_dropout = 1.5: expected in [0, 1), or -1");
+  expect_error({"model.kind=cnn", "train.residual_dropout=0.1"},
+               "train.residual_dropout is a gpt dropout site; model.kind = cnn drops at train.dropout's sites");
+  // The per-site rates override train.dropout; -1 follows it.
+  const Config c = load_config("", {"train.dropout=0.1", "train.attention_dropout=0"});
+  EXPECT_EQ(c.train.embedding_dropout, -1);
+  EXPECT_NO_THROW(load_config("", {"model.kind=lstm", "train.dropout=0.5"}));
+}
+
 TEST_F(ConfigTest, ModelFieldsRoundTrip) {
   ModelConfig m;
   m.kind = "cnn";
