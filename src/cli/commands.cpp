@@ -7,6 +7,7 @@
 #include <filesystem>
 
 #include "cli/checkpoint_commands.hpp"
+#include "cli/cv_command.hpp"
 #include "cli/preprocess_commands.hpp"
 #include "comm/communicator.hpp"
 #include "core/atomic_file.hpp"
@@ -169,6 +170,7 @@ int run(int argc, char** argv, MPI_Comm world) {
   add_preprocess_commands(app, world, action);
   add_dataset_commands(app, world, action);
   add_checkpoint_commands(app, world, action);
+  add_cv_command(app, world, action);
 
   try {
     app.parse(argc, argv);

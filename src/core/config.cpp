@@ -97,6 +97,12 @@ const std::vector<Binding>& bindings() {
       STRATA_FIELD(data, crop_padding, "images: random crops with this much zero padding, in training batches"),
       STRATA_FIELD(data, flip, "images: random horizontal flips, in training batches"),
       STRATA_FIELD(data, noise_std, "images: additive Gaussian noise of this standard deviation, in training batches"),
+      STRATA_FIELD(data, cv_folds,
+                   "k-fold cross-validation (strata cv): split the train split into this many folds, a pure function "
+                   "of (data.seed, k), stratified by label for one-label-per-sample classifiers; 0: off"),
+      STRATA_FIELD(data, cv_fold,
+                   "with cv_folds: the fold held out for validation (0 .. cv_folds-1); training reads the others and "
+                   "the val split is not used"),
       STRATA_FIELD(train, batch_size, "sequences per optimizer step, over all data-parallel ranks"),
       STRATA_FIELD(train, micro_batch_size,
                    "sequences per forward/backward on one rank (gradient accumulation); 0: batch_size / dp"),
@@ -580,6 +586,10 @@ void validate_config(const Config& c) {
   STRATA_CHECK(c.data.crop_padding >= 0, "{}: data.crop_padding = {}: expected >= 0", f, c.data.crop_padding);
   STRATA_CHECK(c.data.noise_std >= 0 && std::isfinite(c.data.noise_std), "{}: data.noise_std = {}: expected >= 0", f,
                c.data.noise_std);
+  STRATA_CHECK(c.data.cv_folds == 0 || c.data.cv_folds >= 2,
+               "{}: data.cv_folds = {}: expected 0 (off) or k >= 2 folds", f, c.data.cv_folds);
+  STRATA_CHECK(c.data.cv_folds == 0 || (c.data.cv_fold >= 0 && c.data.cv_fold < c.data.cv_folds),
+               "{}: data.cv_fold = {}: expected 0 .. data.cv_folds - 1 = {}", f, c.data.cv_fold, c.data.cv_folds - 1);
   STRATA_CHECK(c.data.prefetch >= 0 && c.data.prefetch <= 64, "{}: data.prefetch = {}: expected 0..64", f,
                c.data.prefetch);
   STRATA_CHECK(c.train.steps >= 0, "{}: train.steps = {}: expected >= 0", f, c.train.steps);

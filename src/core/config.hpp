@@ -57,6 +57,10 @@ struct DataConfig {
   int crop_padding = 0;   // images: random crop with this much zero padding (training batches only)
   bool flip = false;      // images: random horizontal flips (training batches only)
   double noise_std = 0;   // images: additive Gaussian noise (training batches only)
+  // k-fold cross-validation (data/folds.hpp, `strata cv`): with cv_folds = k >= 2, train on the train split without
+  // fold cv_fold and validate on that fold (the val split is not read); 0: off.
+  int cv_folds = 0;
+  int cv_fold = 0;
 };
 
 struct TrainConfig {

@@ -148,6 +148,26 @@ void ArraySplit::verify_shard(const Shard& s, const ShardEntry& e, size_t index)
                manifest_path_, s.path, checksum_hex(got), split_, index, checksum_hex(e.xxh64));
 }
 
+void ArraySplit::select(std::vector<int64_t> members, const std::string& note) {
+  for (int64_t m : members)
+    STRATA_CHECK(m >= 0 && m < num_samples_, "{}: selected sample {} out of range [0, {})", describe(), m,
+                 num_samples_);
+  STRATA_CHECK(!members.empty(), "{}: an empty selection{}", describe(), note);
+  selected_ = std::move(members);
+  note_ = note;
+}
+
+std::vector<int32_t> ArraySplit::all_labels() const {
+  std::vector<int32_t> labels(size_t(num_samples_ * label_elems_));
+  for (const Shard& s : shards_) {
+    if (s.count == 0) continue;
+    std::vector<hsize_t> rows(size_t(s.count));
+    for (int64_t r = 0; r < s.count; ++r) rows[size_t(r)] = hsize_t(r);
+    h5::read_rows<int32_t>(s.y, rows, labels.data() + s.start * label_elems_);
+  }
+  return labels;
+}
+
 void ArraySplit::read(const int64_t* indices, int64_t n, float* x, int32_t* y) const {
   // Group the requested samples by shard, read each shard's (sorted, unique) rows in one call, then scatter.
   struct Want {
@@ -155,8 +175,9 @@ void ArraySplit::read(const int64_t* indices, int64_t n, float* x, int32_t* y) c
   };
   std::vector<std::vector<Want>> per_shard(shards_.size());
   for (int64_t k = 0; k < n; ++k) {
-    const int64_t g = indices[k];
-    STRATA_CHECK(g >= 0 && g < num_samples_, "{}: sample {} out of range [0, {})", describe(), g, num_samples_);
+    STRATA_CHECK(indices[k] >= 0 && indices[k] < num_samples(), "{}: sample {} out of range [0, {})", describe(),
+                 indices[k], num_samples());
+    const int64_t g = selected_.empty() ? indices[k] : selected_[size_t(indices[k])];
     auto it =
         std::upper_bound(shards_.begin(), shards_.end(), g, [](int64_t v, const Shard& s) { return v < s.start; });
     size_t sh = size_t(std::distance(shards_.begin(), it)) - 1;

@@ -28,10 +28,17 @@ class ArraySplit {
   ArraySplit(const std::string& dir, const std::string& split, bool verify = true);
 
   const DatasetManifest& manifest() const { return manifest_; }
-  int64_t num_samples() const { return num_samples_; }
+  // Samples as read(): the split's, or the selected ones after select().
+  int64_t num_samples() const { return selected_.empty() ? num_samples_ : int64_t(selected_.size()); }
   int64_t sample_elems() const { return sample_elems_; }
   int64_t label_elems() const { return label_elems_; }
-  std::string describe() const { return dir_ + ": " + split_; }
+  std::string describe() const { return dir_ + ": " + split_ + note_; }
+
+  // From now on sample i of this split is the split's sample members[i] (a cross-validation fold, or the folds
+  // trained on while it is held out); `note` is added to describe(). members must be in range.
+  void select(std::vector<int64_t> members, const std::string& note);
+  // Every sample's label (label_elems() per sample) in the split's order, ignoring select().
+  std::vector<int32_t> all_labels() const;
 
   // x[n * sample_elems] as float32 (uint8 converted exactly), y[n * label_elems] for samples indices[0..n) (any
   // order, repeats allowed). One HDF5 read per shard touched, however scattered the indices.
@@ -49,6 +56,8 @@ class ArraySplit {
   DatasetManifest manifest_;
   std::vector<Shard> shards_;
   int64_t num_samples_ = 0, sample_elems_ = 0, label_elems_ = 0;
+  std::vector<int64_t> selected_;  // empty: every sample
+  std::string note_;
 };
 
 }  // namespace strata::data

@@ -6,8 +6,10 @@
 #include <filesystem>
 
 #include "core/error.hpp"
+#include "data/folds.hpp"
 #include "data/manifest.hpp"
 #include "data/open_tokens.hpp"
+#include "data/window_subset.hpp"
 
 namespace strata {
 
@@ -60,14 +62,34 @@ TrainingData::TrainingData(const Config& config, int dp, int dp_rank) : config_(
   if (mc.kind == "gpt") {
     info_ = data::inspect_tokens(dc.path);
     tokens_ = data::open_token_split(dc.path, "train", mc.seq_len, mc.vocab_size);
-    val_tokens_ = data::open_token_split(dc.path, "val", mc.seq_len, mc.vocab_size);
+    if (dc.cv_folds > 0) {
+      // Cross-validation: the held-out fold of the train split validates; the other folds train.
+      const auto folds = data::assign_folds(tokens_->num_windows(), dc.cv_folds, uint64_t(dc.seed));
+      val_tokens_ =
+          std::make_unique<data::WindowSubset>(data::open_token_split(dc.path, "train", mc.seq_len, mc.vocab_size),
+                                               data::fold_members(folds, dc.cv_fold, true), fold_note(true));
+      tokens_ = std::make_unique<data::WindowSubset>(std::move(tokens_), data::fold_members(folds, dc.cv_fold, false),
+                                                     fold_note(false));
+    } else {
+      val_tokens_ = data::open_token_split(dc.path, "val", mc.seq_len, mc.vocab_size);
+    }
     tokens_->check_all_token_ids();
     val_tokens_->check_all_token_ids();
     sampler_ = std::make_unique<data::BatchSampler>(tokens_->num_windows(), batch, dc.shuffle, uint64_t(dc.seed));
     return;
   }
   arrays_ = std::make_unique<data::ArraySplit>(dc.path, "train", /*verify=*/true);
-  val_arrays_ = std::make_unique<data::ArraySplit>(dc.path, "val", /*verify=*/true);
+  if (dc.cv_folds > 0) {
+    // Cross-validation: the held-out fold of the train split validates (stratified by label where each sample has
+    // one); the other folds train.
+    const auto labels = arrays_->label_elems() == 1 ? arrays_->all_labels() : std::vector<int32_t>{};
+    const auto folds = data::assign_folds(arrays_->num_samples(), dc.cv_folds, uint64_t(dc.seed), labels);
+    val_arrays_ = std::make_unique<data::ArraySplit>(dc.path, "train", /*verify=*/false);
+    val_arrays_->select(data::fold_members(folds, dc.cv_fold, true), fold_note(true));
+    arrays_->select(data::fold_members(folds, dc.cv_fold, false), fold_note(false));
+  } else {
+    val_arrays_ = std::make_unique<data::ArraySplit>(dc.path, "val", /*verify=*/true);
+  }
   const auto& m = arrays_->manifest();
   normalize_ = dc.normalize && !m.mean.empty();
   data::AugmentOptions augment;
@@ -84,17 +106,33 @@ TrainingData::TrainingData(const Config& config, int dp, int dp_rank) : config_(
 
 TrainingData::~TrainingData() = default;
 
+std::string TrainingData::fold_note(bool held_out) const {
+  const auto& dc = config_.data;
+  return held_out ? fmt::format(" (cross-validation fold {} of {}, held out)", dc.cv_fold, dc.cv_folds)
+                  : fmt::format(" (cross-validation: without fold {} of {})", dc.cv_fold, dc.cv_folds);
+}
+
 int64_t TrainingData::train_samples() const { return tokens_ ? tokens_->num_windows() : arrays_->num_samples(); }
 
 std::string TrainingData::describe() const {
   if (tokens_)
-    return fmt::format("dataset {}: {} train tokens ({} windows), {} val tokens, vocab {} ({})", config_.data.path,
-                       info_.train_tokens, tokens_->num_windows(), info_.val_tokens, info_.vocab_size, info_.tokenizer);
+    return config_.data.cv_folds > 0
+               ? fmt::format(
+                     "dataset {}: {} train tokens; cross-validation fold {} of {}: {} windows train, {} held "
+                     "out for validation; vocab {} ({})",
+                     config_.data.path, info_.train_tokens, config_.data.cv_fold, config_.data.cv_folds,
+                     tokens_->num_windows(), val_tokens_->num_windows(), info_.vocab_size, info_.tokenizer)
+               : fmt::format("dataset {}: {} train tokens ({} windows), {} val tokens, vocab {} ({})",
+                             config_.data.path, info_.train_tokens, tokens_->num_windows(), info_.val_tokens,
+                             info_.vocab_size, info_.tokenizer);
   const auto& m = arrays_->manifest();
-  return fmt::format("dataset {}: {} of shape {}, {} classes, labels {}; {} train / {} val samples{}",
-                     config_.data.path, m.kind, format_value(m.sample_shape), m.num_classes,
-                     m.label_shape.empty() ? "per sample" : "per step", arrays_->num_samples(),
-                     val_arrays_->num_samples(), normalize_ ? ", normalized" : "");
+  return fmt::format(
+      "dataset {}: {} of shape {}, {} classes, labels {}; {} train / {} val samples{}{}", config_.data.path, m.kind,
+      format_value(m.sample_shape), m.num_classes, m.label_shape.empty() ? "per sample" : "per step",
+      arrays_->num_samples(), val_arrays_->num_samples(), normalize_ ? ", normalized" : "",
+      config_.data.cv_folds > 0
+          ? fmt::format(" (cross-validation fold {} of {} held out)", config_.data.cv_fold, config_.data.cv_folds)
+          : "");
 }
 
 HostBatch TrainingData::prototype() const {

@@ -55,6 +55,8 @@ class TrainingData {
   bool normalized() const { return normalize_; }
 
  private:
+  std::string fold_note(bool held_out) const;  // cross-validation: what describe() adds to a split's name
+
   const Config& config_;
   int dp_, dp_rank_;
   data::TokenDatasetInfo info_;
