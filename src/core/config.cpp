@@ -586,8 +586,8 @@ void validate_config(const Config& c) {
   STRATA_CHECK(c.data.crop_padding >= 0, "{}: data.crop_padding = {}: expected >= 0", f, c.data.crop_padding);
   STRATA_CHECK(c.data.noise_std >= 0 && std::isfinite(c.data.noise_std), "{}: data.noise_std = {}: expected >= 0", f,
                c.data.noise_std);
-  STRATA_CHECK(c.data.cv_folds == 0 || c.data.cv_folds >= 2,
-               "{}: data.cv_folds = {}: expected 0 (off) or k >= 2 folds", f, c.data.cv_folds);
+  STRATA_CHECK(c.data.cv_folds == 0 || c.data.cv_folds >= 2, "{}: data.cv_folds = {}: expected 0 (off) or k >= 2 folds",
+               f, c.data.cv_folds);
   STRATA_CHECK(c.data.cv_folds == 0 || (c.data.cv_fold >= 0 && c.data.cv_fold < c.data.cv_folds),
                "{}: data.cv_fold = {}: expected 0 .. data.cv_folds - 1 = {}", f, c.data.cv_fold, c.data.cv_folds - 1);
   STRATA_CHECK(c.data.prefetch >= 0 && c.data.prefetch <= 64, "{}: data.prefetch = {}: expected 0..64", f,
