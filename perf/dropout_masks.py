@@ -1,8 +1,9 @@
 """Strata's dropout masks in numpy (kernels/dropout.hpp), for the PyTorch twins of tests/reference.
 
-Element e of sample s at a site is kept iff the top 53 of bits(key, s * per_sample + e) reach p * 2^53, where
-bits(key, c) = mix64(key ^ mix64(c)) (SplitMix64's finaliser, core/rng.hpp) and key is the site's key at that
-step (the dumps store them). Kept values are scaled by 1 / (1 - p).
+Element e of sample s at a site has counter c = s * per_sample + e; it is kept iff the 16-bit lane c mod 4 of
+bits(key, c // 4) reaches t = round(p * 2^16), where bits(key, c) = mix64(key ^ mix64(c)) (SplitMix64's finaliser,
+core/rng.hpp) and key is the site's key at that step (the dumps store them). Kept values are scaled by
+2^16 / (2^16 - t).
 """
 import numpy as np
 import torch
@@ -22,8 +23,15 @@ def keep_mask(key, p, shape, first_sample=0):
     per_sample = int(np.prod(shape[1:]))
     counters = (np.arange(shape[0], dtype=np.uint64)[:, None] + _M(first_sample)) * _M(per_sample) + \
         np.arange(per_sample, dtype=np.uint64)[None, :]
-    bits = mix64(_M(key) ^ mix64(counters.reshape(-1)))
-    return torch.from_numpy((bits >> _M(11)) >= _M(int(p * 2.0 ** 53))).reshape(shape)
+    counters = counters.reshape(-1)
+    bits = mix64(_M(key) ^ mix64(counters >> _M(2)))
+    lane = (bits >> (_M(16) * (counters & _M(3)))) & _M(0xFFFF)
+    return torch.from_numpy(lane >= _M(threshold(p))).reshape(shape)
+
+
+def threshold(p):
+    """p rounded to a multiple of 2^-16, as the 16-bit threshold (numpy's round: half to even, like nearbyint)."""
+    return int(min(max(np.round(p * 65536.0), 0), 65535))
 
 
 class Masks:
@@ -38,4 +46,4 @@ class Masks:
         if p <= 0:
             return x
         keep = keep_mask(self.keys[site], p, tuple(x.shape)).to(x.device)
-        return x * keep.to(x.dtype) * (1.0 / (1.0 - p))
+        return x * keep.to(x.dtype) * (65536.0 / (65536 - threshold(p)))

@@ -118,8 +118,9 @@ TEST(CausalSoftmax, BackwardMatchesFiniteDifferences) {
 // ---- full attention ----
 
 // Naive multi-head causal attention: head h reads columns h*D..h*D+D-1 of q, k and v. With an active `dropout`,
-// probability (b, h, i, j) is kept, scaled by 1 / (1 - p), iff the mask's bits at counter
-// ((first_sample + b) * heads_total + head_offset + h) * T + i) * T + j reach p * 2^53 (kernels/dropout.hpp).
+// probability (b, h, i, j) is kept, scaled by 2^16 / (2^16 - t), iff the 16-bit lane c mod 4 of bits(key, c / 4)
+// reaches t = round(p 2^16), for c = ((first_sample + b) * heads_total + head_offset + h) * T + i) * T + j
+// (kernels/dropout.hpp).
 std::vector<double> reference_attention(const std::vector<double>& qkv, const AttentionDropout& dropout = {}) {
   const int C = kChannels, D = kHeadDim, T = kSeq;
   auto at = [&](int b, int t, int part, int h, int d) {
@@ -146,8 +147,9 @@ std::vector<double> reference_attention(const std::vector<double>& qkv, const At
             const uint64_t sample = uint64_t(dropout.mask.first_sample + b);
             const uint64_t counter =
                 ((sample * uint64_t(dropout.heads_total) + uint64_t(dropout.head_offset + h)) * T + i) * T + j;
-            const bool keep = (rng::bits(dropout.mask.key, counter) >> 11) >= uint64_t(dropout.mask.p * 0x1p53);
-            p = keep ? p / (1.0 - dropout.mask.p) : 0.0;
+            const uint64_t lane = (rng::bits(dropout.mask.key, counter / 4) >> (16 * (counter % 4))) & 0xFFFF;
+            const double t = std::round(dropout.mask.p * 65536);
+            p = double(lane) >= t ? p * 65536 / (65536 - t) : 0.0;
           }
           for (int d = 0; d < D; ++d) out[(size_t(b) * T + i) * C + h * D + d] += p * at(b, j, 2, h, d);
         }

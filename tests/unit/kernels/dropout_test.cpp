@@ -17,15 +17,17 @@ using namespace strata::testing;
 constexpr int kSamples = 6;
 constexpr int64_t kPerSample = 50;
 
-// What dropout_apply must give, from the formula: keep iff top 53 bits >= p 2^53, kept values scaled by 1 / (1 - p).
+// What dropout_apply must give, from the formula: keep iff the counter's 16-bit lane (c mod 4 of bits(key, c / 4))
+// reaches t = round(p 2^16), kept values scaled by 2^16 / (2^16 - t).
 std::vector<double> reference_dropout(const std::vector<double>& x, const DropoutMask& m, int samples) {
   std::vector<double> y(x.size());
   for (int b = 0; b < samples; ++b)
     for (int64_t e = 0; e < m.local; ++e) {
       const uint64_t counter = uint64_t((m.first_sample + b) * m.per_sample + m.offset + e);
-      const bool keep = double(rng::bits(m.key, counter) >> 11) >= m.p * 0x1p53;
+      const uint64_t lane = (rng::bits(m.key, counter / 4) >> (16 * (counter % 4))) & 0xFFFF;
+      const double t = std::round(m.p * 65536);
       const size_t i = size_t(b * m.local + e);
-      y[i] = keep ? x[i] / (1.0 - m.p) : 0.0;
+      y[i] = double(lane) >= t ? x[i] * 65536 / (65536 - t) : 0.0;
     }
   return y;
 }
@@ -51,18 +53,20 @@ TEST(Dropout, DropsAboutTheRateAndKeepsTheExpectation) {
     const int samples = 100;
     const int64_t per = 1000;
     const std::vector<double> ones(size_t(samples) * per, 1.0);
-    const auto y = apply<double>(ones, dropout_mask(5, "dropout.rate", 1, p, 0, per), samples);
+    const DropoutMask mask = dropout_mask(5, "dropout.rate", 1, p, 0, per);
+    const auto y = apply<double>(ones, mask, samples);
     double dropped = 0, sum = 0;
     for (double v : y) {
       if (v == 0)
         ++dropped;
       else
-        EXPECT_DOUBLE_EQ(v, 1.0 / (1.0 - p));
+        EXPECT_DOUBLE_EQ(v, mask.scale());  // 1 / (1 - p), p as a multiple of 2^-16
       sum += v;
     }
     const double n = double(y.size()), sigma = std::sqrt(n * p * (1 - p));
     EXPECT_LT(std::abs(dropped - n * p), 5 * sigma);
     EXPECT_NEAR(sum / n, 1.0, 5 * sigma / n / (1 - p));
+    EXPECT_NEAR(mask.scale(), 1 / (1 - p), 1e-4 / (1 - p));
   }
 }
 
@@ -108,7 +112,10 @@ TEST(Dropout, InPlaceIsTheBackwardAndResidualAddFusesIt) {
 TEST(Dropout, ZeroRateIsInactive) {
   EXPECT_FALSE(dropout_mask(1, "dropout.none", 1, 0.0, 0, 10).active());
   EXPECT_FALSE(DropoutMask{}.active());
-  EXPECT_TRUE(dropout_mask(1, "dropout.some", 1, 1e-9, 0, 10).active());
+  // Rates are multiples of 2^-16: below half of that, off; 1e-4 drops 7 in 65536.
+  EXPECT_FALSE(dropout_mask(1, "dropout.tiny", 1, 1e-6, 0, 10).active());
+  EXPECT_EQ(dropout_mask(1, "dropout.some", 1, 1e-4, 0, 10).threshold(), 7u);
+  EXPECT_DOUBLE_EQ(dropout_mask(1, "dropout.some", 1, 0.5, 0, 10).scale(), 2.0);
 }
 
 }  // namespace
