@@ -68,12 +68,24 @@ def thread_env(threads):
 # Run as `bench_train.py --_worker torch|gemm ...` in a fresh interpreter so
 # the thread variables are set before torch is imported.
 
-def worker_torch(c, threads, steps, warmup, precision):
+class NativeDropout:
+    """PyTorch's own dropout (F.dropout, its Bernoulli generator) at the twin's sites: what a PyTorch user runs."""
+
+    def __init__(self, p):
+        self.p = p
+
+    def drop(self, site, x):
+        import torch.nn.functional as F
+        return F.dropout(x, self.p, training=True)
+
+
+def worker_torch(c, threads, steps, warmup, precision, dropout=0.0):
     import contextlib
     import torch
     sys.path.insert(0, HERE)
     import torch_gpt
     torch.set_num_threads(threads)
+    torch_gpt.DROPOUT = NativeDropout(dropout) if dropout > 0 else None
     torch.manual_seed(0)
     model = torch_gpt.GPT(c["n_layer"], c["n_head"], c["d_model"], c["vocab_size"],
                           c["seq_len"])
@@ -205,12 +217,12 @@ def bench_config(name, args, peak):
                 out_dir = os.path.join(tmp, f"run{r}")
                 toml = os.path.join(tmp, f"run{r}.toml")
                 write_toml(toml, c, steps, data, out_dir, args.precision)
-                strata_runs.append(run_strata(args.strata, toml, out_dir, args.threads,
-                                              args.warmup, args.set))
+                strata_runs.append(run_strata(args.strata, toml, out_dir, args.threads, args.warmup,
+                                              args.set + ([f"train.dropout={args.dropout}"] if args.dropout else [])))
             torch_runs.append(run_worker("torch", args.threads,
                                          ["--config", name, "--steps", str(steps),
                                           "--warmup", str(args.warmup),
-                                          "--precision", args.precision]))
+                                          "--precision", args.precision, "--dropout", str(args.dropout)]))
 
     def median_run(runs):
         return dict(runs[0], ms=statistics.median(r["ms"] for r in runs)) if runs else None
@@ -269,6 +281,8 @@ def main():
     ap.add_argument("--precision", choices=["fp32", "bf16"], default="fp32")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                     help="extra Strata setting (strata train --set), e.g. train.bf16_activations=false")
+    ap.add_argument("--dropout", type=float, default=0.0,
+                    help="dropout at every GPT site on both sides (Strata train.dropout, PyTorch F.dropout)")
     ap.add_argument("--_worker", choices=["torch", "gemm"], help=argparse.SUPPRESS)
     args = ap.parse_args()
 
@@ -277,7 +291,7 @@ def main():
         return
     if args._worker == "torch":
         c = CONFIGS[args.config]
-        print(json.dumps(worker_torch(c, args.threads, args.steps, args.warmup, args.precision)))
+        print(json.dumps(worker_torch(c, args.threads, args.steps, args.warmup, args.precision, args.dropout)))
         return
 
     if not args.torch_only and not os.access(args.strata, os.X_OK):
