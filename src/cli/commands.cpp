@@ -8,6 +8,7 @@
 
 #include "cli/checkpoint_commands.hpp"
 #include "cli/cv_command.hpp"
+#include "cli/ensemble_command.hpp"
 #include "cli/preprocess_commands.hpp"
 #include "comm/communicator.hpp"
 #include "core/atomic_file.hpp"
@@ -171,6 +172,7 @@ int run(int argc, char** argv, MPI_Comm world) {
   add_dataset_commands(app, world, action);
   add_checkpoint_commands(app, world, action);
   add_cv_command(app, world, action);
+  add_ensemble_command(app, world, action);
 
   try {
     app.parse(argc, argv);

@@ -25,6 +25,12 @@ template <class T>
 EvalResult evaluate(PipelineRunner<T>& runner, Model<T>& model, const data::WindowSource& split, int64_t max_batches,
                     int global_batch, Communicator& dp);
 
+// The windows evaluate() reads, each token's log-probability of its target under the model: [tokens] in split
+// order (window-major), the same on every rank. For ensembles of language models (train/ensemble.hpp).
+std::vector<double> target_log_probs(PipelineRunner<float>& runner, Model<float>& model,
+                                     const data::WindowSource& split, int64_t max_batches, int global_batch,
+                                     Communicator& dp);
+
 // A classifier on the first max_samples samples of an array split (0: all), in order: chunk c of model.batch()
 // samples goes to dp rank c % dp (the last chunk padded, the padding not counted), forward only through the
 // pipeline; the counts add up over every rank, so the metrics do not depend on the layout. With
