@@ -10,14 +10,11 @@
 #include <string>
 #include <vector>
 
-#include "ckpt/checkpoint_dir.hpp"
-#include "ckpt/safetensors_export.hpp"
 #include "comm/communicator.hpp"
 #include "core/atomic_file.hpp"
 #include "core/config.hpp"
 #include "core/error.hpp"
 #include "core/h5.hpp"
-#include "core/model_attrs.hpp"
 #include "data/open_tokens.hpp"
 #include "kernels/gemm.hpp"
 #include "models/model_factory.hpp"
@@ -25,6 +22,7 @@
 #include "train/ensemble.hpp"
 #include "train/evaluate.hpp"
 #include "train/metrics.hpp"
+#include "train/model_source.hpp"
 #include "train/training_data.hpp"
 
 namespace strata::cli {
@@ -36,45 +34,6 @@ struct EnsembleOptions {
   std::string combine = "mean";
   std::string metrics_json;
 };
-
-bool is_weights_file(const std::string& path) {
-  if (std::filesystem::is_directory(path) || H5Fis_hdf5(path.c_str()) <= 0) return false;
-  auto file = h5::open_file(path);
-  return h5::has_attr(file, "format") && h5::read_attr_string(file, "format", path) == "strata-weights";
-}
-
-// A member's weights file: itself, or its checkpoint (a file, or a directory's latest) exported by rank 0 into
-// `work` (every rank gets the same path).
-std::string weights_of(const std::string& member, const std::string& work, size_t index, MPI_Comm world) {
-  STRATA_CHECK(std::filesystem::exists(member), "strata ensemble: member '{}' does not exist", member);
-  if (is_weights_file(member)) return member;
-  std::string checkpoint = member;
-  if (std::filesystem::is_directory(member)) {
-    checkpoint = ckpt::latest_checkpoint(member);
-    STRATA_CHECK(!checkpoint.empty(), "strata ensemble: member '{}': a directory without a 'latest' checkpoint",
-                 member);
-  }
-  const std::string out = (std::filesystem::path(work) / fmt::format("member-{}.h5", index)).string();
-  if (rank_of(world) == 0) ckpt::export_checkpoint(checkpoint, out, "hdf5");
-  STRATA_MPI(MPI_Barrier(world));
-  return out;
-}
-
-// The member's model, checked against the dataset (classifiers) or the config's model (language models).
-ModelConfig member_model(const std::string& weights, const std::string& member, const Config& config) {
-  ModelConfig m;
-  {
-    auto file = h5::open_file(weights);
-    m = read_model_attrs(file, "", member);
-  }
-  STRATA_CHECK(m.kind == config.model.kind, "strata ensemble: member '{}' is a {}, the config's model.kind is {}",
-               member, m.kind, config.model.kind);
-  if (m.kind != "gpt") return resolve_model(m, config.data.path, member);
-  STRATA_CHECK(m.vocab_size == config.model.vocab_size && m.seq_len == config.model.seq_len,
-               "strata ensemble: member '{}' has vocab_size {} and seq_len {}, the config {} and {}", member,
-               m.vocab_size, m.seq_len, config.model.vocab_size, config.model.seq_len);
-  return m;
-}
 
 int run_ensemble(const EnsembleOptions& o, MPI_Comm world) {
   Config config = load_config(o.config_path, o.sets);
@@ -113,8 +72,11 @@ int run_ensemble(const EnsembleOptions& o, MPI_Comm world) {
   std::string table = fmt::format("{:<48} {:>10} {:>10} {:>10}\n", "member", "val loss", "accuracy", "macro F1");
   for (size_t i = 0; i < o.members.size(); ++i) {
     const std::string& member = o.members[i];
-    const std::string weights = weights_of(member, work, i, world);
-    const ModelConfig m = member_model(weights, member, config);
+    const std::string what = fmt::format("strata ensemble: member '{}'", member);
+    STRATA_CHECK(std::filesystem::exists(member), "{} does not exist", what);
+    const std::string weights =
+        weights_file_of(member, (std::filesystem::path(work) / fmt::format("member-{}.h5", i)).string(), world);
+    const ModelConfig m = stored_model_for(weights, config, what);
     auto params = std::make_shared<ParamBuffer<float>>(model_tensors(m));
     TensorParallel<float> no_tensor_parallel;
     const auto model = make_model<float>(m, config.train.batch_size / dp.size(), params, {}, no_tensor_parallel);

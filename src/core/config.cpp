@@ -190,6 +190,12 @@ const std::vector<Binding>& bindings() {
       STRATA_FIELD(checkpoint, io,
                    "direct (two-phase collective writes with O_DIRECT) | buffered (the same via the page cache) | "
                    "hdf5 (collective H5Dwrite through MPI-IO)"),
+      STRATA_FIELD(distill, teacher,
+                   "knowledge distillation: the teacher (a weights file, checkpoint file or checkpoint directory of a "
+                   "model of any size for the same dataset: same classes or vocabulary); empty: off"),
+      STRATA_FIELD(distill, temperature, "T: the soft loss compares softmax(teacher / T) and softmax(student / T)"),
+      STRATA_FIELD(distill, alpha,
+                   "weight of the soft loss T^2 KL(teacher || student); the label's cross-entropy gets 1 - alpha"),
   };
   return table;
 }
@@ -647,6 +653,10 @@ void validate_config(const Config& c) {
                "{}: parallel.schedule = '{}': expected 1f1b or gpipe", f, c.parallel.schedule);
   STRATA_CHECK(c.train.max_wall_minutes >= 0, "{}: train.max_wall_minutes = {}: expected >= 0", f,
                c.train.max_wall_minutes);
+  STRATA_CHECK(c.distill.temperature > 0 && std::isfinite(c.distill.temperature),
+               "{}: distill.temperature = {}: expected > 0", f, c.distill.temperature);
+  STRATA_CHECK(c.distill.alpha >= 0 && c.distill.alpha <= 1, "{}: distill.alpha = {}: expected in [0, 1]", f,
+               c.distill.alpha);
   STRATA_CHECK(c.checkpoint.every >= 0, "{}: checkpoint.every = {}: expected >= 0", f, c.checkpoint.every);
   STRATA_CHECK(c.checkpoint.keep_last >= 1, "{}: checkpoint.keep_last = {}: expected >= 1 (the latest is always kept)",
                f, c.checkpoint.keep_last);

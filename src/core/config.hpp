@@ -121,12 +121,21 @@ struct CheckpointConfig {
   std::string io = "direct";        // direct | buffered | hdf5: how tensor bytes are written (ckpt/checkpoint.hpp)
 };
 
+// Knowledge distillation (kernels/distillation.hpp, docs/training.md): the student (this run's model) learns from a
+// trained teacher's logits on the same batches as well as from the labels.
+struct DistillConfig {
+  std::string teacher;       // weights file, checkpoint file or checkpoint directory; "" (off)
+  double temperature = 2.0;  // T: both softmaxes of the soft loss at logits / T
+  double alpha = 0.5;        // weight of the soft loss T^2 KL(teacher || student); the hard loss gets 1 - alpha
+};
+
 struct Config {
   ModelConfig model;
   DataConfig data;
   TrainConfig train;
   ParallelConfig parallel;
   CheckpointConfig checkpoint;
+  DistillConfig distill;
   std::string source = "<defaults>";  // the file it came from, for error messages
   // The keys the file and --set gave, in order, each with where it came from (checked against model.kind).
   std::vector<std::pair<std::string, std::string>> given;

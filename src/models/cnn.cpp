@@ -148,6 +148,7 @@ void Cnn<T>::forward_stage(int slot_index, const MicroBatch<T>& batch, const Vec
   auto& P = this->params();
   Slot& s = slot(slot_index);
   s.dropout = batch.dropout;
+  s.distilled = false;
   if (layout_.placement.first_stage()) {
     Kokkos::deep_copy(s.input, batch.features);
   } else {
@@ -202,6 +203,7 @@ void Cnn<T>::forward_stage(int slot_index, const MicroBatch<T>& batch, const Vec
   if (!with_loss) return;
   Kokkos::deep_copy(s.targets, batch.targets);
   cross_entropy_forward<T>(s.losses, s.lse, s.logits, s.targets, B, C, this->label_smoothing());
+  s.distilled = this->distill_forward(s.teacher, batch, s.losses, s.logits, B, C);
   s.loss = mean_loss<T>(s.losses, B);
 }
 
@@ -240,7 +242,13 @@ void Cnn<T>::backward_stage(int slot_index, T loss_scale, const Vec<T>* output_g
     const int flat = int(flat_local()), C = layout_.classes;
     const T dloss = loss_scale != T(0) ? loss_scale : T(1) / T(B);
     // logits become dlogits
-    cross_entropy_backward<T>(s.logits, s.lse, s.targets, B, C, dloss, this->label_smoothing());
+    auto hard_backward = [&](T scale) {
+      cross_entropy_backward<T>(s.logits, s.lse, s.targets, B, C, scale, this->label_smoothing());
+    };
+    if (s.distilled)
+      this->distill_backward(s.logits, s.teacher, B, C, dloss, hard_backward);
+    else
+      hard_backward(dloss);
     const Vec<T>& features = head_input(s);
     if (model_.hidden > 0) {
       const size_t nh = size_t(B) * model_.hidden;

@@ -63,6 +63,8 @@ class Cnn final : public Model<T> {
     Vec<int32_t> targets;
     T loss = 0;
     DropoutContext dropout;  // the forward's, for backward to draw the same masks
+    Vec<T> teacher;          // distillation: the teacher's logits (last stage)
+    bool distilled = false;  // this slot's loss is the distillation loss
   };
   Slot& slot(int i);
   // The slot's dropout masks over the flattened features [B, flat] (this rank's channels) and the hidden layer

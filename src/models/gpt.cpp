@@ -189,6 +189,7 @@ void Gpt<T>::forward_stage(int slot_index, const MicroBatch<T>& batch, const Vec
   auto& P = this->params();
   Slot& s = slot(slot_index);
   s.dropout = batch.dropout;
+  s.distilled = false;
   const DropoutRates& rates = this->dropout();
   if (s.dropout.on && rates.residual > 0 && branch_.extent(0) == 0)
     branch_ = Vec<T>(Kokkos::view_alloc(Kokkos::WithoutInitializing, "strata::gpt::branch"), size_t(N) * C);
@@ -232,6 +233,9 @@ void Gpt<T>::forward_stage(int slot_index, const MicroBatch<T>& batch, const Vec
   tp_.column_linear_forward(s.logits, s.lnf, P.param(layout_.wte), Vec<T>(), N, C, V);
   if (!with_loss) return;
   tp_.vocab_cross_entropy_forward(s.losses, s.lse, s.logits, s.targets, N, V);
+  STRATA_CHECK(!this->distillation().on() || batch.teacher_logits.extent(0) == 0 || tp == 1,
+               "gpt: distillation of a vocabulary-parallel student (tp = {}) is not supported", tp);
+  s.distilled = this->distill_forward(s.teacher, batch, s.losses, s.logits, N, V);
   s.loss = mean_loss<T>(s.losses, N);
 }
 
@@ -264,7 +268,11 @@ void Gpt<T>::backward_stage(int slot_index, T loss_scale, const Vec<T>* output_g
   };
   if (layout_.last_stage()) {
     const T dloss = loss_scale != T(0) ? loss_scale : T(1) / T(N);
-    tp_.vocab_cross_entropy_backward(s.logits, s.lse, s.targets, N, V, dloss);
+    auto hard_backward = [&](T scale) { tp_.vocab_cross_entropy_backward(s.logits, s.lse, s.targets, N, V, scale); };
+    if (s.distilled)
+      this->distill_backward(s.logits, s.teacher, N, V, dloss, hard_backward);
+    else
+      hard_backward(dloss);
     // Tied head: dlnf[N, C] = dlogits wte (summed over vocabulary slices); dwte[V/tp, C] += dlogits^T lnf
     tp_.column_linear_backward(dln_, P.grad(layout_.wte), Vec<T>(), s.logits, s.lnf, P.param(layout_.wte), N, C, V);
     Kokkos::deep_copy(dres_, T(0));

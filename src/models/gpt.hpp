@@ -64,6 +64,8 @@ class Gpt final : public Model<T> {
     Vec<T> lnf, lnf_mean, lnf_rstd, logits, losses, lse;  // last stage
     T loss = 0;
     DropoutContext dropout;  // the forward's, for backward to draw the same masks
+    Vec<T> teacher;          // distillation: the teacher's logits (last stage)
+    bool distilled = false;  // this slot's loss is the distillation loss
   };
   Slot& slot(int i);
   void allocate_scratch();

@@ -105,6 +105,7 @@ void Lstm<T>::forward_stage(int slot_index, const MicroBatch<T>& batch, const Ve
   auto& P = this->params();
   Slot& s = slot(slot_index);
   s.dropout = batch.dropout;
+  s.distilled = false;
   if (layout_.placement.first_stage()) {
     Kokkos::deep_copy(s.input, batch.features);
   } else {
@@ -149,6 +150,7 @@ void Lstm<T>::forward_stage(int slot_index, const MicroBatch<T>& batch, const Ve
   if (!with_loss) return;
   Kokkos::deep_copy(s.targets, batch.targets);
   cross_entropy_forward<T>(s.losses, s.lse, s.logits, s.targets, R, C, this->label_smoothing());
+  s.distilled = this->distill_forward(s.teacher, batch, s.losses, s.logits, R, C);
   s.loss = mean_loss<T>(s.losses, R);
 }
 
@@ -184,7 +186,13 @@ void Lstm<T>::backward_stage(int slot_index, T loss_scale, const Vec<T>* output_
   if (layout_.placement.last_stage()) {
     const T dloss = loss_scale != T(0) ? loss_scale : T(1) / T(R);
     // logits become dlogits
-    cross_entropy_backward<T>(s.logits, s.lse, s.targets, R, C, dloss, this->label_smoothing());
+    auto hard_backward = [&](T scale) {
+      cross_entropy_backward<T>(s.logits, s.lse, s.targets, R, C, scale, this->label_smoothing());
+    };
+    if (s.distilled)
+      this->distill_backward(s.logits, s.teacher, R, C, dloss, hard_backward);
+    else
+      hard_backward(dloss);
     const Vec<T>& features = layout_.per_step ? layer_output(s.layers.back()) : s.last;
     // d(features) [R, H] goes to grad_a_ directly (every step) or through grad_b_ into the last step.
     const Vec<T> dfeatures = layout_.per_step ? dh : sized(grad_b_, size_t(R) * H);

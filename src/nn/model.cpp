@@ -1,6 +1,8 @@
 #include "nn/model.hpp"
 
 #include "core/error.hpp"
+#include "kernels/distillation.hpp"
+#include "kernels/elementwise.hpp"
 
 namespace strata {
 
@@ -52,6 +54,31 @@ void Model<T>::check_batch(const MicroBatch<T>& batch, bool with_targets) const 
   if (with_targets)
     STRATA_CHECK(targets == B * size_t(targets_per_sample()), "model forward: {} targets given, expected batch {} x {}",
                  targets, B, targets_per_sample());
+}
+
+template <class T>
+bool Model<T>::distill_forward(Vec<T>& kept, const MicroBatch<T>& batch, const Vec<T>& losses, const Vec<T>& logits,
+                               int rows, int classes) {
+  if (!distillation_.on() || batch.teacher_logits.extent(0) == 0) return false;
+  const size_t n = size_t(rows) * size_t(classes);
+  STRATA_CHECK(batch.teacher_logits.extent(0) == n, "distillation: teacher logits of {} values, expected {} x {}",
+               batch.teacher_logits.extent(0), rows, classes);
+  if (kept.extent(0) != n) kept = Vec<T>("strata::model::teacher_logits", n);
+  Kokkos::deep_copy(kept, batch.teacher_logits);
+  distillation_forward<T>(losses, logits, kept, rows, classes, T(distillation_.temperature), T(distillation_.alpha));
+  return true;
+}
+
+template <class T>
+void Model<T>::distill_backward(const Vec<T>& logits, const Vec<T>& kept, int rows, int classes, T dloss,
+                                const std::function<void(T)>& hard_backward) {
+  const size_t n = size_t(rows) * size_t(classes);
+  if (distill_scratch_.extent(0) < n) distill_scratch_ = Vec<T>("strata::model::distill_gradient", n);
+  const Vec<T> soft = view_of(distill_scratch_.data(), n);
+  const T alpha = T(distillation_.alpha);
+  distillation_soft_gradient<T>(soft, logits, kept, rows, classes, T(distillation_.temperature), alpha, dloss);
+  hard_backward(dloss * (T(1) - alpha));
+  accumulate<T>(logits, soft, n);
 }
 
 template <class T>

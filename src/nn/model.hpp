@@ -47,6 +47,13 @@ struct MicroBatch {
   Vec<T> features;       // [B * sample elements]: images [B, C, H, W], sequences [B, T, F] (empty for tokens)
   Vec<int32_t> targets;  // [B * targets_per_sample]
   DropoutContext dropout;
+  Vec<T> teacher_logits;  // distillation: the teacher's logits [B * targets_per_sample, classes] (last stage)
+};
+
+// Knowledge distillation of the loss (`[distill]`, kernels/distillation.hpp): alpha = the soft loss's weight (0: off).
+struct Distillation {
+  double temperature = 1, alpha = 0;
+  bool on() const { return alpha > 0; }
 };
 
 // Called during backward with a parameter-buffer offset: from there to the end of the buffer, every gradient of
@@ -110,6 +117,11 @@ class Model {
   void set_dropout(const DropoutRates& rates) { dropout_ = rates; }
   const DropoutRates& dropout() const { return dropout_; }
 
+  // Distillation (kernels/distillation.hpp) from now on: the last stage's loss on microbatches that carry teacher
+  // logits mixes in the soft loss. Off while the trainer evaluates (validation reports the plain cross-entropy).
+  void set_distillation(const Distillation& d) { distillation_ = d; }
+  const Distillation& distillation() const { return distillation_; }
+
   // Device buffers for one microbatch of this model (tokens or features, and targets).
   MicroBatch<T> allocate_batch() const;
 
@@ -124,6 +136,15 @@ class Model {
   // Throws unless params() holds exactly `expected` (names and this rank's shapes, in order): a buffer shared with
   // another model must have been laid out for this one. `what` names the model in the message.
   void check_params(const std::vector<TensorSpec>& expected, const char* what) const;
+  // The last stage with distillation on and the microbatch's teacher logits: copies them into `kept` (a slot's,
+  // allocated on first use) and turns the rows' hard losses [rows] into distillation losses. Returns whether it did
+  // (the slot's backward must then call distill_backward).
+  bool distill_forward(Vec<T>& kept, const MicroBatch<T>& batch, const Vec<T>& losses, const Vec<T>& logits, int rows,
+                       int classes);
+  // Backward of it in place on logits [rows, classes]: the soft gradient, computed before hard_backward(dloss * (1 -
+  // alpha)) overwrites the logits with the hard loss's gradient, is added to it.
+  void distill_backward(const Vec<T>& logits, const Vec<T>& kept, int rows, int classes, T dloss,
+                        const std::function<void(T)>& hard_backward);
 
  private:
   Placement placement_;
@@ -131,6 +152,8 @@ class Model {
   std::shared_ptr<ParamBuffer<T>> params_;
   T label_smoothing_ = T(0);
   DropoutRates dropout_;
+  Distillation distillation_;
+  Vec<T> distill_scratch_;  // the soft gradient [rows, classes]
 };
 
 }  // namespace strata

@@ -123,7 +123,8 @@ double PipelineRunner<T>::forward_only(int n_micro, const Loader& load, bool wit
   // has the activation, so the slot can take the next microbatch.
   for (int m = 0; m < n_micro; ++m) {
     load(m, batch_);
-    batch_.dropout.on = false;  // evaluation and sampling never drop
+    batch_.dropout.on = false;         // evaluation and sampling never drop
+    batch_.teacher_logits = Vec<T>();  // nor distil
     if (!p.first_stage())
       timed(comm_ms_, [&] { pp_.recv(recv_activation_.data(), recv_activation_.extent(0), p.stage - 1, kActivation); });
     model_.forward_stage(0, batch_, p.first_stage() ? nullptr : &recv_activation_, with_loss);

@@ -26,6 +26,7 @@
 #include "train/evaluate.hpp"
 #include "train/generate.hpp"
 #include "train/metrics_log.hpp"
+#include "train/model_source.hpp"
 #include "train/stop_request.hpp"
 #include "train/training_data.hpp"
 
@@ -116,6 +117,32 @@ TrainSummary train(const Config& input, MPI_Comm world) {
   model->store_gemm_inputs_bf16(tc.precision == "bf16" && tc.bf16_activations);
   model->set_label_smoothing(tc.label_smoothing);
   model->set_dropout(dropout_rates(mc, tc));
+  // Distillation: the teacher, whole, on each last-stage rank, runs forward on every training microbatch there.
+  const Distillation distillation{config.distill.temperature,
+                                  config.distill.teacher.empty() ? 0.0 : config.distill.alpha};
+  std::shared_ptr<ParamBuffer<float>> teacher_params;
+  std::unique_ptr<Model<float>> teacher;
+  TensorParallel<float> teacher_group;  // a group of one: the teacher is not split
+  if (!config.distill.teacher.empty()) {
+    STRATA_CHECK(mc.kind != "gpt" || tp == 1,
+                 "{}: distill.teacher with a tensor-parallel gpt student (parallel.tp = {}) is not supported: the "
+                 "soft loss needs the whole vocabulary on one rank",
+                 config.source, tp);
+    if (lead) std::filesystem::create_directories(tc.out_dir);
+    const std::string what = fmt::format("{}: distill.teacher '{}'", config.source, config.distill.teacher);
+    const std::string weights = weights_file_of(
+        config.distill.teacher, (std::filesystem::path(tc.out_dir) / "teacher-weights.h5").string(), grid.world_comm());
+    const ModelConfig tm = stored_model_for(weights, config, what);
+    if (placement.last_stage()) {
+      teacher_params = std::make_shared<ParamBuffer<float>>(model_tensors(tm));
+      teacher = make_model<float>(tm, micro, teacher_params, {}, teacher_group);
+      load_weights(weights, *teacher_params, tm);
+    }
+    model->set_distillation(distillation);
+    if (lead)
+      fmt::print("distillation: teacher {} ({} {} parameters), temperature {}, alpha {}\n", config.distill.teacher,
+                 tm.kind, model_size(tm).parameters, distillation.temperature, distillation.alpha);
+  }
   DataParallel<float> data_parallel(grid.device_dp(), grid.dp(), {&grid.tp(), &grid.pp()},
                                     norm_flags(params->specs(), grid.coord().tp), *params, tc, config.parallel);
   PipelineRunner<float> pipeline(*model, grid.device_pp(), schedule, &grid.pp());
@@ -164,9 +191,11 @@ TrainSummary train(const Config& input, MPI_Comm world) {
       return r.loss;
     }
     model->set_label_smoothing(0);  // validation reports the plain cross-entropy
+    model->set_distillation({});
     const auto r = evaluate_classifier(pipeline, *model, data.val_arrays(), data.normalized(),
                                        tc.eval_batches * tc.batch_size, grid.dp());
     model->set_label_smoothing(tc.label_smoothing);
+    model->set_distillation(distillation);
     if (log) log->eval(step, r.metrics);
     summary.val_loss = r.metrics.loss;
     summary.val_accuracy = r.metrics.accuracy;
@@ -219,6 +248,12 @@ TrainSummary train(const Config& input, MPI_Comm world) {
       load_microbatch(batch, m, micro, micro_batch);
       // Dropout masks follow the sample's place in the global batch: this rank's share, then the microbatch.
       micro_batch.dropout = {true, uint64_t(tc.seed), step, int64_t(dp_rank) * local_batch + int64_t(m) * micro};
+      if (teacher) {  // the teacher's logits for this microbatch (the student keeps a copy in its slot)
+        MicroBatch<float> inputs = micro_batch;
+        inputs.dropout = {};
+        teacher->forward_stage(0, inputs, nullptr, /*with_loss=*/false);
+        micro_batch.teacher_logits = teacher->logits(0);
+      }
     };
     // Sum over this rank's samples of their mean row loss (the last stage's; 0 on the others).
     double loss_sum = pipeline.run(n_micro, load, loss_scale, tied.hold_back(data_parallel.ready_hook()));
