@@ -124,10 +124,6 @@ TrainSummary train(const Config& input, MPI_Comm world) {
   std::unique_ptr<Model<float>> teacher;
   TensorParallel<float> teacher_group;  // a group of one: the teacher is not split
   if (!config.distill.teacher.empty()) {
-    STRATA_CHECK(mc.kind != "gpt" || tp == 1,
-                 "{}: distill.teacher with a tensor-parallel gpt student (parallel.tp = {}) is not supported: the "
-                 "soft loss needs the whole vocabulary on one rank",
-                 config.source, tp);
     if (lead) std::filesystem::create_directories(tc.out_dir);
     const std::string what = fmt::format("{}: distill.teacher '{}'", config.source, config.distill.teacher);
     const std::string weights = weights_file_of(

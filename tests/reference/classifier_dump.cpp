@@ -26,6 +26,10 @@ int run(int argc, char** argv) {
   std::string config_path, out;
   std::vector<std::string> sets;
   int steps = 5;
+  int teacher_seed = -1;
+  app.add_option("--teacher-seed", teacher_seed,
+                 "distil from a teacher of the same architecture initialised with this seed (distill.temperature, "
+                 "distill.alpha)");
   app.add_option("--config", config_path)->required();
   app.add_option("--set", sets);
   app.add_option("--out", out)->required();
@@ -91,6 +95,20 @@ int run(int argc, char** argv) {
         keys.push_back(int64_t(dropout_mask(uint64_t(cfg.train.seed), site, s, 1, 0, 1).key));
       h5::write_dataset<int64_t>(g, site, {keys.size()}, keys.data());
     }
+  }
+  if (teacher_seed >= 0) {
+    // The teacher's logits on the batch (fixed: the teacher does not train); every pass distils from them.
+    auto teacher_params = std::make_shared<ParamBuffer<float>>(model_tensors(m));
+    teacher_params->initialize(uint64_t(teacher_seed));
+    const auto teacher = make_model<float>(m, B, teacher_params, {}, no_tp);
+    teacher->forward_stage(0, batch, nullptr, false);
+    batch.teacher_logits = Vec<float>("teacher_logits", teacher->logits(0).extent(0));
+    Kokkos::deep_copy(batch.teacher_logits, teacher->logits(0));
+    model->set_distillation({cfg.distill.temperature, cfg.distill.alpha});
+    auto host = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), batch.teacher_logits);
+    h5::write_dataset<float>(file, "teacher_logits", {hsize_t(B) * per, hsize_t(model->classes())}, host.data());
+    h5::write_attr(file, "distill_temperature", cfg.distill.temperature);
+    h5::write_attr(file, "distill_alpha", cfg.distill.alpha);
   }
   AdamW<float> opt(cfg.train, P.specs(), 0, int64_t(P.size()));
   std::vector<float> losses;

@@ -8,7 +8,9 @@
   classifier_reference.py --dump DUMP.h5 --corrupt
       The same with one gradient of the dump perturbed by 1e-3 relative: must fail (the checker can fail).
 With train.dropout, dropout_keys/<site> holds each site's mask key per pass (int64 holding the uint64 bits): pass k
-trains with the masks of step k, and the twin draws them (perf/dropout_masks.py).
+trains with the masks of step k, and the twin draws them (perf/dropout_masks.py). With distillation (classifier_dump
+--teacher-seed), teacher_logits [rows, classes] and attributes distill_temperature, distill_alpha: the loss is
+(1 - alpha) cross_entropy + alpha T^2 kl_div(log_softmax(s / T), softmax(t / T), batchmean).
 """
 import argparse
 import os
@@ -62,6 +64,16 @@ def check(path, corrupt):
         ref_grads = {n: f["grads/" + n][()] for n in params}
         keys = {site: f["dropout_keys/" + site][()].astype(np.uint64) for site in f["dropout_keys"]} \
             if "dropout_keys" in f else {}
+        teacher = torch.from_numpy(f["teacher_logits"][()]) if "teacher_logits" in f else None
+        T, alpha = float(f.attrs.get("distill_temperature", 1.0)), float(f.attrs.get("distill_alpha", 0.0))
+
+    def loss_of(logits):
+        hard = torch.nn.functional.cross_entropy(logits, y.reshape(-1), label_smoothing=torch_classifiers.LABEL_SMOOTHING)
+        if teacher is None:
+            return hard
+        soft = torch.nn.functional.kl_div(torch.log_softmax(logits / T, dim=1), torch.softmax(teacher / T, dim=1),
+                                          reduction="batchmean")
+        return (1 - alpha) * hard + alpha * T * T * soft
     if corrupt:
         name = sorted(ref_grads)[0]
         g = ref_grads[name]
@@ -84,16 +96,29 @@ def check(path, corrupt):
                    expect_above=True)
     torch_classifiers.DROPOUT = masks_of_pass(0)
     logits = model(x)
-    loss = torch.nn.functional.cross_entropy(logits, y.reshape(-1), label_smoothing=torch_classifiers.LABEL_SMOOTHING)
+    loss = loss_of(logits)
     loss.backward()
+    if teacher is not None:  # the soft loss matters: the plain cross-entropy is told apart
+        plain = torch.nn.functional.cross_entropy(logits.detach(), y.reshape(-1))
+        record("plain cross-entropy is told apart (loss)", abs(plain.item() - ref_loss) / abs(ref_loss), TOL_FWD,
+               expect_above=True)
     record("logits", rel_l2(logits.detach().numpy(), ref_logits), TOL_FWD)
     record("loss", abs(loss.item() - ref_loss) / abs(ref_loss), TOL_FWD)
     for name, p in params.items():
         record(f"grad {name}", rel_l2(p.grad.numpy(), ref_grads[name]), TOL_FWD)
     opt = torch_gpt.make_adamw(model, t["lr"], (t["beta1"], t["beta2"]), t["eps"], t["weight_decay"])
+    def train_step():
+        opt.zero_grad(set_to_none=True)
+        step = loss_of(model(x))
+        step.backward()
+        if t["grad_clip"] > 0:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), t["grad_clip"])
+        opt.step()
+        return step.detach()
+
     for k in range(steps + 1):
         torch_classifiers.DROPOUT = masks_of_pass(k)
-        step_loss = torch_gpt.train_step(model, opt, x, y, t["grad_clip"]) if k < steps else model.loss(x, y).detach()
+        step_loss = train_step() if k < steps else loss_of(model(x)).detach()
         record(f"losses[{k}]", abs(step_loss.item() - float(ref_losses[k])) / abs(float(ref_losses[k])), TOL_STEPS)
     passed = sum(results)
     print(f"{passed} passed, {len(results) - passed} failed")
