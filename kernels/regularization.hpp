@@ -30,4 +30,26 @@ void add_penalty_gradient(const Vec<T>& g, const Vec<T>& w, size_t n, T l1, T l2
       });
 }
 
+// (l2 / 2) sum (w[n] - a[n])^2: the pull toward anchor weights a (continual training, train.l2_init).
+template <class T>
+double anchor_penalty(const Vec<T>& w, const Vec<T>& a, size_t n, double l2) {
+  double total = 0;
+  Kokkos::parallel_reduce(
+      "strata::regularization::anchor_penalty", range(n),
+      KOKKOS_LAMBDA(const int64_t i, double& acc) {
+        const double d = double(w(i)) - double(a(i));
+        acc += 0.5 * l2 * d * d;
+      },
+      total);
+  return total;
+}
+
+// g[n] += l2 (w[n] - a[n])
+template <class T>
+void add_anchor_gradient(const Vec<T>& g, const Vec<T>& w, const Vec<T>& a, size_t n, T l2) {
+  Kokkos::parallel_for(
+      "strata::regularization::anchor_gradient", range(n),
+      KOKKOS_LAMBDA(const int64_t i) { g(i) += l2 * (w(i) - a(i)); });
+}
+
 }  // namespace strata

@@ -143,6 +143,11 @@ int run(int argc, char** argv, MPI_Comm world) {
   std::string save_weights;
   train_cmd->add_option("--save-weights", save_weights,
                         "write the final weights to this HDF5 file (= train.save_weights)");
+  std::string init_from;
+  train_cmd->add_option(
+      "--init-from", init_from,
+      "continual training: start from these weights (weights file or checkpoint) with a new optimizer "
+      "state and schedule (= train.init_from)");
   std::string resume;
   train_cmd->add_option("--resume", resume,
                         "auto (the latest valid checkpoint in checkpoint.dir, or a fresh start) or a checkpoint file "
@@ -187,6 +192,7 @@ int run(int argc, char** argv, MPI_Comm world) {
     // A path on the command line means the usual thing (relative to the working directory), unlike the
     // config field, which is relative to out_dir.
     if (!save_weights.empty()) sets.push_back("train.save_weights=" + std::filesystem::absolute(save_weights).string());
+    if (!init_from.empty()) sets.push_back("train.init_from=" + std::filesystem::absolute(init_from).string());
     if (!resume.empty())
       sets.push_back("checkpoint.resume=" +
                      (resume == "auto" || resume == "none" ? resume : std::filesystem::absolute(resume).string()));

@@ -100,6 +100,9 @@ const std::vector<Binding>& bindings() {
       STRATA_FIELD(data, cv_folds,
                    "k-fold cross-validation (strata cv): split the train split into this many folds, a pure function "
                    "of (data.seed, k), stratified by label for one-label-per-sample classifiers; 0: off"),
+      STRATA_FIELD(data, old_path,
+                   "continual training: the previous task's dataset (fitting the same model); its validation split is "
+                   "evaluated before and after training and the forgetting reported (<out_dir>/forgetting.json)"),
       STRATA_FIELD(data, cv_fold,
                    "with cv_folds: the fold held out for validation (0 .. cv_folds-1); training reads the others and "
                    "the val split is not used"),
@@ -156,6 +159,12 @@ const std::vector<Binding>& bindings() {
       STRATA_FIELD(train, regularize,
                    "tensors l1/l2 apply to: weights (2-D weight matrices and embeddings, as weight_decay; not norms "
                    "or biases) | all"),
+      STRATA_FIELD(train, init_from,
+                   "continual training: start from these weights (a weights file, checkpoint file or checkpoint "
+                   "directory of the same model) with a new optimizer state and schedule; ignored when resuming"),
+      STRATA_FIELD(train, l2_init,
+                   "with init_from: pull every tensor toward the starting weights, (l2_init / 2) sum (w - w_init)^2 "
+                   "added to the loss (logged as penalty); 0: off"),
       STRATA_FIELD(train, beta1, "AdamW beta1"),
       STRATA_FIELD(train, beta2, "AdamW beta2"),
       STRATA_FIELD(train, eps, "AdamW epsilon"),
@@ -626,6 +635,11 @@ void validate_config(const Config& c) {
   STRATA_CHECK(c.train.l2 >= 0 && std::isfinite(c.train.l2), "{}: train.l2 = {}: expected >= 0", f, c.train.l2);
   STRATA_CHECK(c.train.regularize == "weights" || c.train.regularize == "all",
                "{}: train.regularize = '{}': expected weights or all", f, c.train.regularize);
+  STRATA_CHECK(c.train.l2_init >= 0 && std::isfinite(c.train.l2_init), "{}: train.l2_init = {}: expected >= 0", f,
+               c.train.l2_init);
+  STRATA_CHECK(c.train.l2_init == 0 || !c.train.init_from.empty(),
+               "{}: train.l2_init = {} pulls toward the starting weights: it needs train.init_from", f,
+               c.train.l2_init);
   STRATA_CHECK(c.train.beta1 >= 0 && c.train.beta1 < 1, "{}: train.beta1 = {}: expected in [0, 1)", f, c.train.beta1);
   STRATA_CHECK(c.train.beta2 >= 0 && c.train.beta2 < 1, "{}: train.beta2 = {}: expected in [0, 1)", f, c.train.beta2);
   STRATA_CHECK(c.train.eps > 0, "{}: train.eps = {}: expected > 0", f, c.train.eps);

@@ -61,6 +61,9 @@ struct DataConfig {
   // fold cv_fold and validate on that fold (the val split is not read); 0: off.
   int cv_folds = 0;
   int cv_fold = 0;
+  // Continual training: the previous task's dataset (same model fields); its validation split is evaluated before
+  // and after training (forgetting, <out_dir>/forgetting.json).
+  std::string old_path;
 };
 
 struct TrainConfig {
@@ -92,6 +95,10 @@ struct TrainConfig {
   double label_smoothing = 0;          // classifiers: cross-entropy against (1 - e) one-hot + e / classes
   double l1 = 0, l2 = 0;               // penalties added to the loss: l1 sum|w| + (l2/2) sum w^2
   std::string regularize = "weights";  // which tensors l1/l2 apply to: weights (2-D, as weight decay) | all
+  // Continual training: start from these weights (weights file or checkpoint) with a new optimizer state and schedule;
+  // l2_init pulls every tensor toward them: (l2_init / 2) sum (w - w_init)^2.
+  std::string init_from;
+  double l2_init = 0;
   double weight_decay = 0.1, beta1 = 0.9, beta2 = 0.95, eps = 1e-8, grad_clip = 1.0;
   int64_t seed = 42;
   int64_t log_every = 1, eval_every = 0, eval_batches = 8;

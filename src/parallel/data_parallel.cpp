@@ -75,13 +75,27 @@ double DataParallel<T>::squares(const Vec<T>& g, int64_t g_begin, int64_t begin,
 }
 
 template <class T>
+void DataParallel<T>::set_anchor(Vec<T> anchor, double l2) {
+  STRATA_CHECK(anchor.extent(0) == params_.size(), "data parallel: an anchor of {} values for a buffer of {}",
+               anchor.extent(0), params_.size());
+  anchor_ = std::move(anchor);
+  anchor_l2_ = l2;
+}
+
+template <class T>
 double DataParallel<T>::add_penalty(const Vec<T>& g, int64_t g_begin, int64_t begin, int64_t end) const {
   double total = 0;
   for_each_tensor_in(begin, end, [&](size_t i, int64_t b, int64_t e) {
-    if (!regularized_[i]) return;
     const auto w = view_of(params_.params().data() + b, size_t(e - b));
+    const auto grad = view_of(g.data() + (b - g_begin), size_t(e - b));
+    if (anchor_l2_ > 0) {  // every tensor is pulled toward the weights training started from
+      const auto a = view_of(anchor_.data() + b, size_t(e - b));
+      if (in_norm_[i]) total += anchor_penalty<T>(w, a, size_t(e - b), anchor_l2_);
+      add_anchor_gradient<T>(grad, w, a, size_t(e - b), T(anchor_l2_));
+    }
+    if (!regularized_[i] || (l1_ == 0 && l2_ == 0)) return;
     if (in_norm_[i]) total += penalty<T>(w, size_t(e - b), l1_, l2_);
-    add_penalty_gradient<T>(view_of(g.data() + (b - g_begin), size_t(e - b)), w, size_t(e - b), T(l1_), T(l2_));
+    add_penalty_gradient<T>(grad, w, size_t(e - b), T(l1_), T(l2_));
   });
   return total;
 }
@@ -124,7 +138,7 @@ double DataParallel<T>::finish_step(double lr, double max_norm) {
   dp_.wait_all(pending_);
   pending_.clear();
   next_bucket_ = 0;
-  const bool regularize = l1_ != 0 || l2_ != 0;
+  const bool regularize = l1_ != 0 || l2_ != 0 || anchor_l2_ > 0;
   if (!zero1_) {
     comm_wait_ms_ = ms_since(start);
     if (regularize) {

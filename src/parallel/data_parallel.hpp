@@ -43,6 +43,9 @@ class DataParallel {
   // The penalty l1 sum|w| + (l2/2) sum w^2 over the regularized tensors at the last step's start (the same on every
   // rank; 0 without regularization).
   double last_penalty() const { return last_penalty_; }
+  // Continual training (train.l2_init): from now on the penalty also pulls every tensor toward `anchor` (this rank's
+  // buffer of the weights training started from, laid out like params): (l2 / 2) sum (w - anchor)^2.
+  void set_anchor(Vec<T> anchor, double l2);
 
   size_t optimizer_state_bytes() const { return optimizer_->state_bytes(); }
   AdamW<T>& optimizer() { return *optimizer_; }
@@ -66,6 +69,8 @@ class DataParallel {
   std::vector<char> in_norm_;
   std::vector<char> regularized_;  // per tensor: train.regularize selects it
   double l1_ = 0, l2_ = 0, last_penalty_ = 0;
+  Vec<T> anchor_;  // train.l2_init: the weights to pull toward (empty: none)
+  double anchor_l2_ = 0;
   ParamBuffer<T>& params_;
   bool zero1_;
   int64_t shard_begin_ = 0, shard_size_ = 0;

@@ -1,6 +1,7 @@
 #include "train/trainer.hpp"
 
 #include <fmt/format.h>
+#include <nlohmann/json.hpp>
 
 #include <algorithm>
 #include <chrono>
@@ -12,6 +13,7 @@
 #include "core/error.hpp"
 #include "core/stopwatch.hpp"
 #include "data/bpe.hpp"
+#include "data/open_tokens.hpp"
 #include "data/prefetcher.hpp"
 #include "kernels/gemm.hpp"
 #include "models/model_factory.hpp"
@@ -145,6 +147,22 @@ TrainSummary train(const Config& input, MPI_Comm world) {
   TiedGradients<float> tied(grid.device_embedding(), *params);
   Checkpointer checkpoints(config, grid, *params, data_parallel.optimizer(), model_tensors(mc));
   const auto resumed = checkpoints.resume();
+  // Continual training: a fresh run starts from train.init_from's weights (a resumed one has its checkpoint's), with
+  // the optimizer state and schedule of a new run; train.l2_init pulls toward them for the whole run.
+  if (!tc.init_from.empty()) {
+    if (lead) std::filesystem::create_directories(tc.out_dir);
+    const std::string weights = weights_file_of(
+        tc.init_from, (std::filesystem::path(tc.out_dir) / "init-weights.h5").string(), grid.world_comm());
+    if (resumed.path.empty()) {
+      load_weights(weights, *params, mc);
+      if (lead) fmt::print("init: weights from {} (a new optimizer state and schedule)\n", tc.init_from);
+    }
+    if (tc.l2_init > 0) {
+      ParamBuffer<float> anchor(model_tensors(mc, placement), config.parallel.zero1 ? size_t(dp) : 1);
+      load_weights(weights, anchor, mc);
+      data_parallel.set_anchor(anchor.params(), tc.l2_init);
+    }
+  }
   // Position in the global sample order where step `s` starts: what the checkpoint consumed, then one global batch
   // per step (the batch size may differ from the run that wrote the checkpoint).
   auto consumed_at = [&](int64_t s) { return resumed.consumed_samples + (s - resumed.step) * tc.batch_size; };
@@ -197,6 +215,48 @@ TrainSummary train(const Config& input, MPI_Comm world) {
     summary.val_accuracy = r.metrics.accuracy;
     return early_stop_value(r.metrics, tc.early_stop_metric);
   };
+  // Continual training: the previous task's validation split (data.old_path), before and after training.
+  std::unique_ptr<data::WindowSource> old_windows;
+  std::unique_ptr<data::ArraySplit> old_arrays;
+  bool old_normalize = false;
+  if (!config.data.old_path.empty()) {
+    if (language_model) {
+      old_windows = data::open_token_split(config.data.old_path, "val", mc.seq_len, mc.vocab_size);
+      old_windows->check_all_token_ids();
+    } else {
+      resolve_model(mc, config.data.old_path, config.source + ": data.old_path");  // fits the model
+      old_arrays = std::make_unique<data::ArraySplit>(config.data.old_path, "val");
+      old_normalize = config.data.normalize && !old_arrays->manifest().mean.empty();
+    }
+  }
+  auto old_task = [&]() {
+    nlohmann::json j;
+    if (language_model) {
+      const auto r = evaluate(pipeline, *model, *old_windows, tc.eval_batches, tc.batch_size, grid.dp());
+      j = {{"val_loss", r.loss}, {"val_tokens", r.tokens}};
+    } else {
+      model->set_label_smoothing(0);
+      model->set_distillation({});
+      const auto r =
+          evaluate_classifier(pipeline, *model, *old_arrays, old_normalize, tc.eval_batches * tc.batch_size, grid.dp());
+      model->set_label_smoothing(tc.label_smoothing);
+      model->set_distillation(distillation);
+      j = {{"val_loss", r.metrics.loss},
+           {"val_accuracy", r.metrics.accuracy},
+           {"val_macro_f1", r.metrics.macro.f1},
+           {"val_rows", r.metrics.rows}};
+    }
+    return j;
+  };
+  const auto forgetting_path = (std::filesystem::path(tc.out_dir) / "forgetting.json").string();
+  if ((old_windows || old_arrays) && resumed.path.empty()) {
+    const nlohmann::json before = old_task();
+    if (lead) {
+      write_file_atomically(forgetting_path,
+                            nlohmann::json{{"old_path", config.data.old_path}, {"before", before}}.dump(2) + "\n");
+      fmt::print("forgetting: old task {} before training: {}\n", config.data.old_path, before.dump());
+    }
+  }
   // The weights written at the end (train.save_weights) and at each new best (best.h5). Collective.
   auto write_weights = [&](const std::string& path) {
     // The tp groups gather; the pipeline of dp 0 / tp 0 sends its stages to the lead, which writes.
@@ -266,7 +326,7 @@ TrainSummary train(const Config& input, MPI_Comm world) {
     if (log)
       log->step({step + 1, loss, lr, norm, units_per_step / (ms / 1000.0), ms,
                  data_parallel.comm_wait_ms() + tensor_parallel.take_comm_ms() + pipeline.comm_ms(), wait_ms.back(),
-                 tc.l1 > 0 || tc.l2 > 0 ? data_parallel.last_penalty() : -1.0});
+                 tc.l1 > 0 || tc.l2 > 0 || tc.l2_init > 0 ? data_parallel.last_penalty() : -1.0});
     if (step == resumed.step) summary.first_loss = loss;
     summary.final_loss = loss;
     summary.steps = step + 1;
@@ -314,6 +374,27 @@ TrainSummary train(const Config& input, MPI_Comm world) {
     if (lead)
       fmt::print("early stopping: best {} = {:.6g} at step {} ({})\n", early.metric(), early.state().best,
                  early.state().best_step, best_path);
+  }
+  if (old_windows || old_arrays) {
+    const nlohmann::json after = old_task();
+    if (lead) {
+      nlohmann::json report{{"old_path", config.data.old_path}, {"after", after}};
+      std::ifstream in(forgetting_path);
+      if (in) {
+        try {
+          report["before"] = nlohmann::json::parse(in).at("before");
+        } catch (const nlohmann::json::exception&) {
+        }  // unreadable: report what is known
+      }
+      write_file_atomically(forgetting_path, report.dump(2) + "\n");
+      const auto line = [](const nlohmann::json& m) {
+        return fmt::format(
+            "val loss {:.4f}{}", m.value("val_loss", 0.0),
+            m.contains("val_accuracy") ? fmt::format(", accuracy {:.4f}", m.value("val_accuracy", 0.0)) : "");
+      };
+      fmt::print("forgetting: old task {}: {} before, {} after ({})\n", config.data.old_path,
+                 report.contains("before") ? line(report["before"]) : "(not recorded)", line(after), forgetting_path);
+    }
   }
   summary.median_ms = median(step_ms);
   summary.median_data_wait_ms = median(wait_ms);

@@ -47,5 +47,24 @@ TEST(Regularization, GradientIsThePenaltysDerivativeAddedToTheDataGradient) {
   EXPECT_EQ(to_host(gz)[0], 0.0);
 }
 
+TEST(Regularization, AnchorPullMatchesReferenceAndFiniteDifferences) {
+  // (l2 / 2) sum (w - a)^2 and its gradient l2 (w - a), added to the data gradient.
+  auto w = random_vector(40, 811);
+  const auto a = random_vector(40, 812), data_grad = random_vector(40, 813);
+  const double l2 = 0.3;
+  auto loss = [&] {
+    double sum = 0;
+    for (size_t i = 0; i < w.size(); ++i) sum += 0.5 * l2 * (w[i] - a[i]) * (w[i] - a[i]);
+    return sum;
+  };
+  EXPECT_NEAR(anchor_penalty<double>(to_view<double>(w), to_view<double>(a), w.size(), l2), loss(), 1e-12);
+  const auto fd = finite_difference(w, loss);
+  Vec<double> g = to_view<double>(data_grad);
+  add_anchor_gradient<double>(g, to_view<double>(w), to_view<double>(a), w.size(), l2);
+  EXPECT_LT(rel_error(to_host(g), add(fd, data_grad)), kGradTol);
+  // At the anchor: no penalty, no gradient.
+  EXPECT_EQ(anchor_penalty<double>(to_view<double>(a), to_view<double>(a), a.size(), l2), 0.0);
+}
+
 }  // namespace
 }  // namespace strata

@@ -1,0 +1,135 @@
+#!/usr/bin/python3
+"""Continual training end to end (`--init-from`, train.l2_init, data.old_path; docs/training.md): a run on task B starts
+from task A's weights (a weights file or a checkpoint directory) with a new optimizer and schedule, reports how much of
+task A it forgets (forgetting.json, before and after), forgets less with an L2 pull toward A's weights, equals the
+one-rank run at other layouts, resumes exactly (neither re-initialised nor losing the 'before'), and bad settings are
+refused with one line.
+
+Run: /usr/bin/python3 tests/e2e/test_continual.py [-v]
+"""
+import json
+import re
+import subprocess
+import unittest
+
+import h5py
+import numpy as np
+
+from test_cli import STRATA, StrataTestCase, read_metrics, run_strata, write_config
+from test_datasets import MPI_ENV, MPIEXEC
+
+MODEL = {"model.kind": "cnn", "model.channels": [4, 4], "model.norm_groups": 2, "model.hidden": 8,
+         "model.num_classes": 6}
+TRAIN = {
+    "train.batch_size": 8, "train.steps": 20, "train.lr": 1e-2, "train.warmup_steps": 0,
+    "train.lr_schedule": "constant", "train.eval_every": 10, "train.eval_batches": 0, "train.log_every": 100,
+    "train.save_weights": "weights.h5",
+}
+
+
+class ContinualTest(StrataTestCase):
+    def make_task(self, name, classes, seed):
+        rng = np.random.default_rng(seed)
+        x = rng.normal(size=(120, 1, 8, 8)).astype(np.float32)
+        y = rng.choice(classes, size=120)
+        for i, c in enumerate(y):
+            x[i, 0, c, :] += 2.5  # class c brightens row c
+        np.save(self.tmp / f"{name}-x.npy", x)
+        np.save(self.tmp / f"{name}-y.npy", y.astype(np.int64))
+        self.check_ok(run_strata("preprocess", "images", "--x", self.tmp / f"{name}-x.npy", "--y",
+                                 self.tmp / f"{name}-y.npy", "-o", self.tmp / name, "--val-fraction", 0.25,
+                                 "--num-classes", 6, "--quiet"))
+        return str(self.tmp / name)
+
+    def setUp(self):
+        super().setUp()
+        self.task_a = self.make_task("a", [0, 1, 2], 1)
+        self.task_b = self.make_task("b", [3, 4, 5], 2)
+        self.train("A", {"data.path": self.task_a, "checkpoint.every": 20})
+        self.b = {"data.path": self.task_b, "data.old_path": self.task_a,
+                  "train.init_from": str(self.tmp / "A" / "weights.h5")}
+
+    def train(self, name, values, ranks=1, resume=None, expect_ok=True):
+        cfg = write_config(self.tmp / f"{name}.toml",
+                           {**MODEL, **TRAIN, **values, "train.out_dir": str(self.tmp / name)})
+        cmd = [STRATA, "train", "--config", cfg] + (["--resume", resume] if resume else [])
+        if ranks > 1:
+            cmd = [MPIEXEC, "--oversubscribe", "-np", str(ranks), *cmd]
+        r = subprocess.run(cmd, env=MPI_ENV, capture_output=True, text=True, errors="replace", timeout=300)
+        if expect_ok:
+            self.check_ok(r)
+        return r
+
+    def forgetting(self, name):
+        return json.loads((self.tmp / name / "forgetting.json").read_text())
+
+    def steps(self, name):
+        return read_metrics(self.tmp / name / "metrics.jsonl")[0]
+
+    def test_forgetting_and_the_pull_toward_the_old_weights(self):
+        r = self.train("B", self.b)
+        self.assertIn("init: weights from", r.stdout)
+        self.assertIn("forgetting: old task", r.stdout)
+        f = self.forgetting("B")
+        a_final = read_metrics(self.tmp / "A" / "metrics.jsonl")[1][-1]
+        # 'before' is task A's own final validation; training on B alone forgets much of it.
+        self.assertAlmostEqual(f["before"]["val_accuracy"], a_final["val_accuracy"], places=12)
+        self.assertGreater(f["before"]["val_accuracy"], 0.6)  # 3 classes: chance is 1/3
+        self.assertLess(f["after"]["val_accuracy"], f["before"]["val_accuracy"] - 0.3)  # task B's classes only
+        # Started from A: not the fresh run's first loss.
+        self.train("fresh", {"data.path": self.task_b})
+        self.assertNotEqual(self.steps("B")[0]["loss"], self.steps("fresh")[0]["loss"])
+        # The pull toward A's weights: logged as the penalty (0 at the first step, where w = w_A), less forgetting.
+        pulled = dict(self.b, **{"train.l2_init": 5.0})
+        self.train("pulled", pulled)
+        steps = self.steps("pulled")
+        self.assertEqual(steps[0]["penalty"], 0.0)
+        self.assertGreater(steps[-1]["penalty"], 0.0)
+        self.assertGreater(self.forgetting("pulled")["after"]["val_accuracy"], f["after"]["val_accuracy"])
+        # The checkpoint directory of A gives the same run as its weights file.
+        self.train("from_ckpt", dict(self.b, **{"train.init_from": str(self.tmp / "A" / "checkpoints")}))
+        self.assertEqual([s["loss"] for s in self.steps("from_ckpt")], [s["loss"] for s in self.steps("B")])
+        # Other layouts: the one-rank run.
+        for name, values in [("dp2z", {"parallel.dp": 2, "parallel.zero1": True}),
+                             ("pp2", {"parallel.pp": 2, "train.micro_batch_size": 4})]:
+            with self.subTest(layout=name):
+                self.train(name, dict(pulled, **values), ranks=2)
+                for a, b in zip(self.steps(name), steps):
+                    self.assertAlmostEqual(a["loss"] / b["loss"], 1, delta=1e-5)
+                    self.assertAlmostEqual(a["penalty"], b["penalty"], delta=1e-5 * max(1.0, b["penalty"]))
+                self.assertAlmostEqual(self.forgetting(name)["after"]["val_loss"],
+                                       self.forgetting("pulled")["after"]["val_loss"], delta=1e-5)
+
+    def test_resume_is_exact(self):
+        cut = dict(self.b, **{"train.l2_init": 1.0, "checkpoint.every": 10})
+        self.train("whole", cut)
+        self.train("cut", dict(cut, **{"train.steps": 10}))
+        before = self.forgetting("cut")["before"]
+        self.train("cut", cut, resume="auto")
+        self.assertEqual([s["loss"] for s in self.steps("cut")], [s["loss"] for s in self.steps("whole")])
+        self.assertEqual([s["penalty"] for s in self.steps("cut")], [s["penalty"] for s in self.steps("whole")])
+        f = self.forgetting("cut")
+        self.assertEqual(f["before"], before)
+        self.assertEqual(f["after"], self.forgetting("whole")["after"])
+
+    def one_error_line(self, r):
+        self.assertNotEqual(r.returncode, 0)
+        errors = {re.sub(r" \\[rank \\d+, [^]]*\\]$", "", l) for l in r.stderr.splitlines()
+                  if l.startswith("strata: error:")}
+        self.assertEqual(len(errors), 1, r.stderr)
+        self.assertNotRegex(r.stdout, r"(?m)^step ", "training started")
+        return errors.pop()
+
+    def test_bad_settings(self):
+        line = self.one_error_line(self.train("bad1", {"data.path": self.task_b, "train.l2_init": 1.0},
+                                              expect_ok=False))
+        self.assertIn("train.l2_init = 1 pulls toward the starting weights: it needs train.init_from", line)
+        line = self.one_error_line(self.train("bad2", dict(self.b, **{"model.hidden": 5}), expect_ok=False))
+        self.assertIn("weights.h5", line)
+        line = self.one_error_line(self.train("bad3", dict(self.b, **{"train.init_from": str(self.tmp / "nope")}),
+                                              expect_ok=False))
+        self.assertIn("nope' does not exist", line)
+
+
+if __name__ == "__main__":
+    unittest.main()
