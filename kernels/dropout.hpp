@@ -38,7 +38,8 @@ struct DropoutMask {
 // per_sample elements (local of them here, from offset).
 inline DropoutMask dropout_mask(uint64_t seed, const std::string& site, int64_t step, double p, int64_t first_sample,
                                 int64_t per_sample, int64_t offset = 0, int64_t local = -1) {
-  return {rng::make_key(seed, site, uint64_t(step)), p, first_sample, per_sample, offset, local < 0 ? per_sample : local};
+  return {
+      rng::make_key(seed, site, uint64_t(step)), p, first_sample, per_sample, offset, local < 0 ? per_sample : local};
 }
 
 // The 16 random bits of counter c, given bits(key, c / 4).
@@ -110,15 +111,16 @@ void apply(const char* label, const DropoutMask& m, int samples, const Op& op) {
 // y[B, local] = mask(x) / (1 - p); y may be x (in place: the backward of dropout is the same map on the gradient).
 template <class T>
 void dropout_apply(const Vec<T>& y, const Vec<T>& x, const DropoutMask& m, int samples) {
-  dropout_detail::apply<T>("strata::dropout::apply", m, samples,
-                           KOKKOS_LAMBDA(const int64_t i, T factor) { y(i) = x(i) * factor; });
+  dropout_detail::apply<T>(
+      "strata::dropout::apply", m, samples, KOKKOS_LAMBDA(const int64_t i, T factor) { y(i) = x(i) * factor; });
 }
 
 // y[B, local] = r + mask(branch) / (1 - p): a residual branch's dropout fused with the residual add.
 template <class T>
 void dropout_residual_add(const Vec<T>& y, const Vec<T>& r, const Vec<T>& branch, const DropoutMask& m, int samples) {
-  dropout_detail::apply<T>("strata::dropout::residual_add", m, samples,
-                           KOKKOS_LAMBDA(const int64_t i, T factor) { y(i) = r(i) + branch(i) * factor; });
+  dropout_detail::apply<T>(
+      "strata::dropout::residual_add", m, samples,
+      KOKKOS_LAMBDA(const int64_t i, T factor) { y(i) = r(i) + branch(i) * factor; });
 }
 
 // Attention probabilities: the sample's elements are [heads_total, T, T] (query, key); this rank holds heads

@@ -47,8 +47,7 @@ Pass run(const std::string& kind, const DropoutRates& rates, const DropoutContex
   auto fill = [&](auto view, int64_t modulo) {
     auto host = Kokkos::create_mirror_view(view);
     using E = typename decltype(host)::value_type;
-    for (size_t i = 0; i < host.extent(0); ++i)
-      host(i) = modulo > 0 ? E(gen() % uint64_t(modulo)) : E(normal(gen));
+    for (size_t i = 0; i < host.extent(0); ++i) host(i) = modulo > 0 ? E(gen() % uint64_t(modulo)) : E(normal(gen));
     Kokkos::deep_copy(view, host);
   };
   if (batch.tokens.extent(0) > 0) fill(batch.tokens, m.vocab_size);
