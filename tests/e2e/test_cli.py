@@ -144,6 +144,14 @@ class StrataTestCase(unittest.TestCase):
         self.assertEqual(r.returncode, 0, f"strata failed (rc {r.returncode}):\nstdout:\n{r.stdout[-3000:]}\n"
                                           f"stderr:\n{r.stderr[-3000:]}")
 
+    def mpi_error_line(self, r):
+        """The one error every rank reports (under MPI tagged " [rank R, FILE:LINE]"), before any training step."""
+        self.assertNotEqual(r.returncode, 0, r.stdout[-2000:])
+        errors = {re.sub(r" \[rank \d+, [^]]*\]$", "", l) for l in r.stderr.splitlines() if l.startswith("strata: error:")}
+        self.assertEqual(len(errors), 1, f"expected one error line:\n{r.stderr[-3000:]}")
+        self.assertNotRegex(r.stdout, r"(?m)^step ", "training started")
+        return errors.pop()
+
     def training_dataset(self):
         """Real fortunes when installed, else generated repetitive text; returns the dataset path."""
         out = self.tmp / "corpus.h5"

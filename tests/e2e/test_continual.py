@@ -8,15 +8,12 @@ refused with one line.
 Run: /usr/bin/python3 tests/e2e/test_continual.py [-v]
 """
 import json
-import re
-import subprocess
 import unittest
 
-import h5py
 import numpy as np
 
-from test_cli import STRATA, StrataTestCase, read_metrics, run_strata, write_config
-from test_datasets import MPI_ENV, MPIEXEC
+from test_cli import StrataTestCase, read_metrics, run_strata, write_config
+from test_datasets import run_ranks
 
 MODEL = {"model.kind": "cnn", "model.channels": [4, 4], "model.norm_groups": 2, "model.hidden": 8,
          "model.num_classes": 6}
@@ -52,10 +49,7 @@ class ContinualTest(StrataTestCase):
     def train(self, name, values, ranks=1, resume=None, expect_ok=True):
         cfg = write_config(self.tmp / f"{name}.toml",
                            {**MODEL, **TRAIN, **values, "train.out_dir": str(self.tmp / name)})
-        cmd = [STRATA, "train", "--config", cfg] + (["--resume", resume] if resume else [])
-        if ranks > 1:
-            cmd = [MPIEXEC, "--oversubscribe", "-np", str(ranks), *cmd]
-        r = subprocess.run(cmd, env=MPI_ENV, capture_output=True, text=True, errors="replace", timeout=300)
+        r = run_ranks(ranks, "train", "--config", cfg, *(["--resume", resume] if resume else []))
         if expect_ok:
             self.check_ok(r)
         return r
@@ -112,21 +106,14 @@ class ContinualTest(StrataTestCase):
         self.assertEqual(f["before"], before)
         self.assertEqual(f["after"], self.forgetting("whole")["after"])
 
-    def one_error_line(self, r):
-        self.assertNotEqual(r.returncode, 0)
-        errors = {re.sub(r" \\[rank \\d+, [^]]*\\]$", "", l) for l in r.stderr.splitlines()
-                  if l.startswith("strata: error:")}
-        self.assertEqual(len(errors), 1, r.stderr)
-        self.assertNotRegex(r.stdout, r"(?m)^step ", "training started")
-        return errors.pop()
 
     def test_bad_settings(self):
-        line = self.one_error_line(self.train("bad1", {"data.path": self.task_b, "train.l2_init": 1.0},
+        line = self.mpi_error_line(self.train("bad1", {"data.path": self.task_b, "train.l2_init": 1.0},
                                               expect_ok=False))
         self.assertIn("train.l2_init = 1 pulls toward the starting weights: it needs train.init_from", line)
-        line = self.one_error_line(self.train("bad2", dict(self.b, **{"model.hidden": 5}), expect_ok=False))
+        line = self.mpi_error_line(self.train("bad2", dict(self.b, **{"model.hidden": 5}), expect_ok=False))
         self.assertIn("weights.h5", line)
-        line = self.one_error_line(self.train("bad3", dict(self.b, **{"train.init_from": str(self.tmp / "nope")}),
+        line = self.mpi_error_line(self.train("bad3", dict(self.b, **{"train.init_from": str(self.tmp / "nope")}),
                                               expect_ok=False))
         self.assertIn("nope' does not exist", line)
 

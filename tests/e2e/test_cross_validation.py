@@ -7,13 +7,12 @@ too, and bad settings are refused with one line.
 Run: /usr/bin/python3 tests/e2e/test_cross_validation.py [-v]
 """
 import json
-import subprocess
 import unittest
 
 import numpy as np
 
-from test_cli import STRATA, StrataTestCase, read_metrics, run_strata, text_dataset, write_config
-from test_datasets import MPI_ENV, MPIEXEC
+from test_cli import StrataTestCase, read_metrics, run_strata, text_dataset, write_config
+from test_datasets import run_ranks
 
 N_TRAIN = 120  # images in the train split (150 with val-fraction 0.2)
 CNN = {
@@ -41,10 +40,8 @@ class CrossValidationTest(StrataTestCase):
         self.config = write_config(self.tmp / "cnn.toml", dict(CNN, **{"data.path": str(self.images)}))
 
     def cv(self, out, *args, ranks=1, expect_ok=True):
-        cmd = [STRATA, "cv", "--config", self.config, "--set", f"train.out_dir={self.tmp / out}", *map(str, args)]
-        if ranks > 1:
-            cmd = [MPIEXEC, "--oversubscribe", "-np", str(ranks), *cmd]
-        r = subprocess.run(cmd, env=MPI_ENV, capture_output=True, text=True, errors="replace", timeout=600)
+        r = run_ranks(ranks, "cv", "--config", self.config, "--set", f"train.out_dir={self.tmp / out}", *args,
+                      timeout=600)
         if expect_ok:
             self.check_ok(r)
         return r
@@ -112,24 +109,19 @@ class CrossValidationTest(StrataTestCase):
         self.assertEqual(sorted(report["mean"]), ["val_loss"])
         self.assertNotEqual(report["per_fold"][0]["val_loss"], report["per_fold"][1]["val_loss"])
 
-    def one_error_line(self, r):
-        self.assertNotEqual(r.returncode, 0)
-        lines = r.stderr.strip().splitlines()
-        self.assertEqual(len(lines), 1, r.stderr)
-        return lines[0]
 
     def test_bad_settings(self):
-        self.assertIn("needs k >= 2 folds", self.one_error_line(self.cv("bad", "--folds", 1, expect_ok=False)))
+        self.assertIn("needs k >= 2 folds", self.mpi_error_line(self.cv("bad", "--folds", 1, expect_ok=False)))
         self.assertIn("--fold 3: expected 0 .. 2",
-                      self.one_error_line(self.cv("bad", "--folds", 3, "--fold", 3, expect_ok=False)))
-        line = self.one_error_line(self.cv("bad", "--folds", 3, "--report", expect_ok=False))
+                      self.mpi_error_line(self.cv("bad", "--folds", 3, "--fold", 3, expect_ok=False)))
+        line = self.mpi_error_line(self.cv("bad", "--folds", 3, "--report", expect_ok=False))
         self.assertIn("fold-0/metrics.jsonl", line)
         r = run_strata("train", "--config", self.config, "--set", "data.cv_folds=3", "--set", "data.cv_fold=3")
-        self.assertIn("data.cv_fold = 3: expected 0 .. data.cv_folds - 1 = 2", self.one_error_line(r))
+        self.assertIn("data.cv_fold = 3: expected 0 .. data.cv_folds - 1 = 2", self.mpi_error_line(r))
         r = run_strata("train", "--config", self.config, "--set", "data.cv_folds=1")
-        self.assertIn("data.cv_folds = 1: expected 0 (off) or k >= 2", self.one_error_line(r))
+        self.assertIn("data.cv_folds = 1: expected 0 (off) or k >= 2", self.mpi_error_line(r))
         r = run_strata("train", "--config", self.config, "--set", "data.cv_folds=500")
-        self.assertIn("500 folds of 120 samples", self.one_error_line(r))
+        self.assertIn("500 folds of 120 samples", self.mpi_error_line(r))
 
 
 if __name__ == "__main__":

@@ -28,6 +28,14 @@ def run_mpi(n, *args, timeout=300):
                           capture_output=True, text=True, errors="replace", timeout=timeout)
 
 
+def run_ranks(n, *args, timeout=300):
+    """strata ARGS on n ranks: under mpiexec when n > 1, as one process otherwise."""
+    if n > 1:
+        return run_mpi(n, *args, timeout=timeout)
+    return subprocess.run([STRATA, *map(str, args)], env=MPI_ENV, capture_output=True, text=True, errors="replace",
+                          timeout=timeout)
+
+
 def token_hash(ids):
     """The manifest checksum of token ids: XXH64 (seed 0) of the ids as little-endian uint32."""
     return xxhash.xxh64(np.asarray(ids, dtype="<u4").tobytes()).hexdigest()

@@ -6,15 +6,13 @@ larger GPT; bad settings are refused with one line.
 
 Run: /usr/bin/python3 tests/e2e/test_distillation.py [-v]
 """
-import re
-import subprocess
 import unittest
 
 import h5py
 import numpy as np
 
-from test_cli import STRATA, StrataTestCase, read_metrics, run_strata, text_dataset, write_config
-from test_datasets import MPI_ENV, MPIEXEC
+from test_cli import StrataTestCase, read_metrics, run_strata, text_dataset, write_config
+from test_datasets import run_ranks
 
 TRAIN = {
     "train.batch_size": 8, "train.steps": 24, "train.lr": 1e-2, "train.warmup_steps": 0,
@@ -43,10 +41,7 @@ class DistillationTest(StrataTestCase):
     def train(self, name, model, values=(), ranks=1, resume=None, expect_ok=True):
         cfg = write_config(self.tmp / f"{name}.toml",
                            dict(self.base, **model, **dict(values), **{"train.out_dir": str(self.tmp / name)}))
-        cmd = [STRATA, "train", "--config", cfg] + (["--resume", resume] if resume else [])
-        if ranks > 1:
-            cmd = [MPIEXEC, "--oversubscribe", "-np", str(ranks), *cmd]
-        r = subprocess.run(cmd, env=MPI_ENV, capture_output=True, text=True, errors="replace", timeout=300)
+        r = run_ranks(ranks, "train", "--config", cfg, *(["--resume", resume] if resume else []))
         if expect_ok:
             self.check_ok(r)
         return r
@@ -98,13 +93,6 @@ class DistillationTest(StrataTestCase):
         self.train("whole", STUDENT, cut)
         self.assert_same("cut", "whole", exact=True)
 
-    def one_error_line(self, r):
-        """Every rank reports the same line, tagged " [rank R, FILE:LINE]" under MPI; before any training."""
-        self.assertNotEqual(r.returncode, 0)
-        errors = {re.sub(r" \[rank \d+, [^]]*\]$", "", l) for l in r.stderr.splitlines() if l.startswith("strata: error:")}
-        self.assertEqual(len(errors), 1, r.stderr)
-        self.assertNotRegex(r.stdout, r"(?m)^step ", "training started")
-        return errors.pop()
 
     def test_gpt_student_and_bad_settings(self):
         data = text_dataset(self.tmp)
@@ -115,18 +103,18 @@ class DistillationTest(StrataTestCase):
         self.train("gpt_one", student)
         self.train("gpt_pp2", dict(student, **{"parallel.pp": 2, "train.micro_batch_size": 4}), ranks=2)
         self.assert_same("gpt_pp2", "gpt_one", weight_tol=5e-5)
-        line = self.one_error_line(self.train("gpt_tp2", dict(student, **{"parallel.tp": 2}), ranks=2,
+        line = self.mpi_error_line(self.train("gpt_tp2", dict(student, **{"parallel.tp": 2}), ranks=2,
                                               expect_ok=False))
         self.assertIn("distill.teacher with a tensor-parallel gpt student (parallel.tp = 2) is not supported", line)
         # A teacher of another kind, a missing teacher, a weight outside [0, 1].
-        line = self.one_error_line(self.train("bad1", STUDENT, {"distill.teacher": str(self.tmp / "gpt_teacher" /
+        line = self.mpi_error_line(self.train("bad1", STUDENT, {"distill.teacher": str(self.tmp / "gpt_teacher" /
                                                                                         "weights.h5")},
                                               expect_ok=False))
         self.assertIn("is a gpt, the config's model.kind is cnn", line)
-        line = self.one_error_line(self.train("bad2", STUDENT, {"distill.teacher": str(self.tmp / "nope.h5")},
+        line = self.mpi_error_line(self.train("bad2", STUDENT, {"distill.teacher": str(self.tmp / "nope.h5")},
                                               expect_ok=False))
         self.assertIn("nope.h5' does not exist", line)
-        line = self.one_error_line(self.train("bad3", STUDENT, {"distill.alpha": 1.5}, expect_ok=False))
+        line = self.mpi_error_line(self.train("bad3", STUDENT, {"distill.alpha": 1.5}, expect_ok=False))
         self.assertIn("distill.alpha = 1.5: expected in [0, 1]", line)
 
 

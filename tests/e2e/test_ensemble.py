@@ -7,14 +7,13 @@ language-model ensemble is the mixture of its members, and bad members are refus
 Run: /usr/bin/python3 tests/e2e/test_ensemble.py [-v]
 """
 import json
-import subprocess
 import unittest
 
 import h5py
 import numpy as np
 
-from test_cli import STRATA, StrataTestCase, run_strata, text_dataset, write_config
-from test_datasets import MPI_ENV, MPIEXEC
+from test_cli import StrataTestCase, run_strata, text_dataset, write_config
+from test_datasets import run_ranks
 
 CNN = {
     "model.kind": "cnn", "model.channels": [4, 4], "model.norm_groups": 2, "model.hidden": 8,
@@ -48,12 +47,8 @@ class EnsembleTest(StrataTestCase):
                                      f"train.out_dir={self.tmp / f'm{seed}'}"))
 
     def ensemble(self, members, *args, ranks=1, config=None, expect_ok=True):
-        cmd = [STRATA, "ensemble", "--config", config or self.config, *args]
-        for m in members:
-            cmd += ["--member", m]
-        if ranks > 1:
-            cmd = [MPIEXEC, "--oversubscribe", "-np", str(ranks), *cmd]
-        r = subprocess.run(cmd, env=MPI_ENV, capture_output=True, text=True, errors="replace", timeout=300)
+        r = run_ranks(ranks, "ensemble", "--config", config or self.config, *args,
+                      *[a for m in members for a in ("--member", m)])
         if expect_ok:
             self.check_ok(r)
         return r
@@ -119,24 +114,19 @@ class EnsembleTest(StrataTestCase):
         self.ensemble([a, a], "--metrics-json", self.tmp / "same.json", config=config)
         same = json.loads((self.tmp / "same.json").read_text())
         self.assertAlmostEqual(same["ensemble"]["val_loss"], member_loss[0], delta=1e-9)
-        line = self.one_error_line(self.ensemble([a, b], "--combine", "vote", config=config, expect_ok=False))
+        line = self.mpi_error_line(self.ensemble([a, b], "--combine", "vote", config=config, expect_ok=False))
         self.assertIn("--combine vote applies to classifiers", line)
-        line = self.one_error_line(self.ensemble([self.tmp / "m1" / "weights.h5", a], expect_ok=False))
+        line = self.mpi_error_line(self.ensemble([self.tmp / "m1" / "weights.h5", a], expect_ok=False))
         self.assertIn(f"member '{a}' is a gpt, the config's model.kind is cnn", line)
 
-    def one_error_line(self, r):
-        self.assertNotEqual(r.returncode, 0)
-        lines = r.stderr.strip().splitlines()
-        self.assertEqual(len(lines), 1, r.stderr)
-        return lines[0]
 
     def test_bad_members(self):
         one = self.tmp / "m1" / "weights.h5"
-        self.assertIn("1 member(s): expected at least 2", self.one_error_line(self.ensemble([one], expect_ok=False)))
+        self.assertIn("1 member(s): expected at least 2", self.mpi_error_line(self.ensemble([one], expect_ok=False)))
         missing = self.tmp / "nope.h5"
         self.assertIn(f"member '{missing}' does not exist",
-                      self.one_error_line(self.ensemble([one, missing], expect_ok=False)))
-        line = self.one_error_line(self.ensemble([one, one], "--combine", "median", expect_ok=False))
+                      self.mpi_error_line(self.ensemble([one, missing], expect_ok=False)))
+        line = self.mpi_error_line(self.ensemble([one, one], "--combine", "median", expect_ok=False))
         self.assertIn("--combine median: expected mean or vote", line)
 
 
