@@ -5,6 +5,12 @@
   sweep.py count SPEC                    prints the number of trials of a grid (for --array=0-(N-1))
   sweep.py record DIR INDEX RUN_DIR RC SETS...   writes DIR/trial-INDEX.json from the run's metrics.jsonl
   sweep.py summary DIR                   collects DIR/trial-*.json into DIR/summary.csv, prints the table best first
+  sweep.py halving SPEC --config FILE --dir DIR --trials N --min-steps R --max-steps M [--eta E] [--seed S]
+                   [--launch "mpiexec -np 2"] [--strata BIN] [-- --set k=v ...]
+      successive halving: N trials (grid points in order, then random draws) train R steps each (a pause:
+      train.stop_after, with the schedule of M steps), the best 1/E by validation loss resume from their checkpoints
+      to R*E steps, and so on until M; writes DIR/halving.json, DIR/halving.csv and DIR/best-config.toml (the
+      winner's resolved config), prints the rungs and the ranking
 
 SPEC: space-separated `key=values`. A grid: `train.lr=1e-3,3e-3 model.d_model=32,64` (the trials are the cartesian
 product, in order). Random search: `train.lr=loguniform:1e-4:1e-2 train.warmup_steps=int:0:20` (each trial draws
@@ -99,6 +105,91 @@ def summary(out_dir):
         print(f"best: trial {rows[0]['trial']} ({' '.join(rows[0]['sets'])}) val loss {rows[0]['val_loss']:.4f}")
 
 
+def last_val_loss(run_dir, up_to):
+    """The validation loss of the last evaluation at or before step up_to (None if there is none)."""
+    best = None
+    path = os.path.join(run_dir, "metrics.jsonl")
+    if os.path.exists(path):
+        for line in open(path):
+            j = json.loads(line)
+            if "val_loss" in j and j["step"] <= up_to:
+                best = j["val_loss"]
+    return best
+
+
+def halving(spec, config, out_dir, trials, min_steps, max_steps, eta, seed, launch, strata, extra):
+    import shlex
+    import shutil
+    import subprocess
+    if trials < 1 or min_steps < 1 or max_steps < min_steps or eta < 2:
+        sys.exit("sweep.py halving: expected --trials >= 1, 1 <= --min-steps <= --max-steps, --eta >= 2")
+    os.makedirs(out_dir, exist_ok=True)
+    rungs = []
+    r = min_steps
+    while r < max_steps:
+        rungs.append(r)
+        r *= eta
+    rungs.append(max_steps)
+    state = {i: {"trial": i, "sets": trial(spec, i, seed), "scores": {}, "exit_code": 0} for i in range(trials)}
+    alive = list(range(trials))
+    for k, budget in enumerate(rungs):
+        print(f"halving: rung {k}: {len(alive)} trial(s) to step {budget}", flush=True)
+        for i in alive:
+            t = state[i]
+            run_dir = os.path.join(out_dir, f"trial-{i}")
+            cmd = [*shlex.split(launch), strata, "train", "--config", config, "--resume", "auto",
+                   "--set", f"train.out_dir={run_dir}", "--set", f"train.steps={max_steps}",
+                   "--set", f"train.stop_after={budget if budget < max_steps else 0}", *extra]
+            for s in t["sets"]:
+                cmd += ["--set", s]
+            with open(os.path.join(out_dir, f"trial-{i}.log"), "a") as log:
+                rc = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT).returncode
+            paused = rc == 75 and budget < max_steps  # the pause at the rung
+            t["exit_code"] = 0 if paused else rc
+            score = last_val_loss(run_dir, budget) if rc == 0 or paused else None
+            t["scores"][str(budget)] = score
+            t["reached"] = budget
+            print(f"  trial {i:>3} step {budget:>6}: " + (f"val loss {score:.4f}" if score is not None
+                  else f"failed (exit {rc}, {run_dir}.log)") + f"  {' '.join(t['sets'])}", flush=True)
+        if k + 1 == len(rungs):
+            break
+        ranked = sorted(alive, key=lambda i: (state[i]["scores"][str(budget)] is None,
+                                              state[i]["scores"][str(budget)] or 0.0, i))
+        alive = [i for i in ranked[:max(1, math.ceil(len(alive) / eta))] if state[i]["scores"][str(budget)] is not None]
+        if not alive:
+            sys.exit("sweep.py halving: every trial failed at this rung")
+    # Ranking: by the deepest rung reached, then its score.
+    def key(t):
+        score = t["scores"].get(str(t["reached"]))
+        return (-t["reached"], score is None, score or 0.0, t["trial"])
+    rows = sorted(state.values(), key=key)
+    result = {"rungs": rungs, "eta": eta, "trials": rows}
+    tmp = os.path.join(out_dir, ".halving.json.tmp")
+    with open(tmp, "w") as f:
+        json.dump(result, f, indent=1)
+    os.replace(tmp, os.path.join(out_dir, "halving.json"))
+    keys = sorted({s.split("=", 1)[0] for t in rows for s in t["sets"]})
+    tmp = os.path.join(out_dir, ".halving.csv.tmp")
+    with open(tmp, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["rank", "trial", *keys, *[f"val_loss@{r}" for r in rungs]])
+        for n, t in enumerate(rows):
+            vals = dict(s.split("=", 1) for s in t["sets"])
+            w.writerow([n + 1, t["trial"], *[vals.get(k, "") for k in keys],
+                        *[t["scores"].get(str(r), "") for r in rungs]])
+    os.replace(tmp, os.path.join(out_dir, "halving.csv"))
+    best = rows[0]
+    best_config = os.path.join(out_dir, f"trial-{best['trial']}", "config.toml")
+    if best["scores"].get(str(max_steps)) is not None and os.path.exists(best_config):
+        shutil.copyfile(best_config, os.path.join(out_dir, "best-config.toml"))
+    print(f"halving {out_dir}: rungs {rungs}, eta {eta}; ranking (deepest rung first):")
+    for n, t in enumerate(rows):
+        scores = "  ".join(f"{r}:{t['scores'][str(r)]:.4f}" if t["scores"].get(str(r)) is not None else f"{r}:-"
+                           for r in rungs if str(r) in t["scores"])
+        print(f"  {n + 1:>2}. trial {t['trial']:>3}  {scores:<40} {' '.join(t['sets'])}")
+    print(f"best: trial {best['trial']} ({' '.join(best['sets'])}); its config: {out_dir}/best-config.toml")
+
+
 def main(argv):
     if len(argv) < 2:
         sys.exit(__doc__)
@@ -113,6 +204,23 @@ def main(argv):
         record(argv[2], argv[3], argv[4], argv[5], argv[6:])
     elif cmd == "summary":
         summary(argv[2])
+    elif cmd == "halving":
+        import argparse
+        extra = argv[argv.index("--") + 1:] if "--" in argv else []
+        args = argv[2:argv.index("--")] if "--" in argv else argv[2:]
+        ap = argparse.ArgumentParser(prog="sweep.py halving")
+        ap.add_argument("spec")
+        ap.add_argument("--config", required=True)
+        ap.add_argument("--dir", required=True)
+        ap.add_argument("--trials", type=int, required=True)
+        ap.add_argument("--min-steps", type=int, required=True)
+        ap.add_argument("--max-steps", type=int, required=True)
+        ap.add_argument("--eta", type=int, default=3)
+        ap.add_argument("--seed", type=int, default=0)
+        ap.add_argument("--launch", default="", help='e.g. "mpiexec -np 2" or "srun"')
+        ap.add_argument("--strata", default=os.environ.get("STRATA_BIN", "build/default/strata"))
+        a = ap.parse_args(args)
+        halving(a.spec, a.config, a.dir, a.trials, a.min_steps, a.max_steps, a.eta, a.seed, a.launch, a.strata, extra)
     else:
         sys.exit(f"sweep.py: unknown command '{cmd}'\n{__doc__}")
 

@@ -170,6 +170,9 @@ const std::vector<Binding>& bindings() {
       STRATA_FIELD(train, eps, "AdamW epsilon"),
       STRATA_FIELD(train, grad_clip, "clip the global gradient norm to this (0: off)"),
       STRATA_FIELD(train, seed, "seed of parameter initialisation and sampling"),
+      STRATA_FIELD(train, stop_after,
+                   "pause after this step: evaluate, checkpoint, exit 75 (resume with a later stop_after or none); the "
+                   "schedule still spans train.steps (successive halving: jobs/sweep.py halving); 0: off"),
       STRATA_FIELD(train, max_wall_minutes,
                    "stop cleanly after this many minutes: checkpoint, exit code 75 (resume later); 0: no limit"),
       STRATA_FIELD(train, log_every, "print a step line every N steps (JSON lines get every step)"),
@@ -665,6 +668,7 @@ void validate_config(const Config& c) {
                "{}: parallel.device_comm = '{}': expected auto, nccl, mpi or staged", f, c.parallel.device_comm);
   STRATA_CHECK(c.parallel.schedule == "1f1b" || c.parallel.schedule == "gpipe",
                "{}: parallel.schedule = '{}': expected 1f1b or gpipe", f, c.parallel.schedule);
+  STRATA_CHECK(c.train.stop_after >= 0, "{}: train.stop_after = {}: expected >= 0", f, c.train.stop_after);
   STRATA_CHECK(c.train.max_wall_minutes >= 0, "{}: train.max_wall_minutes = {}: expected >= 0", f,
                c.train.max_wall_minutes);
   STRATA_CHECK(c.distill.temperature > 0 && std::isfinite(c.distill.temperature),

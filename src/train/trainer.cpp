@@ -332,8 +332,10 @@ TrainSummary train(const Config& input, MPI_Comm world) {
     summary.steps = step + 1;
     // Evaluate before the checkpoint of the same step, so that it records the early-stopping state after it.
     const bool last = step + 1 == tc.steps;
+    // train.stop_after: a pause (a rung of successive halving): evaluated, checkpointed, resumable.
+    const bool pause = tc.stop_after > 0 && step + 1 == tc.stop_after && !last;
     bool stop_for_early_stopping = false;
-    if (last || (tc.eval_every > 0 && (step + 1) % tc.eval_every == 0)) {
+    if (last || pause || (tc.eval_every > 0 && (step + 1) % tc.eval_every == 0)) {
       stop_for_early_stopping = watch(step + 1, run_eval(step + 1)) && !last;
       evaluated_last = last;
     }
@@ -344,6 +346,12 @@ TrainSummary train(const Config& input, MPI_Comm world) {
       if (lead)
         fmt::print("early stopping: no improvement of {} in {} evaluations: stopping after step {} of {}\n",
                    early.metric(), early.state().bad_evals, step + 1, tc.steps);
+      break;
+    }
+    if (pause) {
+      checkpoints.save_now(step + 1, consumed_at(step + 1), lr);
+      summary.stopped_early = true;
+      summary.stop_reason = "train.stop_after";
       break;
     }
     if (step + 1 < tc.steps && stop.agreed(grid.world_comm())) {  // every rank stops after the same step

@@ -1,0 +1,67 @@
+#!/usr/bin/python3
+"""Successive halving (`jobs/sweep.py halving`, train.stop_after; docs/training.md): trials pause at each rung with an
+evaluation and a checkpoint, the best 1/eta resume from their checkpoints to the next rung, a trial paused and resumed
+rung by rung equals the same configuration trained straight through, the best config is written out, and the ranking
+follows the scores.
+
+Run: /usr/bin/python3 tests/e2e/test_halving.py [-v]
+"""
+import json
+import subprocess
+import sys
+import tomllib
+import unittest
+
+from test_cli import REPO, STRATA, StrataTestCase, read_metrics, run_strata, text_dataset, write_config
+
+GPT = {
+    "model.n_layer": 1, "model.n_head": 2, "model.d_model": 16, "model.vocab_size": 258, "model.seq_len": 16,
+    "train.batch_size": 4, "train.warmup_steps": 2, "train.eval_batches": 2, "train.log_every": 100,
+    "train.lr_schedule": "cosine",
+}
+
+
+class HalvingTest(StrataTestCase):
+    def test_rungs_promotion_and_exact_resume(self):
+        data = text_dataset(self.tmp)
+        config = write_config(self.tmp / "gpt.toml", dict(GPT, **{"data.path": data}))
+        out = self.tmp / "sh"
+        # Four learning rates, one too small to learn in 4 steps: it must drop out at the first rung.
+        r = subprocess.run([sys.executable, str(REPO / "jobs" / "sweep.py"), "halving",
+                            "train.lr=1e-4,3e-3,1e-2,3e-2", "--config", str(config), "--dir", str(out), "--trials", "4",
+                            "--min-steps", "4", "--max-steps", "16", "--eta", "2", "--strata", STRATA],
+                           capture_output=True, text=True, timeout=600)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        result = json.loads((out / "halving.json").read_text())
+        self.assertEqual(result["rungs"], [4, 8, 16])
+        reached = {t["trial"]: t["reached"] for t in result["trials"]}
+        self.assertEqual(sorted(reached.values()), [4, 4, 8, 16])
+        self.assertEqual(reached[0], 4, "lr 1e-4 should not be promoted")
+        # Each promotion took the best of its rung.
+        for budget, next_budget in ((4, 8), (8, 16)):
+            at = [t for t in result["trials"] if str(budget) in t["scores"]]
+            promoted = [t for t in at if str(next_budget) in t["scores"]]
+            cut = [t for t in at if str(next_budget) not in t["scores"]]
+            self.assertLessEqual(max(t["scores"][str(budget)] for t in promoted),
+                                 min(t["scores"][str(budget)] for t in cut))
+        winner = result["trials"][0]
+        self.assertEqual(winner["reached"], 16)
+        self.assertIn("best: trial", r.stdout)
+        with open(out / "best-config.toml", "rb") as f:
+            best = tomllib.load(f)
+        self.assertEqual(best["train"]["lr"], float(winner["sets"][0].split("=")[1]))
+        self.assertEqual(best["train"]["steps"], 16)
+        # The winner, paused at 4 and 8 and resumed, equals its configuration trained straight to 16.
+        straight = self.tmp / "straight"
+        self.check_ok(run_strata("train", "--config", config, "--set", f"train.out_dir={straight}", "--set",
+                                 "train.steps=16", "--set", winner["sets"][0]))
+        got = read_metrics(out / f"trial-{winner['trial']}" / "metrics.jsonl")[0]
+        want = read_metrics(straight / "metrics.jsonl")[0]
+        self.assertEqual([s["step"] for s in got], list(range(1, 17)))
+        self.assertEqual([s["loss"] for s in got], [s["loss"] for s in want])
+        self.assertAlmostEqual(winner["scores"]["16"], read_metrics(straight / "metrics.jsonl")[1][-1]["val_loss"],
+                               places=12)
+
+
+if __name__ == "__main__":
+    unittest.main()
