@@ -3,7 +3,8 @@
 
   sweep.py trial SPEC INDEX [--seed S]   prints the `--set key=value` arguments of trial INDEX, one per line
   sweep.py count SPEC                    prints the number of trials of a grid (for --array=0-(N-1))
-  sweep.py record DIR INDEX RUN_DIR RC SETS...   writes DIR/trial-INDEX.json from the run's metrics.jsonl
+  sweep.py record DIR INDEX RUN_DIR RC SETS...   writes DIR/trial-INDEX.json from the run's metrics.jsonl (or, for
+                                                 a cross-validated trial, its cv.json: the folds' mean val loss)
   sweep.py summary DIR                   collects DIR/trial-*.json into DIR/summary.csv, prints the table best first
   sweep.py halving SPEC --config FILE --dir DIR --trials N --min-steps R --max-steps M [--eta E] [--seed S]
                    [--launch "mpiexec -np 2"] [--strata BIN] [-- --set k=v ...]
@@ -77,6 +78,12 @@ def record(out_dir, index, run_dir, rc, sets):
     result = {"trial": int(index), "sets": sets, "exit_code": int(rc), "run_dir": run_dir,
               "steps": steps[-1]["step"] if steps else 0, "train_loss": steps[-1]["loss"] if steps else None,
               "val_loss": evals[-1]["val_loss"] if evals and int(rc) == 0 else None}
+    cv = os.path.join(run_dir, "cv.json")
+    if os.path.exists(cv):  # a cross-validated trial (STRATA_SWEEP_CV): the folds' mean and std
+        report = json.load(open(cv))
+        result.update(val_loss=report["mean"]["val_loss"] if int(rc) == 0 else None,
+                      val_loss_std=report["std"]["val_loss"], folds=report["folds"],
+                      steps=max(f["step"] for f in report["per_fold"]))
     tmp = os.path.join(out_dir, f".trial-{index}.json.tmp")
     with open(tmp, "w") as f:
         json.dump(result, f, indent=1)
@@ -97,9 +104,13 @@ def summary(out_dir):
             w.writerow([i + 1, r["trial"], *[vals.get(k, "") for k in keys], r["val_loss"], r["train_loss"],
                         r["steps"], r["exit_code"]])
     os.replace(tmp, os.path.join(out_dir, "summary.csv"))
-    print(f"sweep {out_dir}: {len(rows)} trial(s), best first (val loss; failed trials last)")
+    cv = any("folds" in r for r in rows)
+    print(f"sweep {out_dir}: {len(rows)} trial(s), best first "
+          f"({'mean val loss over the cross-validation folds' if cv else 'val loss'}; failed trials last)")
     for i, r in enumerate(rows):
         loss = f"{r['val_loss']:.4f}" if r["val_loss"] is not None else f"failed (exit {r['exit_code']})"
+        if r["val_loss"] is not None and "val_loss_std" in r:
+            loss += f" +- {r['val_loss_std']:.4f}"
         print(f"  {i + 1:>2}. trial {r['trial']:>3}  {loss:<18} {' '.join(r['sets'])}")
     if rows and rows[0]["val_loss"] is not None:
         print(f"best: trial {rows[0]['trial']} ({' '.join(rows[0]['sets'])}) val loss {rows[0]['val_loss']:.4f}")

@@ -7,11 +7,13 @@ too, and bad settings are refused with one line.
 Run: /usr/bin/python3 tests/e2e/test_cross_validation.py [-v]
 """
 import json
+import os
+import subprocess
 import unittest
 
 import numpy as np
 
-from test_cli import StrataTestCase, read_metrics, run_strata, text_dataset, write_config
+from test_cli import REPO, STRATA, StrataTestCase, read_metrics, run_strata, text_dataset, write_config
 from test_datasets import run_ranks
 
 N_TRAIN = 120  # images in the train split (150 with val-fraction 0.2)
@@ -97,6 +99,23 @@ class CrossValidationTest(StrataTestCase):
         (self.tmp / "tasks" / "cv.json").unlink()
         self.cv("tasks", "--folds", 3, "--report")
         self.assert_same_folds(self.report("tasks"), self.report("all"), tol=0)
+
+    def test_sweep_over_cross_validated_scores(self):
+        # jobs/sweep.sbatch without Slurm, each trial a 2-fold cross-validation: scored by the folds' mean.
+        sweep = self.tmp / "sweep"
+        env = dict(os.environ, STRATA_SWEEP="train.lr=1e-3,1e-2", STRATA_SWEEP_CV="2", STRATA_SWEEP_DIR=str(sweep),
+                   STRATA_BIN=STRATA)
+        r = subprocess.run(["bash", str(REPO / "jobs" / "sweep.sbatch"), str(self.config)], env=env,
+                           capture_output=True, text=True, timeout=600)
+        self.assertEqual(r.returncode, 0, r.stdout[-3000:] + r.stderr[-3000:])
+        self.assertIn("mean val loss over the cross-validation folds", r.stdout)
+        for i in range(2):
+            trial = json.loads((sweep / f"trial-{i}.json").read_text())
+            report = json.loads((sweep / f"trial-{i}" / "cv.json").read_text())
+            self.assertEqual(trial["folds"], 2)
+            self.assertEqual(trial["val_loss"], report["mean"]["val_loss"])
+            self.assertEqual(trial["val_loss_std"], report["std"]["val_loss"])
+        self.assertIn("+-", r.stdout)
 
     def test_language_model(self):
         data = text_dataset(self.tmp)
