@@ -19,7 +19,9 @@ float32 [B,T,V]; loss float32 [1]; losses float32 [steps+1] (loss after k
 AdamW steps on the same batch, constant lr). With dropout (train.dropout): root
 attrs dropout_embedding, dropout_attention, dropout_residual and
 dropout_keys/<site> int64 [steps+1] (the uint64 bits), the site's mask key in pass k (every
-pass trains: pass k draws the masks of step k).
+pass trains: pass k draws the masks of step k). With distillation (reference_dump --teacher-seed): teacher_logits
+float32 [B,T,V] and root attrs distill_temperature, distill_alpha; every loss is then (1 - alpha) cross_entropy +
+alpha T^2 kl_div(log_softmax(logits / T), softmax(teacher / T), batchmean over the B*T rows).
 """
 import argparse
 import os
@@ -125,6 +127,29 @@ def check_dump(path):
         rates = {site: float(f.attrs.get("dropout_" + site, 0.0)) for site in ("embedding", "attention", "residual")}
         keys = {site: read(f, "dropout_keys/" + site, (cfg["steps"] + 1,)).astype(np.uint64)
                 for site in f["dropout_keys"]} if "dropout_keys" in f else {}
+        teacher = torch.from_numpy(read(f, "teacher_logits", (B, T, V)).reshape(-1, V)) \
+            if "teacher_logits" in f else None
+        temperature = float(f.attrs.get("distill_temperature", 1.0))
+        alpha = float(f.attrs.get("distill_alpha", 0.0))
+
+    def loss_of(logits):
+        """The dump's training loss on logits [B, T, V]: cross-entropy, or the distillation loss."""
+        flat = logits.reshape(-1, V)
+        hard = torch.nn.functional.cross_entropy(flat, y.reshape(-1))
+        if teacher is None:
+            return hard
+        soft = torch.nn.functional.kl_div(torch.log_softmax(flat / temperature, dim=1),
+                                          torch.softmax(teacher / temperature, dim=1), reduction="batchmean")
+        return (1 - alpha) * hard + alpha * temperature ** 2 * soft
+
+    def train_step(model, opt):
+        opt.zero_grad(set_to_none=True)
+        loss = loss_of(model(x))
+        loss.backward()
+        if cfg["grad_clip"] > 0:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg["grad_clip"])
+        opt.step()
+        return loss.detach()
 
     def masks_of_pass(k):
         """Strata's dropout masks of pass k (None without dropout)."""
@@ -145,7 +170,7 @@ def check_dump(path):
 
     def first_pass(model):
         logits = model(x)
-        loss = torch.nn.functional.cross_entropy(logits.reshape(-1, V), y.reshape(-1))
+        loss = loss_of(logits)
         loss.backward()
         return logits.detach().numpy(), loss.item(), {n: p.grad.numpy() for n, p in model.named_parameters()}
 
@@ -163,6 +188,11 @@ def check_dump(path):
         torch_gpt.DROPOUT = masks_of_pass(1)
         record("twin with another step's masks is told apart", rel_l2(first_pass(twin())[0], ref_logits), tol_fwd,
                expect_above=True)
+    if teacher is not None:  # the soft loss matters: the plain cross-entropy is told apart
+        with torch.no_grad():
+            plain = torch.nn.functional.cross_entropy(twin()(x).reshape(-1, V), y.reshape(-1)).item()
+        record("plain cross-entropy is told apart (loss)", abs(plain - float(ref_loss[0])) / abs(float(ref_loss[0])),
+               tol_fwd, expect_above=True)
     torch_gpt.DROPOUT = masks_of_pass(0)
     model = twin()
     logits, loss, grads = first_pass(model)
@@ -180,8 +210,7 @@ def check_dump(path):
     opt = make_opt(model, cfg)
     for k in range(cfg["steps"] + 1):
         torch_gpt.DROPOUT = masks_of_pass(k)
-        step_loss = torch_gpt.train_step(model, opt, x, y, cfg["grad_clip"]) \
-            if k < cfg["steps"] else model.loss(x, y).detach()
+        step_loss = train_step(model, opt) if k < cfg["steps"] else loss_of(model(x)).detach()
         ref = float(ref_losses[k])
         record(f"losses[{k}]", abs(step_loss.item() - ref) / abs(ref), tol_steps)
 

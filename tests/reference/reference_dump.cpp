@@ -26,6 +26,10 @@ int run(int argc, char** argv) {
   std::string config_path, out;
   std::vector<std::string> sets;
   int steps = 5;
+  int teacher_seed = -1;
+  app.add_option("--teacher-seed", teacher_seed,
+                 "distil from a teacher of the same architecture initialised with this seed (distill.temperature, "
+                 "distill.alpha)");
   app.add_option("--config", config_path)->required();
   app.add_option("--set", sets);
   app.add_option("--out", out)->required();
@@ -110,11 +114,27 @@ int run(int argc, char** argv) {
   h5::write_dataset<int32_t>(file, "x", {hsize_t(B), hsize_t(m.seq_len)}, hx.data());
   h5::write_dataset<int32_t>(file, "y", {hsize_t(B), hsize_t(m.seq_len)}, hy.data());
 
+  Vec<float> teacher_logits;
+  if (teacher_seed >= 0) {
+    // The teacher's logits on the batch (fixed: the teacher does not train); every pass distils from them.
+    Gpt<float> teacher(m, B);
+    teacher.params().initialize(uint64_t(teacher_seed));
+    teacher.forward_stage(0, {x, {}, y}, nullptr, false);
+    teacher_logits = Vec<float>("teacher_logits", teacher.logits(0).extent(0));
+    Kokkos::deep_copy(teacher_logits, teacher.logits(0));
+    model.set_distillation({cfg.distill.temperature, cfg.distill.alpha});
+    auto host = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), teacher_logits);
+    h5::write_dataset<float>(file, "teacher_logits", {hsize_t(B), hsize_t(m.seq_len), hsize_t(m.vocab_size)},
+                             host.data());
+    h5::write_attr(file, "distill_temperature", cfg.distill.temperature);
+    h5::write_attr(file, "distill_alpha", cfg.distill.alpha);
+  }
   AdamW<float> opt(cfg.train, P.specs(), 0, int64_t(P.size()));
   std::vector<float> losses;
   for (int s = 0; s <= steps; ++s) {
     P.zero_grads();
-    const float loss = model.forward({x, {}, y, DropoutContext{rates.any(), uint64_t(cfg.train.seed), s, 0}});
+    const float loss =
+        model.forward({x, {}, y, DropoutContext{rates.any(), uint64_t(cfg.train.seed), s, 0}, teacher_logits});
     losses.push_back(loss);
     if (s == 0) {
       auto logits = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), model.logits(0));
