@@ -103,6 +103,9 @@ const std::vector<Binding>& bindings() {
       STRATA_FIELD(data, old_path,
                    "continual training: the previous task's dataset (fitting the same model); its validation split is "
                    "evaluated before and after training and the forgetting reported (<out_dir>/forgetting.json)"),
+      STRATA_FIELD(data, replay_fraction,
+                   "continual training: this fraction of each global batch's rows (the last ones) replays the "
+                   "previous task, data.old_path's train split, in its own seeded order; 0: off"),
       STRATA_FIELD(data, cv_fold,
                    "with cv_folds: the fold held out for validation (0 .. cv_folds-1); training reads the others and "
                    "the val split is not used"),
@@ -608,6 +611,11 @@ void validate_config(const Config& c) {
                f, c.data.cv_folds);
   STRATA_CHECK(c.data.cv_folds == 0 || (c.data.cv_fold >= 0 && c.data.cv_fold < c.data.cv_folds),
                "{}: data.cv_fold = {}: expected 0 .. data.cv_folds - 1 = {}", f, c.data.cv_fold, c.data.cv_folds - 1);
+  STRATA_CHECK(c.data.replay_fraction >= 0 && c.data.replay_fraction < 1,
+               "{}: data.replay_fraction = {}: expected in [0, 1)", f, c.data.replay_fraction);
+  STRATA_CHECK(c.data.replay_fraction == 0 || !c.data.old_path.empty(),
+               "{}: data.replay_fraction = {} replays the previous task: it needs data.old_path", f,
+               c.data.replay_fraction);
   STRATA_CHECK(c.data.prefetch >= 0 && c.data.prefetch <= 64, "{}: data.prefetch = {}: expected 0..64", f,
                c.data.prefetch);
   STRATA_CHECK(c.train.steps >= 0, "{}: train.steps = {}: expected >= 0", f, c.train.steps);

@@ -64,6 +64,7 @@ struct DataConfig {
   // Continual training: the previous task's dataset (same model fields); its validation split is evaluated before
   // and after training (forgetting, <out_dir>/forgetting.json).
   std::string old_path;
+  double replay_fraction = 0;  // this fraction of each global batch's rows comes from old_path's train split
 };
 
 struct TrainConfig {

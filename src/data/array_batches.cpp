@@ -68,20 +68,27 @@ void ArrayBatches::fill(int64_t step, ArrayBatch& out) const {
 }
 
 void ArrayBatches::fill_at(int64_t first, float* x_out, int32_t* y_out, int64_t* samples_out) const {
-  const std::vector<int64_t> samples = sampler_.rank_batch(first, global_batch_, dp_, dp_rank_);
+  std::vector<int64_t> positions(static_cast<size_t>(local_));
+  for (int j = 0; j < local_; ++j) positions[size_t(j)] = first + int64_t(dp_rank_) * local_ + j;
+  fill_positions(positions, x_out, y_out, samples_out);
+}
+
+void ArrayBatches::fill_positions(const std::vector<int64_t>& positions, float* x_out, int32_t* y_out,
+                                  int64_t* samples_out) const {
+  const int64_t n = int64_t(positions.size());
+  std::vector<int64_t> samples(positions.size());
+  for (size_t j = 0; j < positions.size(); ++j) samples[j] = sampler_.sample_at(positions[j]);
   std::copy(samples.begin(), samples.end(), samples_out);
-  split_.read(samples.data(), local_, x_out, y_out);
+  split_.read(samples.data(), n, x_out, y_out);
   const auto& m = split_.manifest();
   const int64_t se = split_.sample_elems();
-  if (normalize_) normalize_samples(m, stats_, x_out, local_);
+  if (normalize_) normalize_samples(m, stats_, x_out, n);
   if (!augment_.any()) return;
   // Images only (checked at construction): augment after normalizing, keyed by each sample's global position.
   std::vector<float> scratch(static_cast<size_t>(se));
   const int c = int(m.sample_shape[0]), h = int(m.sample_shape[1]), w = int(m.sample_shape[2]);
-  for (int j = 0; j < local_; ++j) {
-    const int64_t g = first + int64_t(dp_rank_) * local_ + j;
-    augment_image(x_out + size_t(j) * size_t(se), c, h, w, augment_, uint64_t(g), scratch.data());
-  }
+  for (int64_t j = 0; j < n; ++j)
+    augment_image(x_out + size_t(j) * size_t(se), c, h, w, augment_, uint64_t(positions[size_t(j)]), scratch.data());
 }
 
 }  // namespace strata::data

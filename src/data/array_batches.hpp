@@ -34,6 +34,9 @@ class ArrayBatches {
   // This rank's share of the global batch that starts at global position `consumed` (a resumed run continues
   // from the samples consumed, whatever the batch size before): x [local, sample], y [local, label], samples [local].
   void fill_at(int64_t consumed, float* x, int32_t* y, int64_t* samples) const;
+  // Rows at the given global positions of this split's sample order (any positions, any number of rows): read,
+  // normalized and augmented as fill_at does them. For batches mixed from two datasets (replay).
+  void fill_positions(const std::vector<int64_t>& positions, float* x, int32_t* y, int64_t* samples) const;
   int local_batch() const { return local_; }
   int64_t bytes_per_step() const;  // of x and y as stored on disk, for bandwidth figures
 

@@ -65,6 +65,16 @@ class TrainingData {
   std::unique_ptr<data::BatchSampler> sampler_;
   std::unique_ptr<data::ArrayBatches> batches_;
   bool normalize_ = false;
+  // Replay (data.replay_fraction): the last replay_rows_ rows of each global batch come from data.old_path's train
+  // split, in its own sample order.
+  int replay_rows_ = 0;
+  std::unique_ptr<data::WindowSource> old_tokens_;
+  std::unique_ptr<data::ArraySplit> old_arrays_;
+  std::unique_ptr<data::BatchSampler> old_sampler_;
+  std::unique_ptr<data::ArrayBatches> old_batches_;
+  void open_replay();
+  std::string replay_note() const;  // what describe() adds with replay
+  void read_replayed(int64_t consumed, HostBatch& out) const;
 };
 
 }  // namespace strata
