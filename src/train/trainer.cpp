@@ -122,9 +122,9 @@ TrainSummary train(const Config& input, MPI_Comm world) {
   // Distillation: the teacher, whole, on each last-stage rank, runs forward on every training microbatch there.
   const Distillation distillation{config.distill.temperature,
                                   config.distill.teacher.empty() ? 0.0 : config.distill.alpha};
+  TensorParallel<float> teacher_group;  // a group of one: the teacher is not split (declared first: it outlives it)
   std::shared_ptr<ParamBuffer<float>> teacher_params;
   std::unique_ptr<Model<float>> teacher;
-  TensorParallel<float> teacher_group;  // a group of one: the teacher is not split
   if (!config.distill.teacher.empty()) {
     if (lead) std::filesystem::create_directories(tc.out_dir);
     const std::string what = fmt::format("{}: distill.teacher '{}'", config.source, config.distill.teacher);
