@@ -6,6 +6,7 @@ machine by tests/e2e/slurm/cluster.sh for the duration of the tests.
 - preemption: `scancel --signal=USR1 --batch` while the job trains makes it checkpoint, requeue itself and finish;
   its final loss equals that of an uninterrupted run of the same job;
 - a 4-task array sweep (jobs/sweep.sbatch) finishes and its summary names the best trial;
+- a 2-task cross-validation array (jobs/cv.sbatch) trains a fold per task and reports both;
 - a job with a bad config ends FAILED with the error in its log, without hanging;
 - jobs/scaling.sbatch writes its strong and weak scaling rows;
 - the same train script runs without Slurm (local fallback).
@@ -178,6 +179,18 @@ class SlurmTest(unittest.TestCase):
         summary = subprocess.run(["python3", str(REPO / "jobs" / "sweep.py"), "summary", str(sweep)],
                                  capture_output=True, text=True).stdout
         self.assertIn(f"best: trial {best['trial']} ({' '.join(best['sets'])})", summary)
+
+    def test_array_cross_validation_reports_every_fold(self):
+        # jobs/cv.sbatch: one fold per array task; the last to finish writes the report.
+        job = self.sbatch("--array=0-1", REPO / "jobs" / "cv.sbatch", self.config, "--folds", "2", "--set",
+                          "train.steps=20")
+        for task in range(2):
+            fields = wait_for(f"{job}_{task}", {"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT"})
+            self.assertEqual(fields["JobState"], "COMPLETED", self.log(f"slurm-strata-cv-{job}_{task}.out"))
+        report = json.loads((self.tmp / "runs" / f"cv-{job}" / "cv.json").read_text())
+        self.assertEqual(report["folds"], 2)
+        self.assertEqual([f["fold"] for f in report["per_fold"]], [0, 1])
+        self.assertEqual({f["step"] for f in report["per_fold"]}, {20})
 
     def test_scaling_study_writes_strong_and_weak_rows(self):
         out = self.tmp / "scaling.csv"
