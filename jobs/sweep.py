@@ -12,6 +12,9 @@
       train.stop_after, with the schedule of M steps), the best 1/E by validation loss resume from their checkpoints
       to R*E steps, and so on until M; writes DIR/halving.json, DIR/halving.csv and DIR/best-config.toml (the
       winner's resolved config), prints the rungs and the ranking
+  sweep.py hyperband SPEC --config FILE --dir DIR --min-steps R --max-steps M [--eta E] ... (random keys only)
+      Hyperband: brackets of successive halving from M / E^s steps (s = s_max .. 0), fresh trials in each; the best
+      bracket winner's config goes to DIR/best-config.toml, the brackets to DIR/hyperband.json
 
 SPEC: space-separated `key=values`. A grid: `train.lr=1e-3,3e-3 model.d_model=32,64` (the trials are the cartesian
 product, in order). Random search: `train.lr=loguniform:1e-4:1e-2 train.warmup_steps=int:0:20` (each trial draws
@@ -128,7 +131,7 @@ def last_val_loss(run_dir, up_to):
     return best
 
 
-def halving(spec, config, out_dir, trials, min_steps, max_steps, eta, seed, launch, strata, extra):
+def halving(spec, config, out_dir, trials, min_steps, max_steps, eta, seed, launch, strata, extra, first_trial=0):
     import shlex
     import shutil
     import subprocess
@@ -141,8 +144,9 @@ def halving(spec, config, out_dir, trials, min_steps, max_steps, eta, seed, laun
         rungs.append(r)
         r *= eta
     rungs.append(max_steps)
-    state = {i: {"trial": i, "sets": trial(spec, i, seed), "scores": {}, "exit_code": 0} for i in range(trials)}
-    alive = list(range(trials))
+    state = {i: {"trial": i, "sets": trial(spec, i, seed), "scores": {}, "exit_code": 0}
+             for i in range(first_trial, first_trial + trials)}
+    alive = list(state)
     for k, budget in enumerate(rungs):
         print(f"halving: rung {k}: {len(alive)} trial(s) to step {budget}", flush=True)
         for i in alive:
@@ -199,6 +203,49 @@ def halving(spec, config, out_dir, trials, min_steps, max_steps, eta, seed, laun
                            for r in rungs if str(r) in t["scores"])
         print(f"  {n + 1:>2}. trial {t['trial']:>3}  {scores:<40} {' '.join(t['sets'])}")
     print(f"best: trial {best['trial']} ({' '.join(best['sets'])}); its config: {out_dir}/best-config.toml")
+    return rows
+
+
+def hyperband(spec, config, out_dir, min_steps, max_steps, eta, seed, launch, strata, extra):
+    """Hyperband (Li et al.): brackets s = s_max .. 0 of successive halving, bracket s starting
+    ceil((s_max + 1) / (s + 1) * eta^s) trials at max_steps / eta^s steps (at least min_steps), each bracket's trials
+    drawn afresh (trial indices continue across brackets). The best of the brackets' winners (all trained to max_steps)
+    wins."""
+    import shutil
+    if not parse(spec)[1]:
+        sys.exit("sweep.py hyperband: the spec needs random keys (uniform:, loguniform:, int:, choice:)")
+    s_max = 0
+    while max_steps // eta ** (s_max + 1) >= min_steps:
+        s_max += 1
+    os.makedirs(out_dir, exist_ok=True)
+    brackets, next_trial = [], 0
+    for s in range(s_max, -1, -1):
+        n = math.ceil((s_max + 1) / (s + 1) * eta ** s)
+        r = max(min_steps, max_steps // eta ** s)
+        print(f"hyperband: bracket {s}: {n} trial(s) from {r} steps", flush=True)
+        rows = halving(spec, config, os.path.join(out_dir, f"bracket-{s}"), n, r, max_steps, eta, seed, launch, strata,
+                       extra, first_trial=next_trial)
+        next_trial += n
+        brackets.append({"bracket": s, "trials": n, "min_steps": r, "winner": rows[0]})
+    finished = [b for b in brackets if b["winner"]["scores"].get(str(max_steps)) is not None]
+    if not finished:
+        sys.exit("sweep.py hyperband: no bracket finished a trial")
+    best = min(finished, key=lambda b: b["winner"]["scores"][str(max_steps)])
+    tmp = os.path.join(out_dir, ".hyperband.json.tmp")
+    with open(tmp, "w") as f:
+        json.dump({"eta": eta, "max_steps": max_steps, "brackets": brackets, "best_bracket": best["bracket"]}, f,
+                  indent=1)
+    os.replace(tmp, os.path.join(out_dir, "hyperband.json"))
+    shutil.copyfile(os.path.join(out_dir, f"bracket-{best['bracket']}", "best-config.toml"),
+                    os.path.join(out_dir, "best-config.toml"))
+    print(f"hyperband {out_dir}: {next_trial} trials in {len(brackets)} bracket(s); winners:")
+    for b in brackets:
+        w = b["winner"]
+        score = w["scores"].get(str(max_steps))
+        print(f"  bracket {b['bracket']} ({b['trials']} trials from {b['min_steps']} steps): trial {w['trial']} "
+              + (f"val loss {score:.4f}" if score is not None else "failed") + f"  {' '.join(w['sets'])}")
+    print(f"best: trial {best['winner']['trial']} ({' '.join(best['winner']['sets'])}) from bracket {best['bracket']}; "
+          f"its config: {out_dir}/best-config.toml")
 
 
 def main(argv):
@@ -215,15 +262,15 @@ def main(argv):
         record(argv[2], argv[3], argv[4], argv[5], argv[6:])
     elif cmd == "summary":
         summary(argv[2])
-    elif cmd == "halving":
+    elif cmd in ("halving", "hyperband"):
         import argparse
         extra = argv[argv.index("--") + 1:] if "--" in argv else []
         args = argv[2:argv.index("--")] if "--" in argv else argv[2:]
-        ap = argparse.ArgumentParser(prog="sweep.py halving")
+        ap = argparse.ArgumentParser(prog=f"sweep.py {cmd}")
         ap.add_argument("spec")
         ap.add_argument("--config", required=True)
         ap.add_argument("--dir", required=True)
-        ap.add_argument("--trials", type=int, required=True)
+        ap.add_argument("--trials", type=int, required=cmd == "halving")
         ap.add_argument("--min-steps", type=int, required=True)
         ap.add_argument("--max-steps", type=int, required=True)
         ap.add_argument("--eta", type=int, default=3)
@@ -231,7 +278,10 @@ def main(argv):
         ap.add_argument("--launch", default="", help='e.g. "mpiexec -np 2" or "srun"')
         ap.add_argument("--strata", default=os.environ.get("STRATA_BIN", "build/default/strata"))
         a = ap.parse_args(args)
-        halving(a.spec, a.config, a.dir, a.trials, a.min_steps, a.max_steps, a.eta, a.seed, a.launch, a.strata, extra)
+        if cmd == "halving":
+            halving(a.spec, a.config, a.dir, a.trials, a.min_steps, a.max_steps, a.eta, a.seed, a.launch, a.strata, extra)
+        else:
+            hyperband(a.spec, a.config, a.dir, a.min_steps, a.max_steps, a.eta, a.seed, a.launch, a.strata, extra)
     else:
         sys.exit(f"sweep.py: unknown command '{cmd}'\n{__doc__}")
 

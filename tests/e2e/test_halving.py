@@ -1,5 +1,6 @@
 #!/usr/bin/python3
-"""Successive halving (`jobs/sweep.py halving`, train.stop_after; docs/training.md): trials pause at each rung with an
+"""Successive halving and Hyperband (`jobs/sweep.py halving | hyperband`, train.stop_after; docs/training.md): trials
+pause at each rung with an
 evaluation and a checkpoint, the best 1/eta resume from their checkpoints to the next rung, a trial paused and resumed
 rung by rung equals the same configuration trained straight through, the best config is written out, and the ranking
 follows the scores.
@@ -61,6 +62,36 @@ class HalvingTest(StrataTestCase):
         self.assertEqual([s["loss"] for s in got], [s["loss"] for s in want])
         self.assertAlmostEqual(winner["scores"]["16"], read_metrics(straight / "metrics.jsonl")[1][-1]["val_loss"],
                                places=12)
+
+    def test_hyperband_brackets(self):
+        data = text_dataset(self.tmp)
+        config = write_config(self.tmp / "gpt.toml", dict(GPT, **{"data.path": data}))
+        out = self.tmp / "hb"
+        r = subprocess.run([sys.executable, str(REPO / "jobs" / "sweep.py"), "hyperband", "train.lr=loguniform:1e-4:3e-2",
+                            "--config", str(config), "--dir", str(out), "--min-steps", "4", "--max-steps", "16",
+                            "--eta", "2", "--strata", STRATA], capture_output=True, text=True, timeout=600)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        result = json.loads((out / "hyperband.json").read_text())
+        # s_max = 2 at eta 2 from 4 to 16 steps: brackets of 4 trials from 4 steps, 3 from 8, 3 from 16.
+        self.assertEqual([(b["bracket"], b["trials"], b["min_steps"]) for b in result["brackets"]],
+                         [(2, 4, 4), (1, 3, 8), (0, 3, 16)])
+        trials = []
+        for b in result["brackets"]:
+            h = json.loads((out / f"bracket-{b['bracket']}" / "halving.json").read_text())
+            self.assertEqual(h["rungs"][-1], 16)
+            trials += [t["trial"] for t in h["trials"]]
+            self.assertEqual(b["winner"]["reached"], 16)
+        self.assertEqual(sorted(trials), list(range(10)))  # fresh draws in every bracket
+        winners = {b["bracket"]: b["winner"]["scores"]["16"] for b in result["brackets"]}
+        self.assertEqual(result["best_bracket"], min(winners, key=winners.get))
+        best = next(b for b in result["brackets"] if b["bracket"] == result["best_bracket"])["winner"]
+        with open(out / "best-config.toml", "rb") as f:
+            self.assertEqual(tomllib.load(f)["train"]["lr"], float(best["sets"][0].split("=")[1]))
+        bad = subprocess.run([sys.executable, str(REPO / "jobs" / "sweep.py"), "hyperband", "train.lr=1e-3,1e-2",
+                              "--config", str(config), "--dir", str(out / "bad"), "--min-steps", "4", "--max-steps",
+                              "16"], capture_output=True, text=True, timeout=60)
+        self.assertNotEqual(bad.returncode, 0)
+        self.assertIn("needs random keys", bad.stderr)
 
 
 if __name__ == "__main__":
