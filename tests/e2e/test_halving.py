@@ -1,9 +1,8 @@
 #!/usr/bin/python3
 """Successive halving and Hyperband (`jobs/sweep.py halving | hyperband`, train.stop_after; docs/training.md): trials
-pause at each rung with an
-evaluation and a checkpoint, the best 1/eta resume from their checkpoints to the next rung, a trial paused and resumed
-rung by rung equals the same configuration trained straight through, the best config is written out, and the ranking
-follows the scores.
+pause at each rung with an evaluation and a checkpoint, the best 1/eta resume from their checkpoints to the next rung,
+a trial paused and resumed rung by rung equals the same configuration trained straight through, the ranking follows
+the scores, Hyperband's brackets have their sizes and fresh trials, and the best config is written out.
 
 Run: /usr/bin/python3 tests/e2e/test_halving.py [-v]
 """
