@@ -9,67 +9,77 @@
 
 namespace strata {
 
+namespace {
+
+// The windows a language-model evaluation reads: the first `batches` whole global batches of the split in order,
+// chunk c of model.batch() windows on dp rank c % dp; load() fills the microbatch of this rank's m-th chunk (its
+// targets stay in hy until the next load).
+struct WindowChunks {
+  const data::WindowSource& split;
+  int micro, seq, rank, ranks;
+  int64_t batches, chunks, mine;
+  std::vector<int32_t> hx, hy;
+
+  WindowChunks(const data::WindowSource& s, int micro_batch, int64_t max_batches, int global_batch, Communicator& dp)
+      : split(s), micro(micro_batch), seq(s.seq_len()), rank(dp.rank()), ranks(dp.size()) {
+    STRATA_CHECK(global_batch % (micro * ranks) == 0, "evaluate: batch {} does not split into {} ranks x {}",
+                 global_batch, ranks, micro);
+    const int64_t whole_batches = split.num_windows() / global_batch;
+    batches = max_batches > 0 ? std::min(max_batches, whole_batches) : whole_batches;
+    chunks = batches * global_batch / micro;
+    mine = chunks > rank ? (chunks - rank + ranks - 1) / ranks : 0;
+    hx.resize(size_t(micro) * size_t(seq));
+    hy.resize(size_t(micro) * size_t(seq));
+  }
+  int64_t chunk_of(int m) const { return rank + int64_t(m) * ranks; }
+  template <class T>
+  void load(int m, MicroBatch<T>& batch) {
+    const int64_t c = chunk_of(m);
+    for (int j = 0; j < micro; ++j)
+      split.read_window(c * micro + j, hx.data() + size_t(j) * seq, hy.data() + size_t(j) * seq);
+    Kokkos::deep_copy(batch.tokens, HostVec<int32_t>(hx.data(), hx.size()));
+    Kokkos::deep_copy(batch.targets, HostVec<int32_t>(hy.data(), hy.size()));
+  }
+};
+
+}  // namespace
+
 template <class T>
 EvalResult evaluate(PipelineRunner<T>& runner, Model<T>& model, const data::WindowSource& split, int64_t max_batches,
                     int global_batch, Communicator& dp) {
-  const int micro = model.batch(), Tn = split.seq_len();
-  STRATA_CHECK(global_batch % (micro * dp.size()) == 0, "evaluate: batch {} does not split into {} ranks x {}",
-               global_batch, dp.size(), micro);
-  const int64_t whole_batches = split.num_windows() / global_batch;
-  const int64_t batches = max_batches > 0 ? std::min(max_batches, whole_batches) : whole_batches;
-  const int64_t chunks = batches * global_batch / micro;
-  const int64_t mine = chunks > dp.rank() ? (chunks - dp.rank() + dp.size() - 1) / dp.size() : 0;
-  std::vector<int32_t> hx(size_t(micro) * Tn), hy(size_t(micro) * Tn);
-  auto load = [&](int m, MicroBatch<T>& batch) {
-    const int64_t c = dp.rank() + int64_t(m) * dp.size();
-    for (int j = 0; j < micro; ++j)
-      split.read_window(c * micro + j, hx.data() + size_t(j) * Tn, hy.data() + size_t(j) * Tn);
-    Kokkos::deep_copy(batch.tokens, HostVec<int32_t>(hx.data(), hx.size()));
-    Kokkos::deep_copy(batch.targets, HostVec<int32_t>(hy.data(), hy.size()));
-  };
+  WindowChunks w(split, model.batch(), max_batches, global_batch, dp);
   // Sum over this rank's chunks of (mean chunk loss * chunk windows), on the last stage.
-  double total = runner.forward_only(int(mine), load, /*with_loss=*/true);
+  double total = runner.forward_only(
+      int(w.mine), [&](int m, MicroBatch<T>& batch) { w.load(m, batch); }, /*with_loss=*/true);
   runner.group().all_reduce_sum(&total, 1);
   dp.all_reduce_sum(&total, 1);
   EvalResult r;
-  r.tokens = batches * global_batch * Tn;
-  r.loss = batches > 0 ? total / double(batches * global_batch) : 0.0;
+  r.tokens = w.batches * global_batch * w.seq;
+  r.loss = w.batches > 0 ? total / double(w.batches * global_batch) : 0.0;
   return r;
 }
 
 std::vector<double> target_log_probs(PipelineRunner<float>& runner, Model<float>& model,
                                      const data::WindowSource& split, int64_t max_batches, int global_batch,
                                      Communicator& dp) {
-  const int micro = model.batch(), Tn = split.seq_len();
-  const int64_t V = model.classes();
-  STRATA_CHECK(global_batch % (micro * dp.size()) == 0, "evaluate: batch {} does not split into {} ranks x {}",
-               global_batch, dp.size(), micro);
   STRATA_CHECK(model.placement().tp_size == 1, "target_log_probs: a whole model per rank (no tensor parallelism)");
-  const int64_t whole_batches = split.num_windows() / global_batch;
-  const int64_t batches = max_batches > 0 ? std::min(max_batches, whole_batches) : whole_batches;
-  const int64_t chunks = batches * global_batch / micro;
-  const int64_t mine = chunks > dp.rank() ? (chunks - dp.rank() + dp.size() - 1) / dp.size() : 0;
-  std::vector<int32_t> hx(size_t(micro) * Tn), hy(size_t(micro) * Tn);
-  std::vector<double> logp(size_t(chunks) * size_t(micro) * size_t(Tn), 0.0);
-  auto chunk_of = [&](int m) { return dp.rank() + int64_t(m) * dp.size(); };
-  auto load = [&](int m, MicroBatch<float>& batch) {
-    const int64_t c = chunk_of(m);
-    for (int j = 0; j < micro; ++j)
-      split.read_window(c * micro + j, hx.data() + size_t(j) * Tn, hy.data() + size_t(j) * Tn);
-    Kokkos::deep_copy(batch.tokens, HostVec<int32_t>(hx.data(), hx.size()));
-    Kokkos::deep_copy(batch.targets, HostVec<int32_t>(hy.data(), hy.size()));
-  };
-  runner.forward_only(int(mine), load, /*with_loss=*/false, [&](int m, int slot) {
-    auto logits = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), model.logits(slot));
-    const size_t first = size_t(chunk_of(m)) * size_t(micro) * size_t(Tn);
-    for (size_t r = 0; r < size_t(micro) * size_t(Tn); ++r) {
-      const float* z = logits.data() + r * size_t(V);
-      const double top = *std::max_element(z, z + V);
-      double sum = 0;
-      for (int64_t v = 0; v < V; ++v) sum += std::exp(double(z[v]) - top);
-      logp[first + r] = double(z[hy[r]]) - top - std::log(sum);
-    }
-  });
+  const int64_t V = model.classes();
+  WindowChunks w(split, model.batch(), max_batches, global_batch, dp);
+  const size_t rows = size_t(w.micro) * size_t(w.seq);
+  std::vector<double> logp(size_t(w.chunks) * rows, 0.0);
+  runner.forward_only(
+      int(w.mine), [&](int m, MicroBatch<float>& batch) { w.load(m, batch); }, /*with_loss=*/false,
+      [&](int m, int slot) {
+        auto logits = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), model.logits(slot));
+        const size_t first = size_t(w.chunk_of(m)) * rows;
+        for (size_t r = 0; r < rows; ++r) {
+          const float* z = logits.data() + r * size_t(V);
+          const double top = *std::max_element(z, z + V);
+          double sum = 0;
+          for (int64_t v = 0; v < V; ++v) sum += std::exp(double(z[v]) - top);
+          logp[first + r] = double(z[w.hy[r]]) - top - std::log(sum);
+        }
+      });
   runner.group().all_reduce_sum(logp.data(), logp.size());
   dp.all_reduce_sum(logp.data(), logp.size());
   return logp;

@@ -120,8 +120,6 @@ TrainSummary train(const Config& input, MPI_Comm world) {
   model->set_label_smoothing(tc.label_smoothing);
   model->set_dropout(dropout_rates(mc, tc));
   // Distillation: the teacher, whole, on each last-stage rank, runs forward on every training microbatch there.
-  const Distillation distillation{config.distill.temperature,
-                                  config.distill.teacher.empty() ? 0.0 : config.distill.alpha};
   TensorParallel<float> teacher_group;  // a group of one: the teacher is not split (declared first: it outlives it)
   std::shared_ptr<ParamBuffer<float>> teacher_params;
   std::unique_ptr<Model<float>> teacher;
@@ -136,10 +134,10 @@ TrainSummary train(const Config& input, MPI_Comm world) {
       teacher = make_model<float>(tm, micro, teacher_params, {}, teacher_group);
       load_weights(weights, *teacher_params, tm);
     }
-    model->set_distillation(distillation);
+    model->set_distillation({config.distill.temperature, config.distill.alpha});
     if (lead)
       fmt::print("distillation: teacher {} ({} {} parameters), temperature {}, alpha {}\n", config.distill.teacher,
-                 tm.kind, model_size(tm).parameters, distillation.temperature, distillation.alpha);
+                 tm.kind, model_size(tm).parameters, config.distill.temperature, config.distill.alpha);
   }
   DataParallel<float> data_parallel(grid.device_dp(), grid.dp(), {&grid.tp(), &grid.pp()},
                                     norm_flags(params->specs(), grid.coord().tp), *params, tc, config.parallel);
@@ -196,6 +194,14 @@ TrainSummary train(const Config& input, MPI_Comm world) {
   const double units_per_step = double(tc.batch_size) * (language_model ? mc.seq_len : 1);
   TrainSummary summary;
   std::vector<double> step_ms;
+  // A classifier's validation on `split`: the plain cross-entropy (no label smoothing; evaluation batches carry no
+  // teacher logits, so no distillation either).
+  auto evaluate_plain = [&](const data::ArraySplit& split, bool normalize) {
+    model->set_label_smoothing(0);
+    auto r = evaluate_classifier(pipeline, *model, split, normalize, tc.eval_batches * tc.batch_size, grid.dp());
+    model->set_label_smoothing(tc.label_smoothing);
+    return r;
+  };
   // Runs the validation and returns the value of train.early_stop_metric (NaN when early stopping is off).
   auto run_eval = [&](int64_t step) -> double {
     if (language_model) {
@@ -204,12 +210,7 @@ TrainSummary train(const Config& input, MPI_Comm world) {
       summary.val_loss = r.loss;
       return r.loss;
     }
-    model->set_label_smoothing(0);  // validation reports the plain cross-entropy
-    model->set_distillation({});
-    const auto r = evaluate_classifier(pipeline, *model, data.val_arrays(), data.normalized(),
-                                       tc.eval_batches * tc.batch_size, grid.dp());
-    model->set_label_smoothing(tc.label_smoothing);
-    model->set_distillation(distillation);
+    const auto r = evaluate_plain(data.val_arrays(), data.normalized());
     if (log) log->eval(step, r.metrics);
     summary.val_loss = r.metrics.loss;
     summary.val_accuracy = r.metrics.accuracy;
@@ -235,12 +236,7 @@ TrainSummary train(const Config& input, MPI_Comm world) {
       const auto r = evaluate(pipeline, *model, *old_windows, tc.eval_batches, tc.batch_size, grid.dp());
       j = {{"val_loss", r.loss}, {"val_tokens", r.tokens}};
     } else {
-      model->set_label_smoothing(0);
-      model->set_distillation({});
-      const auto r =
-          evaluate_classifier(pipeline, *model, *old_arrays, old_normalize, tc.eval_batches * tc.batch_size, grid.dp());
-      model->set_label_smoothing(tc.label_smoothing);
-      model->set_distillation(distillation);
+      const auto r = evaluate_plain(*old_arrays, old_normalize);
       j = {{"val_loss", r.metrics.loss},
            {"val_accuracy", r.metrics.accuracy},
            {"val_macro_f1", r.metrics.macro.f1},
