@@ -160,10 +160,19 @@ def make_adamw(model, lr, betas=(0.9, 0.95), eps=1e-8, weight_decay=0.1):
     return torch.optim.AdamW(groups, lr=lr, betas=betas, eps=eps)
 
 
-def train_step(model, opt, x, y, grad_clip):
-    """One full step; returns the loss before the update."""
+def distillation_loss(logits, targets, teacher, temperature, alpha, label_smoothing=0.0):
+    """Strata's [distill] loss on logits [rows, classes]: (1 - alpha) cross-entropy against targets [rows] plus
+    alpha T^2 KL(softmax(teacher / T) || softmax(logits / T)), averaged over the rows."""
+    hard = F.cross_entropy(logits, targets, label_smoothing=label_smoothing)
+    soft = F.kl_div(torch.log_softmax(logits / temperature, dim=1), torch.softmax(teacher / temperature, dim=1),
+                    reduction="batchmean")
+    return (1 - alpha) * hard + alpha * temperature ** 2 * soft
+
+
+def train_step(model, opt, x, y, grad_clip, loss_of=None):
+    """One full step; returns the loss before the update. loss_of(logits) replaces model.loss (e.g. distillation)."""
     opt.zero_grad(set_to_none=True)
-    loss = model.loss(x, y)
+    loss = model.loss(x, y) if loss_of is None else loss_of(model(x))
     loss.backward()
     if grad_clip > 0:
         torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)

@@ -68,12 +68,11 @@ def check(path, corrupt):
         T, alpha = float(f.attrs.get("distill_temperature", 1.0)), float(f.attrs.get("distill_alpha", 0.0))
 
     def loss_of(logits):
-        hard = torch.nn.functional.cross_entropy(logits, y.reshape(-1), label_smoothing=torch_classifiers.LABEL_SMOOTHING)
+        smoothing = torch_classifiers.LABEL_SMOOTHING
         if teacher is None:
-            return hard
-        soft = torch.nn.functional.kl_div(torch.log_softmax(logits / T, dim=1), torch.softmax(teacher / T, dim=1),
-                                          reduction="batchmean")
-        return (1 - alpha) * hard + alpha * T * T * soft
+            return torch.nn.functional.cross_entropy(logits, y.reshape(-1), label_smoothing=smoothing)
+        return torch_gpt.distillation_loss(logits, y.reshape(-1), teacher, T, alpha, smoothing)
+
     if corrupt:
         name = sorted(ref_grads)[0]
         g = ref_grads[name]
@@ -107,18 +106,10 @@ def check(path, corrupt):
     for name, p in params.items():
         record(f"grad {name}", rel_l2(p.grad.numpy(), ref_grads[name]), TOL_FWD)
     opt = torch_gpt.make_adamw(model, t["lr"], (t["beta1"], t["beta2"]), t["eps"], t["weight_decay"])
-    def train_step():
-        opt.zero_grad(set_to_none=True)
-        step = loss_of(model(x))
-        step.backward()
-        if t["grad_clip"] > 0:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), t["grad_clip"])
-        opt.step()
-        return step.detach()
-
     for k in range(steps + 1):
         torch_classifiers.DROPOUT = masks_of_pass(k)
-        step_loss = train_step() if k < steps else loss_of(model(x)).detach()
+        step_loss = torch_gpt.train_step(model, opt, x, y, t["grad_clip"], loss_of) \
+            if k < steps else loss_of(model(x)).detach()
         record(f"losses[{k}]", abs(step_loss.item() - float(ref_losses[k])) / abs(float(ref_losses[k])), TOL_STEPS)
     passed = sum(results)
     print(f"{passed} passed, {len(results) - passed} failed")

@@ -135,21 +135,9 @@ def check_dump(path):
     def loss_of(logits):
         """The dump's training loss on logits [B, T, V]: cross-entropy, or the distillation loss."""
         flat = logits.reshape(-1, V)
-        hard = torch.nn.functional.cross_entropy(flat, y.reshape(-1))
         if teacher is None:
-            return hard
-        soft = torch.nn.functional.kl_div(torch.log_softmax(flat / temperature, dim=1),
-                                          torch.softmax(teacher / temperature, dim=1), reduction="batchmean")
-        return (1 - alpha) * hard + alpha * temperature ** 2 * soft
-
-    def train_step(model, opt):
-        opt.zero_grad(set_to_none=True)
-        loss = loss_of(model(x))
-        loss.backward()
-        if cfg["grad_clip"] > 0:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg["grad_clip"])
-        opt.step()
-        return loss.detach()
+            return torch.nn.functional.cross_entropy(flat, y.reshape(-1))
+        return torch_gpt.distillation_loss(flat, y.reshape(-1), teacher, temperature, alpha)
 
     def masks_of_pass(k):
         """Strata's dropout masks of pass k (None without dropout)."""
@@ -210,7 +198,8 @@ def check_dump(path):
     opt = make_opt(model, cfg)
     for k in range(cfg["steps"] + 1):
         torch_gpt.DROPOUT = masks_of_pass(k)
-        step_loss = train_step(model, opt) if k < cfg["steps"] else loss_of(model(x)).detach()
+        step_loss = torch_gpt.train_step(model, opt, x, y, cfg["grad_clip"], loss_of) \
+            if k < cfg["steps"] else loss_of(model(x)).detach()
         ref = float(ref_losses[k])
         record(f"losses[{k}]", abs(step_loss.item() - ref) / abs(ref), tol_steps)
 
