@@ -144,6 +144,15 @@ class StrataTestCase(unittest.TestCase):
         self.assertEqual(r.returncode, 0, f"strata failed (rc {r.returncode}):\nstdout:\n{r.stdout[-3000:]}\n"
                                           f"stderr:\n{r.stderr[-3000:]}")
 
+    def images_dataset(self, name, x, y, val_fraction, num_classes=0):
+        """`strata preprocess images` of arrays x [N, C, H, W], y [N] into self.tmp / name; returns its path."""
+        np.save(self.tmp / f"{name}-x.npy", x)
+        np.save(self.tmp / f"{name}-y.npy", np.asarray(y, dtype=np.int64))
+        self.check_ok(run_strata("preprocess", "images", "--x", self.tmp / f"{name}-x.npy", "--y",
+                                 self.tmp / f"{name}-y.npy", "-o", self.tmp / name, "--val-fraction", val_fraction,
+                                 "--num-classes", num_classes, "--quiet"))
+        return str(self.tmp / name)
+
     def mpi_error_line(self, r):
         """The one error every rank reports (under MPI tagged " [rank R, FILE:LINE]"), before any training step."""
         self.assertNotEqual(r.returncode, 0, r.stdout[-2000:])

@@ -13,7 +13,7 @@ import unittest
 
 import numpy as np
 
-from test_cli import StrataTestCase, read_metrics, run_strata, write_config
+from test_cli import StrataTestCase, read_metrics, write_config
 from test_datasets import run_ranks
 
 MODEL = {"model.kind": "cnn", "model.channels": [4, 4], "model.norm_groups": 2, "model.hidden": 8,
@@ -32,12 +32,7 @@ class ContinualTest(StrataTestCase):
         y = rng.choice(classes, size=120)
         for i, c in enumerate(y):
             x[i, 0, c, :] += 2.5  # class c brightens row c
-        np.save(self.tmp / f"{name}-x.npy", x)
-        np.save(self.tmp / f"{name}-y.npy", y.astype(np.int64))
-        self.check_ok(run_strata("preprocess", "images", "--x", self.tmp / f"{name}-x.npy", "--y",
-                                 self.tmp / f"{name}-y.npy", "-o", self.tmp / name, "--val-fraction", 0.25,
-                                 "--num-classes", 6, "--quiet"))
-        return str(self.tmp / name)
+        return self.images_dataset(name, x, y, val_fraction=0.25, num_classes=6)
 
     def setUp(self):
         super().setUp()

@@ -34,12 +34,8 @@ class CrossValidationTest(StrataTestCase):
         rng.shuffle(y)
         for i, c in enumerate(y):
             x[i, 0, c * 2:c * 2 + 3, :] += 2.0
-        np.save(self.tmp / "x.npy", x)
-        np.save(self.tmp / "y.npy", y.astype(np.int64))
-        self.images = self.tmp / "images"
-        self.check_ok(run_strata("preprocess", "images", "--x", self.tmp / "x.npy", "--y", self.tmp / "y.npy", "-o",
-                                 self.images, "--val-fraction", 0.2, "--quiet"))
-        self.config = write_config(self.tmp / "cnn.toml", dict(CNN, **{"data.path": str(self.images)}))
+        self.images = self.images_dataset("images", x, y, val_fraction=0.2)
+        self.config = write_config(self.tmp / "cnn.toml", dict(CNN, **{"data.path": self.images}))
 
     def cv(self, out, *args, ranks=1, expect_ok=True):
         r = run_ranks(ranks, "cv", "--config", self.config, "--set", f"train.out_dir={self.tmp / out}", *args,

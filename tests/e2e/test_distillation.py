@@ -11,7 +11,7 @@ import unittest
 import h5py
 import numpy as np
 
-from test_cli import StrataTestCase, read_metrics, run_strata, text_dataset, write_config
+from test_cli import StrataTestCase, read_metrics, text_dataset, write_config
 from test_datasets import run_ranks
 
 TRAIN = {
@@ -31,11 +31,7 @@ class DistillationTest(StrataTestCase):
         y = rng.integers(0, 3, size=150)
         for i, c in enumerate(y):
             x[i, 0, c * 2:c * 2 + 3, :] += 1.5
-        np.save(self.tmp / "x.npy", x)
-        np.save(self.tmp / "y.npy", y.astype(np.int64))
-        self.check_ok(run_strata("preprocess", "images", "--x", self.tmp / "x.npy", "--y", self.tmp / "y.npy", "-o",
-                                 self.tmp / "images", "--val-fraction", 0.2, "--quiet"))
-        self.base = dict(TRAIN, **{"data.path": str(self.tmp / "images")})
+        self.base = dict(TRAIN, **{"data.path": self.images_dataset("images", x, y, val_fraction=0.2)})
         self.train("teacher", TEACHER, {"train.steps": 40, "checkpoint.every": 40})
 
     def train(self, name, model, values=(), ranks=1, resume=None, expect_ok=True):

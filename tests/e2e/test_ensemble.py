@@ -37,11 +37,8 @@ class EnsembleTest(StrataTestCase):
         y = rng.integers(0, 3, size=150)
         for i, c in enumerate(y):
             x[i, 0, c * 2:c * 2 + 3, :] += 1.0  # a weak signal: members err differently
-        np.save(self.tmp / "x.npy", x)
-        np.save(self.tmp / "y.npy", y.astype(np.int64))
-        self.check_ok(run_strata("preprocess", "images", "--x", self.tmp / "x.npy", "--y", self.tmp / "y.npy", "-o",
-                                 self.tmp / "images", "--val-fraction", 0.3, "--quiet"))
-        self.config = write_config(self.tmp / "cnn.toml", dict(CNN, **{"data.path": str(self.tmp / "images")}))
+        images = self.images_dataset("images", x, y, val_fraction=0.3)
+        self.config = write_config(self.tmp / "cnn.toml", dict(CNN, **{"data.path": images}))
         for seed in (1, 2, 3):
             self.check_ok(run_strata("train", "--config", self.config, "--set", f"train.seed={seed}", "--set",
                                      f"train.out_dir={self.tmp / f'm{seed}'}"))
