@@ -11,7 +11,7 @@ packages=(
   libhdf5-openmpi-dev hdf5-tools             # parallel HDF5
   libtrilinos-kokkos-dev                     # Kokkos 3.4 (Serial backend)
   libopenblas-dev                            # CBLAS for host GEMMs
-  libdnnl-dev                                # oneDNN: host bf16 GEMMs (AVX512-BF16)
+  libdnnl-dev ocl-icd-opencl-dev             # oneDNN: host bf16 GEMMs (AVX512-BF16); its CMake config needs OpenCL
   libgtest-dev                               # GoogleTest
   libtoml11-dev libcli11-dev libfmt-dev libspdlog-dev nlohmann-json3-dev libxxhash-dev
   python3-torch python3-h5py python3-numpy   # reference tests and perf comparison
