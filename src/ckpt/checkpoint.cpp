@@ -22,8 +22,9 @@ namespace strata::ckpt {
 namespace {
 using Lock = std::lock_guard<std::recursive_mutex>;
 
-// The three tensor groups of a checkpoint, in file order.
-constexpr const char* kGroups[] = {"params", "adam_m", "adam_v"};
+// The tensor groups of a checkpoint, in file order: every tensor has the first three, a pruned one also its mask.
+constexpr const char* kGroups[] = {"params", "adam_m", "adam_v", "prune_mask"};
+constexpr int kMaskGroup = 3, kGroupCount = 4;
 
 std::string hex(uint64_t v) { return fmt::format("{:016x}", v); }
 
@@ -60,14 +61,29 @@ Piece piece_of(const RankTensors& t, int group, size_t i, bool for_write) {
   const TensorSpec& s = t.specs[i];
   if (for_write && !t.writes[i]) return {};
   int64_t lo = s.offset, hi = s.offset + s.numel();  // buffer range
-  if (group != 0) lo = std::max(lo, t.adam_begin), hi = std::min(hi, t.adam_end);
+  if (group == 1 || group == 2) lo = std::max(lo, t.adam_begin), hi = std::min(hi, t.adam_end);
   if (for_write) lo = std::max(lo, t.write_begin), hi = std::min(hi, t.write_end);
   if (lo >= hi) return {};
-  float* data = group == 0 ? t.params + lo : (group == 1 ? t.adam_m : t.adam_v) + (lo - t.adam_begin);
+  float* data = group == 0            ? t.params + lo
+                : group == kMaskGroup ? t.mask + lo
+                                      : (group == 1 ? t.adam_m : t.adam_v) + (lo - t.adam_begin);
   return {data, lo - s.offset, hi - s.offset};
 }
 
 std::string dataset_name(int group, const std::string& tensor) { return std::string(kGroups[group]) + "/" + tensor; }
+
+// The groups tensor `name` has in a file listing `masked`.
+int groups_of(const std::string& name, const std::vector<std::string>& masked) {
+  return std::find(masked.begin(), masked.end(), name) != masked.end() ? kGroupCount : 3;
+}
+
+// Every dataset of a checkpoint as (tensor index, group), in file order.
+std::vector<std::pair<size_t, int>> datasets_of(const CheckpointMeta& meta) {
+  std::vector<std::pair<size_t, int>> out;
+  for (size_t t = 0; t < meta.tensors.size(); ++t)
+    for (int g = 0; g < groups_of(meta.tensors[t].name, meta.masked); ++g) out.emplace_back(t, g);
+  return out;
+}
 
 }  // namespace
 
@@ -118,14 +134,16 @@ struct Written {
   Piece piece;
 };
 
-std::vector<Written> written_by(const RankTensors& mine, const std::vector<TensorSpec>& all) {
+std::vector<Written> written_by(const RankTensors& mine, const std::vector<TensorSpec>& all,
+                                const std::vector<std::string>& masked) {
   std::map<std::string, size_t> local;  // name -> index in mine.specs
   for (size_t i = 0; i < mine.specs.size(); ++i) local[mine.specs[i].name] = i;
   std::vector<Written> out;
   for (size_t t = 0; t < all.size(); ++t) {
     auto it = local.find(all[t].name);
     if (it == local.end()) continue;
-    for (int g = 0; g < 3; ++g) {
+    for (int g = 0; g < groups_of(all[t].name, masked); ++g) {
+      STRATA_CHECK(g != kMaskGroup || mine.mask, "checkpoint: a mask for tensor '{}' but no mask buffer", all[t].name);
       const Piece p = piece_of(mine, g, it->second, /*for_write=*/true);
       if (p.end > p.begin) out.push_back({t, g, it->second, p});
     }
@@ -159,6 +177,11 @@ void write_root_attributes(hid_t file, const CheckpointMeta& meta) {
   std::string names;
   for (const auto& t : meta.tensors) names += (names.empty() ? "" : "\n") + t.name;
   h5::write_attr(file, "tensors", names);
+  if (!meta.masked.empty()) {
+    std::string joined;
+    for (const auto& m : meta.masked) joined += (joined.empty() ? "" : "\n") + m;
+    h5::write_attr(file, "prune_masks", joined);
+  }
   h5::write_attr(
       file, "checksum_algorithm",
       std::string("sum over elements mod 2^64 of mix64(float32 bits ^ global flat index * 0x9E3779B97F4A7C15)"));
@@ -177,15 +200,16 @@ SaveStats write_checkpoint(const std::string& path, const RankTensors& mine, con
   SaveStats stats;
   const auto& all = meta.tensors;
   STRATA_CHECK(!all.empty(), "checkpoint '{}': no tensors to write", path);
-  for (const TensorSpec& t : all) stats.bytes += 3 * int64_t(t.global_numel()) * 4;
-  const std::vector<Written> pieces = written_by(mine, all);
+  for (const TensorSpec& t : all) stats.bytes += groups_of(t.name, meta.masked) * int64_t(t.global_numel()) * 4;
+  const std::vector<Written> pieces = written_by(mine, all, meta.masked);
 
   // Checksums in a thread of their own, while the file is created and written (they are attributes, written last).
   std::future<std::vector<uint64_t>> hashing = std::async(std::launch::async, [&] {
     const auto h0 = Clock::now();
-    std::vector<uint64_t> sums(all.size() * 3, 0);
+    std::vector<uint64_t> sums(all.size() * kGroupCount, 0);
     for (const Written& w : pieces)
-      sums[w.tensor * 3 + size_t(w.group)] = hash_range(w.piece.data, mine.specs[w.spec], w.piece.begin, w.piece.end);
+      sums[w.tensor * kGroupCount + size_t(w.group)] =
+          hash_range(w.piece.data, mine.specs[w.spec], w.piece.begin, w.piece.end);
     stats.hash_seconds = seconds_since(h0);
     return sums;
   });
@@ -215,7 +239,7 @@ SaveStats write_checkpoint(const std::string& path, const RankTensors& mine, con
     file = h5::Handle(fid, H5Fclose);
     h5::Handle dxpl(STRATA_H5(H5Pcreate(H5P_DATASET_XFER)), H5Pclose);
     STRATA_H5(H5Pset_dxpl_mpio(dxpl, H5FD_MPIO_COLLECTIVE));
-    for (int g = 0; g < 3; ++g)
+    for (int g = 0; g < (meta.masked.empty() ? 3 : kGroupCount); ++g)
       h5::Handle group(STRATA_H5(H5Gcreate2(file, kGroups[g], H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT)), H5Gclose);
     // Contiguous, allocated at creation (so the raw data has a file offset before anything is written), no fill
     // values (every element is written).
@@ -227,7 +251,7 @@ SaveStats write_checkpoint(const std::string& path, const RankTensors& mine, con
     for (size_t t = 0; t < all.size(); ++t) {
       const TensorSpec& global = all[t];
       std::vector<hsize_t> dims(global.global_shape.begin(), global.global_shape.end());
-      for (int g = 0; g < 3; ++g) {
+      for (int g = 0; g < groups_of(global.name, meta.masked); ++g) {
         h5::Handle space(STRATA_H5(H5Screate_simple(int(dims.size()), dims.data(), nullptr)), H5Sclose);
         h5::Handle ds(STRATA_H5(H5Dcreate2(file, dataset_name(g, global.name).c_str(), H5T_NATIVE_FLOAT, space,
                                            H5P_DEFAULT, dcpl, H5P_DEFAULT)),
@@ -308,11 +332,10 @@ SaveStats write_checkpoint(const std::string& path, const RankTensors& mine, con
   STRATA_MPI(MPI_Allreduce(MPI_IN_PLACE, sums.data(), int(sums.size()), MPI_UINT64_T, MPI_SUM, world));
   {
     Lock lock(hdf5_mutex());
-    for (size_t t = 0; t < all.size(); ++t)
-      for (int g = 0; g < 3; ++g) {
-        h5::Handle ds(STRATA_H5(H5Dopen2(file, dataset_name(g, all[t].name).c_str(), H5P_DEFAULT)), H5Dclose);
-        h5::write_attr(ds, "checksum", hex(sums[t * 3 + size_t(g)]));
-      }
+    for (const auto& [t, g] : datasets_of(meta)) {
+      h5::Handle ds(STRATA_H5(H5Dopen2(file, dataset_name(g, all[t].name).c_str(), H5P_DEFAULT)), H5Dclose);
+      h5::write_attr(ds, "checksum", hex(sums[t * kGroupCount + size_t(g)]));
+    }
     STRATA_H5(H5Fflush(file, H5F_SCOPE_GLOBAL));  // MPI_File_sync on every rank
     file = h5::Handle();                          // collective close
   }
@@ -365,6 +388,14 @@ CheckpointMeta read_checkpoint_meta(const std::string& path) {
     names = h5::member_names(file, "params", path);
   }
   STRATA_CHECK(!names.empty(), "{}: the checkpoint lists no tensors", path);
+  if (h5::has_attr(file, "prune_masks")) {
+    const std::string joined = h5::read_attr_string(file, "prune_masks", path);
+    for (size_t pos = 0; pos < joined.size();) {
+      const size_t end = std::min(joined.find('\n', pos), joined.size());
+      m.masked.push_back(joined.substr(pos, end - pos));
+      pos = end + 1;
+    }
+  }
   for (const auto& name : names) {
     TensorSpec t;
     t.name = name;
@@ -384,13 +415,13 @@ std::string verify_checkpoint(const std::string& path, MPI_Comm world) {
   int64_t datasets = 0;
   try {
     const CheckpointMeta meta = read_checkpoint_meta(path);
-    const auto& all = meta.tensors;
-    datasets = int64_t(all.size()) * 3;
+    const auto all = datasets_of(meta);
+    datasets = int64_t(all.size());
     auto file = h5::open_file(path);
     std::vector<float> values;
     for (int64_t d = 0; d < datasets && problem.empty(); ++d) {
-      const TensorSpec& t = all[size_t(d / 3)];
-      const std::string name = dataset_name(int(d % 3), t.name);
+      const TensorSpec& t = meta.tensors[all[size_t(d)].first];
+      const std::string name = dataset_name(all[size_t(d)].second, t.name);
       STRATA_CHECK(h5::exists(file, name), "{}: tensor '{}' is missing", path, name);
       if (d % size != rank) continue;
       values = h5::read_dataset<float>(file, name, path);
@@ -418,11 +449,12 @@ std::string verify_checkpoint(const std::string& path, MPI_Comm world) {
 }
 
 void load_checkpoint(const std::string& path, RankTensors& mine) {
+  const std::vector<std::string> masked = mine.mask ? read_checkpoint_meta(path).masked : std::vector<std::string>{};
   auto file = h5::open_file(path);
   Lock lock(hdf5_mutex());
   for (size_t i = 0; i < mine.specs.size(); ++i) {
     const TensorSpec& s = mine.specs[i];
-    for (int g = 0; g < 3; ++g) {
+    for (int g = 0; g < groups_of(s.name, masked); ++g) {
       const std::string name = dataset_name(g, s.name);
       STRATA_CHECK(h5::exists(file, name), "{}: tensor '{}' is missing", path, name);
       const auto dims = h5::dataset_shape(file, name, path);

@@ -37,6 +37,9 @@ struct CheckpointMeta {
   // Every tensor of the model at its global shape (name and global_shape), in file order: the file's own list
   // (attribute `tensors`), so tools read any model's checkpoint without knowing the model.
   std::vector<TensorSpec> tensors;
+  // Pruning (train/pruning.hpp): the tensors that also store their 0/1 mask (group prune_mask; attribute
+  // `prune_masks`, absent when none).
+  std::vector<std::string> masked;
   int dp = 1, tp = 1, pp = 1;  // the layout it was written with
   bool zero1 = false;
   std::string library_version;
@@ -49,6 +52,9 @@ struct RankTensors {
   float* adam_m = nullptr;        // moments of buffer range [adam_begin, adam_end)
   float* adam_v = nullptr;
   int64_t adam_begin = 0, adam_end = 0;
+  // Pruning masks laid out like params (null: none). Saving writes the masks of CheckpointMeta::masked; loading reads
+  // those the file stores (the others are left as they are).
+  float* mask = nullptr;
   // Saving only (see writer_flags): per spec, whether this rank writes its copy of the tensor at all, and the
   // range of buffer elements it writes, in all three groups. Together the ranks write each global element once.
   std::vector<char> writes;

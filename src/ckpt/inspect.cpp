@@ -53,7 +53,7 @@ DatasetInfo dataset_info(hid_t file, const std::string& path, const std::string&
 }  // namespace
 
 const std::vector<std::string>& checkpoint_groups() {
-  static const std::vector<std::string> groups{"params", "adam_m", "adam_v"};
+  static const std::vector<std::string> groups{"params", "adam_m", "adam_v", "prune_mask"};
   return groups;
 }
 
@@ -90,6 +90,8 @@ InspectReport inspect_checkpoint(const std::string& path, bool verify) {
   const std::vector<TensorSpec>& all = r.meta.tensors;
   for (const auto& group : checkpoint_groups())
     for (const auto& spec : all) {
+      const auto& masked = r.meta.masked;
+      if (group == "prune_mask" && std::find(masked.begin(), masked.end(), spec.name) == masked.end()) continue;
       TensorReport t;
       t.group = group;
       t.name = spec.name;

@@ -13,8 +13,8 @@
 
 namespace strata::ckpt {
 
-// The tensor groups of a checkpoint, in file order.
-const std::vector<std::string>& checkpoint_groups();  // {"params", "adam_m", "adam_v"}
+// The tensor groups of a checkpoint, in file order: prune_mask holds only the pruned tensors' masks (meta.masked).
+const std::vector<std::string>& checkpoint_groups();  // {"params", "adam_m", "adam_v", "prune_mask"}
 
 struct TensorReport {
   std::string dataset;  // "params/h.0.attn.c_attn.weight"

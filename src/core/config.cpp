@@ -211,6 +211,21 @@ const std::vector<Binding>& bindings() {
       STRATA_FIELD(distill, temperature, "T: the soft loss compares softmax(teacher / T) and softmax(student / T)"),
       STRATA_FIELD(distill, alpha,
                    "weight of the soft loss T^2 KL(teacher || student); the label's cross-entropy gets 1 - alpha"),
+      STRATA_FIELD(prune, sparsity,
+                   "magnitude pruning: the final fraction of the selected tensors' elements set to zero (smallest "
+                   "|w| first) and kept at zero by a mask applied after every step; in [0, 1), 0: off"),
+      STRATA_FIELD(prune, initial_sparsity, "the fraction pruned at start_step; the cubic schedule rises from it"),
+      STRATA_FIELD(prune, start_step, "steps done at the first mask update"),
+      STRATA_FIELD(prune, end_step,
+                   "steps done when sparsity is reached: s = sparsity + (initial - sparsity) (1 - (t - start) / (end "
+                   "- start))^3 in between; -1: three quarters of train.steps"),
+      STRATA_FIELD(prune, every, "steps between mask updates (and at end_step)"),
+      STRATA_FIELD(prune, scope,
+                   "global (one |w| threshold over all selected tensors) | layer (each tensor pruned to the "
+                   "fraction on its own)"),
+      STRATA_FIELD(prune, tensors,
+                   "weights (weight matrices and conv kernels; not embeddings, norms or biases) | all (embeddings "
+                   "too)"),
   };
   return table;
 }
@@ -594,6 +609,28 @@ void check_early_stopping(const Config& c, const std::string& f) {
                f, t.early_stop_metric);
 }
 
+// prune.*: a fraction in [0, 1), a schedule inside the run.
+void check_pruning(const Config& c, const std::string& f) {
+  const PruneConfig& p = c.prune;
+  STRATA_CHECK(p.sparsity >= 0 && p.sparsity < 1, "{}: prune.sparsity = {}: expected in [0, 1) (0: off)", f,
+               p.sparsity);
+  STRATA_CHECK(p.initial_sparsity >= 0 && p.initial_sparsity <= p.sparsity,
+               "{}: prune.initial_sparsity = {}: expected in [0, prune.sparsity = {}]", f, p.initial_sparsity,
+               p.sparsity);
+  STRATA_CHECK(p.every >= 1, "{}: prune.every = {}: expected >= 1", f, p.every);
+  STRATA_CHECK(p.scope == "global" || p.scope == "layer", "{}: prune.scope = '{}': expected global or layer", f,
+               p.scope);
+  STRATA_CHECK(p.tensors == "weights" || p.tensors == "all", "{}: prune.tensors = '{}': expected weights or all", f,
+               p.tensors);
+  STRATA_CHECK(p.start_step >= 0, "{}: prune.start_step = {}: expected >= 0", f, p.start_step);
+  STRATA_CHECK(p.end_step >= -1, "{}: prune.end_step = {}: expected >= 0, or -1 for 3/4 of train.steps", f, p.end_step);
+  if (!p.on()) return;
+  const int64_t end = p.end_for(c.train.steps);
+  STRATA_CHECK(end >= p.start_step && end <= c.train.steps,
+               "{}: prune.end_step = {}{}: expected prune.start_step = {} .. train.steps = {}", f, end,
+               p.end_step < 0 ? " (3/4 of train.steps)" : "", p.start_step, c.train.steps);
+}
+
 }  // namespace
 
 int stage_units(const ModelConfig& m) { return m.kind == "cnn" ? int(m.channels.size()) : m.n_layer; }
@@ -687,6 +724,7 @@ void validate_config(const Config& c) {
                f, c.parallel.tp);
   STRATA_CHECK(c.distill.alpha >= 0 && c.distill.alpha <= 1, "{}: distill.alpha = {}: expected in [0, 1]", f,
                c.distill.alpha);
+  check_pruning(c, f);
   STRATA_CHECK(c.checkpoint.every >= 0, "{}: checkpoint.every = {}: expected >= 0", f, c.checkpoint.every);
   STRATA_CHECK(c.checkpoint.keep_last >= 1, "{}: checkpoint.keep_last = {}: expected >= 1 (the latest is always kept)",
                f, c.checkpoint.keep_last);

@@ -138,6 +138,21 @@ struct DistillConfig {
   double alpha = 0.5;        // weight of the soft loss T^2 KL(teacher || student); the hard loss gets 1 - alpha
 };
 
+// Magnitude pruning (train/pruning.hpp, docs/training.md): the smallest weights by |w| are set to zero on a gradual
+// schedule and kept at zero by a mask applied after every step; the masks are stored in checkpoints.
+struct PruneConfig {
+  double sparsity = 0;              // the final fraction of the selected tensors' elements at zero; 0: off
+  double initial_sparsity = 0;      // the fraction at start_step
+  int64_t start_step = 0;           // steps done at the first mask update
+  int64_t end_step = -1;            // steps done when sparsity is reached; -1: three quarters of train.steps
+  int64_t every = 10;               // steps between mask updates
+  std::string scope = "global";     // global (one threshold over every selected tensor) | layer (each tensor alone)
+  std::string tensors = "weights";  // weights (matrices, conv kernels; not embeddings) | all (embeddings too)
+  bool on() const { return sparsity > 0; }
+  // end_step resolved against the run's train.steps.
+  int64_t end_for(int64_t steps) const { return end_step >= 0 ? end_step : steps * 3 / 4; }
+};
+
 struct Config {
   ModelConfig model;
   DataConfig data;
@@ -145,6 +160,7 @@ struct Config {
   ParallelConfig parallel;
   CheckpointConfig checkpoint;
   DistillConfig distill;
+  PruneConfig prune;
   std::string source = "<defaults>";  // the file it came from, for error messages
   // The keys the file and --set gave, in order, each with where it came from (checked against model.kind).
   std::vector<std::pair<std::string, std::string>> given;

@@ -72,8 +72,12 @@ GptLayout gpt_layout(const ModelConfig& m, int tp_rank, int tp_size, int stage, 
     // The input embedding (first stage) is also the output head (last stage): two copies when they differ.
     layout.specs.back().tied = stages > 1;
     layout.specs.back().tied_copy = stages > 1 && !layout.first_stage();
+    layout.specs.back().embedding = true;
   }
-  if (layout.first_stage()) layout.wpe = add("wpe", {Tn, C}, InitKind::Normal, 0.01);
+  if (layout.first_stage()) {
+    layout.wpe = add("wpe", {Tn, C}, InitKind::Normal, 0.01);
+    layout.specs.back().embedding = true;
+  }
   const auto [first_layer, n_layers] = stage_layers(m, stage, stages);
   layout.first_layer = first_layer;
   for (int l = first_layer; l < first_layer + n_layers; ++l) {

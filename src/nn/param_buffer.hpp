@@ -26,6 +26,7 @@ struct TensorSpec {
   // head) and kept equal by summing the two copies' gradients (parallel/tied_gradients.hpp). The last stage's is
   // the `tied_copy`: not saved, not counted twice in the gradient norm. With one stage there is one copy.
   bool tied = false, tied_copy = false;
+  bool embedding = false;        // a lookup table (token or position embedding): magnitude pruning leaves it by default
   int64_t offset = 0;            // into the buffers, set by ParamBuffer
   int64_t numel() const;         // of this rank's part
   int64_t global_numel() const;  // of the whole tensor

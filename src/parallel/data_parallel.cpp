@@ -8,6 +8,7 @@
 #include "core/error.hpp"
 #include "core/stopwatch.hpp"
 #include "kernels/grad_norm.hpp"
+#include "kernels/pruning.hpp"
 #include "kernels/regularization.hpp"
 #include "parallel/buckets.hpp"
 
@@ -83,6 +84,13 @@ void DataParallel<T>::set_anchor(Vec<T> anchor, double l2) {
 }
 
 template <class T>
+void DataParallel<T>::set_mask(Vec<float> mask) {
+  STRATA_CHECK(mask.extent(0) == params_.size(), "data parallel: a pruning mask of {} values for a buffer of {}",
+               mask.extent(0), params_.size());
+  mask_ = std::move(mask);
+}
+
+template <class T>
 double DataParallel<T>::add_penalty(const Vec<T>& g, int64_t g_begin, int64_t begin, int64_t end) const {
   double total = 0;
   for_each_tensor_in(begin, end, [&](size_t i, int64_t b, int64_t e) {
@@ -145,12 +153,15 @@ double DataParallel<T>::finish_step(double lr, double max_norm) {
       last_penalty_ = add_penalty(params_.grads(), 0, 0, int64_t(params_.size()));
       sum_over_norm_groups(last_penalty_);
     }
+    const bool masked = mask_.extent(0) > 0;
+    if (masked) apply_mask<T>(params_.grads(), mask_, params_.size());
     double sq = squares(params_.grads(), 0, 0, int64_t(params_.size()));
     sum_over_norm_groups(sq);
     norm = std::sqrt(sq);
     const double coef = max_norm / (norm + 1e-6);
     if (max_norm > 0 && coef < 1.0) scale_in_place<T>(params_.grads(), params_.size(), T(coef));
     optimizer_->step(params_.params(), params_.grads(), lr);
+    if (masked) apply_mask<T>(params_.params(), mask_, params_.size());
     return norm;
   }
   // ZeRO-1: the shard's gradients were reduce-scattered bucket by bucket during backward.
@@ -159,6 +170,12 @@ double DataParallel<T>::finish_step(double lr, double max_norm) {
     dp_host_.all_reduce_sum(&last_penalty_, 1);
     sum_over_norm_groups(last_penalty_);
   }
+  // The shard's part of the mask (the shard may reach into the buffer's padding, which has none).
+  const int64_t masked_in_shard =
+      mask_.extent(0) > 0 ? std::max<int64_t>(0, std::min(shard_size_, int64_t(params_.size()) - shard_begin_)) : 0;
+  const Vec<float> shard_mask =
+      view_of(mask_.data() + (masked_in_shard > 0 ? shard_begin_ : 0), size_t(masked_in_shard));
+  if (masked_in_shard > 0) apply_mask<T>(shard_grads_, shard_mask, size_t(masked_in_shard));
   double sq = squares(shard_grads_, shard_begin_, shard_begin_, shard_begin_ + shard_size_);
   dp_host_.all_reduce_sum(&sq, 1);
   sum_over_norm_groups(sq);
@@ -167,8 +184,10 @@ double DataParallel<T>::finish_step(double lr, double max_norm) {
   const double coef = max_norm / (norm + 1e-6);
   if (max_norm > 0 && coef < 1.0) scale_in_place<T>(shard_grads_, size_t(shard_size_), T(coef));
   optimizer_->step(params_.params(), shard_grads_, lr);
-  const auto gather = Clock::now();
   T* all = params_.params().data();
+  if (masked_in_shard > 0)
+    apply_mask<T>(view_of(all + shard_begin_, size_t(masked_in_shard)), shard_mask, size_t(masked_in_shard));
+  const auto gather = Clock::now();
   dp_.all_gather(all + shard_begin_, all, size_t(shard_size_));
   comm_wait_ms_ = wait + ms_since(gather);
   return norm;

@@ -46,6 +46,9 @@ class DataParallel {
   // Continual training (train.l2_init): from now on the penalty also pulls every tensor toward `anchor` (this rank's
   // buffer of the weights training started from, laid out like params): (l2 / 2) sum (w - anchor)^2.
   void set_anchor(Vec<T> anchor, double l2);
+  // Pruning (train/pruning.hpp): from now on each step multiplies the reduced gradients by `mask` (laid out like
+  // params, 1 keeps, 0 prunes) before the norm and clipping, and the updated parameters after the optimizer step.
+  void set_mask(Vec<float> mask);
 
   size_t optimizer_state_bytes() const { return optimizer_->state_bytes(); }
   AdamW<T>& optimizer() { return *optimizer_; }
@@ -71,6 +74,7 @@ class DataParallel {
   double l1_ = 0, l2_ = 0, last_penalty_ = 0;
   Vec<T> anchor_;  // train.l2_init: the weights to pull toward (empty: none)
   double anchor_l2_ = 0;
+  Vec<float> mask_;  // pruning (empty: none)
   ParamBuffer<T>& params_;
   bool zero1_;
   int64_t shard_begin_ = 0, shard_size_ = 0;

@@ -63,10 +63,16 @@ Checkpointer::~Checkpointer() {
   if (writer_comm_ != MPI_COMM_NULL) MPI_Comm_free(&writer_comm_);
 }
 
-ckpt::RankTensors Checkpointer::rank_tensors(float* params, float* m, float* v) const {
+void Checkpointer::set_pruning(Vec<float> mask, std::vector<std::string> masked) {
+  mask_ = std::move(mask);
+  masked_ = std::move(masked);
+}
+
+ckpt::RankTensors Checkpointer::rank_tensors(float* params, float* m, float* v, float* mask) const {
   ckpt::RankTensors t;
   t.specs = params_.specs();
   t.params = params;
+  t.mask = mask;
   t.adam_m = m;
   t.adam_v = v;
   t.adam_begin = adam_.begin();
@@ -118,8 +124,11 @@ Checkpointer::Resumed Checkpointer::resume() {
     auto host_v = Kokkos::create_mirror_view(adam_.v());
     Kokkos::deep_copy(host_m, 0.0f);
     Kokkos::deep_copy(host_v, 0.0f);
-    auto mine = rank_tensors(host_params.data(), host_m.data(), host_v.data());
+    auto host_mask = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), mask_);
+    auto mine = rank_tensors(host_params.data(), host_m.data(), host_v.data(),
+                             mask_.extent(0) > 0 ? host_mask.data() : nullptr);
     ckpt::load_checkpoint(path, mine);
+    Kokkos::deep_copy(mask_, host_mask);
     Kokkos::deep_copy(params_.params(), host_params);
     Kokkos::deep_copy(adam_.m(), host_m);
     Kokkos::deep_copy(adam_.v(), host_v);
@@ -189,6 +198,7 @@ void Checkpointer::save(int64_t step, int64_t consumed_samples, double lr) {
   meta.early_stop_bad_evals = early_stop_.bad_evals;
   meta.model = config_.model;
   meta.tensors = tensors_;
+  meta.masked = masked_;
   meta.dp = grid_.layout().dp();
   meta.tp = grid_.layout().tp();
   meta.pp = grid_.layout().pp();
@@ -217,7 +227,10 @@ void Checkpointer::save(int64_t step, int64_t consumed_samples, double lr) {
     auto host_params = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), params_.params());
     auto host_m = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), adam_.m());
     auto host_v = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), adam_.v());
-    write_and_commit(rank_tensors(host_params.data(), host_m.data(), host_v.data()), world);
+    auto host_mask = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), mask_);
+    write_and_commit(rank_tensors(host_params.data(), host_m.data(), host_v.data(),
+                                  mask_.extent(0) > 0 ? host_mask.data() : nullptr),
+                     world);
   } else {
     // Copy the state to host buffers owned by the writer; training may change the originals from now on.
     auto copy = [](const Vec<float>& from, std::vector<float>& to) {
@@ -228,10 +241,12 @@ void Checkpointer::save(int64_t step, int64_t consumed_samples, double lr) {
     copy(params_.params(), snapshot_params_);
     copy(adam_.m(), snapshot_m_);
     copy(adam_.v(), snapshot_v_);
+    copy(mask_, snapshot_mask_);
     if (lead_)
       fmt::print("checkpoint: step {} copied to host buffers in {:.1f} ms, writing in the background\n", step,
                  ms_since(copy_start));
-    auto mine = rank_tensors(snapshot_params_.data(), snapshot_m_.data(), snapshot_v_.data());
+    auto mine = rank_tensors(snapshot_params_.data(), snapshot_m_.data(), snapshot_v_.data(),
+                             mask_.extent(0) > 0 ? snapshot_mask_.data() : nullptr);
     writer_ = std::thread([this, write_and_commit, mine] {
       try {
         write_and_commit(mine, writer_comm_);

@@ -44,6 +44,9 @@ class Checkpointer {
   void maybe_save(int64_t step, int64_t consumed_samples, double lr, bool final);
   // Collective. Saves after `step` steps now (a stop request), unless that step is saved already.
   void save_now(int64_t step, int64_t consumed_samples, double lr);
+  // Pruning: the saves store these tensors' masks (`mask` laid out like the parameters) and resume() loads the
+  // masks a checkpoint stores into it (leaving the rest of it as it is).
+  void set_pruning(Vec<float> mask, std::vector<std::string> masked);
   // The early-stopping state the next saves record.
   void set_early_stop(const EarlyStopState& state) { early_stop_ = state; }
   // Completes the save in flight, if any; rethrows its error.
@@ -54,7 +57,7 @@ class Checkpointer {
   int saves() const { return saves_; }
 
  private:
-  ckpt::RankTensors rank_tensors(float* params, float* m, float* v) const;
+  ckpt::RankTensors rank_tensors(float* params, float* m, float* v, float* mask) const;
   void save(int64_t step, int64_t consumed_samples, double lr);
 
   const Config& config_;
@@ -67,7 +70,9 @@ class Checkpointer {
   MPI_Comm writer_comm_ = MPI_COMM_NULL;  // the background writer's own communicator
   std::thread writer_;
   std::exception_ptr writer_error_;
-  std::vector<float> snapshot_params_, snapshot_m_, snapshot_v_;
+  std::vector<float> snapshot_params_, snapshot_m_, snapshot_v_, snapshot_mask_;
+  Vec<float> mask_;  // pruning (empty: none)
+  std::vector<std::string> masked_;
   double blocked_ms_total_ = 0;
   int saves_ = 0;
   int64_t last_saved_step_ = -1;

@@ -29,6 +29,7 @@
 #include "train/generate.hpp"
 #include "train/metrics_log.hpp"
 #include "train/model_source.hpp"
+#include "train/pruning.hpp"
 #include "train/stop_request.hpp"
 #include "train/training_data.hpp"
 
@@ -144,6 +145,13 @@ TrainSummary train(const Config& input, MPI_Comm world) {
   PipelineRunner<float> pipeline(*model, grid.device_pp(), schedule, &grid.pp());
   TiedGradients<float> tied(grid.device_embedding(), *params);
   Checkpointer checkpoints(config, grid, *params, data_parallel.optimizer(), model_tensors(mc));
+  // Pruning: one mask over the buffer, applied by data parallelism after every step and stored in checkpoints.
+  Pruner pruner(config.prune, tc.steps, *params, model_tensors(mc), norm_flags(params->specs(), grid.coord().tp),
+                {&grid.tp(), &grid.pp()});
+  if (pruner.on()) {
+    data_parallel.set_mask(pruner.mask());
+    checkpoints.set_pruning(pruner.mask(), pruner.masked_tensors());
+  }
   const auto resumed = checkpoints.resume();
   // Continual training: a fresh run starts from train.init_from's weights (a resumed one has its checkpoint's), with
   // the optimizer state and schedule of a new run; train.l2_init pulls toward them for the whole run.
@@ -160,6 +168,26 @@ TrainSummary train(const Config& input, MPI_Comm world) {
       load_weights(weights, anchor, mc);
       data_parallel.set_anchor(anchor.params(), tc.l2_init);
     }
+  }
+  // Prints the masks' state after a mask update (every rank takes part: the counts are summed over the groups).
+  auto report_pruning = [&](int64_t done) {
+    const auto r = pruner.report(done);
+    if (lead)
+      fmt::print("prune: after step {}: sparsity {:.4f} (target {:.4f}) of {} weights in {} tensors{}\n", done,
+                 r.sparsity, r.target, r.elements, r.per_tensor.size(),
+                 r.threshold >= 0 ? fmt::format(", |w| threshold {:.4g}", r.threshold) : std::string());
+    return r;
+  };
+  if (pruner.on()) {
+    const auto& ps = pruner.schedule();
+    if (lead)
+      fmt::print(
+          "prune: {} magnitude pruning of {} tensors to sparsity {} (from {} at step {} to step {}, every {} steps)\n",
+          config.prune.scope, pruner.masked_tensors().size(), ps.final, ps.initial, ps.start, ps.end, ps.every);
+    if (!resumed.path.empty())
+      pruner.apply();  // the checkpoint's masks (all ones where it stores none)
+    else if (pruner.maybe_update(0))
+      report_pruning(0);
   }
   // Position in the global sample order where step `s` starts: what the checkpoint consumed, then one global batch
   // per step (the batch size may differ from the run that wrote the checkpoint).
@@ -316,6 +344,7 @@ TrainSummary train(const Config& input, MPI_Comm world) {
     const double loss = loss_sum / tc.batch_size;
     STRATA_CHECK(std::isfinite(loss) && std::isfinite(norm), "step {}: loss {} / gradient norm {} is not finite",
                  step + 1, loss, norm);
+    if (pruner.maybe_update(step + 1)) report_pruning(step + 1);
     Kokkos::fence();
     const double ms = ms_since(start);
     step_ms.push_back(ms);
@@ -398,6 +427,25 @@ TrainSummary train(const Config& input, MPI_Comm world) {
       };
       fmt::print("forgetting: old task {}: {} before, {} after ({})\n", config.data.old_path,
                  report.contains("before") ? line(report["before"]) : "(not recorded)", line(after), forgetting_path);
+    }
+  }
+  if (pruner.on()) {
+    const auto r = pruner.report(summary.steps);
+    summary.sparsity = r.sparsity;
+    if (lead) {
+      nlohmann::json per_tensor = nlohmann::json::object();
+      for (const auto& [name, value] : r.per_tensor) per_tensor[name] = value;
+      write_file_atomically((std::filesystem::path(tc.out_dir) / "pruning.json").string(),
+                            nlohmann::json{{"step", summary.steps},
+                                           {"scope", config.prune.scope},
+                                           {"target", r.target},
+                                           {"sparsity", r.sparsity},
+                                           {"elements", r.elements},
+                                           {"tensors", per_tensor}}
+                                    .dump(2) +
+                                "\n");
+      fmt::print("prune: final sparsity {:.4f} of {} weights ({}/pruning.json has each tensor's)\n", r.sparsity,
+                 r.elements, tc.out_dir);
     }
   }
   summary.median_ms = median(step_ms);

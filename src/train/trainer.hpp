@@ -23,6 +23,7 @@ struct TrainSummary {
   int64_t best_step = 0;
   double best_metric = 0;
   std::string checkpoint_dir;
+  double sparsity = -1;  // pruning: the pruned tensors' final sparsity (-1: off)
 };
 
 // Validates the layout against `world` and the dataset against the config before any work (filling in the model
