@@ -10,6 +10,7 @@
 #include "cli/cv_command.hpp"
 #include "cli/ensemble_command.hpp"
 #include "cli/preprocess_commands.hpp"
+#include "cli/prune_command.hpp"
 #include "comm/communicator.hpp"
 #include "core/atomic_file.hpp"
 #include "core/config.hpp"
@@ -178,6 +179,7 @@ int run(int argc, char** argv, MPI_Comm world) {
   add_checkpoint_commands(app, world, action);
   add_cv_command(app, world, action);
   add_ensemble_command(app, world, action);
+  add_prune_command(app, world, action);
 
   try {
     app.parse(argc, argv);

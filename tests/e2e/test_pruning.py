@@ -194,6 +194,99 @@ class PruningTest(StrataTestCase):
                     if k not in names:
                         np.testing.assert_array_equal(pruned[k], init[k], err_msg=k)
 
+    def predictions(self, config, weights, name, *sets):
+        """`strata eval` of WEIGHTS: the logits [rows, classes] and the metrics."""
+        args = ["eval", "--config", config, "--weights", weights, "--predictions", self.tmp / f"{name}.h5",
+                "--metrics-json", self.tmp / f"{name}.json"]
+        for s in sets:
+            args += ["--set", s]
+        self.check_ok(run_strata(*args))
+        with h5py.File(self.tmp / f"{name}.h5", "r") as f:
+            return f["scores"][...], json.loads((self.tmp / f"{name}.json").read_text())
+
+    def check_structured(self, name, values, zero, prune_args, expected_lines):
+        """Trains NAME, zeroes the structures ZERO(weights) names (their incoming weights: they then output exactly
+        0 and have the smallest L1 norm), prunes with PRUNE_ARGS and checks that the smaller model, evaluated by
+        `strata eval` with the fields `strata prune` printed, gives the zeroed model's logits; then fine-tunes it."""
+        self.train(name, values)
+        out = self.tmp / name
+        zeroed = self.tmp / f"{name}-zeroed.h5"
+        with h5py.File(out / "weights.h5", "r") as src, h5py.File(zeroed, "w") as dst:
+            for k, v in src.attrs.items():
+                dst.attrs[k] = v
+            for k in src.keys():
+                dst[k] = src[k][...]
+            zero(dst)
+        small = self.tmp / f"{name}-small.h5"
+        r = run_strata("prune", zeroed, "--out", small, *prune_args)
+        self.check_ok(r)
+        for line in expected_lines:
+            self.assertIn(f"prune: {line}\n", r.stdout)
+        sets = re.search(r"fine-tune it with((?: --set \S+)+)", r.stdout).group(1).split(" --set ")[1:]
+        full, full_metrics = self.predictions(out / "config.toml", zeroed, f"{name}-full")
+        pruned, pruned_metrics = self.predictions(out / "config.toml", small, f"{name}-pruned", *sets)
+        np.testing.assert_allclose(pruned, full, rtol=1e-5, atol=1e-5)
+        self.assertAlmostEqual(pruned_metrics["loss"] / full_metrics["loss"], 1, delta=1e-5)
+        with h5py.File(small, "r") as f:
+            before = sum(v.size for v in self.weights(name).values())
+            after = sum(f[k].size for k in f.keys())
+        self.assertLess(after, before)
+        self.assertIn(f"{before} -> {after} parameters", r.stdout)
+        # The smaller model fine-tunes from its weights.
+        self.train(f"{name}-tuned", dict(values, **{"train.steps": 4, "train.init_from": str(small)},
+                                         **{k: json.loads(f"[{v}]" if "," in v else v) for k, v in (s.split("=", 1) for s in sets)}))
+        return sets
+
+    def test_structured_pruning_keeps_the_outputs_of_what_it_keeps(self):
+        cnn = dict(CNN, **{"model.norm": "none", "data.path": self.images})
+
+        def zero_cnn(f):
+            for block, channels in [(0, [1]), (1, [2, 5])]:
+                for c in channels:
+                    f[f"blocks.{block}.conv.weight"][c] = 0
+                    f[f"blocks.{block}.conv.bias"][c] = 0
+            for u in [3, 9]:
+                f["hidden.weight"][u] = 0
+                f["hidden.bias"][u] = 0
+        sets = self.check_structured("cnn", cnn, zero_cnn, ["--channels", 0.25, "--hidden", 0.125],
+                                     ["blocks.0: 4 -> 3 channels", "blocks.1: 8 -> 6 channels", "hidden: 16 -> 14 units"])
+        self.assertEqual(sorted(sets), ["model.channels=3,6", "model.hidden=14"])
+        # GroupNorm: the same number from each group (8 channels in 2 groups, a quarter: 3 of each group's 4 stay).
+        self.train("cnn_gn", dict(CNN, **{"data.path": self.images}))
+        r = run_strata("prune", self.tmp / "cnn_gn" / "weights.h5", "--out", self.tmp / "gn.h5", "--channels", 0.25)
+        self.check_ok(r)
+        self.assertIn("prune: blocks.1: 8 -> 6 channels", r.stdout)
+        self.assertIn("prune: blocks.0: 4 -> 2 channels", r.stdout)  # 2 groups of 2: one of each stays
+
+        rng = np.random.default_rng(3)
+        s = rng.normal(size=(120, 6, 3)).astype(np.float32)
+        y = rng.integers(0, 2, size=120)
+        s[:, :, 0] += np.where(y == 1, 1.0, -1.0)[:, None]
+        np.save(self.tmp / "seq-x.npy", s)
+        np.save(self.tmp / "seq-y.npy", y.astype(np.int32))
+        self.check_ok(run_strata("preprocess", "sequences", "--x", self.tmp / "seq-x.npy", "--y",
+                                 self.tmp / "seq-y.npy", "-o", self.tmp / "seq", "--val-fraction", 0.2, "--quiet"))
+        for cell, gates in [("lstm", 4), ("gru", 3)]:
+            with self.subTest(cell=cell):
+                def zero_units(f):
+                    for layer, units in [(0, [2, 7]), (1, [4, 5])]:
+                        for j in units:
+                            for g in range(gates):
+                                for t in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
+                                    f[f"lstm.{t}_l{layer}"][g * 12 + j] = 0
+                sets = self.check_structured(cell, dict(LSTM, **{"model.cell": cell, "data.path": str(self.tmp / "seq")}),
+                                             zero_units, ["--units", 2 / 12],
+                                             ["lstm layer 0: 12 -> 10 units", "lstm layer 1: 12 -> 10 units"])
+                self.assertEqual(sets, ["model.hidden_size=10"])
+        # One clear line for what does not apply.
+        for args, message in [(["--units", 0.5], "--units does not apply to model.kind = cnn"),
+                              (["--channels", 1.0], "--channels = 1: expected a fraction in [0, 1)"),
+                              ([], "nothing to remove")]:
+            r = run_strata("prune", self.tmp / "cnn" / "weights.h5", "--out", self.tmp / "bad.h5", *args)
+            self.assertNotEqual(r.returncode, 0, r.stderr)
+            self.assertEqual(len(r.stderr.splitlines()), 1, r.stderr)
+            self.assertIn(message, r.stderr)
+
     def test_bad_settings(self):
         base = dict(CNN, **PRUNE, **{"data.path": self.images})
         for values, message in [({"prune.sparsity": 1.0}, "prune.sparsity = 1: expected in [0, 1) (0: off)"),
