@@ -60,18 +60,20 @@ class Linear(nn.Linear):
 
 
 class Attention(nn.Module):
-    def __init__(self, d_model, n_head, index=0):
+    def __init__(self, d_model, n_head, index=0, d_head=0):
         super().__init__()
         self.index = index
-        assert d_model % n_head == 0, "d_model must be divisible by n_head"
+        assert d_head > 0 or d_model % n_head == 0, "d_model must be divisible by n_head (or give d_head)"
         self.n_head = n_head
-        self.c_attn = Linear(d_model, 3 * d_model)
-        self.c_proj = Linear(d_model, d_model)
+        self.d_head = d_head or d_model // n_head
+        width = n_head * self.d_head  # the attention's width (d_model unless d_head is set)
+        self.c_attn = Linear(d_model, 3 * width)
+        self.c_proj = Linear(width, d_model)
 
     def forward(self, x):
         B, T, C = x.shape
-        H, D = self.n_head, C // self.n_head
-        q, k, v = self.c_attn(x).split(C, dim=2)
+        H, D = self.n_head, self.d_head
+        q, k, v = self.c_attn(x).split(H * D, dim=2)
         # Head h owns columns h*D..(h+1)*D-1 of q, k and v.
         q = q.view(B, T, H, D).transpose(1, 2)
         k = k.view(B, T, H, D).transpose(1, 2)
@@ -81,28 +83,28 @@ class Attention(nn.Module):
         future = torch.ones(T, T, dtype=torch.bool, device=x.device).triu(1)
         att = att.masked_fill(future, float("-inf")).softmax(dim=-1)
         att = _drop(f"dropout.attention.{self.index}", att)
-        y = mm(att, v).transpose(1, 2).reshape(B, T, C)
+        y = mm(att, v).transpose(1, 2).reshape(B, T, H * D)
         return self.c_proj(y)
 
 
 class MLP(nn.Module):
-    def __init__(self, d_model):
+    def __init__(self, d_model, d_mlp=0):
         super().__init__()
-        self.c_fc = Linear(d_model, 4 * d_model)
-        self.c_proj = Linear(4 * d_model, d_model)
+        self.c_fc = Linear(d_model, d_mlp or 4 * d_model)
+        self.c_proj = Linear(d_mlp or 4 * d_model, d_model)
 
     def forward(self, x):
         return self.c_proj(F.gelu(self.c_fc(x), approximate="tanh"))
 
 
 class Block(nn.Module):
-    def __init__(self, d_model, n_head, index=0):
+    def __init__(self, d_model, n_head, index=0, d_head=0, d_mlp=0):
         super().__init__()
         self.index = index
         self.ln_1 = nn.LayerNorm(d_model, eps=1e-5)
-        self.attn = Attention(d_model, n_head, index)
+        self.attn = Attention(d_model, n_head, index, d_head)
         self.ln_2 = nn.LayerNorm(d_model, eps=1e-5)
-        self.mlp = MLP(d_model)
+        self.mlp = MLP(d_model, d_mlp)
 
     def forward(self, x):
         x = x + _drop(f"dropout.attn_residual.{self.index}", self.attn(self.ln_1(x)))
@@ -110,13 +112,13 @@ class Block(nn.Module):
 
 
 class GPT(nn.Module):
-    def __init__(self, n_layer, n_head, d_model, vocab_size, seq_len):
+    def __init__(self, n_layer, n_head, d_model, vocab_size, seq_len, d_head=0, d_mlp=0):
         super().__init__()
         self.seq_len = seq_len
         # Bare Parameters (not nn.Embedding) so the names are "wte"/"wpe".
         self.wte = nn.Parameter(torch.empty(vocab_size, d_model))
         self.wpe = nn.Parameter(torch.empty(seq_len, d_model))
-        self.h = nn.ModuleList(Block(d_model, n_head, i) for i in range(n_layer))
+        self.h = nn.ModuleList(Block(d_model, n_head, i, d_head, d_mlp) for i in range(n_layer))
         self.ln_f = nn.LayerNorm(d_model, eps=1e-5)
         self.init_weights()
 
@@ -186,6 +188,7 @@ def load_strata_weights(path):
     import h5py  # only needed here
     with h5py.File(path, "r") as f:
         cfg = {k: int(f.attrs[k]) for k in ("n_layer", "n_head", "d_model", "vocab_size", "seq_len")}
+        cfg.update({k: int(f.attrs[k]) for k in ("d_head", "d_mlp") if k in f.attrs})  # absent: the defaults
         model = GPT(**cfg)
         with torch.no_grad():
             for name, p in model.named_parameters():

@@ -90,8 +90,8 @@ void add_prune_command(CLI::App& app, MPI_Comm world, Action& action) {
   auto options = std::make_shared<PruneOptions>();
   auto* cmd = app.add_subcommand(
       "prune",
-      "structured pruning: remove the conv channels, recurrent units or hidden units with the smallest L1 norm and "
-      "write the smaller model's weights (for strata eval, or fine-tuning with --init-from)");
+      "structured pruning: remove the conv channels, recurrent units, hidden units, attention heads or MLP units with "
+      "the smallest L1 norm and write the smaller model's weights (for strata eval, or fine-tuning with --init-from)");
   cmd->add_option("weights", options->weights, "weights file, checkpoint file or checkpoint directory")->required();
   cmd->add_option("--out", options->out, "the smaller model's weights file")->required();
   cmd->add_option("--channels", options->fractions.channels,
@@ -99,6 +99,9 @@ void add_prune_command(CLI::App& app, MPI_Comm world, Action& action) {
   cmd->add_option("--units", options->fractions.units, "lstm: the fraction of every recurrent layer's units to remove");
   cmd->add_option("--hidden", options->fractions.hidden,
                   "cnn, lstm: the fraction of the hidden layer's units (model.hidden) to remove");
+  cmd->add_option("--heads", options->fractions.heads,
+                  "gpt: the fraction of every block's attention heads to remove (the others keep their width)");
+  cmd->add_option("--mlp", options->fractions.mlp, "gpt: the fraction of every block's MLP units to remove");
   cmd->callback([options, world, &action] { action = [options, world] { return run_prune(*options, world); }; });
 }
 

@@ -1,6 +1,6 @@
 #pragma once
-// `strata prune WEIGHTS --out SMALLER.h5 --channels F --units F --hidden F`: structured pruning
-// (train/structured_pruning.hpp) of a weights file or checkpoint into a smaller model's weights file.
+// `strata prune WEIGHTS --out SMALLER.h5 [--channels F] [--units F] [--hidden F] [--heads F] [--mlp F]`: structured
+// pruning (train/structured_pruning.hpp) of a weights file or checkpoint into a smaller model's weights file.
 #include <mpi.h>
 #include <CLI/CLI.hpp>
 

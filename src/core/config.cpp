@@ -63,6 +63,10 @@ const std::vector<Binding>& bindings() {
       STRATA_KIND_FIELD(model, d_model, Kinds{"gpt"}, "width of the residual stream"),
       STRATA_KIND_FIELD(model, vocab_size, Kinds{"gpt"}, "number of token ids (>= the dataset's vocab_size)"),
       STRATA_KIND_FIELD(model, seq_len, Kinds{"gpt"}, "context length in tokens (also the size of the position table)"),
+      STRATA_KIND_FIELD(model, d_head, Kinds{"gpt"},
+                        "width of one attention head (the attention is n_head * d_head wide); 0: d_model / n_head "
+                        "(strata prune --heads writes models with fewer heads of the same width)"),
+      STRATA_KIND_FIELD(model, d_mlp, Kinds{"gpt"}, "hidden units of each block's MLP; 0: 4 * d_model"),
       STRATA_KIND_FIELD(model, channels, Kinds{"cnn"}, "output channels of each conv block, e.g. [16, 32]"),
       STRATA_KIND_FIELD(model, kernel_size, Kinds{"cnn"}, "square convolution kernel size"),
       STRATA_KIND_FIELD(model, conv_stride, Kinds{"cnn"}, "convolution stride"),
@@ -507,9 +511,12 @@ void validate_model(const Config& c, const std::string& f) {
     positive("model.d_model", m.d_model);
     positive("model.seq_len", m.seq_len);
     STRATA_CHECK(m.vocab_size >= 2, "{}: model.vocab_size = {}: expected >= 2", f, m.vocab_size);
-    STRATA_CHECK(m.d_model % m.n_head == 0,
-                 "{}: model.d_model = {} must be divisible by model.n_head = {} (head size d_model / n_head)", f,
-                 m.d_model, m.n_head);
+    STRATA_CHECK(m.d_head > 0 || m.d_model % m.n_head == 0,
+                 "{}: model.d_model = {} must be divisible by model.n_head = {} (head size d_model / n_head; or set "
+                 "model.d_head)",
+                 f, m.d_model, m.n_head);
+    STRATA_CHECK(m.d_head >= 0, "{}: model.d_head = {}: expected >= 0 (0: d_model / n_head)", f, m.d_head);
+    STRATA_CHECK(m.d_mlp >= 0, "{}: model.d_mlp = {}: expected >= 0 (0: 4 * d_model)", f, m.d_mlp);
     return;
   }
   STRATA_CHECK(m.num_classes == 0 || m.num_classes >= 2, "{}: model.num_classes = {}: expected >= 2 (0: the dataset's)",

@@ -17,6 +17,8 @@ struct ModelConfig {
   std::string kind = "gpt";  // gpt | cnn | lstm
   // gpt (n_layer also lstm)
   int n_layer = 6, n_head = 6, d_model = 384, vocab_size = 257, seq_len = 256;
+  int d_head = 0;  // gpt: width of one attention head; 0: d_model / n_head
+  int d_mlp = 0;   // gpt: hidden units of the MLP; 0: 4 d_model
   // cnn: conv blocks (conv -> norm -> activation -> pool), then flatten, an optional hidden layer and the head
   std::vector<int64_t> channels{16, 32};               // output channels of each conv block
   int kernel_size = 3, conv_stride = 1, padding = -1;  // padding -1: kernel_size / 2

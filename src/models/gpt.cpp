@@ -53,7 +53,7 @@ template <class T>
 void Gpt<T>::allocate_scratch() {
   const int tp = tp_.size();
   const size_t N = size_t(this->batch()) * model_.seq_len, C = model_.d_model, Tn = model_.seq_len;
-  const size_t H = model_.n_head / tp, Cl = C / tp, F = 4 * C / tp;
+  const size_t H = model_.n_head / tp, Cl = gpt_attention_width(model_) / tp, F = gpt_mlp_width(model_) / tp;
   dres_ = Vec<T>("strata::gpt::dres", N * C);
   dln_ = Vec<T>("strata::gpt::dln", N * C);
   dhidden_ = Vec<T>("strata::gpt::dhidden", N * F);
@@ -71,7 +71,7 @@ typename Gpt<T>::Slot& Gpt<T>::slot(int i) {
   const int tp = tp_.size();
   const size_t N = size_t(this->batch()) * model_.seq_len, C = model_.d_model;
   const size_t V = model_.vocab_size / tp;  // this rank's share
-  const size_t Cl = C / tp, F = 4 * C / tp;
+  const size_t Cl = gpt_attention_width(model_) / tp, F = gpt_mlp_width(model_) / tp;
   Slot s;
   s.tokens = Vec<int32_t>("strata::gpt::tokens", N);
   s.targets = Vec<int32_t>("strata::gpt::targets", N);
@@ -185,7 +185,8 @@ void Gpt<T>::forward_stage(int slot_index, const MicroBatch<T>& batch, const Vec
                "gpt: bf16 activation storage with {} GEMMs would round what the GEMMs do not (train.precision)",
                gemm_precision() == GemmPrecision::BF16 ? "bf16" : "fp32");
   const int B = this->batch(), Tn = model_.seq_len, C = model_.d_model, N = B * Tn, tp = tp_.size();
-  const int V = model_.vocab_size / tp, H = model_.n_head / tp, Cl = C / tp, F = 4 * C / tp;
+  const int V = model_.vocab_size / tp, H = model_.n_head / tp;
+  const int Cl = int(gpt_attention_width(model_)) / tp, F = int(gpt_mlp_width(model_)) / tp;  // this rank's widths
   auto& P = this->params();
   Slot& s = slot(slot_index);
   s.dropout = batch.dropout;
@@ -260,7 +261,8 @@ const Vec<T>& Gpt<T>::logits(int slot_index) const {
 template <class T>
 void Gpt<T>::backward_stage(int slot_index, T loss_scale, const Vec<T>* output_grad, const GradReadyHook& on_ready) {
   const int B = this->batch(), Tn = model_.seq_len, C = model_.d_model, N = B * Tn, tp = tp_.size();
-  const int V = model_.vocab_size / tp, H = model_.n_head / tp, Cl = C / tp, F = 4 * C / tp;
+  const int V = model_.vocab_size / tp, H = model_.n_head / tp;
+  const int Cl = int(gpt_attention_width(model_)) / tp, F = int(gpt_mlp_width(model_)) / tp;  // this rank's widths
   auto& P = this->params();
   Slot& s = slots_.at(size_t(slot_index));
   auto ready = [&](int64_t offset) {

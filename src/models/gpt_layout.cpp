@@ -12,6 +12,9 @@ namespace strata {
 void check_tensor_parallel_split(const ModelConfig& m, int tp, const std::string& source) {
   STRATA_CHECK(m.n_head % tp == 0, "{}: model.n_head = {} does not split over parallel.tp = {} ranks", source, m.n_head,
                tp);
+  STRATA_CHECK(gpt_mlp_width(m) % tp == 0,
+               "{}: the MLP's {} hidden units (model.d_mlp) do not split over parallel.tp = {} ranks", source,
+               gpt_mlp_width(m), tp);
   STRATA_CHECK(m.vocab_size % tp == 0,
                "{}: model.vocab_size = {} does not split over parallel.tp = {} ranks (pad the vocabulary to a "
                "multiple of {})",
@@ -23,7 +26,9 @@ std::vector<int> gpt_stage_layer_counts(const ModelConfig& m, int stages) {
                stages, m.n_layer);
   if (stages == 1) return {m.n_layer};
   const double C = m.d_model, T = m.seq_len, V = m.vocab_size;
-  const double block = 24 * C * C + 4 * T * C, head = 2 * C * V;
+  const double A = double(gpt_attention_width(m)), F = double(gpt_mlp_width(m));
+  // Forward FLOPs per token: 2 x (q|k|v, proj and MLP weights) + attention over T positions; the head's matrix.
+  const double block = 2 * (4 * C * A + 2 * C * F) + 4 * T * A, head = 2 * C * V;
   const int others = stages - 1;
   // Smallest largest stage; among equals, the smallest gap between the largest and the smallest stage.
   int best_last = 1;
@@ -58,6 +63,7 @@ GptLayout gpt_layout(const ModelConfig& m, int tp_rank, int tp_size, int stage, 
   layout.stage = stage;
   layout.stages = stages;
   const int64_t C = m.d_model, V = m.vocab_size, Tn = m.seq_len;
+  const int64_t A = gpt_attention_width(m), F = gpt_mlp_width(m);
   const double std = 0.02;
   // Residual projections are scaled down by sqrt(2 * n_layer), as in GPT-2.
   const double proj_std = std / std::sqrt(2.0 * m.n_layer);
@@ -85,15 +91,15 @@ GptLayout gpt_layout(const ModelConfig& m, int tp_rank, int tp_size, int stage, 
     BlockParams b{};
     b.ln1_w = add(n("ln_1.weight"), {C}, InitKind::Ones, 0);
     b.ln1_b = add(n("ln_1.bias"), {C}, InitKind::Zeros, 0);
-    b.qkv_w = add(n("attn.c_attn.weight"), {3 * C, C}, InitKind::Normal, std, Rows, 3);
-    b.qkv_b = add(n("attn.c_attn.bias"), {3 * C}, InitKind::Zeros, 0, Rows, 3);
-    b.attn_proj_w = add(n("attn.c_proj.weight"), {C, C}, InitKind::Normal, proj_std, Cols);
+    b.qkv_w = add(n("attn.c_attn.weight"), {3 * A, C}, InitKind::Normal, std, Rows, 3);
+    b.qkv_b = add(n("attn.c_attn.bias"), {3 * A}, InitKind::Zeros, 0, Rows, 3);
+    b.attn_proj_w = add(n("attn.c_proj.weight"), {C, A}, InitKind::Normal, proj_std, Cols);
     b.attn_proj_b = add(n("attn.c_proj.bias"), {C}, InitKind::Zeros, 0);
     b.ln2_w = add(n("ln_2.weight"), {C}, InitKind::Ones, 0);
     b.ln2_b = add(n("ln_2.bias"), {C}, InitKind::Zeros, 0);
-    b.fc_w = add(n("mlp.c_fc.weight"), {4 * C, C}, InitKind::Normal, std, Rows);
-    b.fc_b = add(n("mlp.c_fc.bias"), {4 * C}, InitKind::Zeros, 0, Rows);
-    b.mlp_proj_w = add(n("mlp.c_proj.weight"), {C, 4 * C}, InitKind::Normal, proj_std, Cols);
+    b.fc_w = add(n("mlp.c_fc.weight"), {F, C}, InitKind::Normal, std, Rows);
+    b.fc_b = add(n("mlp.c_fc.bias"), {F}, InitKind::Zeros, 0, Rows);
+    b.mlp_proj_w = add(n("mlp.c_proj.weight"), {C, F}, InitKind::Normal, proj_std, Cols);
     b.mlp_proj_b = add(n("mlp.c_proj.bias"), {C}, InitKind::Zeros, 0);
     layout.blocks.push_back(b);
   }
@@ -104,9 +110,15 @@ GptLayout gpt_layout(const ModelConfig& m, int tp_rank, int tp_size, int stage, 
   return layout;
 }
 
+int64_t gpt_attention_width(const ModelConfig& m) {
+  return int64_t(m.n_head) * (m.d_head > 0 ? m.d_head : m.d_model / m.n_head);
+}
+
+int64_t gpt_mlp_width(const ModelConfig& m) { return m.d_mlp > 0 ? m.d_mlp : 4 * int64_t(m.d_model); }
+
 int64_t non_embedding_params(const ModelConfig& m) {
-  const int64_t C = m.d_model;
-  const int64_t per_block = 2 * C + (3 * C * C + 3 * C) + (C * C + C) + 2 * C + (4 * C * C + 4 * C) + (4 * C * C + C);
+  const int64_t C = m.d_model, A = gpt_attention_width(m), F = gpt_mlp_width(m);
+  const int64_t per_block = 2 * C + (3 * A * C + 3 * A) + (C * A + C) + 2 * C + (F * C + F) + (C * F + C);
   return m.n_layer * per_block + 2 * C;
 }
 

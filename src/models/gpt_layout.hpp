@@ -47,5 +47,9 @@ void check_tensor_parallel_split(const ModelConfig& model, int tp_size, const st
 
 // Parameters excluding the token and position embeddings (the N of the 6N FLOPs per token).
 int64_t non_embedding_params(const ModelConfig& model);
+// The attention's width, n_head * d_head (d_model unless model.d_head is set), and the MLP's hidden units (model.d_mlp,
+// or 4 d_model).
+int64_t gpt_attention_width(const ModelConfig& model);
+int64_t gpt_mlp_width(const ModelConfig& model);
 
 }  // namespace strata

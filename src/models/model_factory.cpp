@@ -52,7 +52,7 @@ ModelSize model_size(const ModelConfig& m) {
   s.parameters = s.non_embedding + int64_t(m.vocab_size + m.seq_len) * m.d_model;
   // Per token: 6N for the matrix products (the head is the embedding, counted here), 12 L C T for attention.
   const double per_token = 6.0 * double(s.non_embedding) + 6.0 * double(m.d_model) * m.vocab_size +
-                           12.0 * m.n_layer * double(m.d_model) * m.seq_len;
+                           12.0 * m.n_layer * double(gpt_attention_width(m)) * m.seq_len;
   s.flops_per_sample = per_token * m.seq_len;
   return s;
 }

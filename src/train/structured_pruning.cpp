@@ -8,6 +8,7 @@
 
 #include "core/error.hpp"
 #include "models/cnn_layout.hpp"
+#include "models/gpt_layout.hpp"
 #include "models/lstm_layout.hpp"
 
 namespace strata {
@@ -183,6 +184,52 @@ void prune_lstm(SmallerModel& out, const StructureFractions& f) {
   prune_hidden(out, m.hidden_size, f.hidden);
 }
 
+void prune_gpt(SmallerModel& out, const StructureFractions& f) {
+  ModelConfig& m = out.model;
+  const int64_t C = m.d_model, H = m.n_head, D = gpt_attention_width(m) / H, A = H * D, F = gpt_mlp_width(m);
+  const int64_t keep_heads = kept_of(H, f.heads), keep_units = kept_of(F, f.mlp);
+  for (int l = 0; l < m.n_layer; ++l) {
+    auto name = [&](const char* suffix) { return fmt::format("h.{}.{}", l, suffix); };
+    if (f.heads > 0) {
+      auto& w = tensor(out.tensors, name("attn.c_attn.weight"), size_t(3 * A * C));
+      auto& b = tensor(out.tensors, name("attn.c_attn.bias"), size_t(3 * A));
+      auto& proj = tensor(out.tensors, name("attn.c_proj.weight"), size_t(C * A));
+      // Head h's incoming weights: rows h*D .. h*D+D-1 of each of the q, k and v blocks of c_attn.
+      auto head_rows = [&](int64_t h) {
+        std::vector<int64_t> rows;
+        for (int64_t part = 0; part < 3; ++part)
+          for (int64_t d = 0; d < D; ++d) rows.push_back(part * A + h * D + d);
+        return rows;
+      };
+      const auto kept = keep_highest(l1_scores(w, C, H, head_rows), iota(H), keep_heads);
+      std::vector<int64_t> rows;  // q, k, v blocks in order, each the kept heads' rows
+      for (int64_t part = 0; part < 3; ++part)
+        for (int64_t h : kept)
+          for (int64_t d = 0; d < D; ++d) rows.push_back(part * A + h * D + d);
+      w = take_rows(w, C, rows);
+      b = take_rows(b, 1, rows);
+      proj = take_cols(proj, C, H, D, kept);
+      out.removed.push_back(fmt::format("h.{}.attn: {} -> {} heads", l, H, kept.size()));
+    }
+    if (f.mlp > 0) {
+      auto& fc = tensor(out.tensors, name("mlp.c_fc.weight"), size_t(F * C));
+      auto& fc_b = tensor(out.tensors, name("mlp.c_fc.bias"), size_t(F));
+      auto& proj = tensor(out.tensors, name("mlp.c_proj.weight"), size_t(C * F));
+      const auto kept =
+          keep_highest(l1_scores(fc, C, F, [](int64_t s) { return std::vector<int64_t>{s}; }), iota(F), keep_units);
+      fc = take_rows(fc, C, kept);
+      fc_b = take_rows(fc_b, 1, kept);
+      proj = take_cols(proj, C, F, 1, kept);
+      out.removed.push_back(fmt::format("h.{}.mlp: {} -> {} units", l, F, kept.size()));
+    }
+  }
+  if (f.heads > 0) {
+    m.n_head = int(keep_heads);
+    m.d_head = int(D);  // the heads keep their width
+  }
+  if (f.mlp > 0) m.d_mlp = int(keep_units);
+}
+
 }  // namespace
 
 SmallerModel prune_structures(const ModelConfig& model, const HostTensors& tensors, const StructureFractions& f) {
@@ -190,16 +237,18 @@ SmallerModel prune_structures(const ModelConfig& model, const HostTensors& tenso
   check_fraction("--units", f.units, model.kind == "lstm", model.kind);
   check_fraction("--hidden", f.hidden, model.kind != "gpt" && model.hidden > 0,
                  model.kind == "gpt" ? model.kind : model.kind + " without a hidden layer (model.hidden = 0)");
-  STRATA_CHECK(model.kind != "gpt",
-               "strata prune: model.kind = gpt has no structured pruning yet (attention heads and MLP units need "
-               "per-model widths); use magnitude pruning ([prune])");
-  STRATA_CHECK(f.channels > 0 || f.units > 0 || f.hidden > 0,
-               "strata prune: nothing to remove: give --channels (cnn), --units (lstm) or --hidden (cnn, lstm)");
+  check_fraction("--heads", f.heads, model.kind == "gpt", model.kind);
+  check_fraction("--mlp", f.mlp, model.kind == "gpt", model.kind);
+  STRATA_CHECK(f.channels > 0 || f.units > 0 || f.hidden > 0 || f.heads > 0 || f.mlp > 0,
+               "strata prune: nothing to remove: give --channels (cnn), --units (lstm), --hidden (cnn, lstm), --heads "
+               "or --mlp (gpt)");
   SmallerModel out{model, tensors, {}};
   if (model.kind == "cnn")
     prune_cnn(out, f);
-  else
+  else if (model.kind == "lstm")
     prune_lstm(out, f);
+  else
+    prune_gpt(out, f);
   return out;
 }
 

@@ -5,7 +5,8 @@
 // number per group, so the groups keep their channels), the units of every recurrent layer (lstm, gru: each unit's
 // rows of every gate), and the units of the hidden layer before the head (cnn, lstm). A removed structure's outgoing
 // weights (the next layer's input columns) go with it, so a structure whose weights were all zero leaves the outputs
-// exactly as they were.
+// exactly as they were. GPT: the attention heads of every block (a head's q, k and v rows and its columns of the
+// output projection; the smaller model keeps the head width, model.d_head) and the MLP units (model.d_mlp).
 #include <map>
 #include <string>
 #include <vector>
@@ -19,6 +20,8 @@ struct StructureFractions {
   double channels = 0;  // cnn: conv channels of every block
   double units = 0;     // lstm: units of every recurrent layer
   double hidden = 0;    // cnn, lstm: units of the hidden layer (model.hidden)
+  double heads = 0;     // gpt: attention heads of every block
+  double mlp = 0;       // gpt: MLP units of every block
 };
 
 // Tensors by name, each at the global shape model_tensors() gives it (row-major).

@@ -160,7 +160,7 @@ class ExportTest(StrataTestCase):
                 self.assertEqual(int(a[f"layout.{key}"]), value, key)
             self.assertRegex(a["library_version"], r"^\d+\.\d+")
             config = tomllib.loads(a["config"])
-            self.assertEqual(config["model"], {"kind": "gpt", **MODEL})
+            self.assertEqual(config["model"], {"kind": "gpt", **MODEL, "d_head": 0, "d_mlp": 0})
             self.assertEqual(config["train"]["steps"], STEPS)
             self.assertEqual(config["data"]["path"], self.data)
             # The final checkpoint holds the final weights: those train.save_weights wrote.
@@ -180,7 +180,7 @@ class ExportTest(StrataTestCase):
             self.assertRegex(out, rf"(?m)^step: +{STEPS}$")
             self.assertRegex(out, rf"(?m)^consumed samples: +{STEPS * TINY['train.batch_size']}$")
             self.assertRegex(out, r"(?m)^layout: +dp 1 x tp 1 x pp 1$")
-            self.assertRegex(out, r"(?m)^model: +n_layer 2, n_head 2, d_model 32, vocab_size 257, seq_len 32$")
+            self.assertRegex(out, r"(?m)^model: +n_layer 2, n_head 2, d_model 32, vocab_size 257, seq_len 32, d_head 0, d_mlp 0$")
             self.assertRegex(out, rf"(?m)^total: {n} tensors, [0-9.]+ MiB$")
             rows = re.findall(r"(?m)^((?:params|adam_m|adam_v)/\S+) +(\[[0-9, ]+\]) +float32 +([0-9a-f]{16}) +(\S+)$",
                               out)
@@ -236,7 +236,7 @@ class ExportTest(StrataTestCase):
         from_st = torch_gpt.GPT(**cfg)
         from_st.load_state_dict(tensors, strict=True)  # the names are torch_gpt's parameter names
         from_h5, h5_cfg = torch_gpt.load_strata_weights(str(h5))
-        self.assertEqual(h5_cfg, MODEL)
+        self.assertEqual(h5_cfg, dict(MODEL, d_head=0, d_mlp=0))  # the widths: GPT-2's defaults
         with h5py.File(self.ckpt, "r") as f:
             for name, t in tensors.items():
                 np.testing.assert_array_equal(t.numpy(), f[f"params/{name}"][...], name)

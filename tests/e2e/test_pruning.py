@@ -120,8 +120,9 @@ class PruningTest(StrataTestCase):
                 self.assert_same(name, "one")
         # Paused after step 6 (between mask updates, masks from the checkpoint) and resumed: the whole run, bit for
         # bit; resumed on two pipeline stages instead: the same model.
-        self.assertEqual(self.train("cut", dict(values, **{"train.stop_after": 6}), expect_ok=False).returncode, 75)
-        self.train("cut", values, resume="auto")
+        cut = dict(values, **{"checkpoint.async": True})  # the masks copied for the background writer too
+        self.assertEqual(self.train("cut", dict(cut, **{"train.stop_after": 6}), expect_ok=False).returncode, 75)
+        self.train("cut", cut, resume="auto")
         self.assert_same("cut", "one", exact=True)
         self.assertEqual(self.train("moved", dict(values, **{"train.stop_after": 6}), expect_ok=False).returncode, 75)
         self.train("moved", dict(values, **{"parallel.pp": 2, "train.micro_batch_size": 4}), ranks=2, resume="auto")
@@ -278,6 +279,54 @@ class PruningTest(StrataTestCase):
                                              zero_units, ["--units", 2 / 12],
                                              ["lstm layer 0: 12 -> 10 units", "lstm layer 1: 12 -> 10 units"])
                 self.assertEqual(sets, ["model.hidden_size=10"])
+        # GPT: heads (q, k and v rows zeroed: uniform attention over zero values) and MLP units.
+        gpt = {"model.n_layer": 2, "model.n_head": 4, "model.d_model": 16, "model.vocab_size": 258,
+               "model.seq_len": 16, "data.path": text_dataset(self.tmp), "train.eval_batches": 2,
+               "train.eval_every": 0, "train.lr": 3e-3}
+        self.train("gpt_struct", gpt)
+
+        def zero_gpt(f):
+            for layer, heads, units in [(0, [1], [3, 40, 41]), (1, [3], [0, 7, 63])]:
+                for h in heads:
+                    for part in range(3):
+                        f[f"h.{layer}.attn.c_attn.weight"][part * 16 + h * 4:part * 16 + h * 4 + 4] = 0
+                        f[f"h.{layer}.attn.c_attn.bias"][part * 16 + h * 4:part * 16 + h * 4 + 4] = 0
+                for u in units:
+                    f[f"h.{layer}.mlp.c_fc.weight"][u] = 0
+                    f[f"h.{layer}.mlp.c_fc.bias"][u] = 0
+        out = self.tmp / "gpt_struct"
+        zeroed, small = self.tmp / "gpt-zeroed.h5", self.tmp / "gpt-small.h5"
+        with h5py.File(out / "weights.h5", "r") as src, h5py.File(zeroed, "w") as dst:
+            for k, v in src.attrs.items():
+                dst.attrs[k] = v
+            for k in src.keys():
+                dst[k] = src[k][...]
+            zero_gpt(dst)
+        r = run_strata("prune", zeroed, "--out", small, "--heads", 0.25, "--mlp", 3 / 64)
+        self.check_ok(r)
+        for line in ["h.0.attn: 4 -> 3 heads", "h.1.mlp: 64 -> 61 units"]:
+            self.assertIn(f"prune: {line}\n", r.stdout)
+        sets = re.search(r"fine-tune it with((?: --set \S+)+)", r.stdout).group(1).split(" --set ")[1:]
+        self.assertEqual(sorted(sets), ["model.d_head=4", "model.d_mlp=61", "model.n_head=3"])
+        losses = []
+        for weights, extra in [(zeroed, []), (small, sets)]:
+            args = ["eval", "--config", out / "config.toml", "--weights", weights, "--metrics-json",
+                    self.tmp / "gpt-eval.json"]
+            for s in extra:
+                args += ["--set", s]
+            self.check_ok(run_strata(*args))
+            losses.append(json.loads((self.tmp / "gpt-eval.json").read_text())["loss"])
+        self.assertAlmostEqual(losses[1] / losses[0], 1, delta=1e-6)
+        # The smaller GPT (3 heads of 4: attention 12 wide in a 16-wide stream) fine-tunes from its weights, the same
+        # on two pipeline stages.
+        tuned = dict(gpt, **{"train.steps": 4, "train.init_from": str(small), "model.n_head": 3, "model.d_head": 4,
+                             "model.d_mlp": 61, "train.save_weights": "weights.h5"})
+        self.train("gpt_tuned", tuned)
+        self.train("gpt_tuned_pp2", dict(tuned, **{"parallel.pp": 2, "train.micro_batch_size": 4}), ranks=2)
+        steps, _ = read_metrics(self.tmp / "gpt_tuned" / "metrics.jsonl")
+        steps2, _ = read_metrics(self.tmp / "gpt_tuned_pp2" / "metrics.jsonl")
+        for a, b in zip(steps, steps2):
+            self.assertAlmostEqual(a["loss"] / b["loss"], 1, delta=1e-5)
         # One clear line for what does not apply.
         for args, message in [(["--units", 0.5], "--units does not apply to model.kind = cnn"),
                               (["--channels", 1.0], "--channels = 1: expected a fraction in [0, 1)"),

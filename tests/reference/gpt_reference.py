@@ -88,12 +88,14 @@ def read_config(f):
             raise DumpError(f"dump is missing root attribute '{key}'")
         val = f.attrs[key]
         cfg[key] = int(val) if key in CONFIG_INT else float(val)
+    for key in ("d_head", "d_mlp"):  # the widths (0, or absent in older dumps: the defaults)
+        cfg[key] = int(f.attrs.get(key, 0))
     return cfg
 
 
 def build_model(cfg):
     return torch_gpt.GPT(cfg["n_layer"], cfg["n_head"], cfg["d_model"],
-                         cfg["vocab_size"], cfg["seq_len"])
+                         cfg["vocab_size"], cfg["seq_len"], cfg.get("d_head", 0), cfg.get("d_mlp", 0))
 
 
 def make_opt(model, cfg):

@@ -79,6 +79,8 @@ int run(int argc, char** argv) {
                                                                      {"d_model", m.d_model},
                                                                      {"vocab_size", m.vocab_size},
                                                                      {"seq_len", m.seq_len},
+                                                                     {"d_head", m.d_head},
+                                                                     {"d_mlp", m.d_mlp},
                                                                      {"batch_size", B},
                                                                      {"steps", steps},
                                                                      {"bf16", int64_t(bf16)}})
