@@ -7,11 +7,13 @@
                                                  a cross-validated trial, its cv.json: the folds' mean val loss)
   sweep.py summary DIR                   collects DIR/trial-*.json into DIR/summary.csv, prints the table best first
   sweep.py halving SPEC --config FILE --dir DIR --trials N --min-steps R --max-steps M [--eta E] [--seed S]
-                   [--launch "mpiexec -np 2"] [--strata BIN] [-- --set k=v ...]
+                   [--cv K] [--launch "mpiexec -np 2"] [--strata BIN] [-- --set k=v ...]
       successive halving: N trials (grid points in order, then random draws) train R steps each (a pause:
       train.stop_after, with the schedule of M steps), the best 1/E by validation loss resume from their checkpoints
       to R*E steps, and so on until M; writes DIR/halving.json, DIR/halving.csv and DIR/best-config.toml (the
-      winner's resolved config), prints the rungs and the ranking
+      winner's resolved config), prints the rungs and the ranking. With --cv K each trial is K runs, one per fold of
+      the train split (data.cv_folds = K, data.cv_fold = f, in DIR/trial-I/fold-F), paused and resumed together;
+      its score at a rung is the folds' mean validation loss (their std is reported beside it)
   sweep.py hyperband SPEC --config FILE --dir DIR --min-steps R --max-steps M [--eta E] ... (random keys only)
       Hyperband: brackets of successive halving from M / E^s steps (s = s_max .. 0), fresh trials in each; the best
       bracket winner's config goes to DIR/best-config.toml, the brackets to DIR/hyperband.json
@@ -131,12 +133,15 @@ def last_val_loss(run_dir, up_to):
     return best
 
 
-def halving(spec, config, out_dir, trials, min_steps, max_steps, eta, seed, launch, strata, extra, first_trial=0):
+def halving(spec, config, out_dir, trials, min_steps, max_steps, eta, seed, launch, strata, extra, first_trial=0,
+            cv=0):
     import shlex
-    import shutil
     import subprocess
     if trials < 1 or min_steps < 1 or max_steps < min_steps or eta < 2:
         sys.exit("sweep.py halving: expected --trials >= 1, 1 <= --min-steps <= --max-steps, --eta >= 2")
+    if cv == 1 or cv < 0:
+        sys.exit("sweep.py halving: --cv K needs K >= 2 folds (0: no cross-validation)")
+    folds = list(range(cv)) if cv else [None]
     os.makedirs(out_dir, exist_ok=True)
     rungs = []
     r = min_steps
@@ -151,21 +156,41 @@ def halving(spec, config, out_dir, trials, min_steps, max_steps, eta, seed, laun
         print(f"halving: rung {k}: {len(alive)} trial(s) to step {budget}", flush=True)
         for i in alive:
             t = state[i]
-            run_dir = os.path.join(out_dir, f"trial-{i}")
-            cmd = [*shlex.split(launch), strata, "train", "--config", config, "--resume", "auto",
-                   "--set", f"train.out_dir={run_dir}", "--set", f"train.steps={max_steps}",
-                   "--set", f"train.stop_after={budget if budget < max_steps else 0}", *extra]
-            for s in t["sets"]:
-                cmd += ["--set", s]
-            with open(os.path.join(out_dir, f"trial-{i}.log"), "a") as log:
-                rc = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT).returncode
-            paused = rc == 75 and budget < max_steps  # the pause at the rung
-            t["exit_code"] = 0 if paused else rc
-            score = last_val_loss(run_dir, budget) if rc == 0 or paused else None
+            trial_dir = os.path.join(out_dir, f"trial-{i}")
+            fold_scores, failed = [], None
+            for fold in folds:  # one run, or one per cross-validation fold
+                run_dir = trial_dir if fold is None else os.path.join(trial_dir, f"fold-{fold}")
+                cmd = [*shlex.split(launch), strata, "train", "--config", config, "--resume", "auto",
+                       "--set", f"train.out_dir={run_dir}", "--set", f"train.steps={max_steps}",
+                       "--set", f"train.stop_after={budget if budget < max_steps else 0}", *extra]
+                if fold is not None:
+                    cmd += ["--set", f"data.cv_folds={cv}", "--set", f"data.cv_fold={fold}"]
+                for s in t["sets"]:
+                    cmd += ["--set", s]
+                log_path = os.path.join(out_dir, f"trial-{i}.log")
+                with open(log_path, "a") as log:
+                    rc = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT).returncode
+                paused = rc == 75 and budget < max_steps  # the pause at the rung
+                score = last_val_loss(run_dir, budget) if rc == 0 or paused else None
+                if score is None:
+                    failed = failed or (rc, log_path)
+                    t["exit_code"] = rc or 1
+                fold_scores.append(score)
+            if failed:
+                score = None
+            else:
+                t["exit_code"] = 0
+                score = sum(fold_scores) / len(fold_scores)
+                if cv:
+                    t.setdefault("fold_scores", {})[str(budget)] = fold_scores
+                    t.setdefault("std", {})[str(budget)] = math.sqrt(
+                        sum((x - score) ** 2 for x in fold_scores) / len(fold_scores))
             t["scores"][str(budget)] = score
             t["reached"] = budget
-            print(f"  trial {i:>3} step {budget:>6}: " + (f"val loss {score:.4f}" if score is not None
-                  else f"failed (exit {rc}, {run_dir}.log)") + f"  {' '.join(t['sets'])}", flush=True)
+            what = "mean val loss over %d folds" % cv if cv else "val loss"
+            print(f"  trial {i:>3} step {budget:>6}: " + (f"{what} {score:.4f}" + (
+                  f" +- {t['std'][str(budget)]:.4f}" if cv else "") if score is not None
+                  else f"failed (exit {failed[0]}, {failed[1]})") + f"  {' '.join(t['sets'])}", flush=True)
         if k + 1 == len(rungs):
             break
         ranked = sorted(alive, key=lambda i: (state[i]["scores"][str(budget)] is None,
@@ -178,7 +203,7 @@ def halving(spec, config, out_dir, trials, min_steps, max_steps, eta, seed, laun
         score = t["scores"].get(str(t["reached"]))
         return (-t["reached"], score is None, score or 0.0, t["trial"])
     rows = sorted(state.values(), key=key)
-    result = {"rungs": rungs, "eta": eta, "trials": rows}
+    result = {"rungs": rungs, "eta": eta, "cv_folds": cv, "trials": rows}
     tmp = os.path.join(out_dir, ".halving.json.tmp")
     with open(tmp, "w") as f:
         json.dump(result, f, indent=1)
@@ -194,9 +219,15 @@ def halving(spec, config, out_dir, trials, min_steps, max_steps, eta, seed, laun
                         *[t["scores"].get(str(r), "") for r in rungs]])
     os.replace(tmp, os.path.join(out_dir, "halving.csv"))
     best = rows[0]
-    best_config = os.path.join(out_dir, f"trial-{best['trial']}", "config.toml")
+    best_config = os.path.join(out_dir, f"trial-{best['trial']}", *(["fold-0"] if cv else []), "config.toml")
     if best["scores"].get(str(max_steps)) is not None and os.path.exists(best_config):
-        shutil.copyfile(best_config, os.path.join(out_dir, "best-config.toml"))
+        text = open(best_config).read()
+        if cv:  # the configuration itself, to train on the whole train split
+            text = text.replace(f"cv_folds = {cv}\n", "cv_folds = 0\n")
+        tmp = os.path.join(out_dir, ".best-config.toml.tmp")
+        with open(tmp, "w") as f:
+            f.write(text)
+        os.replace(tmp, os.path.join(out_dir, "best-config.toml"))
     print(f"halving {out_dir}: rungs {rungs}, eta {eta}; ranking (deepest rung first):")
     for n, t in enumerate(rows):
         scores = "  ".join(f"{r}:{t['scores'][str(r)]:.4f}" if t["scores"].get(str(r)) is not None else f"{r}:-"
@@ -206,7 +237,7 @@ def halving(spec, config, out_dir, trials, min_steps, max_steps, eta, seed, laun
     return rows
 
 
-def hyperband(spec, config, out_dir, min_steps, max_steps, eta, seed, launch, strata, extra):
+def hyperband(spec, config, out_dir, min_steps, max_steps, eta, seed, launch, strata, extra, cv=0):
     """Hyperband (Li et al.): brackets s = s_max .. 0 of successive halving, bracket s starting
     ceil((s_max + 1) / (s + 1) * eta^s) trials at max_steps / eta^s steps (at least min_steps), each bracket's trials
     drawn afresh (trial indices continue across brackets). The best of the brackets' winners (all trained to max_steps)
@@ -224,7 +255,7 @@ def hyperband(spec, config, out_dir, min_steps, max_steps, eta, seed, launch, st
         r = max(min_steps, max_steps // eta ** s)
         print(f"hyperband: bracket {s}: {n} trial(s) from {r} steps", flush=True)
         rows = halving(spec, config, os.path.join(out_dir, f"bracket-{s}"), n, r, max_steps, eta, seed, launch, strata,
-                       extra, first_trial=next_trial)
+                       extra, first_trial=next_trial, cv=cv)
         next_trial += n
         brackets.append({"bracket": s, "trials": n, "min_steps": r, "winner": rows[0]})
     finished = [b for b in brackets if b["winner"]["scores"].get(str(max_steps)) is not None]
@@ -275,13 +306,16 @@ def main(argv):
         ap.add_argument("--max-steps", type=int, required=True)
         ap.add_argument("--eta", type=int, default=3)
         ap.add_argument("--seed", type=int, default=0)
+        ap.add_argument("--cv", type=int, default=0, help="score each trial by K-fold cross-validation (0: off)")
         ap.add_argument("--launch", default="", help='e.g. "mpiexec -np 2" or "srun"')
         ap.add_argument("--strata", default=os.environ.get("STRATA_BIN", "build/default/strata"))
         a = ap.parse_args(args)
         if cmd == "halving":
-            halving(a.spec, a.config, a.dir, a.trials, a.min_steps, a.max_steps, a.eta, a.seed, a.launch, a.strata, extra)
+            halving(a.spec, a.config, a.dir, a.trials, a.min_steps, a.max_steps, a.eta, a.seed, a.launch, a.strata, extra,
+                    cv=a.cv)
         else:
-            hyperband(a.spec, a.config, a.dir, a.min_steps, a.max_steps, a.eta, a.seed, a.launch, a.strata, extra)
+            hyperband(a.spec, a.config, a.dir, a.min_steps, a.max_steps, a.eta, a.seed, a.launch, a.strata, extra,
+                      cv=a.cv)
     else:
         sys.exit(f"sweep.py: unknown command '{cmd}'\n{__doc__}")
 

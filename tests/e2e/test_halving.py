@@ -62,6 +62,45 @@ class HalvingTest(StrataTestCase):
         self.assertAlmostEqual(winner["scores"]["16"], read_metrics(straight / "metrics.jsonl")[1][-1]["val_loss"],
                                places=12)
 
+    def test_cross_validated_trials(self):
+        """--cv K: a trial is K fold runs paused and resumed together, scored by the folds' mean validation loss."""
+        import numpy as np
+        rng = np.random.default_rng(4)
+        x = rng.normal(size=(120, 1, 6, 6)).astype(np.float32)
+        y = rng.integers(0, 3, size=120)
+        for i, c in enumerate(y):
+            x[i, 0, c * 2:c * 2 + 2, :] += 1.5
+        data = self.images_dataset("images", x, y, val_fraction=0.2)
+        config = write_config(self.tmp / "cnn.toml", {
+            "model.kind": "cnn", "model.channels": [4], "model.norm_groups": 2, "model.hidden": 8, "data.path": data,
+            "train.batch_size": 8, "train.warmup_steps": 0, "train.lr_schedule": "constant", "train.min_lr": 0.0,
+            "train.eval_batches": 0,
+            "train.log_every": 100})
+        out = self.tmp / "cv"
+        r = subprocess.run([sys.executable, str(REPO / "jobs" / "sweep.py"), "halving", "train.lr=1e-4,1e-2,3e-2",
+                            "--config", str(config), "--dir", str(out), "--trials", "3", "--min-steps", "4",
+                            "--max-steps", "8", "--eta", "2", "--cv", "2", "--strata", STRATA],
+                           capture_output=True, text=True, timeout=600)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertIn("mean val loss over 2 folds", r.stdout)
+        result = json.loads((out / "halving.json").read_text())
+        self.assertEqual((result["rungs"], result["cv_folds"]), ([4, 8], 2))
+        for t in result["trials"]:
+            for budget, score in t["scores"].items():
+                folds = [read_metrics(out / f"trial-{t['trial']}" / f"fold-{f}" / "metrics.jsonl")[1] for f in (0, 1)]
+                fold_scores = [[e["val_loss"] for e in evals if e["step"] <= int(budget)][-1] for evals in folds]
+                self.assertEqual(t["fold_scores"][budget], fold_scores)
+                self.assertAlmostEqual(score, np.mean(fold_scores), places=12)
+                self.assertAlmostEqual(t["std"][budget], np.std(fold_scores), places=12)
+                self.assertNotEqual(fold_scores[0], fold_scores[1])  # each fold validates on its own held-out part
+        reached = {t["trial"]: t["reached"] for t in result["trials"]}
+        self.assertEqual(reached[0], 4, "lr 1e-4 should not be promoted")
+        self.assertEqual(sorted(reached.values()), [4, 8, 8])  # ceil(3 / 2) promoted
+        with open(out / "best-config.toml", "rb") as f:
+            best = tomllib.load(f)
+        self.assertEqual(best["data"]["cv_folds"], 0)  # the winner's configuration, for the whole train split
+        self.assertEqual(best["train"]["lr"], float(result["trials"][0]["sets"][0].split("=")[1]))
+
     def test_hyperband_brackets(self):
         data = text_dataset(self.tmp)
         config = write_config(self.tmp / "gpt.toml", dict(GPT, **{"data.path": data}))
