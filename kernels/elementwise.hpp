@@ -20,6 +20,16 @@ void accumulate(const Vec<T>& dst, const Vec<T>& src, size_t n) {
 }
 
 // y[N, O] = bias broadcast over rows (a GEMM with beta = 1 then adds x W^T). bias[O].
+// dst[N, w] = columns [first, first + w) of src[N, W]
+template <class T>
+void copy_columns(const Vec<T>& dst, const Vec<T>& src, int rows, int64_t src_cols, int64_t first, int64_t cols) {
+  Kokkos::parallel_for(
+      "strata::elementwise::copy_columns", range(size_t(rows) * size_t(cols)), KOKKOS_LAMBDA(const int64_t i) {
+        const int64_t n = i / cols, c = i % cols;
+        dst(i) = src(n * src_cols + first + c);
+      });
+}
+
 template <class T>
 void broadcast_rows(const Vec<T>& y, const Vec<T>& bias, int rows, int cols) {
   const int64_t O = cols;

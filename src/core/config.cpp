@@ -725,10 +725,6 @@ void validate_config(const Config& c) {
                c.train.max_wall_minutes);
   STRATA_CHECK(c.distill.temperature > 0 && std::isfinite(c.distill.temperature),
                "{}: distill.temperature = {}: expected > 0", f, c.distill.temperature);
-  STRATA_CHECK(c.distill.teacher.empty() || c.model.kind != "gpt" || c.parallel.tp == 1,
-               "{}: distill.teacher with a tensor-parallel gpt student (parallel.tp = {}) is not supported: the soft "
-               "loss needs the whole vocabulary on one rank",
-               f, c.parallel.tp);
   STRATA_CHECK(c.distill.alpha >= 0 && c.distill.alpha <= 1, "{}: distill.alpha = {}: expected in [0, 1]", f,
                c.distill.alpha);
   check_pruning(c, f);

@@ -234,9 +234,19 @@ void Gpt<T>::forward_stage(int slot_index, const MicroBatch<T>& batch, const Vec
   tp_.column_linear_forward(s.logits, s.lnf, P.param(layout_.wte), Vec<T>(), N, C, V);
   if (!with_loss) return;
   tp_.vocab_cross_entropy_forward(s.losses, s.lse, s.logits, s.targets, N, V);
-  STRATA_CHECK(!this->distillation().on() || batch.teacher_logits.extent(0) == 0 || tp == 1,
-               "gpt: distillation of a vocabulary-parallel student (tp = {}) is not supported", tp);
-  s.distilled = this->distill_forward(s.teacher, batch, s.losses, s.logits, N, V);
+  // Distillation: the teacher is whole; the soft loss over the whole vocabulary combines the tp ranks' columns.
+  const Distillation& d = this->distillation();
+  s.distilled = d.on() && batch.teacher_logits.extent(0) > 0;
+  if (s.distilled) {
+    STRATA_CHECK(batch.teacher_logits.extent(0) == size_t(N) * V * tp,
+                 "gpt: teacher logits of {} values, expected {} rows x {} tokens", batch.teacher_logits.extent(0), N,
+                 V * tp);
+    if (s.teacher.extent(0) != size_t(N) * V) s.teacher = Vec<T>("strata::gpt::teacher_logits", size_t(N) * V);
+    if (s.distill_stats.extent(0) != 4 * size_t(N))
+      s.distill_stats = Vec<T>("strata::gpt::distill_stats", 4 * size_t(N));
+    copy_columns<T>(s.teacher, batch.teacher_logits, N, int64_t(V) * tp, int64_t(this->placement().tp_rank) * V, V);
+    tp_.vocab_distillation_forward(s.losses, s.distill_stats, s.logits, s.teacher, N, V, T(d.temperature), T(d.alpha));
+  }
   s.loss = mean_loss<T>(s.losses, N);
 }
 
@@ -272,7 +282,10 @@ void Gpt<T>::backward_stage(int slot_index, T loss_scale, const Vec<T>* output_g
     const T dloss = loss_scale != T(0) ? loss_scale : T(1) / T(N);
     auto hard_backward = [&](T scale) { tp_.vocab_cross_entropy_backward(s.logits, s.lse, s.targets, N, V, scale); };
     if (s.distilled)
-      this->distill_backward(s.logits, s.teacher, N, V, dloss, hard_backward);
+      this->distill_backward(s.logits, size_t(N) * V, dloss, hard_backward, [&](const Vec<T>& soft, T alpha) {
+        tp_.vocab_distillation_soft_gradient(soft, s.distill_stats, s.logits, s.teacher, N, V,
+                                             T(this->distillation().temperature), alpha, dloss);
+      });
     else
       hard_backward(dloss);
     // Tied head: dlnf[N, C] = dlogits wte (summed over vocabulary slices); dwte[V/tp, C] += dlogits^T lnf

@@ -64,7 +64,8 @@ class Gpt final : public Model<T> {
     Vec<T> lnf, lnf_mean, lnf_rstd, logits, losses, lse;  // last stage
     T loss = 0;
     DropoutContext dropout;  // the forward's, for backward to draw the same masks
-    Vec<T> teacher;          // distillation: the teacher's logits (last stage)
+    Vec<T> teacher;          // distillation: this rank's vocabulary columns of the teacher's logits [N, V/tp]
+    Vec<T> distill_stats;    // distillation: the rows' softmax statistics over the whole vocabulary [4N]
     bool distilled = false;  // this slot's loss is the distillation loss
   };
   Slot& slot(int i);

@@ -72,11 +72,18 @@ bool Model<T>::distill_forward(Vec<T>& kept, const MicroBatch<T>& batch, const V
 template <class T>
 void Model<T>::distill_backward(const Vec<T>& logits, const Vec<T>& kept, int rows, int classes, T dloss,
                                 const std::function<void(T)>& hard_backward) {
-  const size_t n = size_t(rows) * size_t(classes);
+  distill_backward(logits, size_t(rows) * size_t(classes), dloss, hard_backward, [&](const Vec<T>& soft, T alpha) {
+    distillation_soft_gradient<T>(soft, logits, kept, rows, classes, T(distillation_.temperature), alpha, dloss);
+  });
+}
+
+template <class T>
+void Model<T>::distill_backward(const Vec<T>& logits, size_t n, T dloss, const std::function<void(T)>& hard_backward,
+                                const std::function<void(const Vec<T>&, T)>& soft_gradient) {
   if (distill_scratch_.extent(0) < n) distill_scratch_ = Vec<T>("strata::model::distill_gradient", n);
   const Vec<T> soft = view_of(distill_scratch_.data(), n);
   const T alpha = T(distillation_.alpha);
-  distillation_soft_gradient<T>(soft, logits, kept, rows, classes, T(distillation_.temperature), alpha, dloss);
+  soft_gradient(soft, alpha);  // before the hard backward overwrites the logits
   hard_backward(dloss * (T(1) - alpha));
   accumulate<T>(logits, soft, n);
 }

@@ -145,6 +145,10 @@ class Model {
   // alpha)) overwrites the logits with the hard loss's gradient, is added to it.
   void distill_backward(const Vec<T>& logits, const Vec<T>& kept, int rows, int classes, T dloss,
                         const std::function<void(T)>& hard_backward);
+  // The same for logits of n values whose soft gradient soft_gradient(into, alpha) computes (the GPT's
+  // vocabulary-parallel one).
+  void distill_backward(const Vec<T>& logits, size_t n, T dloss, const std::function<void(T)>& hard_backward,
+                        const std::function<void(const Vec<T>&, T)>& soft_gradient);
 
  private:
   Placement placement_;

@@ -2,6 +2,7 @@
 
 #include "core/stopwatch.hpp"
 #include "kernels/cross_entropy.hpp"
+#include "kernels/distillation.hpp"
 #include "kernels/elementwise.hpp"
 #include "kernels/embedding.hpp"
 #include "kernels/gemm.hpp"
@@ -191,6 +192,34 @@ void TensorParallel<T>::vocab_cross_entropy_backward(const Vec<T>& logits, const
     cross_entropy_backward<T>(logits, lse, targets, rows, vocab_local, dloss);
   else
     vp_backward<T>(logits, lse, targets, rows, vocab_local, int64_t(rank_) * vocab_local, dloss);
+}
+
+template <class T>
+void TensorParallel<T>::vocab_distillation_forward(const Vec<T>& losses, const Vec<T>& stats, const Vec<T>& logits,
+                                                   const Vec<T>& teacher, int rows, int vocab_local, T temperature,
+                                                   T alpha) {
+  const size_t n = size_t(rows);
+  distillation_vp_row_max<T>(stats, logits, teacher, rows, vocab_local);
+  if (group_) {
+    Kokkos::fence();
+    const auto start = Clock::now();
+    group_->all_reduce_max(stats.data(), 2 * n);  // the student's and the teacher's row maxima
+    comm_ms_ += ms_since(start);
+  }
+  distillation_vp_row_sums<T>(stats, logits, teacher, rows, vocab_local, temperature);
+  if (group_) sum(view_of(stats.data() + 2 * n, 2 * n));
+  ensure_rows(rows);
+  const Vec<T> kl = view_of(row_picked_.data(), n);
+  distillation_vp_kl<T>(kl, stats, logits, teacher, rows, vocab_local, temperature);
+  if (group_) sum(kl);
+  distillation_vp_finish<T>(losses, kl, rows, temperature, alpha);
+}
+
+template <class T>
+void TensorParallel<T>::vocab_distillation_soft_gradient(const Vec<T>& grad, const Vec<T>& stats, const Vec<T>& logits,
+                                                         const Vec<T>& teacher, int rows, int vocab_local,
+                                                         T temperature, T alpha, T scale) {
+  distillation_vp_soft_gradient<T>(grad, stats, logits, teacher, rows, vocab_local, temperature, alpha, scale);
 }
 
 template <class T>

@@ -77,6 +77,16 @@ class TensorParallel {
   void vocab_cross_entropy_backward(const Vec<T>& logits, const Vec<T>& lse, const Vec<const int32_t>& targets,
                                     int rows, int vocab_local, T dloss);
 
+  // ---- Distillation over vocabulary-parallel logits (kernels/distillation.hpp): teacher [N, V/tp] holds the same
+  // columns of the teacher's logits. losses[N] (in: the hard losses; out: (1 - a) hard + a T^2 KL(q_t || q_s) over
+  // the whole vocabulary); stats [4N] keeps the rows' statistics for the soft gradient.
+  void vocab_distillation_forward(const Vec<T>& losses, const Vec<T>& stats, const Vec<T>& logits,
+                                  const Vec<T>& teacher, int rows, int vocab_local, T temperature, T alpha);
+  // grad[N, V/tp] = scale a T (q_s - q_t) on this rank's slice.
+  void vocab_distillation_soft_gradient(const Vec<T>& grad, const Vec<T>& stats, const Vec<T>& logits,
+                                        const Vec<T>& teacher, int rows, int vocab_local, T temperature, T alpha,
+                                        T scale);
+
   // One row of vocabulary-parallel logits [N, V/tp] gathered over the group: the whole row [V], on every rank.
   std::vector<double> gather_row(const Vec<T>& logits, int64_t row, int vocab_local);
 

@@ -16,6 +16,7 @@
 
 #include "comm/communicator.hpp"
 #include "kernels/cross_entropy.hpp"
+#include "kernels/distillation.hpp"
 #include "kernels/embedding.hpp"
 #include "kernels/gemm.hpp"
 #include "nn/conv2d.hpp"
@@ -256,6 +257,32 @@ TYPED_TEST(TensorParallelPairs, VocabCrossEntropyForwardAndBackward) {
     expect_part(lsel, lse_full, g, label + ": log-sum-exp");
     tp.vocab_cross_entropy_backward(logitsl, lsel, targets_v, N, Vl, dloss);
     expect_part(logitsl, cols_of(dlogits_full, N, V, r, g), g, label + ": dlogits (this rank's columns)");
+  });
+}
+
+// Distillation over vocabulary-parallel logits: each rank's columns of the student's and the teacher's logits give the
+// losses of the whole vocabulary and this rank's columns of the soft gradient, as the one-rank kernels on whole rows.
+TYPED_TEST(TensorParallelPairs, VocabDistillationEqualsTheWholeVocabulary) {
+  using T = TypeParam;
+  const int N = 5, V = 8;
+  const T temperature = T(2.5), alpha = T(0.7), scale = T(1.0 / N);
+  Host logits = random_vector(size_t(N * V), 61, -3, 3), teacher = random_vector(size_t(N * V), 62, -4, 4);
+  logits[2 * V + 7] = 25;   // a row whose student maximum sits in the last block
+  teacher[3 * V + 0] = 30;  // and a teacher maximum in the first
+  const Host hard = random_vector(N, 63, 0.5, 2.0);
+  const Vec<T> losses = to_view<T>(hard), soft("soft", size_t(N * V));
+  distillation_forward<T>(losses, to_view<T>(logits), to_view<T>(teacher), N, V, temperature, alpha);
+  distillation_soft_gradient<T>(soft, to_view<T>(logits), to_view<T>(teacher), N, V, temperature, alpha, scale);
+  const Host losses_full = to_host(losses), soft_full = to_host(soft);
+  for_each_group([&](Communicator* group, int g, const std::string& label) {
+    TensorParallel<T> tp(group);
+    const int r = tp.rank(), Vl = V / g;
+    const Vec<T> logitsl = to_view<T>(cols_of(logits, N, V, r, g)), teacherl = to_view<T>(cols_of(teacher, N, V, r, g));
+    const Vec<T> lossesl = to_view<T>(hard), stats("stats", 4 * size_t(N)), softl("soft", size_t(N * Vl));
+    tp.vocab_distillation_forward(lossesl, stats, logitsl, teacherl, N, Vl, temperature, alpha);
+    EXPECT_LE(rel_error(to_host(lossesl), losses_full), tol<T>()) << label << ": losses";
+    tp.vocab_distillation_soft_gradient(softl, stats, logitsl, teacherl, N, Vl, temperature, alpha, scale);
+    EXPECT_LE(rel_error(to_host(softl), cols_of(soft_full, N, V, r, g)), tol<T>()) << label << ": soft gradient";
   });
 }
 
