@@ -65,6 +65,41 @@ class EarlyStoppingTest(StrataTestCase):
         for k in want:
             np.testing.assert_array_equal(got[k], want[k], err_msg=k)
 
+    def test_classifier_metrics_are_maximised(self):
+        """A classifier stopping on val_macro_f1 or val_accuracy (higher is better): best.json holds the largest value
+        the evaluations logged (the first of equal ones), and best.h5 the weights of that step."""
+        rng = np.random.default_rng(6)
+        x = rng.normal(size=(150, 1, 6, 6)).astype(np.float32)
+        y = rng.integers(0, 3, size=150)
+        for i, c in enumerate(y):
+            x[i, 0, c * 2:c * 2 + 2, :] += 1.0
+        data = self.images_dataset("images", x, y, val_fraction=0.3)
+        cnn = {"model.kind": "cnn", "model.channels": [4], "model.norm_groups": 2, "model.hidden": 8,
+               "data.path": data, "train.eval_batches": 0, "train.lr": 5e-3}
+        for metric in ("val_macro_f1", "val_accuracy"):
+            with self.subTest(metric=metric):
+                cfg = write_config(self.tmp / f"{metric}.toml", dict(
+                    {k: v for k, v in BASE.items() if not k.startswith("model.")}, **cnn,
+                    **{"train.out_dir": str(self.tmp / metric), "train.early_stop_metric": metric}))
+                self.check_ok(subprocess.run([STRATA, "train", "--config", cfg], capture_output=True, text=True,
+                                             timeout=300))
+                values = [(e[metric], e["step"]) for e in self.evals(metric)]
+                best_value = max(v for v, _ in values)
+                best_step = next(step for v, step in values if v == best_value)
+                self.assertLess(min(v for v, _ in values), best_value, "the metric must vary for this to test")
+                info = json.loads((self.tmp / metric / "best.json").read_text())
+                self.assertEqual((info["metric"], info["value"], info["step"]), (metric, best_value, best_step))
+                short = write_config(self.tmp / f"{metric}-short.toml", dict(
+                    {k: v for k, v in BASE.items() if not k.startswith("model.")}, **cnn,
+                    **{"train.out_dir": str(self.tmp / f"{metric}-short"), "train.steps": best_step,
+                       "train.save_weights": "final.h5"}))
+                self.check_ok(subprocess.run([STRATA, "train", "--config", short], capture_output=True, text=True,
+                                             timeout=300))
+                got = weights(self.tmp / metric / "best.h5")
+                want = weights(self.tmp / f"{metric}-short" / "final.h5")
+                for k in want:
+                    np.testing.assert_array_equal(got[k], want[k], err_msg=k)
+
     def test_stops_after_patience_evaluations_without_improvement(self):
         # min_delta larger than any change: only the first evaluation (step 2) improves; patience 3 stops at step 8.
         sets = {"train.early_stop_metric": "val_loss", "train.early_stop_patience": 3,
