@@ -183,6 +183,9 @@ const std::vector<Binding>& bindings() {
       STRATA_FIELD(train, max_wall_minutes,
                    "stop cleanly after this many minutes: checkpoint, exit code 75 (resume later); 0: no limit"),
       STRATA_FIELD(train, log_every, "print a step line every N steps (JSON lines get every step)"),
+      STRATA_FIELD(train, tensorboard,
+                   "write TensorBoard event files to <out_dir>/tb: training and validation scalars, time, memory, the "
+                   "resolved config (a resumed run continues them without repeating steps)"),
       STRATA_FIELD(train, eval_every, "validation loss every N steps (0: only at the end)"),
       STRATA_FIELD(train, eval_batches, "validation batches per evaluation (0: the whole split)"),
       STRATA_FIELD(train, out_dir, "directory for metrics.jsonl, config.toml and saved weights"),

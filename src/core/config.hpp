@@ -105,6 +105,7 @@ struct TrainConfig {
   double weight_decay = 0.1, beta1 = 0.9, beta2 = 0.95, eps = 1e-8, grad_clip = 1.0;
   int64_t seed = 42;
   int64_t log_every = 1, eval_every = 0, eval_batches = 8;
+  bool tensorboard = true;  // TensorBoard event files in <out_dir>/tb (train/tensorboard_log.hpp)
   std::string out_dir = "runs/default";
   std::string save_weights;
   double max_wall_minutes = 0;  // stop cleanly (checkpoint, exit 75) after this long; 0: no limit

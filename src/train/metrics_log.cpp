@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include <sys/resource.h>
+
 #include <cmath>
 #include <nlohmann/json.hpp>
 
@@ -24,12 +26,18 @@ std::string lines_through(const std::string& path, int64_t step) {
 }  // namespace
 
 MetricsLog::MetricsLog(const std::string& jsonl_path, int64_t total_steps, int64_t print_every, int64_t resume_step,
-                       Throughput unit)
+                       Throughput unit, const std::string& tb_dir)
     : path_(jsonl_path), total_steps_(total_steps), print_every_(print_every), unit_(unit) {
   const std::string kept = resume_step >= 0 ? lines_through(jsonl_path, resume_step) : "";
   out_.open(jsonl_path, std::ios::trunc);
   out_ << kept;
   STRATA_CHECK(out_.good(), "cannot write metrics to '{}'", jsonl_path);
+  if (!tb_dir.empty()) tb_ = std::make_unique<TensorBoardLog>(tb_dir, resume_step);
+}
+
+void MetricsLog::config_text(const std::string& toml, int64_t step) {
+  // Markdown: the config as a code block.
+  if (tb_) tb_->text("config", "```toml\n" + toml + "```", step);
 }
 
 void MetricsLog::step(const StepMetrics& m) {
@@ -43,6 +51,20 @@ void MetricsLog::step(const StepMetrics& m) {
                       {"comm_ms", m.comm_ms},
                       {"data_wait_ms", m.data_wait_ms}};
   if (m.penalty >= 0) j["penalty"] = m.penalty;
+  if (tb_) {
+    for (const auto& [tag, value] : {std::pair{"train/loss", m.loss},
+                                     {"train/lr", m.lr},
+                                     {"train/grad_norm", m.grad_norm},
+                                     {tokens ? "train/tokens_per_s" : "train/samples_per_s", m.throughput},
+                                     {"time/step_ms", m.ms},
+                                     {"time/comm_ms", m.comm_ms},
+                                     {"time/data_wait_ms", m.data_wait_ms}})
+      tb_->scalar(tag, value, m.step);
+    if (m.penalty >= 0) tb_->scalar("train/penalty", m.penalty, m.step);
+    rusage usage{};
+    if (getrusage(RUSAGE_SELF, &usage) == 0)  // ru_maxrss: KiB on Linux
+      tb_->scalar("memory/host_peak_rss_mib", double(usage.ru_maxrss) / 1024.0, m.step);
+  }
   out_ << j.dump() << '\n';
   out_.flush();
   STRATA_CHECK(out_.good(), "write to '{}' failed", path_);
@@ -54,6 +76,10 @@ void MetricsLog::step(const StepMetrics& m) {
 
 void MetricsLog::eval(int64_t step, double val_loss, int64_t tokens) {
   nlohmann::json j = {{"step", step}, {"val_loss", val_loss}, {"val_tokens", tokens}};
+  if (tb_) {
+    tb_->scalar("val/loss", val_loss, step);
+    tb_->scalar("val/perplexity", std::exp(val_loss), step);
+  }
   out_ << j.dump() << '\n';
   out_.flush();
   fmt::print("eval  {:>6}       | val loss {:.4f} | perplexity {:.2f} | {} tokens\n", step, val_loss,
@@ -74,6 +100,9 @@ void MetricsLog::eval(int64_t step, const ClassificationMetrics& m) {
       j[fmt::format("val_top{}", k)] = acc;
       topk += fmt::format(" | top-{} {:.4f}", k, acc);
     }
+  if (tb_)
+    for (const auto& [key, value] : j.items())
+      if (key != "step" && key != "val_rows") tb_->scalar("val/" + key.substr(4), value.get<double>(), step);
   out_ << j.dump() << '\n';
   out_.flush();
   STRATA_CHECK(out_.good(), "write to '{}' failed", path_);

@@ -3,9 +3,11 @@
 // <out_dir>/metrics.jsonl (every step), flushed so a crashed run keeps what it logged.
 #include <cstdint>
 #include <fstream>
+#include <memory>
 #include <string>
 
 #include "train/metrics.hpp"
+#include "train/tensorboard_log.hpp"
 
 namespace strata {
 
@@ -25,8 +27,11 @@ class MetricsLog {
  public:
   // resume_step >= 0: a resumed run continues the file of the run it resumes; its lines up to that step stay,
   // later ones (written after the checkpoint, before the interruption) are dropped. -1: a new file.
+  // tb_dir: also TensorBoard event files there (train/tensorboard_log.hpp; empty: none), continued the same way.
   MetricsLog(const std::string& jsonl_path, int64_t total_steps, int64_t print_every, int64_t resume_step = -1,
-             Throughput unit = Throughput::Tokens);
+             Throughput unit = Throughput::Tokens, const std::string& tb_dir = "");
+  // The resolved config, as TensorBoard text at `step` (the run's first step).
+  void config_text(const std::string& toml, int64_t step);
   void step(const StepMetrics& m);
   // Validation of a language model: {"step", "val_loss", "val_tokens"}.
   void eval(int64_t step, double val_loss, int64_t tokens);
@@ -39,6 +44,7 @@ class MetricsLog {
   std::string path_;
   int64_t total_steps_, print_every_;
   Throughput unit_;
+  std::unique_ptr<TensorBoardLog> tb_;
 };
 
 }  // namespace strata

@@ -206,9 +206,12 @@ TrainSummary train(const Config& input, MPI_Comm world) {
     if (pp > 1)
       fmt::print("pipeline: layers per stage {} (balanced by FLOPs; the last stage also runs the {})\n",
                  fmt::join(stage_layer_counts(mc, pp), " "), language_model ? "LM head" : "classifier head");
-    log = std::make_unique<MetricsLog>((std::filesystem::path(tc.out_dir) / "metrics.jsonl").string(), tc.steps,
-                                       tc.log_every, /*resume_step=*/resumed.path.empty() ? -1 : resumed.step,
-                                       language_model ? Throughput::Tokens : Throughput::Samples);
+    log = std::make_unique<MetricsLog>(
+        (std::filesystem::path(tc.out_dir) / "metrics.jsonl").string(), tc.steps, tc.log_every,
+        /*resume_step=*/resumed.path.empty() ? -1 : resumed.step,
+        language_model ? Throughput::Tokens : Throughput::Samples,
+        tc.tensorboard ? (std::filesystem::path(tc.out_dir) / "tb").string() : std::string());
+    log->config_text(to_toml(config), resumed.step);
   }
 
   // This rank's share of each global batch, read ahead by a background thread into host buffers (the pipeline
