@@ -2,19 +2,21 @@
 """TensorBoard event files (`<out_dir>/tb`, train/tensorboard_log.hpp) read back by the `tensorboard` package's own
 readers: every training step's scalars equal metrics.jsonl, validation scalars at each evaluation (a language model's
 loss and perplexity, a classifier's accuracy and F1), the resolved config as text; a run killed after writing events
-past its last checkpoint and resumed has every step exactly once; a damaged record is caught by the reader's CRC check.
+past its last checkpoint and resumed has every step exactly once; a damaged record is caught by the reader's CRC check;
+jobs/plot_runs.py draws the runs' own metrics.
 
 Run: /usr/bin/python3 tests/e2e/test_tensorboard.py [-v]
 """
 import os
 import subprocess
+import sys
 import unittest
 
 import numpy as np
 from tensorboard.backend.event_processing import event_accumulator, event_file_loader
 from tensorboard.compat.tensorflow_stub import errors, pywrap_tensorflow
 
-from test_cli import STRATA, StrataTestCase, read_metrics, text_dataset, write_config
+from test_cli import REPO, STRATA, StrataTestCase, read_metrics, text_dataset, write_config
 
 GPT = {"model.n_layer": 1, "model.n_head": 2, "model.d_model": 16, "model.vocab_size": 258, "model.seq_len": 16,
        "train.batch_size": 4, "train.steps": 12, "train.eval_every": 4, "train.eval_batches": 2,
@@ -94,6 +96,32 @@ class TensorBoardTest(StrataTestCase):
         damaged.write_bytes(bytes(data))
         with self.assertRaisesRegex(errors.DataLossError, "crc32 check"):
             read_records(damaged)
+
+    def test_plots_of_runs(self):
+        """jobs/plot_runs.py: the curves it draws are the runs' metrics (a restarted run's steps once each), and it
+        writes the four PNGs."""
+        sys.path.insert(0, str(REPO / "jobs"))
+        import plot_runs
+        gpt = dict(GPT, **{"data.path": text_dataset(self.tmp)})
+        self.train("a", gpt)
+        self.train("b", dict(gpt, **{"train.lr": 1e-3}), env={"STRATA_CRASH_AT": "write:8:0"}, expect_ok=False)
+        self.train("b", dict(gpt, **{"train.lr": 1e-3}), resume="auto")
+        for name in ("a", "b"):
+            s = plot_runs.series(str(self.tmp / name))
+            steps, evals = read_metrics(self.tmp / name / "metrics.jsonl")
+            self.assertEqual(s["step"], list(range(1, 13)))
+            self.assertEqual(s["loss"], [m["loss"] for m in steps])
+            self.assertEqual(s["val"], [(e["step"], e["val_loss"]) for e in evals])
+            np.testing.assert_allclose(s["seconds"], np.cumsum([m["ms"] for m in steps]) / 1000)
+            self.assertEqual(s["throughput_unit"], "tokens/s")
+        r = subprocess.run([sys.executable, str(REPO / "jobs" / "plot_runs.py"), str(self.tmp / "a"),
+                            str(self.tmp / "b"), "-o", str(self.tmp / "plots"), "--smooth", "3"],
+                           capture_output=True, text=True, timeout=300)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        for png in ("loss.png", "loss_time.png", "lr.png", "throughput.png"):
+            data = (self.tmp / "plots" / png).read_bytes()
+            self.assertTrue(data.startswith(b"\x89PNG\r\n\x1a\n"), png)
+            self.assertGreater(len(data), 10000, png)
 
     def test_classifier_metrics_and_switch(self):
         rng = np.random.default_rng(2)
