@@ -6,6 +6,14 @@
 
 namespace strata {
 
+std::string format_duration(double seconds) {
+  if (!(seconds >= 0)) return "?";
+  if (seconds < 60) return fmt::format("{:.1f}s", seconds);
+  const auto s = int64_t(seconds + 0.5);
+  if (s < 3600) return fmt::format("{}m{:02d}s", s / 60, s % 60);
+  return fmt::format("{}h{:02d}m", s / 3600, (s % 3600) / 60);
+}
+
 Progress::Progress(std::string label, std::string unit, int64_t total, bool enabled, double interval_s)
     : label_(std::move(label)),
       unit_(std::move(unit)),
@@ -44,7 +52,7 @@ void Progress::print(bool final) {
   if (final)
     line += fmt::format(", done in {:.1f} s", t);
   else if (total_ > 0 && rate > 0)
-    line += fmt::format(", ETA {:.0f} s", double(total_ - done_) / rate);
+    line += ", ETA " + format_duration(double(total_ - done_) / rate);
   fmt::print(stderr, "{}\n", line);
   printed_ = true;
   std::fflush(stderr);

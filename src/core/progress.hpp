@@ -7,6 +7,9 @@
 
 namespace strata {
 
+// A duration for people: "42.0s", "3m07s", "2h05m".
+std::string format_duration(double seconds);
+
 class Progress {
  public:
   // total <= 0: unknown (no percentage or ETA). enabled = false prints nothing (other ranks, tests).

@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.hpp"
+#include "core/progress.hpp"
 
 namespace strata {
 
@@ -68,9 +69,19 @@ void MetricsLog::step(const StepMetrics& m) {
   out_ << j.dump() << '\n';
   out_.flush();
   STRATA_CHECK(out_.good(), "write to '{}' failed", path_);
+  // Elapsed since this run's first step began (its own time: ms back from its end), and the ETA at that pace.
+  const auto now = std::chrono::steady_clock::now();
+  if (first_step_ < 0) {
+    first_step_ = m.step;
+    first_start_ = now - std::chrono::microseconds(int64_t(m.ms * 1000));
+  }
+  const double elapsed = std::chrono::duration<double>(now - first_start_).count();
+  const double eta = elapsed / double(m.step - first_step_ + 1) * double(total_steps_ - m.step);
   if (m.step % print_every_ == 0 || m.step == 1 || m.step == total_steps_)
-    fmt::print("step {:>6}/{} | loss {:.4f} | lr {:.3e} | grad norm {:.3f} | {:.0f} {} | {:.1f} ms\n", m.step,
-               total_steps_, m.loss, m.lr, m.grad_norm, m.throughput, tokens ? "tok/s" : "samples/s", m.ms);
+    fmt::print(
+        "step {:>6}/{} | loss {:.4f} | lr {:.3e} | grad norm {:.3f} | {:.0f} {} | {:.1f} ms | {} elapsed, ETA {}\n",
+        m.step, total_steps_, m.loss, m.lr, m.grad_norm, m.throughput, tokens ? "tok/s" : "samples/s", m.ms,
+        format_duration(elapsed), format_duration(eta));
   std::fflush(stdout);
 }
 

@@ -1,6 +1,7 @@
 #pragma once
 // Step metrics: one human line on stdout (every log_every steps) and one JSON object per line in
 // <out_dir>/metrics.jsonl (every step), flushed so a crashed run keeps what it logged.
+#include <chrono>
 #include <cstdint>
 #include <fstream>
 #include <memory>
@@ -45,6 +46,9 @@ class MetricsLog {
   int64_t total_steps_, print_every_;
   Throughput unit_;
   std::unique_ptr<TensorBoardLog> tb_;
+  // This run's first step and its wall-clock start: elapsed time and the ETA of the step lines.
+  int64_t first_step_ = -1;
+  std::chrono::steady_clock::time_point first_start_;
 };
 
 }  // namespace strata

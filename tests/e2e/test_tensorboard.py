@@ -58,7 +58,10 @@ class TensorBoardTest(StrataTestCase):
 
     def test_scalars_config_and_resume_without_duplicates(self):
         gpt = dict(GPT, **{"data.path": text_dataset(self.tmp)})
-        self.train("run", gpt)
+        r = self.train("run", gpt)
+        # The step lines carry the time since the run's first step and an ETA (none left at the last step).
+        self.assertRegex(r.stdout, r"(?m)^step +1/12 \|.*\| [\d.]+s elapsed, ETA [\d.]+s$")
+        self.assertRegex(r.stdout, r"(?m)^step +12/12 \|.*\| [\d.]+s elapsed, ETA 0\.0s$")
         got, texts = scalars(self.tmp / "run" / "tb")
         steps, evals = read_metrics(self.tmp / "run" / "metrics.jsonl")
         for tag, key in [("train/loss", "loss"), ("train/lr", "lr"), ("train/grad_norm", "grad_norm"),
