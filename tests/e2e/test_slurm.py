@@ -7,6 +7,8 @@ machine by tests/e2e/slurm/cluster.sh for the duration of the tests.
   its final loss equals that of an uninterrupted run of the same job;
 - a 4-task array sweep (jobs/sweep.sbatch) finishes and its summary names the best trial;
 - a 2-task cross-validation array (jobs/cv.sbatch) trains a fold per task and reports both;
+- `scontrol requeue` of a running job: it resumes once, and the script submits no continuation;
+- a run already complete is not started again (until train.steps grows);
 - a job with a bad config ends FAILED with the error in its log, without hanging;
 - jobs/scaling.sbatch writes its strong and weak scaling rows;
 - the same train script runs without Slurm (local fallback).
@@ -160,6 +162,63 @@ class SlurmTest(unittest.TestCase):
         self.assertIn("no Slurm allocation: running locally with 2 ranks", local.stdout)
         want = final_losses(self.tmp / "uninterrupted")
         self.assertEqual([s["loss"] for s in got], [s["loss"] for s in want])
+
+    def test_operator_requeue_resumes_once_without_a_continuation(self):
+        """`scontrol requeue` of a running job (what an operator, a node failure or preemption does): the ranks
+        checkpoint and exit 75, the script sees that Slurm has requeued the job already and submits nothing; the
+        requeued job resumes and completes, every step once."""
+        steps = 2000
+        sets = ["--set", f"train.steps={steps}", "--set", "model.d_model=64", "--set", "train.batch_size=16"]
+        job = self.sbatch("--ntasks=2", REPO / "jobs" / "train.sbatch", self.config, *sets)
+        run_dir = self.tmp / "runs" / f"strata-train-{job}"
+        wait_for(job, {"RUNNING"})
+        deadline = time.time() + 120
+        while time.time() < deadline:
+            m = run_dir / "metrics.jsonl"
+            if m.exists() and len(m.read_text().splitlines()) >= 20:
+                break
+            time.sleep(0.2)
+        slurm("scontrol", "requeue", job)
+        pending_since = []
+
+        def release(fields):
+            if fields.get("JobState") == "PENDING" and int(fields.get("Restarts", "0")) >= 1:
+                pending_since.append(time.time())
+                if time.time() - pending_since[0] > 5:
+                    slurm("scontrol", "update", f"JobId={job}", "StartTime=now", check=False)
+
+        fields = wait_for(job, {"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT"}, on_poll=release)
+        log = self.log(f"slurm-strata-train-{job}.out")
+        self.assertEqual(fields["JobState"], "COMPLETED", log)
+        self.assertEqual(fields["Restarts"], "1", log)
+        self.assertIn(f"Slurm has requeued job {job} already", log)
+        self.assertNotIn("submitting a continuation", log)
+        self.assertNotIn(f"requeueing job {job}", log)
+        self.assertEqual(slurm("squeue", "-h", "-o", "%i"), "", "no other job may be queued")
+        self.assertEqual(sorted(p.name for p in self.tmp.glob("slurm-*.out")), [f"slurm-strata-train-{job}.out"])
+        self.assertRegex(log, r"resumed from \S+ \(step \d+,")
+        self.assertEqual([s["step"] for s in final_losses(run_dir)], list(range(1, steps + 1)))
+
+    def test_a_complete_run_is_not_started_again(self):
+        out = self.tmp / "done"
+        env = dict(ENV, STRATA_RANKS="1", STRATA_OUT=str(out))
+        env.pop("SLURM_CONF", None)
+
+        def run(*sets):
+            return subprocess.run(["bash", str(REPO / "jobs" / "train.sbatch"), self.config, "--set", "train.steps=6",
+                                   *sets], cwd=self.tmp, env=env, capture_output=True, text=True, timeout=300)
+        first = run()
+        self.assertEqual(first.returncode, 0, first.stdout[-2000:] + first.stderr[-2000:])
+        metrics = (out / "metrics.jsonl").read_text()
+        again = run()
+        self.assertEqual(again.returncode, 0, again.stderr)
+        self.assertIn(f"strata: {out} is complete (step 6 of 6, status.json): nothing to do", again.stdout)
+        self.assertNotIn("step ", again.stdout.replace("(step 6", ""))
+        self.assertEqual((out / "metrics.jsonl").read_text(), metrics)
+        # More steps: the run continues from its checkpoint... or from scratch without one; either way it trains on.
+        more = run("--set", "train.steps=8", "--set", "checkpoint.every=2")
+        self.assertEqual(more.returncode, 0, more.stdout[-2000:] + more.stderr[-2000:])
+        self.assertIn("done: ", more.stdout)
 
     def test_array_sweep_summarizes_the_best_trial(self):
         job = self.sbatch("--array=0-3", REPO / "jobs" / "sweep.sbatch", self.config, "--set", "train.steps=40",
