@@ -182,6 +182,9 @@ const std::vector<Binding>& bindings() {
                    "schedule still spans train.steps (successive halving: jobs/sweep.py halving); 0: off"),
       STRATA_FIELD(train, max_wall_minutes,
                    "stop cleanly after this many minutes: checkpoint, exit code 75 (resume later); 0: no limit"),
+      STRATA_FIELD(train, memory_limit_gb,
+                   "stop before training when a rank's estimated memory (parameters, gradients, optimizer state, "
+                   "the activations its pipeline stage holds) exceeds this many GiB (2^30 bytes); 0: no limit"),
       STRATA_FIELD(train, log_every, "print a step line every N steps (JSON lines get every step)"),
       STRATA_FIELD(train, tensorboard,
                    "write TensorBoard event files to <out_dir>/tb: training and validation scalars, time, memory, the "
@@ -726,6 +729,8 @@ void validate_config(const Config& c) {
   STRATA_CHECK(c.train.stop_after >= 0, "{}: train.stop_after = {}: expected >= 0", f, c.train.stop_after);
   STRATA_CHECK(c.train.max_wall_minutes >= 0, "{}: train.max_wall_minutes = {}: expected >= 0", f,
                c.train.max_wall_minutes);
+  STRATA_CHECK(c.train.memory_limit_gb >= 0 && std::isfinite(c.train.memory_limit_gb),
+               "{}: train.memory_limit_gb = {}: expected >= 0 (0: no limit)", f, c.train.memory_limit_gb);
   STRATA_CHECK(c.distill.temperature > 0 && std::isfinite(c.distill.temperature),
                "{}: distill.temperature = {}: expected > 0", f, c.distill.temperature);
   STRATA_CHECK(c.distill.alpha >= 0 && c.distill.alpha <= 1, "{}: distill.alpha = {}: expected in [0, 1]", f,

@@ -109,6 +109,7 @@ struct TrainConfig {
   std::string out_dir = "runs/default";
   std::string save_weights;
   double max_wall_minutes = 0;  // stop cleanly (checkpoint, exit 75) after this long; 0: no limit
+  double memory_limit_gb = 0;   // refuse a layout whose estimated memory per rank exceeds this many GiB; 0: none
   int64_t stop_after = 0;       // pause after this step (evaluate, checkpoint, exit 75) keeping the schedule of steps
   int64_t sample_tokens = 0;
   double sample_temperature = 0.8;

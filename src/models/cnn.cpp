@@ -80,6 +80,20 @@ void Cnn<T>::allocate_scratch() {
 }
 
 template <class T>
+size_t Cnn<T>::slot_bytes() const {
+  if (slots_.empty()) return 0;
+  const Slot& s = slots_.front();
+  size_t bytes = s.targets.span() * sizeof(int32_t);
+  for (const Vec<T>* v : {&s.input, &s.hidden_pre, &s.hidden_act, &s.logits, &s.losses, &s.lse, &s.dropped_features})
+    bytes += v->span() * sizeof(T);
+  for (const BlockActs& a : s.blocks) {
+    for (const Vec<T>* v : {&a.conv, &a.norm, &a.mean, &a.rstd, &a.act, &a.pooled}) bytes += v->span() * sizeof(T);
+    bytes += a.argmax.span() * sizeof(int32_t);
+  }
+  return bytes;
+}
+
+template <class T>
 typename Cnn<T>::Slot& Cnn<T>::slot(int i) {
   STRATA_CHECK(i >= 0 && i <= int(slots_.size()), "cnn: activation slot {} requested with {} allocated", i,
                slots_.size());

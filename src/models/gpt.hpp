@@ -43,6 +43,9 @@ class Gpt final : public Model<T> {
   void backward_stage(int slot, T loss_scale, const Vec<T>* output_grad, const GradReadyHook& on_ready) override;
   const Vec<T>& input_grad() const override { return dres_; }  // [B*T, C]
   int slots_allocated() const override { return int(slots_.size()); }
+  void allocate_slots(int n) override {
+    for (int i = int(slots_.size()); i < n; ++i) slot(i);
+  }
   // Float models only: ln1, qkv, attention output, ln2 and the GELU output are then packed per slot.
   void store_gemm_inputs_bf16(bool on) override;
   size_t slot_bytes() const override;

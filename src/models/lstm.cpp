@@ -49,6 +49,18 @@ size_t Lstm<T>::stage_output_size() const {
 }
 
 template <class T>
+size_t Lstm<T>::slot_bytes() const {
+  if (slots_.empty()) return 0;
+  const Slot& s = slots_.front();
+  size_t bytes = s.targets.span() * sizeof(int32_t);
+  for (const Vec<T>* v : {&s.input, &s.last, &s.hidden_pre, &s.hidden_act, &s.logits, &s.losses, &s.lse})
+    bytes += v->span() * sizeof(T);
+  for (const LayerActs& a : s.layers)
+    for (const Vec<T>* v : {&a.h, &a.c, &a.gates, &a.hn, &a.dropped}) bytes += v->span() * sizeof(T);
+  return bytes;
+}
+
+template <class T>
 typename Lstm<T>::Slot& Lstm<T>::slot(int i) {
   STRATA_CHECK(i >= 0 && i <= int(slots_.size()), "lstm: activation slot {} requested with {} allocated", i,
                slots_.size());

@@ -37,6 +37,10 @@ class Lstm final : public Model<T> {
   void backward_stage(int slot, T loss_scale, const Vec<T>* output_grad, const GradReadyHook& on_ready) override;
   const Vec<T>& input_grad() const override { return dinput_; }
   int slots_allocated() const override { return int(slots_.size()); }
+  size_t slot_bytes() const override;
+  void allocate_slots(int n) override {
+    for (int i = int(slots_.size()); i < n; ++i) slot(i);
+  }
 
   const LstmLayout& layout() const { return layout_; }
 

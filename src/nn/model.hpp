@@ -106,8 +106,10 @@ class Model {
   // them to bf16 anyway: identical results, half their memory). Before the first forward; models without such
   // storage ignore it.
   virtual void store_gemm_inputs_bf16(bool /*on*/) {}
-  // Bytes of activation storage one slot holds (0 where a model does not count them).
+  // Bytes of activation storage one slot holds (0 where a model does not count them), and the allocation of slots
+  // 0 .. n-1 ahead of the first forward (the memory report measures them before training).
   virtual size_t slot_bytes() const { return 0; }
+  virtual void allocate_slots(int /*n*/) {}
   // Label smoothing of the classifiers' cross-entropy (train.label_smoothing; kernels/cross_entropy.hpp): the loss
   // and its gradient from now on. The trainer turns it off while it evaluates (validation reports the plain loss).
   void set_label_smoothing(double smoothing) { label_smoothing_ = T(smoothing); }

@@ -23,7 +23,8 @@ struct TrainSummary {
   int64_t best_step = 0;
   double best_metric = 0;
   std::string checkpoint_dir;
-  double sparsity = -1;  // pruning: the pruned tensors' final sparsity (-1: off)
+  double sparsity = -1;       // pruning: the pruned tensors' final sparsity (-1: off)
+  double peak_rss_bytes = 0;  // the largest rank's peak host resident set
 };
 
 // Validates the layout against `world` and the dataset against the config before any work (filling in the model
