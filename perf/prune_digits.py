@@ -7,49 +7,14 @@ validation accuracy; prints markdown tables for perf/RESULTS.md and the README.
 
 Usage: perf/prune_digits.py [--strata build/default/strata] [--data build/digits] [--seeds 1 2 3] [--dir /tmp/prune]
 """
-import argparse
-import json
 import re
-import subprocess
 from pathlib import Path
 
-CONFIG = "jobs/configs/digits_cnn.toml"
-
-
-def run(args):
-    r = subprocess.run([str(a) for a in args], capture_output=True, text=True)
-    if r.returncode != 0:
-        raise SystemExit(f"failed: {' '.join(map(str, args))}\n{r.stdout[-2000:]}\n{r.stderr[-2000:]}")
-    return r.stdout
-
-
-def train(o, out, *sets):
-    sets = [f"train.out_dir={out}", f"data.path={o.data}", *sets]
-    stdout = run([o.strata, "train", "--config", CONFIG, *sum((["--set", s] for s in sets), [])])
-    m = re.search(r"val loss ([\d.]+), val accuracy ([\d.]+)", stdout)
-    return float(m.group(2)), float(m.group(1))
-
-
-def evaluate(o, weights, name, *sets):
-    report = Path(o.dir) / f"{name}.json"
-    run([o.strata, "eval", "--config", CONFIG, "--weights", weights, "--metrics-json", report,
-         *sum((["--set", s] for s in [f"data.path={o.data}", *sets]), [])])
-    m = json.loads(report.read_text())
-    return m["accuracy"], m["loss"]
-
-
-def mean(values):
-    return sum(values) / len(values)
+from digits_runs import evaluate, mean, options, run, train
 
 
 def main():
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--strata", default="build/default/strata")
-    p.add_argument("--data", default="build/digits")
-    p.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
-    p.add_argument("--dir", default="/tmp/strata-prune-digits")
-    o = p.parse_args()
-    Path(o.dir).mkdir(parents=True, exist_ok=True)
+    o = options(__doc__.splitlines()[0], "/tmp/strata-prune-digits")
     # Pruned from step 100 to step 450 of 600, masks updated every 25 steps (the cosine schedule's last 150 steps
     # recover at the final sparsity).
     schedule = ["prune.start_step=100", "prune.end_step=450", "prune.every=25"]

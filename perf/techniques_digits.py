@@ -6,13 +6,10 @@ stopping: the best checkpoint's metric and step) for docs/training.md and the RE
 
 Usage: perf/techniques_digits.py [--strata build/default/strata] [--data build/digits] [--seeds 1 2 3]
 """
-import argparse
 import json
-import re
-import subprocess
 from pathlib import Path
 
-CONFIG = "jobs/configs/digits_cnn.toml"
+from digits_runs import mean, options, train
 
 # (label, --set overrides): 600 steps each, the config's cosine schedule as the baseline.
 RUNS = [
@@ -32,37 +29,14 @@ RUNS = [
 ]
 
 
-def run(args):
-    r = subprocess.run([str(a) for a in args], capture_output=True, text=True)
-    if r.returncode != 0:
-        raise SystemExit(f"failed: {' '.join(map(str, args))}\n{r.stdout[-2000:]}\n{r.stderr[-2000:]}")
-    return r.stdout
-
-
-def train(o, out, sets):
-    sets = [f"train.out_dir={out}", f"data.path={o.data}", *sets]
-    stdout = run([o.strata, "train", "--config", CONFIG, *sum((["--set", s] for s in sets), [])])
-    m = re.search(r"val loss ([\d.]+), val accuracy ([\d.]+)", stdout)
-    return float(m.group(2)), float(m.group(1))
-
-
-def mean(values):
-    return sum(values) / len(values)
-
-
 def main():
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--strata", default="build/default/strata")
-    p.add_argument("--data", default="build/digits")
-    p.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
-    p.add_argument("--dir", default="/tmp/strata-techniques-digits")
-    o = p.parse_args()
+    o = options(__doc__.splitlines()[0], "/tmp/strata-techniques-digits")
     print("| run | val accuracy (mean) | min | max | val loss (mean) |")
     print("|---|---|---|---|---|")
     for n, (label, sets) in enumerate(RUNS):
         acc, loss = [], []
         for seed in o.seeds:
-            a, l = train(o, Path(o.dir) / f"{n}-{seed}", [*sets, f"train.seed={seed}"])
+            a, l = train(o, Path(o.dir) / f"{n}-{seed}", *sets, f"train.seed={seed}")
             acc.append(a)
             loss.append(l)
         print(f"| {label} | {mean(acc):.4f} | {min(acc):.4f} | {max(acc):.4f} | {mean(loss):.4f} |", flush=True)
@@ -70,8 +44,8 @@ def main():
     stops, bests, steps = [], [], []
     for seed in o.seeds:
         out = Path(o.dir) / f"es-{seed}"
-        train(o, out, ["train.steps=3000", "train.eval_every=50", "train.early_stop_metric=val_loss",
-                       "train.early_stop_patience=4", f"train.seed={seed}"])
+        train(o, out, "train.steps=3000", "train.eval_every=50", "train.early_stop_metric=val_loss",
+              "train.early_stop_patience=4", f"train.seed={seed}")
         best = json.loads((out / "best.json").read_text())
         bests.append(best["value"])
         steps.append(best["step"])

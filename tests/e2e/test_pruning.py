@@ -37,6 +37,17 @@ class PruningTest(StrataTestCase):
             x[i, 0, c * 2:c * 2 + 3, :] += 1.5
         self.images = self.images_dataset("images", x, y, val_fraction=0.2)
 
+    def sequences_dataset(self, seed):
+        """self.tmp / "seq": 120 sequences [6, 3] of 2 classes (feature 0 shifted by the label)."""
+        rng = np.random.default_rng(seed)
+        s = rng.normal(size=(120, 6, 3)).astype(np.float32)
+        y = rng.integers(0, 2, size=120)
+        s[:, :, 0] += np.where(y == 1, 1.0, -1.0)[:, None]
+        np.save(self.tmp / "seq-x.npy", s)
+        np.save(self.tmp / "seq-y.npy", y.astype(np.int32))
+        self.check_ok(run_strata("preprocess", "sequences", "--x", self.tmp / "seq-x.npy", "--y",
+                                 self.tmp / "seq-y.npy", "-o", self.tmp / "seq", "--val-fraction", 0.2, "--quiet"))
+
     def train(self, name, values, ranks=1, resume=None, expect_ok=True):
         cfg = write_config(self.tmp / f"{name}-{len(list(self.tmp.glob('*.toml')))}.toml",
                            dict(TRAIN, **values, **{"train.out_dir": str(self.tmp / name)}))
@@ -129,14 +140,7 @@ class PruningTest(StrataTestCase):
         self.assert_same("moved", "one")
 
     def test_layer_scope_lstm_and_gpt(self):
-        rng = np.random.default_rng(2)
-        s = rng.normal(size=(120, 6, 3)).astype(np.float32)
-        y = rng.integers(0, 2, size=120)
-        s[:, :, 0] += np.where(y == 1, 1.0, -1.0)[:, None]
-        np.save(self.tmp / "seq-x.npy", s)
-        np.save(self.tmp / "seq-y.npy", y.astype(np.int32))
-        self.check_ok(run_strata("preprocess", "sequences", "--x", self.tmp / "seq-x.npy", "--y",
-                                 self.tmp / "seq-y.npy", "-o", self.tmp / "seq", "--val-fraction", 0.2, "--quiet"))
+        self.sequences_dataset(2)
         layer = dict(PRUNE, **{"prune.scope": "layer", "prune.sparsity": 0.5})
         lstm = dict(LSTM, **layer, **{"data.path": str(self.tmp / "seq")})
         self.train("lstm", lstm)
@@ -259,14 +263,7 @@ class PruningTest(StrataTestCase):
         self.assertIn("prune: blocks.1: 8 -> 6 channels", r.stdout)
         self.assertIn("prune: blocks.0: 4 -> 2 channels", r.stdout)  # 2 groups of 2: one of each stays
 
-        rng = np.random.default_rng(3)
-        s = rng.normal(size=(120, 6, 3)).astype(np.float32)
-        y = rng.integers(0, 2, size=120)
-        s[:, :, 0] += np.where(y == 1, 1.0, -1.0)[:, None]
-        np.save(self.tmp / "seq-x.npy", s)
-        np.save(self.tmp / "seq-y.npy", y.astype(np.int32))
-        self.check_ok(run_strata("preprocess", "sequences", "--x", self.tmp / "seq-x.npy", "--y",
-                                 self.tmp / "seq-y.npy", "-o", self.tmp / "seq", "--val-fraction", 0.2, "--quiet"))
+        self.sequences_dataset(3)
         for cell, gates in [("lstm", 4), ("gru", 3)]:
             with self.subTest(cell=cell):
                 def zero_units(f):

@@ -105,6 +105,33 @@ class SlurmTest(unittest.TestCase):
         self.assertTrue(logs, f"no log {pattern} in {self.tmp}")
         return "".join(p.read_text(errors="replace") for p in logs)
 
+    def start_training(self, sets):
+        """Submits a 2-task train.sbatch job and returns (job, run directory) once it has trained 20 steps."""
+        job = self.sbatch("--ntasks=2", REPO / "jobs" / "train.sbatch", self.config, *sets)
+        run_dir = self.tmp / "runs" / f"strata-train-{job}"
+        wait_for(job, {"RUNNING"})
+        deadline = time.time() + 120
+        while time.time() < deadline:  # let it train a little
+            m = run_dir / "metrics.jsonl"
+            if m.exists() and len(m.read_text().splitlines()) >= 20:
+                break
+            time.sleep(0.2)
+        return job, run_dir
+
+    def wait_through_requeue(self, job):
+        """Waits for the job to end, releasing it once requeued; returns its fields."""
+        pending_since = []
+
+        def release(fields):
+            # Slurm holds a requeued job for ~2 minutes; the test releases it after 5 s, enough for slurmd to finish
+            # tearing down the first run's job step (a step of the same id must not launch while it is still there).
+            if fields.get("JobState") == "PENDING" and int(fields.get("Restarts", "0")) >= 1:
+                pending_since.append(time.time())
+                if time.time() - pending_since[0] > 5:
+                    slurm("scontrol", "update", f"JobId={job}", "StartTime=now", check=False)
+
+        return wait_for(job, {"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT"}, on_poll=release)
+
     def test_train_runs_to_completion_on_two_ranks_through_srun(self):
         job = self.sbatch("--ntasks=2", REPO / "jobs" / "train.sbatch", self.config)
         fields = wait_for(job, {"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT"})
@@ -119,28 +146,9 @@ class SlurmTest(unittest.TestCase):
         # A wider model and batch (a few ms per step), so the job is still training when the signal comes.
         steps = 2000
         sets = ["--set", f"train.steps={steps}", "--set", "model.d_model=64", "--set", "train.batch_size=16"]
-        job = self.sbatch("--ntasks=2", REPO / "jobs" / "train.sbatch", self.config, *sets)
-        run_dir = self.tmp / "runs" / f"strata-train-{job}"
-        wait_for(job, {"RUNNING"})
-        deadline = time.time() + 120
-        while time.time() < deadline:  # let it train a little
-            m = run_dir / "metrics.jsonl"
-            if m.exists() and len(m.read_text().splitlines()) >= 20:
-                break
-            time.sleep(0.2)
+        job, run_dir = self.start_training(sets)
         slurm("scancel", "--signal=USR1", "--batch", job)
-
-        pending_since = []
-
-        def release(fields):
-            # Slurm holds a requeued job for ~2 minutes; the test releases it after 5 s, enough for slurmd to finish
-            # tearing down the first run's job step (a step of the same id must not launch while it is still there).
-            if fields.get("JobState") == "PENDING" and int(fields.get("Restarts", "0")) >= 1:
-                pending_since.append(time.time())
-                if time.time() - pending_since[0] > 5:
-                    slurm("scontrol", "update", f"JobId={job}", "StartTime=now", check=False)
-
-        fields = wait_for(job, {"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT"}, on_poll=release)
+        fields = self.wait_through_requeue(job)
         log = self.log(f"slurm-strata-train-{job}.out")
         self.assertEqual(fields["JobState"], "COMPLETED", log)
         self.assertEqual(fields["Restarts"], "1", log)
@@ -169,25 +177,9 @@ class SlurmTest(unittest.TestCase):
         requeued job resumes and completes, every step once."""
         steps = 2000
         sets = ["--set", f"train.steps={steps}", "--set", "model.d_model=64", "--set", "train.batch_size=16"]
-        job = self.sbatch("--ntasks=2", REPO / "jobs" / "train.sbatch", self.config, *sets)
-        run_dir = self.tmp / "runs" / f"strata-train-{job}"
-        wait_for(job, {"RUNNING"})
-        deadline = time.time() + 120
-        while time.time() < deadline:
-            m = run_dir / "metrics.jsonl"
-            if m.exists() and len(m.read_text().splitlines()) >= 20:
-                break
-            time.sleep(0.2)
+        job, run_dir = self.start_training(sets)
         slurm("scontrol", "requeue", job)
-        pending_since = []
-
-        def release(fields):
-            if fields.get("JobState") == "PENDING" and int(fields.get("Restarts", "0")) >= 1:
-                pending_since.append(time.time())
-                if time.time() - pending_since[0] > 5:
-                    slurm("scontrol", "update", f"JobId={job}", "StartTime=now", check=False)
-
-        fields = wait_for(job, {"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT"}, on_poll=release)
+        fields = self.wait_through_requeue(job)
         log = self.log(f"slurm-strata-train-{job}.out")
         self.assertEqual(fields["JobState"], "COMPLETED", log)
         self.assertEqual(fields["Restarts"], "1", log)
