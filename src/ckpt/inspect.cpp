@@ -80,7 +80,8 @@ CheckedTensor read_checkpoint_tensor(hid_t file, const std::string& path, const 
   return t;
 }
 
-InspectReport inspect_checkpoint(const std::string& path, bool verify) {
+InspectReport inspect_checkpoint(const std::string& path, bool verify,
+                                 const std::function<void(int64_t, int64_t)>& progress) {
   InspectReport r;
   r.path = path;
   r.verified = verify;
@@ -116,6 +117,7 @@ InspectReport inspect_checkpoint(const std::string& path, bool verify) {
         ++r.mismatches;
       }
       r.tensors.push_back(std::move(t));
+      if (progress) progress(int64_t(r.tensors.size()), int64_t(all.size()) * 3 + int64_t(r.meta.masked.size()));
     }
   return r;
 }

@@ -6,6 +6,7 @@
 #include <hdf5.h>
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -44,7 +45,9 @@ struct InspectReport {
 // recomputes its checksum (a mismatch is reported in the result, not thrown). Throws strata::Error naming the file
 // (and the tensor) when the file is unreadable: not HDF5 or truncated, not a checkpoint, a tensor missing, of the
 // wrong shape or type, without a checksum, or whose data cannot be read.
-InspectReport inspect_checkpoint(const std::string& path, bool verify = true);
+// progress (optional) is told (tensors done, tensors in all) after each tensor.
+InspectReport inspect_checkpoint(const std::string& path, bool verify = true,
+                                 const std::function<void(int64_t, int64_t)>& progress = {});
 
 // The report as `strata inspect` prints it: header lines, a table of tensors, the total, and a last line
 // "checksums: all N OK", "checksums: K mismatches (first: NAME)" or "checksums: not verified (--no-verify)".

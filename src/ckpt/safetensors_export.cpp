@@ -86,15 +86,16 @@ const std::vector<std::string>& export_formats() {
   return formats;
 }
 
-ExportResult export_checkpoint(const std::string& checkpoint, const std::string& out, const std::string& format) {
+ExportResult export_checkpoint(const std::string& checkpoint, const std::string& out, const std::string& format,
+                               const ExportProgress& progress) {
   std::error_code ec;
   STRATA_CHECK(!fs::equivalent(checkpoint, out, ec), "'{}': the export would replace the checkpoint it reads", out);
-  if (format == "safetensors") return export_safetensors(checkpoint, out);
-  if (format == "hdf5") return export_weights_hdf5(checkpoint, out);
+  if (format == "safetensors") return export_safetensors(checkpoint, out, progress);
+  if (format == "hdf5") return export_weights_hdf5(checkpoint, out, progress);
   STRATA_FAIL("unknown export format '{}' (choices: {})", format, fmt::join(export_formats(), ", "));
 }
 
-ExportResult export_safetensors(const std::string& checkpoint, const std::string& out) {
+ExportResult export_safetensors(const std::string& checkpoint, const std::string& out, const ExportProgress& progress) {
   const auto start = Clock::now();
   const CheckpointMeta meta = read_checkpoint_meta(checkpoint);
   std::vector<TensorSpec> specs = meta.tensors;
@@ -138,6 +139,7 @@ ExportResult export_safetensors(const std::string& checkpoint, const std::string
       file.write(values.data(), values.size() * sizeof(float));
       result.bytes += int64_t(values.size() * sizeof(float));
       ++result.tensors;
+      if (progress) progress(result.tensors, int64_t(specs.size()));
     }
     file.close();
   });
@@ -145,7 +147,8 @@ ExportResult export_safetensors(const std::string& checkpoint, const std::string
   return result;
 }
 
-ExportResult export_weights_hdf5(const std::string& checkpoint, const std::string& out) {
+ExportResult export_weights_hdf5(const std::string& checkpoint, const std::string& out,
+                                 const ExportProgress& progress) {
   const auto start = Clock::now();
   const CheckpointMeta meta = read_checkpoint_meta(checkpoint);
   const std::vector<TensorSpec> specs = meta.tensors;
@@ -161,6 +164,7 @@ ExportResult export_weights_hdf5(const std::string& checkpoint, const std::strin
       h5::write_dataset<float>(file, s.name, shape, values.data());
       result.bytes += int64_t(values.size() * sizeof(float));
       ++result.tensors;
+      if (progress) progress(result.tensors, int64_t(specs.size()));
     }
     STRATA_H5(H5Fflush(file, H5F_SCOPE_GLOBAL));
   });  // closed before commit_file

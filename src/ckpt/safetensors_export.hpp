@@ -15,6 +15,7 @@
 // hdf5: a weights file (docs/weights-format.md, "strata-weights" version 1) that `strata eval --weights` and
 //   perf/torch_gpt.load_strata_weights read.
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -30,10 +31,16 @@ struct ExportResult {
   double seconds = 0;
 };
 
-// Writes the model weights of `checkpoint` to `out` in `format` (one of export_formats()). One process.
-ExportResult export_checkpoint(const std::string& checkpoint, const std::string& out, const std::string& format);
+// Told (tensors done, tensors in all) after each tensor.
+using ExportProgress = std::function<void(int64_t done, int64_t total)>;
 
-ExportResult export_safetensors(const std::string& checkpoint, const std::string& out);
-ExportResult export_weights_hdf5(const std::string& checkpoint, const std::string& out);
+// Writes the model weights of `checkpoint` to `out` in `format` (one of export_formats()). One process.
+ExportResult export_checkpoint(const std::string& checkpoint, const std::string& out, const std::string& format,
+                               const ExportProgress& progress = {});
+
+ExportResult export_safetensors(const std::string& checkpoint, const std::string& out,
+                                const ExportProgress& progress = {});
+ExportResult export_weights_hdf5(const std::string& checkpoint, const std::string& out,
+                                 const ExportProgress& progress = {});
 
 }  // namespace strata::ckpt

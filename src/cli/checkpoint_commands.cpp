@@ -1,5 +1,7 @@
 #include "cli/checkpoint_commands.hpp"
 
+#include "cli/progress_flags.hpp"
+
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
@@ -45,8 +47,9 @@ void add_checkpoint_commands(CLI::App& app, MPI_Comm world, Action& action) {
   inspect->add_option("checkpoint", in->path, kCheckpointHelp)->required();
   inspect->add_flag("--no-verify", in->no_verify, "do not read the tensors to recompute their checksums");
   inspect->add_flag("--config", in->config, "print only the resolved config (TOML) stored in the checkpoint");
-  inspect->callback([&action, in, world] {
-    action = [in, world] {
+  const auto inspect_progress = add_progress_flags(inspect);
+  inspect->callback([&action, in, world, inspect_progress] {
+    action = [in, world, inspect_progress] {
       if (rank_of(world) != 0) return 0;  // one process reads the file
       const std::string path = resolve_checkpoint(in->path);
       if (in->config) {
@@ -54,7 +57,12 @@ void add_checkpoint_commands(CLI::App& app, MPI_Comm world, Action& action) {
         fmt::print("{}{}", toml, !toml.empty() && toml.back() == '\n' ? "" : "\n");
         return 0;
       }
-      const auto report = ckpt::inspect_checkpoint(path, !in->no_verify);
+      Progress progress("inspect: verifying", "tensors", 0, inspect_progress->on() && !in->no_verify);
+      const auto report = ckpt::inspect_checkpoint(path, !in->no_verify, [&](int64_t done, int64_t total) {
+        progress.set_total(total);
+        progress.update(done);
+      });
+      progress.finish();
       fmt::print("{}", ckpt::format_inspect_report(report));
       std::fflush(stdout);
       STRATA_CHECK(report.mismatches == 0,
@@ -76,11 +84,17 @@ void add_checkpoint_commands(CLI::App& app, MPI_Comm world, Action& action) {
       ->required()
       ->check(CLI::IsMember(ckpt::export_formats()));
   export_cmd->add_option("-o,--output", ex->output, "file to write (atomically: OUTPUT.tmp, then renamed)")->required();
-  export_cmd->callback([&action, ex, world] {
-    action = [ex, world] {
+  const auto export_progress = add_progress_flags(export_cmd);
+  export_cmd->callback([&action, ex, world, export_progress] {
+    action = [ex, world, export_progress] {
       if (rank_of(world) != 0) return 0;
       const std::string path = resolve_checkpoint(ex->path);
-      const auto r = ckpt::export_checkpoint(path, ex->output, ex->format);
+      Progress progress("export", "tensors", 0, export_progress->on());
+      const auto r = ckpt::export_checkpoint(path, ex->output, ex->format, [&](int64_t done, int64_t total) {
+        progress.set_total(total);
+        progress.update(done);
+      });
+      progress.finish();
       fmt::print("wrote {}: {} tensors, {:.2f} MiB as {} (step {} of {}) in {:.2f} s\n", ex->output, r.tensors,
                  double(r.bytes) / (1024.0 * 1024.0), ex->format, r.step, path, r.seconds);
       return 0;

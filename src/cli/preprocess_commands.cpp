@@ -1,5 +1,7 @@
 #include "cli/preprocess_commands.hpp"
 
+#include "cli/progress_flags.hpp"
+
 #include <fmt/format.h>
 
 #include <fmt/ranges.h>
@@ -68,10 +70,10 @@ void add_array_command(CLI::App* pre, const std::string& kind, MPI_Comm world, A
       if (!resize->empty()) std::sscanf(resize->c_str(), "%dx%d", &o->resize_h, &o->resize_w);
     });
   }
-  o->progress = true;
-  cmd->add_flag("!--quiet", o->progress, "no progress lines");
-  cmd->final_callback([&action, o, world] {
-    action = [o, world] {
+  const auto progress = add_progress_flags(cmd);
+  cmd->final_callback([&action, o, world, progress] {
+    action = [o, world, progress] {
+      o->progress = progress->on();
       const auto r = data::preprocess_arrays(*o, world);
       if (rank_of(world) == 0)
         fmt::print(
@@ -113,10 +115,10 @@ void add_preprocess_commands(CLI::App& app, MPI_Comm world, Action& action) {
   text_cmd->add_option("--max-bytes", text->max_bytes, "drop documents longer than this after cleaning (0: no limit)")
       ->capture_default_str();
   add_cleaning_flags(text_cmd, text->clean, text->cleaning, text->dedup);
-  text->progress = true;
-  text_cmd->add_flag("!--quiet", text->progress, "no progress lines");
-  text_cmd->callback([&action, text, world] {
-    action = [text, world] {
+  const auto text_progress = add_progress_flags(text_cmd);
+  text_cmd->callback([&action, text, world, text_progress] {
+    action = [text, world, text_progress] {
+      text->progress = text_progress->on();
       const auto r = data::preprocess_text(*text, world);
       if (rank_of(world) == 0)
         fmt::print(
@@ -142,10 +144,11 @@ void add_preprocess_commands(CLI::App& app, MPI_Comm world, Action& action) {
       ->capture_default_str();
   bpe_cmd->add_option("--doc-separator", bpe->doc_separator, "a line equal to this separates documents");
   add_cleaning_flags(bpe_cmd, bpe->clean, bpe->cleaning, bpe->dedup);
-  bpe_cmd->callback([&action, bpe, world] {
-    action = [bpe, world] {
+  const auto bpe_progress = add_progress_flags(bpe_cmd);
+  bpe_cmd->callback([&action, bpe, world, bpe_progress] {
+    action = [bpe, world, bpe_progress] {
       if (rank_of(world) != 0) return 0;  // training is sequential: one rank learns and writes
-      bpe->progress = true;
+      bpe->progress = bpe_progress->on();
       const auto r = data::train_bpe_from_files(*bpe);
       fmt::print("wrote {}: vocab {} ({} merges) from {} documents, {} bytes in {:.1f} s\n", bpe->output, r.vocab_size,
                  r.vocab_size - 257, r.documents, r.bytes, r.seconds);

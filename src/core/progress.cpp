@@ -1,10 +1,16 @@
 #include "core/progress.hpp"
 
+#include <unistd.h>
+
 #include <fmt/format.h>
 
 #include <cstdio>
 
 namespace strata {
+
+bool progress_wanted(bool forced_on, bool forced_off) {
+  return forced_on || (!forced_off && ::isatty(STDERR_FILENO) == 1);
+}
 
 std::string format_duration(double seconds) {
   if (!(seconds >= 0)) return "?";

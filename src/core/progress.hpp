@@ -7,6 +7,10 @@
 
 namespace strata {
 
+// Whether a command shows progress lines: --progress forces them, --quiet silences them; otherwise only when stderr
+// is a terminal (batch logs stay quiet).
+bool progress_wanted(bool forced_on, bool forced_off);
+
 // A duration for people: "42.0s", "3m07s", "2h05m".
 std::string format_duration(double seconds);
 
@@ -18,6 +22,7 @@ class Progress {
   void update(int64_t done);
   // The final line (rate over the whole run), once.
   void finish();
+  void set_total(int64_t total) { total_ = total; }
   double elapsed_s() const;
 
  private:

@@ -1,5 +1,10 @@
-// Durations as the step lines and progress lines print them (core/progress.hpp).
+// Durations as the step lines and progress lines print them, when commands show progress, and the lines
+// (core/progress.hpp).
 #include <gtest/gtest.h>
+
+#include <unistd.h>
+
+#include <string>
 
 #include "core/progress.hpp"
 
@@ -15,6 +20,28 @@ TEST(FormatDuration, SecondsMinutesHours) {
   EXPECT_EQ(format_duration(3599.4), "59m59s");
   EXPECT_EQ(format_duration(7500), "2h05m");
   EXPECT_EQ(format_duration(-1), "?");
+}
+
+TEST(ProgressWanted, ForcedOnOffElseOnlyOnATerminal) {
+  EXPECT_TRUE(progress_wanted(true, false));
+  EXPECT_FALSE(progress_wanted(false, true));
+  EXPECT_EQ(progress_wanted(false, false), ::isatty(STDERR_FILENO) == 1);  // ctest: not a terminal, so quiet
+}
+
+TEST(Progress, LinesWithTotalPercentRateEtaAndTheFinalOne) {
+  ::testing::internal::CaptureStderr();
+  Progress p("export", "tensors", 0, /*enabled=*/true, /*interval_s=*/0.0);
+  p.set_total(8);
+  p.update(2);
+  p.finish();
+  Progress quiet("export", "tensors", 8, /*enabled=*/false, 0.0);
+  quiet.update(3);
+  quiet.finish();
+  const std::string err = ::testing::internal::GetCapturedStderr();
+  EXPECT_NE(err.find("export: 2 tensors of 8 (25%)"), std::string::npos) << err;
+  EXPECT_NE(err.find(", ETA "), std::string::npos) << err;
+  EXPECT_NE(err.find("done in"), std::string::npos) << err;
+  EXPECT_EQ(err.find("3 tensors"), std::string::npos) << err;  // the disabled one printed nothing
 }
 
 }  // namespace
