@@ -340,7 +340,7 @@ def main():
     if args.markdown:
         cmd = "/usr/bin/python3 perf/bench_data.py " + " ".join(sys.argv[1:])
         print(f"\nCommand: `{cmd}`")
-        print(f"\n| date | what | input | ranks | median s | MB/s of text | vs 1 rank |")
+        print("\n| date | what | input | ranks | median s | MB/s of text | vs 1 rank |")
         print("|---|---|---|---|---|---|---|")
         for row in pre_rows:
             what = "preprocess text, byte-level" if row["t"] == "byte" else "preprocess text, BPE 4096"
@@ -349,7 +349,7 @@ def main():
         print(f"| {date} | bpe-train, vocab 4096 | fortunes, {fortune_bytes / MB:.1f} MB | 1 | "
               f"{med(bpe_train, 's'):.1f} (process {med(bpe_train, 'wall'):.2f}) | "
               f"- | - |")
-        print(f"\n| date | what | ranks | samples/s | MB/s | vs dd direct | vs dd cached |")
+        print("\n| date | what | ranks | samples/s | MB/s | vs dd direct | vs dd cached |")
         print("|---|---|---|---|---|---|---|")
         src = f"{len(shards)} train shards, {shard_bytes / MB:.0f} MB"
         print(f"| {date} | dd iflag=direct bs=4M ({src}) | - | - | {d_direct:.0f} | 1.00 | {d_direct / d_cached:.3f} |")
@@ -367,13 +367,13 @@ def main():
                 print(f"| {date} | dataset open (checksum pass, sequential, {train_bytes / MB:.0f} MB), "
                       f"{row['label']} | 1 | - | {row['open_mbps']:.0f} | {row['open_mbps'] / d_direct:.2f} | "
                       f"{row['open_mbps'] / d_cached:.3f} |")
-        print(f"\n| date | compute ms/step | prefetch | steady wait ms (median) | mean wait ms/step | ms/step |")
+        print("\n| date | compute ms/step | prefetch | steady wait ms (median) | mean wait ms/step | ms/step |")
         print("|---|---|---|---|---|---|")
         for row in pf_rows:
             print(f"| {date} | {args.compute_ms:g} | {row['k']} | {row['wait']:.3f} | {row['mean_wait']:.3f} | "
                   f"{row['step']:.2f} |")
         if img_rows:
-            print(f"\n| date | dataset | batch | augmentation | samples/s | MB/s |")
+            print("\n| date | dataset | batch | augmentation | samples/s | MB/s |")
             print("|---|---|---|---|---|---|")
             for row in img_rows:
                 print(f"| {date} | digits (8x8, uint8) | 256 | {row['label']} | {row['sps']:.0f} | {row['mbps']:.2f} |")

@@ -12,7 +12,6 @@ import signal
 import subprocess
 import time
 import unittest
-from pathlib import Path
 
 import h5py
 import numpy as np

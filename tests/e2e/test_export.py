@@ -21,7 +21,7 @@ import h5py
 import numpy as np
 import torch
 
-from test_cli import REPO, TINY, StrataTestCase, run_strata, set_args, text_dataset, write_config
+from test_cli import REPO, TINY, StrataTestCase, run_strata, text_dataset, write_config
 
 sys.path.insert(0, str(REPO / "perf"))
 import torch_gpt  # noqa: E402
