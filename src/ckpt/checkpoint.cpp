@@ -28,6 +28,22 @@ constexpr int kMaskGroup = 3, kGroupCount = 4;
 
 std::string hex(uint64_t v) { return fmt::format("{:016x}", v); }
 
+// Name lists stored as one string attribute, a name per line.
+std::string join_lines(const std::vector<std::string>& names) {
+  std::string joined;
+  for (const auto& n : names) joined += (joined.empty() ? "" : "\n") + n;
+  return joined;
+}
+std::vector<std::string> split_lines(const std::string& joined) {
+  std::vector<std::string> names;
+  for (size_t pos = 0; pos < joined.size();) {
+    const size_t end = std::min(joined.find('\n', pos), joined.size());
+    names.push_back(joined.substr(pos, end - pos));
+    pos = end + 1;
+  }
+  return names;
+}
+
 // Calls fn(local index, global flat index, length) for each run of local elements [begin, end) of `spec` that is
 // contiguous in the global tensor (a shard map keeps runs of `run` local elements together).
 template <class Fn>
@@ -174,14 +190,10 @@ void write_root_attributes(hid_t file, const CheckpointMeta& meta) {
   h5::write_attr(file, "layout.pp", int64_t(meta.pp));
   h5::write_attr(file, "layout.zero1", int64_t(meta.zero1));
   h5::write_attr(file, "library_version", std::string(STRATA_VERSION));
-  std::string names;
-  for (const auto& t : meta.tensors) names += (names.empty() ? "" : "\n") + t.name;
-  h5::write_attr(file, "tensors", names);
-  if (!meta.masked.empty()) {
-    std::string joined;
-    for (const auto& m : meta.masked) joined += (joined.empty() ? "" : "\n") + m;
-    h5::write_attr(file, "prune_masks", joined);
-  }
+  std::vector<std::string> names;
+  for (const auto& t : meta.tensors) names.push_back(t.name);
+  h5::write_attr(file, "tensors", join_lines(names));
+  if (!meta.masked.empty()) h5::write_attr(file, "prune_masks", join_lines(meta.masked));
   h5::write_attr(
       file, "checksum_algorithm",
       std::string("sum over elements mod 2^64 of mix64(float32 bits ^ global flat index * 0x9E3779B97F4A7C15)"));
@@ -378,24 +390,12 @@ CheckpointMeta read_checkpoint_meta(const std::string& path) {
   // The tensor list: attribute `tensors` (version 2), else the members of `params` (version 1, in name order).
   std::vector<std::string> names;
   if (h5::has_attr(file, "tensors")) {
-    const std::string joined = h5::read_attr_string(file, "tensors", path);
-    for (size_t pos = 0; pos < joined.size();) {
-      const size_t end = std::min(joined.find('\n', pos), joined.size());
-      names.push_back(joined.substr(pos, end - pos));
-      pos = end + 1;
-    }
+    names = split_lines(h5::read_attr_string(file, "tensors", path));
   } else {
     names = h5::member_names(file, "params", path);
   }
   STRATA_CHECK(!names.empty(), "{}: the checkpoint lists no tensors", path);
-  if (h5::has_attr(file, "prune_masks")) {
-    const std::string joined = h5::read_attr_string(file, "prune_masks", path);
-    for (size_t pos = 0; pos < joined.size();) {
-      const size_t end = std::min(joined.find('\n', pos), joined.size());
-      m.masked.push_back(joined.substr(pos, end - pos));
-      pos = end + 1;
-    }
-  }
+  if (h5::has_attr(file, "prune_masks")) m.masked = split_lines(h5::read_attr_string(file, "prune_masks", path));
   for (const auto& name : names) {
     TensorSpec t;
     t.name = name;

@@ -58,10 +58,8 @@ void add_checkpoint_commands(CLI::App& app, MPI_Comm world, Action& action) {
         return 0;
       }
       Progress progress("inspect: verifying", "tensors", 0, inspect_progress->on() && !in->no_verify);
-      const auto report = ckpt::inspect_checkpoint(path, !in->no_verify, [&](int64_t done, int64_t total) {
-        progress.set_total(total);
-        progress.update(done);
-      });
+      const auto report = ckpt::inspect_checkpoint(path, !in->no_verify,
+                                                   [&](int64_t done, int64_t total) { progress.update(done, total); });
       progress.finish();
       fmt::print("{}", ckpt::format_inspect_report(report));
       std::fflush(stdout);
@@ -90,10 +88,8 @@ void add_checkpoint_commands(CLI::App& app, MPI_Comm world, Action& action) {
       if (rank_of(world) != 0) return 0;
       const std::string path = resolve_checkpoint(ex->path);
       Progress progress("export", "tensors", 0, export_progress->on());
-      const auto r = ckpt::export_checkpoint(path, ex->output, ex->format, [&](int64_t done, int64_t total) {
-        progress.set_total(total);
-        progress.update(done);
-      });
+      const auto r = ckpt::export_checkpoint(path, ex->output, ex->format,
+                                             [&](int64_t done, int64_t total) { progress.update(done, total); });
       progress.finish();
       fmt::print("wrote {}: {} tensors, {:.2f} MiB as {} (step {} of {}) in {:.2f} s\n", ex->output, r.tensors,
                  double(r.bytes) / (1024.0 * 1024.0), ex->format, r.step, path, r.seconds);

@@ -22,7 +22,11 @@ class Progress {
   void update(int64_t done);
   // The final line (rate over the whole run), once.
   void finish();
-  void set_total(int64_t total) { total_ = total; }
+  // The same, with the total known only now (a callback told both).
+  void update(int64_t done, int64_t total) {
+    total_ = total;
+    update(done);
+  }
   double elapsed_s() const;
 
  private:

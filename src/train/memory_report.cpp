@@ -27,6 +27,31 @@ std::string describe(const MemoryEstimate& m) {
   return s + fmt::format(" = {}", format_bytes(m.total()));
 }
 
+std::string RankMemory::where() const { return fmt::format("rank {} (dp {}, tp {}, pp {})", rank, dp, tp, pp); }
+
+std::vector<RankMemory> gather_memory(Communicator& world, const MemoryEstimate& mine, int dp, int tp, int pp) {
+  constexpr size_t kFields = 9;
+  const std::vector<double> values{mine.parameters,    mine.gradients, mine.optimizer, mine.activations, mine.teacher,
+                                   double(mine.slots), double(dp),     double(tp),     double(pp)};
+  std::vector<double> all(kFields * size_t(world.size()));
+  world.all_gather(values.data(), all.data(), kFields);
+  std::vector<RankMemory> ranks;
+  for (int r = 0; r < world.size(); ++r) {
+    const double* v = all.data() + size_t(r) * kFields;
+    RankMemory m;
+    m.estimate = {v[0], v[1], v[2], v[3], v[4], int(v[5]), v[5] > 0 ? v[3] / v[5] : 0};
+    m.rank = r, m.dp = int(v[6]), m.tp = int(v[7]), m.pp = int(v[8]);
+    ranks.push_back(m);
+  }
+  return ranks;
+}
+
+const RankMemory& largest_memory(const std::vector<RankMemory>& ranks) {
+  return *std::max_element(ranks.begin(), ranks.end(), [](const RankMemory& a, const RankMemory& b) {
+    return a.estimate.total() < b.estimate.total();
+  });
+}
+
 double peak_host_rss_bytes() {
   rusage usage{};
   return getrusage(RUSAGE_SELF, &usage) == 0 ? double(usage.ru_maxrss) * 1024.0 : 0.0;  // ru_maxrss: KiB on Linux

@@ -4,6 +4,7 @@
 // microbatches its pipeline stage holds at once (the model's slots, allocated ahead and measured).
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "parallel/pipeline_schedule.hpp"
 
@@ -19,6 +20,18 @@ struct MemoryEstimate {
 // Most microbatches' activations a stage holds at once: all n_micro under GPipe, pp - stage under 1F1B (at most
 // n_micro); 1 without pipelining.
 int activation_slots(PipelineSchedule schedule, int n_micro, int stage, int stages);
+
+// One rank's estimate and where the rank sits.
+struct RankMemory {
+  MemoryEstimate estimate;
+  int rank = 0, dp = 0, tp = 0, pp = 0;
+  std::string where() const;  // "rank 3 (dp 1, tp 0, pp 1)"
+};
+
+// Collective over `world`: every rank's estimate (`mine` with this rank's coordinates), in rank order, on every rank.
+std::vector<RankMemory> gather_memory(Communicator& world, const MemoryEstimate& mine, int dp, int tp, int pp);
+// The rank with the largest total (the first of equals).
+const RankMemory& largest_memory(const std::vector<RankMemory>& ranks);
 
 // "parameters 1.2 MiB + gradients 1.2 MiB + AdamW 2.4 MiB + activations 8.0 MiB (2 x 4.0 MiB) = 12.8 MiB"
 std::string describe(const MemoryEstimate& m);

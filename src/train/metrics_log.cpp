@@ -2,13 +2,12 @@
 
 #include <fmt/format.h>
 
-#include <sys/resource.h>
-
 #include <cmath>
 #include <nlohmann/json.hpp>
 
 #include "core/error.hpp"
 #include "core/progress.hpp"
+#include "train/memory_report.hpp"
 
 namespace strata {
 
@@ -62,9 +61,8 @@ void MetricsLog::step(const StepMetrics& m) {
                                      {"time/data_wait_ms", m.data_wait_ms}})
       tb_->scalar(tag, value, m.step);
     if (m.penalty >= 0) tb_->scalar("train/penalty", m.penalty, m.step);
-    rusage usage{};
-    if (getrusage(RUSAGE_SELF, &usage) == 0)  // ru_maxrss: KiB on Linux
-      tb_->scalar("memory/host_peak_rss_mib", double(usage.ru_maxrss) / 1024.0, m.step);
+    if (const double rss = peak_host_rss_bytes(); rss > 0)
+      tb_->scalar("memory/host_peak_rss_mib", rss / (1024.0 * 1024.0), m.step);
   }
   out_ << j.dump() << '\n';
   out_.flush();

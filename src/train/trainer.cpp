@@ -155,36 +155,18 @@ TrainSummary train(const Config& input, MPI_Comm world) {
   memory.slot_bytes = double(model->slot_bytes());
   memory.activations = memory.slot_bytes * memory.slots;
   if (teacher_params) memory.teacher = double(teacher_params->padded_size()) * sizeof(float);
-  const int world_ranks = grid.world().size();
-  std::vector<double> rank_memory(size_t(world_ranks) * 9);
-  {
-    const auto& c = grid.coord();
-    const std::vector<double> mine{memory.parameters,  memory.gradients, memory.optimizer,
-                                   memory.activations, memory.teacher,   double(memory.slots),
-                                   double(c.dp),       double(c.tp),     double(c.pp)};
-    grid.world().all_gather(mine.data(), rank_memory.data(), mine.size());
-  }
-  auto memory_of = [&](int r) {
-    const double* v = rank_memory.data() + size_t(r) * 9;
-    MemoryEstimate m{v[0], v[1], v[2], v[3], v[4], int(v[5]), v[5] > 0 ? v[3] / v[5] : 0};
-    return m;
-  };
-  int largest = 0;
-  for (int r = 1; r < world_ranks; ++r)
-    if (memory_of(r).total() > memory_of(largest).total()) largest = r;
-  const double* where = rank_memory.data() + size_t(largest) * 9;
-  const std::string largest_rank =
-      fmt::format("rank {} (dp {}, tp {}, pp {})", largest, int(where[6]), int(where[7]), int(where[8]));
+  const auto rank_memory = gather_memory(grid.world(), memory, grid.coord().dp, grid.coord().tp, grid.coord().pp);
+  const RankMemory& largest = largest_memory(rank_memory);
   if (lead)
-    fmt::print("memory per rank (estimated): {}{}\n", describe(memory_of(0)),
-               world_ranks > 1
-                   ? fmt::format("; the largest, {}: {}", largest_rank, format_bytes(memory_of(largest).total()))
+    fmt::print("memory per rank (estimated): {}{}\n", describe(rank_memory.front().estimate),
+               rank_memory.size() > 1
+                   ? fmt::format("; the largest, {}: {}", largest.where(), format_bytes(largest.estimate.total()))
                    : std::string());
-  STRATA_CHECK(tc.memory_limit_gb <= 0 || memory_of(largest).total() <= tc.memory_limit_gb * double(1 << 30),
+  STRATA_CHECK(tc.memory_limit_gb <= 0 || largest.estimate.total() <= tc.memory_limit_gb * double(1 << 30),
                "{}: train.memory_limit_gb = {}: {} needs an estimated {} ({}); use more pipeline stages or "
                "tensor-parallel ranks, parallel.zero1, or a smaller train.micro_batch_size",
-               config.source, tc.memory_limit_gb, largest_rank, format_bytes(memory_of(largest).total()),
-               describe(memory_of(largest)));
+               config.source, tc.memory_limit_gb, largest.where(), format_bytes(largest.estimate.total()),
+               describe(largest.estimate));
   Checkpointer checkpoints(config, grid, *params, data_parallel.optimizer(), model_tensors(mc));
   // Pruning: one mask over the buffer, applied by data parallelism after every step and stored in checkpoints.
   Pruner pruner(config.prune, tc.steps, *params, model_tensors(mc), norm_flags(params->specs(), grid.coord().tp),
@@ -497,7 +479,7 @@ TrainSummary train(const Config& input, MPI_Comm world) {
     grid.world().all_reduce_max(&peak, 1);
     if (lead)
       fmt::print("memory: peak host RSS {} (the largest rank; estimated {} of buffers and activations)\n",
-                 format_bytes(peak), format_bytes(memory_of(largest).total()));
+                 format_bytes(peak), format_bytes(largest.estimate.total()));
     summary.peak_rss_bytes = peak;
   }
   summary.median_ms = median(step_ms);

@@ -27,6 +27,16 @@ PRUNE = {"prune.sparsity": 0.6, "prune.initial_sparsity": 0.1, "prune.start_step
          "prune.every": 3}
 
 
+def zeroed_copy(weights, out, zero):
+    """A copy of the weights file WEIGHTS (attributes and tensors) as OUT, with zero(file) applied to it."""
+    with h5py.File(weights, "r") as src, h5py.File(out, "w") as dst:
+        for k, v in src.attrs.items():
+            dst.attrs[k] = v
+        for k in src.keys():
+            dst[k] = src[k][...]
+        zero(dst)
+
+
 class PruningTest(StrataTestCase):
     def setUp(self):
         super().setUp()
@@ -209,25 +219,24 @@ class PruningTest(StrataTestCase):
         with h5py.File(self.tmp / f"{name}.h5", "r") as f:
             return f["scores"][...], json.loads((self.tmp / f"{name}.json").read_text())
 
+    def prune(self, weights, out, args, expected_lines):
+        """`strata prune WEIGHTS --out OUT ARGS`: checks its lines; returns the process and the --set fields it
+        printed for the smaller model."""
+        r = run_strata("prune", weights, "--out", out, *args)
+        self.check_ok(r)
+        for line in expected_lines:
+            self.assertIn(f"prune: {line}\n", r.stdout)
+        return r, re.search(r"fine-tune it with((?: --set \S+)+)", r.stdout).group(1).split(" --set ")[1:]
+
     def check_structured(self, name, values, zero, prune_args, expected_lines):
         """Trains NAME, zeroes the structures ZERO(weights) names (their incoming weights: they then output exactly
         0 and have the smallest L1 norm), prunes with PRUNE_ARGS and checks that the smaller model, evaluated by
         `strata eval` with the fields `strata prune` printed, gives the zeroed model's logits; then fine-tunes it."""
         self.train(name, values)
         out = self.tmp / name
-        zeroed = self.tmp / f"{name}-zeroed.h5"
-        with h5py.File(out / "weights.h5", "r") as src, h5py.File(zeroed, "w") as dst:
-            for k, v in src.attrs.items():
-                dst.attrs[k] = v
-            for k in src.keys():
-                dst[k] = src[k][...]
-            zero(dst)
-        small = self.tmp / f"{name}-small.h5"
-        r = run_strata("prune", zeroed, "--out", small, *prune_args)
-        self.check_ok(r)
-        for line in expected_lines:
-            self.assertIn(f"prune: {line}\n", r.stdout)
-        sets = re.search(r"fine-tune it with((?: --set \S+)+)", r.stdout).group(1).split(" --set ")[1:]
+        zeroed, small = self.tmp / f"{name}-zeroed.h5", self.tmp / f"{name}-small.h5"
+        zeroed_copy(out / "weights.h5", zeroed, zero)
+        r, sets = self.prune(zeroed, small, prune_args, expected_lines)
         full, full_metrics = self.predictions(out / "config.toml", zeroed, f"{name}-full")
         pruned, pruned_metrics = self.predictions(out / "config.toml", small, f"{name}-pruned", *sets)
         np.testing.assert_allclose(pruned, full, rtol=1e-5, atol=1e-5)
@@ -293,17 +302,9 @@ class PruningTest(StrataTestCase):
                     f[f"h.{layer}.mlp.c_fc.bias"][u] = 0
         out = self.tmp / "gpt_struct"
         zeroed, small = self.tmp / "gpt-zeroed.h5", self.tmp / "gpt-small.h5"
-        with h5py.File(out / "weights.h5", "r") as src, h5py.File(zeroed, "w") as dst:
-            for k, v in src.attrs.items():
-                dst.attrs[k] = v
-            for k in src.keys():
-                dst[k] = src[k][...]
-            zero_gpt(dst)
-        r = run_strata("prune", zeroed, "--out", small, "--heads", 0.25, "--mlp", 3 / 64)
-        self.check_ok(r)
-        for line in ["h.0.attn: 4 -> 3 heads", "h.1.mlp: 64 -> 61 units"]:
-            self.assertIn(f"prune: {line}\n", r.stdout)
-        sets = re.search(r"fine-tune it with((?: --set \S+)+)", r.stdout).group(1).split(" --set ")[1:]
+        zeroed_copy(out / "weights.h5", zeroed, zero_gpt)
+        _, sets = self.prune(zeroed, small, ["--heads", 0.25, "--mlp", 3 / 64],
+                             ["h.0.attn: 4 -> 3 heads", "h.1.mlp: 64 -> 61 units"])
         self.assertEqual(sorted(sets), ["model.d_head=4", "model.d_mlp=61", "model.n_head=3"])
         losses = []
         for weights, extra in [(zeroed, []), (small, sets)]:

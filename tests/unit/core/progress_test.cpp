@@ -31,8 +31,7 @@ TEST(ProgressWanted, ForcedOnOffElseOnlyOnATerminal) {
 TEST(Progress, LinesWithTotalPercentRateEtaAndTheFinalOne) {
   ::testing::internal::CaptureStderr();
   Progress p("export", "tensors", 0, /*enabled=*/true, /*interval_s=*/0.0);
-  p.set_total(8);
-  p.update(2);
+  p.update(2, 8);
   p.finish();
   Progress quiet("export", "tensors", 8, /*enabled=*/false, 0.0);
   quiet.update(3);
