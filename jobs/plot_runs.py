@@ -26,7 +26,8 @@ def series(run_dir):
     for line in open(path):
         j = json.loads(line)
         (evals if "val_loss" in j else steps)[j["step"]] = j
-    order = sorted(steps)
+    # A step the guard skipped for a non-finite loss has none (null): left out of the curves.
+    order = sorted(s for s in steps if steps[s].get("loss") is not None)
     elapsed, total = [], 0.0
     for s in order:
         total += steps[s].get("ms", 0.0) / 1000.0

@@ -184,6 +184,7 @@ void write_root_attributes(hid_t file, const CheckpointMeta& meta) {
     h5::write_attr(file, "early_stop.best_step", meta.early_stop_best_step);
   }
   h5::write_attr(file, "early_stop.bad_evals", meta.early_stop_bad_evals);
+  if (!meta.guard_state.empty()) h5::write_attr(file, "guard", meta.guard_state);
   write_model_attrs(file, meta.model, "model.");
   h5::write_attr(file, "layout.dp", int64_t(meta.dp));
   h5::write_attr(file, "layout.tp", int64_t(meta.tp));
@@ -381,6 +382,7 @@ CheckpointMeta read_checkpoint_meta(const std::string& path) {
   }
   if (h5::has_attr(file, "early_stop.bad_evals"))
     m.early_stop_bad_evals = h5::read_attr_int(file, "early_stop.bad_evals", path);
+  if (h5::has_attr(file, "guard")) m.guard_state = h5::read_attr_string(file, "guard", path);
   m.model = read_model_attrs(file, "model.", path);
   m.dp = int(h5::read_attr_int(file, "layout.dp", path));
   m.tp = int(h5::read_attr_int(file, "layout.tp", path));

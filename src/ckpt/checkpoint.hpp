@@ -33,6 +33,8 @@ struct CheckpointMeta {
   bool early_stop_has_best = false;
   double early_stop_best = 0;
   int64_t early_stop_best_step = 0, early_stop_bad_evals = 0;
+  // The step guard's state as of `step` (train/step_guard.hpp: JSON, attribute `guard`; absent: empty).
+  std::string guard_state;
   ModelConfig model;
   // Every tensor of the model at its global shape (name and global_shape), in file order: the file's own list
   // (attribute `tensors`), so tools read any model's checkpoint without knowing the model.

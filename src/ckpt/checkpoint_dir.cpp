@@ -43,6 +43,20 @@ void commit_checkpoint(const std::string& dir, int64_t step, int64_t keep_last, 
   }
 }
 
+int64_t checkpoint_step(const std::string& path) { return step_of(fs::path(path).filename().string()); }
+
+void set_aside_after(const std::string& dir, int64_t step) {
+  // `latest` first: a crash in between leaves it naming a complete checkpoint.
+  write_file_atomically((fs::path(dir) / "latest").string(), checkpoint_name(step) + "\n");
+  for (const auto& path : list_checkpoints(dir)) {
+    if (step_of(fs::path(path).filename().string()) <= step) continue;
+    std::error_code ec;
+    fs::rename(path, path + ".rolled-back", ec);
+    STRATA_CHECK(!ec, "'{}': cannot set the checkpoint aside after a rollback: {}", path, ec.message());
+  }
+  fsync_dir(dir);
+}
+
 std::string latest_checkpoint(const std::string& dir) {
   const fs::path file = fs::path(dir) / "latest";
   std::error_code ec;

@@ -22,6 +22,13 @@ std::string latest_checkpoint(const std::string& dir);
 // Every complete checkpoint in `dir` (full paths), newest first.
 std::vector<std::string> list_checkpoints(const std::string& dir);
 
+// The step of a checkpoint path (its file name), or -1 when it is not one.
+int64_t checkpoint_step(const std::string& path);
+
+// The step guard's rollback (one process, rank 0): renames the checkpoints after `step` to NAME.rolled-back (kept for
+// a post-mortem, no longer checkpoints) and points `latest` at step's checkpoint.
+void set_aside_after(const std::string& dir, int64_t step);
+
 // Removes the `*.tmp` files an interrupted save left (called before a new save).
 void remove_temporaries(const std::string& dir);
 

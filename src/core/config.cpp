@@ -236,6 +236,20 @@ const std::vector<Binding>& bindings() {
       STRATA_FIELD(prune, tensors,
                    "weights (weight matrices and conv kernels; not embeddings, norms or biases) | all (embeddings "
                    "too)"),
+      STRATA_FIELD(guard, enabled,
+                   "skip a step whose loss or gradient norm is not finite (or spikes, guard.spike_z) on every rank, "
+                   "and roll back after guard.rollback_after of them in a row; false: a non-finite step stops the run"),
+      STRATA_FIELD(guard, spike_z,
+                   "a step spikes when its loss or gradient norm lies this many standard deviations above the mean "
+                   "of the last guard.window accepted steps; 0: off"),
+      STRATA_FIELD(guard, window, "accepted steps the spike z-scores look back on (no spikes until it is full)"),
+      STRATA_FIELD(guard, rollback_after,
+                   "bad steps in a row that roll the run back to its newest checkpoint before them, skipping their "
+                   "batches from then on; 0: never roll back (only skip)"),
+      STRATA_FIELD(guard, max_rollbacks, "rollbacks a run may make; the next stops it with an error"),
+      STRATA_FIELD(guard, skip_batches,
+                   "global batch indices never trained on (batch i holds the samples at positions i * batch_size .. "
+                   "of the sample order; step s reads batch s - 1 when none is skipped)"),
   };
   return table;
 }
@@ -388,8 +402,10 @@ void apply_file(Config& config, const std::string& path) {
   }
   STRATA_CHECK(root.is_table(), "{}: expected a TOML table at the top level", path);
   for (const auto& [section, table] : root.as_table()) {
-    STRATA_CHECK(table.is_table(), "{}: '{}' should be a [section] table (model, data, train, parallel, checkpoint)",
-                 path, section);
+    STRATA_CHECK(
+        table.is_table(),
+        "{}: '{}' should be a [section] table (model, data, train, parallel, checkpoint, distill, prune, guard)", path,
+        section);
     for (const auto& [name, value] : table.as_table()) {
       const std::string key = section + "." + name;
       const Binding* b = find_binding(key);
@@ -644,6 +660,19 @@ void check_pruning(const Config& c, const std::string& f) {
                p.end_step < 0 ? " (3/4 of train.steps)" : "", p.start_step, c.train.steps);
 }
 
+// guard.*: thresholds and counts that make sense.
+void check_guard(const Config& c, const std::string& f) {
+  const GuardConfig& g = c.guard;
+  STRATA_CHECK(g.spike_z >= 0 && std::isfinite(g.spike_z), "{}: guard.spike_z = {}: expected >= 0 (0: off)", f,
+               g.spike_z);
+  STRATA_CHECK(g.window >= 2, "{}: guard.window = {}: expected >= 2 steps", f, g.window);
+  STRATA_CHECK(g.rollback_after >= 0, "{}: guard.rollback_after = {}: expected >= 0 (0: never)", f, g.rollback_after);
+  STRATA_CHECK(g.max_rollbacks >= 0, "{}: guard.max_rollbacks = {}: expected >= 0", f, g.max_rollbacks);
+  for (size_t i = 0; i < g.skip_batches.size(); ++i)
+    STRATA_CHECK(g.skip_batches[i] >= 0, "{}: guard.skip_batches[{}] = {}: expected a batch index >= 0", f, i,
+                 g.skip_batches[i]);
+}
+
 }  // namespace
 
 int stage_units(const ModelConfig& m) { return m.kind == "cnn" ? int(m.channels.size()) : m.n_layer; }
@@ -736,6 +765,7 @@ void validate_config(const Config& c) {
   STRATA_CHECK(c.distill.alpha >= 0 && c.distill.alpha <= 1, "{}: distill.alpha = {}: expected in [0, 1]", f,
                c.distill.alpha);
   check_pruning(c, f);
+  check_guard(c, f);
   STRATA_CHECK(c.checkpoint.every >= 0, "{}: checkpoint.every = {}: expected >= 0", f, c.checkpoint.every);
   STRATA_CHECK(c.checkpoint.keep_last >= 1, "{}: checkpoint.keep_last = {}: expected >= 1 (the latest is always kept)",
                f, c.checkpoint.keep_last);

@@ -157,6 +157,17 @@ struct PruneConfig {
   int64_t end_for(int64_t steps) const { return end_step >= 0 ? end_step : steps * 3 / 4; }
 };
 
+// The NaN/Inf and spike guard (train/step_guard.hpp, docs/monitoring.md): a step whose loss or gradient norm is not
+// finite, or spikes, is skipped on every rank; bad steps in a row roll the run back to its last good checkpoint.
+struct GuardConfig {
+  bool enabled = true;         // skip non-finite and spiking steps; false: a non-finite step stops the run
+  double spike_z = 0;          // z-score of the loss or gradient norm over the window above which a step spikes; 0: off
+  int64_t window = 100;        // accepted steps the z-scores look back on (spikes count only once it is full)
+  int64_t rollback_after = 3;  // this many bad steps in a row roll back to the last checkpoint before them; 0: never
+  int64_t max_rollbacks = 3;   // rollbacks a run may make; one more stops it with an error
+  std::vector<int64_t> skip_batches;  // global batch indices never trained on (batch i: samples i*batch_size ...)
+};
+
 struct Config {
   ModelConfig model;
   DataConfig data;
@@ -165,6 +176,7 @@ struct Config {
   CheckpointConfig checkpoint;
   DistillConfig distill;
   PruneConfig prune;
+  GuardConfig guard;
   std::string source = "<defaults>";  // the file it came from, for error messages
   // The keys the file and --set gave, in order, each with where it came from (checked against model.kind).
   std::vector<std::pair<std::string, std::string>> given;

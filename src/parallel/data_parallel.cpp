@@ -140,8 +140,14 @@ GradReadyHook DataParallel<T>::ready_hook() {
 
 template <class T>
 double DataParallel<T>::finish_step(double lr, double max_norm) {
+  const double norm = reduce_gradients();
+  apply_update(lr, max_norm);
+  return norm;
+}
+
+template <class T>
+double DataParallel<T>::reduce_gradients() {
   const auto start = Clock::now();
-  double norm = 0;
   launch_ready(0);
   dp_.wait_all(pending_);
   pending_.clear();
@@ -153,16 +159,11 @@ double DataParallel<T>::finish_step(double lr, double max_norm) {
       last_penalty_ = add_penalty(params_.grads(), 0, 0, int64_t(params_.size()));
       sum_over_norm_groups(last_penalty_);
     }
-    const bool masked = mask_.extent(0) > 0;
-    if (masked) apply_mask<T>(params_.grads(), mask_, params_.size());
+    if (mask_.extent(0) > 0) apply_mask<T>(params_.grads(), mask_, params_.size());
     double sq = squares(params_.grads(), 0, 0, int64_t(params_.size()));
     sum_over_norm_groups(sq);
-    norm = std::sqrt(sq);
-    const double coef = max_norm / (norm + 1e-6);
-    if (max_norm > 0 && coef < 1.0) scale_in_place<T>(params_.grads(), params_.size(), T(coef));
-    optimizer_->step(params_.params(), params_.grads(), lr);
-    if (masked) apply_mask<T>(params_.params(), mask_, params_.size());
-    return norm;
+    norm_ = std::sqrt(sq);
+    return norm_;
   }
   // ZeRO-1: the shard's gradients were reduce-scattered bucket by bucket during backward.
   if (regularize) {
@@ -170,27 +171,45 @@ double DataParallel<T>::finish_step(double lr, double max_norm) {
     dp_host_.all_reduce_sum(&last_penalty_, 1);
     sum_over_norm_groups(last_penalty_);
   }
-  // The shard's part of the mask (the shard may reach into the buffer's padding, which has none).
-  const int64_t masked_in_shard =
-      mask_.extent(0) > 0 ? std::max<int64_t>(0, std::min(shard_size_, int64_t(params_.size()) - shard_begin_)) : 0;
-  const Vec<float> shard_mask =
-      view_of(mask_.data() + (masked_in_shard > 0 ? shard_begin_ : 0), size_t(masked_in_shard));
-  if (masked_in_shard > 0) apply_mask<T>(shard_grads_, shard_mask, size_t(masked_in_shard));
+  const int64_t masked = masked_in_shard();
+  if (masked > 0) apply_mask<T>(shard_grads_, shard_mask(), size_t(masked));
   double sq = squares(shard_grads_, shard_begin_, shard_begin_, shard_begin_ + shard_size_);
   dp_host_.all_reduce_sum(&sq, 1);
   sum_over_norm_groups(sq);
-  double wait = ms_since(start);
-  norm = std::sqrt(sq);
-  const double coef = max_norm / (norm + 1e-6);
+  comm_wait_ms_ = ms_since(start);
+  norm_ = std::sqrt(sq);
+  return norm_;
+}
+
+template <class T>
+int64_t DataParallel<T>::masked_in_shard() const {
+  // The shard may reach into the buffer's padding, which has no mask.
+  return mask_.extent(0) > 0 ? std::max<int64_t>(0, std::min(shard_size_, int64_t(params_.size()) - shard_begin_)) : 0;
+}
+
+template <class T>
+Vec<float> DataParallel<T>::shard_mask() const {
+  const int64_t masked = masked_in_shard();
+  return view_of(mask_.data() + (masked > 0 ? shard_begin_ : 0), size_t(masked));
+}
+
+template <class T>
+void DataParallel<T>::apply_update(double lr, double max_norm) {
+  const double coef = max_norm / (norm_ + 1e-6);
+  if (!zero1_) {
+    if (max_norm > 0 && coef < 1.0) scale_in_place<T>(params_.grads(), params_.size(), T(coef));
+    optimizer_->step(params_.params(), params_.grads(), lr);
+    if (mask_.extent(0) > 0) apply_mask<T>(params_.params(), mask_, params_.size());
+    return;
+  }
   if (max_norm > 0 && coef < 1.0) scale_in_place<T>(shard_grads_, size_t(shard_size_), T(coef));
   optimizer_->step(params_.params(), shard_grads_, lr);
   T* all = params_.params().data();
-  if (masked_in_shard > 0)
-    apply_mask<T>(view_of(all + shard_begin_, size_t(masked_in_shard)), shard_mask, size_t(masked_in_shard));
+  const int64_t masked = masked_in_shard();
+  if (masked > 0) apply_mask<T>(view_of(all + shard_begin_, size_t(masked)), shard_mask(), size_t(masked));
   const auto gather = Clock::now();
   dp_.all_gather(all + shard_begin_, all, size_t(shard_size_));
-  comm_wait_ms_ = wait + ms_since(gather);
-  return norm;
+  comm_wait_ms_ += ms_since(gather);
 }
 
 template class DataParallel<float>;

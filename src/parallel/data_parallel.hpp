@@ -38,8 +38,16 @@ class DataParallel {
   GradReadyHook ready_hook();
   // After the last backward: completes the reduction, adds the L1/L2 penalty's gradient (train.l1, train.l2),
   // clips to max_norm (0: off) by the global norm, updates the parameters. Returns the gradient norm before
-  // clipping (the same on every rank).
+  // clipping (the same on every rank). The same as reduce_gradients() then apply_update().
   double finish_step(double lr, double max_norm);
+  // The two halves of finish_step, for a caller that decides between them (the step guard, train/step_guard.hpp):
+  // completes the reduction, masks, adds the penalty's gradient and returns the global gradient norm (the same on
+  // every rank); the parameters are unchanged until apply_update. Not calling apply_update skips the step: the
+  // parameters, AdamW's moments and its step counter stay as they were.
+  double reduce_gradients();
+  // Clips to max_norm (0: off) by the norm reduce_gradients returned and updates the parameters. Collective
+  // (ZeRO-1 all-gathers the parameters).
+  void apply_update(double lr, double max_norm);
   // The penalty l1 sum|w| + (l2/2) sum w^2 over the regularized tensors at the last step's start (the same on every
   // rank; 0 without regularization).
   double last_penalty() const { return last_penalty_; }
@@ -56,6 +64,9 @@ class DataParallel {
 
  private:
   void launch_ready(int64_t ready_from);
+  // ZeRO-1 with pruning: how many of the shard's elements have a mask, and their part of it.
+  int64_t masked_in_shard() const;
+  Vec<float> shard_mask() const;
   // Sum of squares of the gradients g holds for buffer range [begin, end) (g[0] is offset g_begin), over
   // the tensors that count on this rank.
   double squares(const Vec<T>& g, int64_t g_begin, int64_t begin, int64_t end) const;
@@ -85,6 +96,7 @@ class DataParallel {
   Vec<T> shard_grads_;  // ZeRO-1: this rank's reduced gradient shard
   std::unique_ptr<AdamW<T>> optimizer_;
   double comm_wait_ms_ = 0;
+  double norm_ = 0;  // of the gradients reduce_gradients completed
 };
 
 }  // namespace strata

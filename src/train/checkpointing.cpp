@@ -83,9 +83,7 @@ ckpt::RankTensors Checkpointer::rank_tensors(float* params, float* m, float* v, 
 
 Checkpointer::Resumed Checkpointer::resume() {
   const auto& c = config_.checkpoint;
-  Resumed r;
-  if (c.resume == "none") return r;
-  const MPI_Comm world = grid_.world_comm();
+  if (c.resume == "none") return {};
   std::vector<std::string> candidates;
   const bool automatic = c.resume == "auto";
   if (lead_) {
@@ -98,7 +96,36 @@ Checkpointer::Resumed Checkpointer::resume() {
       candidates.push_back(c.resume);
     }
   }
-  candidates = broadcast_list(candidates, world);
+  const Resumed r = load_first_valid(broadcast_list(candidates, grid_.world_comm()), automatic, "resumed from");
+  if (lead_ && r.path.empty()) fmt::print("checkpoint: no valid checkpoint in {}: starting fresh\n", dir_);
+  return r;
+}
+
+Checkpointer::Resumed Checkpointer::roll_back(int64_t at_most_step) {
+  wait();  // a save in flight completes (it may be the newest checkpoint allowed)
+  std::vector<std::string> candidates;
+  if (lead_)
+    for (const auto& p : ckpt::list_checkpoints(dir_))
+      if (ckpt::checkpoint_step(p) <= at_most_step) candidates.push_back(p);
+  const Resumed r =
+      load_first_valid(broadcast_list(candidates, grid_.world_comm()), /*automatic=*/true, "rolled back to");
+  STRATA_CHECK(!r.path.empty(),
+               "guard: no checkpoint at or before step {} in {} to roll back to (checkpoint.every = {}: save more "
+               "often, or set guard.rollback_after = 0 to only skip)",
+               at_most_step, dir_, config_.checkpoint.every);
+  // The newer checkpoints belong to the abandoned trajectory: set aside (not deleted), so that a resume cannot pick
+  // them; the rolled-back state is saved again at its step (save_now with again = true) to become `latest`.
+  if (lead_) ckpt::set_aside_after(dir_, r.step);
+  STRATA_MPI(MPI_Barrier(grid_.world_comm()));
+  last_saved_step_ = -1;
+  return r;
+}
+
+Checkpointer::Resumed Checkpointer::load_first_valid(const std::vector<std::string>& candidates, bool automatic,
+                                                     const char* verb) {
+  const auto& c = config_.checkpoint;
+  const MPI_Comm world = grid_.world_comm();
+  Resumed r;
   for (const auto& path : candidates) {
     if (path.empty()) continue;
     std::string problem;
@@ -140,17 +167,16 @@ Checkpointer::Resumed Checkpointer::resume() {
       fmt::print("checkpoint: verified {:.1f} MiB in {:.2f} s ({:.2f} GB/s), loaded in {:.2f} s\n", bytes / (1 << 20),
                  verify_ms / 1e3, bytes / (verify_ms / 1e3) / 1e9, load_ms / 1e3);
     if (lead_)
-      fmt::print(
-          "checkpoint: resumed from {} (step {}, {} samples consumed, written by layout dp {} x tp {} x pp {}{})\n",
-          path, meta.step, meta.consumed_samples, meta.dp, meta.tp, meta.pp, meta.zero1 ? " with ZeRO-1" : "");
+      fmt::print("checkpoint: {} {} (step {}, {} samples consumed, written by layout dp {} x tp {} x pp {}{})\n", verb,
+                 path, meta.step, meta.consumed_samples, meta.dp, meta.tp, meta.pp, meta.zero1 ? " with ZeRO-1" : "");
     r.step = meta.step;
     r.consumed_samples = meta.consumed_samples;
     r.path = path;
     r.early_stop = {meta.early_stop_has_best, meta.early_stop_best, meta.early_stop_best_step,
                     meta.early_stop_bad_evals};
+    r.guard_state = meta.guard_state;
     return r;
   }
-  if (lead_) fmt::print("checkpoint: no valid checkpoint in {}: starting fresh\n", dir_);
   return r;
 }
 
@@ -160,8 +186,8 @@ void Checkpointer::maybe_save(int64_t step, int64_t consumed_samples, double lr,
   save(step, consumed_samples, lr);
 }
 
-void Checkpointer::save_now(int64_t step, int64_t consumed_samples, double lr) {
-  if (step != last_saved_step_) save(step, consumed_samples, lr);
+void Checkpointer::save_now(int64_t step, int64_t consumed_samples, double lr, bool again) {
+  if (again || step != last_saved_step_) save(step, consumed_samples, lr);
 }
 
 void Checkpointer::wait() {
@@ -196,6 +222,7 @@ void Checkpointer::save(int64_t step, int64_t consumed_samples, double lr) {
   meta.early_stop_best = early_stop_.best;
   meta.early_stop_best_step = early_stop_.best_step;
   meta.early_stop_bad_evals = early_stop_.bad_evals;
+  if (guard_) meta.guard_state = guard_->state_json();
   meta.model = config_.model;
   meta.tensors = tensors_;
   meta.masked = masked_;

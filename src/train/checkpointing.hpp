@@ -16,6 +16,7 @@
 #include "nn/param_buffer.hpp"
 #include "optim/adamw.hpp"
 #include "train/early_stopping.hpp"
+#include "train/step_guard.hpp"
 
 namespace strata {
 
@@ -33,22 +34,29 @@ class Checkpointer {
     int64_t step = 0, consumed_samples = 0;
     std::string path;  // empty: a fresh start
     EarlyStopState early_stop;
+    std::string guard_state;  // the step guard's (train/step_guard.hpp; empty: the checkpoint has none)
   };
   // Collective. checkpoint.resume = none: a fresh start; auto: the latest checkpoint that verifies (damaged ones are
   // reported and skipped), or a fresh start when there is none; a file: that checkpoint, which must verify.
   // Loads parameters, AdamW moments and step counter into this rank's buffers.
   Resumed resume();
+  // Collective. The step guard's rollback: loads the newest checkpoint at or before `at_most_step` that verifies
+  // (throws when there is none) and sets the newer ones aside (renamed *.rolled-back, out of every resume's reach).
+  Resumed roll_back(int64_t at_most_step);
 
   // Collective. Saves after `step` steps (consumed_samples so far) when step is a multiple of checkpoint.every or
   // `final` is set (and checkpoints are on).
   void maybe_save(int64_t step, int64_t consumed_samples, double lr, bool final);
-  // Collective. Saves after `step` steps now (a stop request), unless that step is saved already.
-  void save_now(int64_t step, int64_t consumed_samples, double lr);
+  // Collective. Saves after `step` steps now (a stop request), unless that step is saved already (again = true:
+  // even then, replacing the file: a rolled-back state with the guard's new state).
+  void save_now(int64_t step, int64_t consumed_samples, double lr, bool again = false);
   // Pruning: the saves store these tensors' masks (`mask` laid out like the parameters) and resume() loads the
   // masks a checkpoint stores into it (leaving the rest of it as it is).
   void set_pruning(Vec<float> mask, std::vector<std::string> masked);
   // The early-stopping state the next saves record.
   void set_early_stop(const EarlyStopState& state) { early_stop_ = state; }
+  // The step guard whose state the saves record (null: none).
+  void set_guard(const StepGuard* guard) { guard_ = guard; }
   // Completes the save in flight, if any; rethrows its error.
   void wait();
 
@@ -59,6 +67,9 @@ class Checkpointer {
  private:
   ckpt::RankTensors rank_tensors(float* params, float* m, float* v, float* mask) const;
   void save(int64_t step, int64_t consumed_samples, double lr);
+  // Loads the first of `candidates` that exists and verifies; automatic: damaged ones are reported and skipped
+  // (otherwise the first must be good). An empty path when none is. verb: how the log line says it ("resumed from").
+  Resumed load_first_valid(const std::vector<std::string>& candidates, bool automatic, const char* verb);
 
   const Config& config_;
   ProcessGrid& grid_;
@@ -77,6 +88,7 @@ class Checkpointer {
   int saves_ = 0;
   int64_t last_saved_step_ = -1;
   EarlyStopState early_stop_;
+  const StepGuard* guard_ = nullptr;
 };
 
 }  // namespace strata

@@ -51,6 +51,7 @@ void MetricsLog::step(const StepMetrics& m) {
                       {"comm_ms", m.comm_ms},
                       {"data_wait_ms", m.data_wait_ms}};
   if (m.penalty >= 0) j["penalty"] = m.penalty;
+  if (!m.skipped.empty()) j["skipped"] = m.skipped;
   if (tb_) {
     for (const auto& [tag, value] : {std::pair{"train/loss", m.loss},
                                      {"train/lr", m.lr},
@@ -61,6 +62,7 @@ void MetricsLog::step(const StepMetrics& m) {
                                      {"time/data_wait_ms", m.data_wait_ms}})
       tb_->scalar(tag, value, m.step);
     if (m.penalty >= 0) tb_->scalar("train/penalty", m.penalty, m.step);
+    tb_->scalar("guard/skipped", m.skipped.empty() ? 0.0 : 1.0, m.step);
     if (const double rss = peak_host_rss_bytes(); rss > 0)
       tb_->scalar("memory/host_peak_rss_mib", rss / (1024.0 * 1024.0), m.step);
   }
@@ -75,11 +77,11 @@ void MetricsLog::step(const StepMetrics& m) {
   }
   const double elapsed = std::chrono::duration<double>(now - first_start_).count();
   const double eta = elapsed / double(m.step - first_step_ + 1) * double(total_steps_ - m.step);
-  if (m.step % print_every_ == 0 || m.step == 1 || m.step == total_steps_)
+  if (m.step % print_every_ == 0 || m.step == 1 || m.step == total_steps_ || !m.skipped.empty())
     fmt::print(
-        "step {:>6}/{} | loss {:.4f} | lr {:.3e} | grad norm {:.3f} | {:.0f} {} | {:.1f} ms | {} elapsed, ETA {}\n",
+        "step {:>6}/{} | loss {:.4f} | lr {:.3e} | grad norm {:.3f} | {:.0f} {} | {:.1f} ms | {} elapsed, ETA {}{}\n",
         m.step, total_steps_, m.loss, m.lr, m.grad_norm, m.throughput, tokens ? "tok/s" : "samples/s", m.ms,
-        format_duration(elapsed), format_duration(eta));
+        format_duration(elapsed), format_duration(eta), m.skipped.empty() ? "" : " | SKIPPED");
   std::fflush(stdout);
 }
 

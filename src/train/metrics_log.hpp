@@ -20,6 +20,7 @@ struct StepMetrics {
   double comm_ms = 0;       // within ms: blocked on communication (dp gradients, tp sums, pipeline receives)
   double data_wait_ms = 0;  // within ms: the step loop waiting for its batch (0 when the prefetch kept up)
   double penalty = -1;      // the L1/L2 penalty added to the loss (train.l1, train.l2); < 0: not regularized
+  std::string skipped;      // the step guard skipped the update: why (empty: applied)
 };
 
 enum class Throughput { Tokens, Samples };  // "tokens_per_s" / "tok/s" or "samples_per_s" / "samples/s"

@@ -26,11 +26,13 @@
 #include "train/checkpointing.hpp"
 #include "train/early_stopping.hpp"
 #include "train/evaluate.hpp"
+#include "train/fault_injection.hpp"
 #include "train/generate.hpp"
 #include "train/memory_report.hpp"
 #include "train/metrics_log.hpp"
 #include "train/model_source.hpp"
 #include "train/pruning.hpp"
+#include "train/step_guard.hpp"
 #include "train/stop_request.hpp"
 #include "train/training_data.hpp"
 
@@ -59,6 +61,20 @@ std::string decode_bytes(const std::vector<int32_t>& tokens, int64_t eot_id) {
 void write_status(const std::string& out_dir, const char* state, int64_t step) {
   write_file_atomically((std::filesystem::path(out_dir) / "status.json").string(),
                         fmt::format("{{\"state\": \"{}\", \"step\": {}}}\n", state, step));
+}
+
+// <out_dir>/guard.json: the step guard's skips and rollbacks so far, rewritten atomically by the lead at each one.
+void write_guard_report(const std::string& out_dir, const StepGuard& guard, int64_t batch_size) {
+  nlohmann::json skipped = nlohmann::json::array();
+  for (const auto& [begin, end] : guard.skipped_intervals()) skipped.push_back({begin, end});
+  write_file_atomically((std::filesystem::path(out_dir) / "guard.json").string(),
+                        nlohmann::json{{"skipped_steps", guard.skipped_steps()},
+                                       {"rollbacks", guard.rollbacks()},
+                                       {"batch_size", batch_size},
+                                       {"skipped_sample_intervals", skipped},
+                                       {"events", guard.events()}}
+                                .dump(2) +
+                            "\n");
 }
 
 double median(std::vector<double> v) {
@@ -175,7 +191,25 @@ TrainSummary train(const Config& input, MPI_Comm world) {
     data_parallel.set_mask(pruner.mask());
     checkpoints.set_pruning(pruner.mask(), pruner.masked_tensors());
   }
-  const auto resumed = checkpoints.resume();
+  auto resumed = checkpoints.resume();
+  // The NaN/Inf and spike guard: its state (window, skipped batches) comes with the checkpoint and goes into saves.
+  StepGuard guard(config.guard, tc.batch_size);
+  if (!resumed.path.empty()) guard.restore(resumed.guard_state, resumed.path);
+  checkpoints.set_guard(&guard);
+  const auto fault = gradient_fault_from_env();
+  if (fault && lead)
+    fmt::print("STRATA_DEBUG_INJECT: a {} gradient on rank {} for global batches {} .. {} (a test switch)\n",
+               fault->kind, fault->rank, fault->first_batch, fault->first_batch + fault->count - 1);
+  // The element a fault poisons: the first one that counts in this rank's gradient norm.
+  int64_t fault_element = 0;
+  {
+    const auto in_norm = norm_flags(params->specs(), grid.coord().tp);
+    for (size_t i = 0; i < in_norm.size(); ++i)
+      if (in_norm[i]) {
+        fault_element = params->specs()[i].offset;
+        break;
+      }
+  }
   // Continual training: a fresh run starts from train.init_from's weights (a resumed one has its checkpoint's), with
   // the optimizer state and schedule of a new run; train.l2_init pulls toward them for the whole run.
   if (!tc.init_from.empty()) {
@@ -213,10 +247,18 @@ TrainSummary train(const Config& input, MPI_Comm world) {
       report_pruning(0);
   }
   // Position in the global sample order where step `s` starts: what the checkpoint consumed, then one global batch
-  // per step (the batch size may differ from the run that wrote the checkpoint).
-  auto consumed_at = [&](int64_t s) { return resumed.consumed_samples + (s - resumed.step) * tc.batch_size; };
+  // per step (the batch size may differ from the run that wrote the checkpoint), past the batches the guard skips.
+  auto consumed_at = [&](int64_t s) { return guard.advance(resumed.consumed_samples, s - resumed.step); };
   const ModelSize size = model_size(mc);
   std::unique_ptr<MetricsLog> log;
+  // The lead's metrics.jsonl and event files, continued from `resume_step` (-1: new) after a resume or a rollback.
+  auto open_log = [&](int64_t resume_step) {
+    log.reset();  // closes the files before they are rewritten
+    log = std::make_unique<MetricsLog>(
+        (std::filesystem::path(tc.out_dir) / "metrics.jsonl").string(), tc.steps, tc.log_every, resume_step,
+        language_model ? Throughput::Tokens : Throughput::Samples,
+        tc.tensorboard ? (std::filesystem::path(tc.out_dir) / "tb").string() : std::string());
+  };
   if (lead) {
     fmt::print(
         "model: {} {} parameters ({} non-embedding), {:.3g} GFLOP per {} (forward + backward); layout dp {} x "
@@ -229,11 +271,7 @@ TrainSummary train(const Config& input, MPI_Comm world) {
     if (pp > 1)
       fmt::print("pipeline: layers per stage {} (balanced by FLOPs; the last stage also runs the {})\n",
                  fmt::join(stage_layer_counts(mc, pp), " "), language_model ? "LM head" : "classifier head");
-    log = std::make_unique<MetricsLog>(
-        (std::filesystem::path(tc.out_dir) / "metrics.jsonl").string(), tc.steps, tc.log_every,
-        /*resume_step=*/resumed.path.empty() ? -1 : resumed.step,
-        language_model ? Throughput::Tokens : Throughput::Samples,
-        tc.tensorboard ? (std::filesystem::path(tc.out_dir) / "tb").string() : std::string());
+    open_log(resumed.path.empty() ? -1 : resumed.step);
     log->config_text(to_toml(config), resumed.step);
   }
 
@@ -241,7 +279,9 @@ TrainSummary train(const Config& input, MPI_Comm world) {
   // copies each microbatch to the device). Positions in the global sample order are step * batch_size + ...
   // (data/batch_sampler.hpp), so any dp size reads the same samples.
   auto read_batch = [&](int64_t step, HostBatch& out) { data.read(consumed_at(step), out); };
-  data::Prefetcher<HostBatch> batches(read_batch, data.prototype(), /*first_step=*/resumed.step, config.data.prefetch);
+  auto batches =
+      std::make_unique<data::Prefetcher<HostBatch>>(read_batch, data.prototype(), resumed.step, config.data.prefetch);
+  double total_wait_ms = 0;  // over every prefetcher (a rollback starts a new one)
   std::vector<double> wait_ms;
   // The mean over the global batch's target rows (tokens, images, sequences or sequence steps).
   const float loss_scale = 1.0f / float(int64_t(tc.batch_size) * model->targets_per_sample());
@@ -343,13 +383,17 @@ TrainSummary train(const Config& input, MPI_Comm world) {
     fmt::print("early stopping: this run stopped at step {} ({} evaluations without improvement); nothing to do\n",
                resumed.step, early.state().bad_evals);
   StopRequest stop(tc.max_wall_minutes);
-  bool evaluated_last = false;
+  bool evaluated_last = false, first_loss_seen = false;
   for (int64_t step = already_stopped ? tc.steps : resumed.step; step < tc.steps; ++step) {
     const auto start = Clock::now();
-    const HostBatch& batch = batches.next();
-    wait_ms.push_back(batches.last_wait_ms());
+    const HostBatch& batch = batches->next();
+    wait_ms.push_back(batches->last_wait_ms());
+    total_wait_ms += batches->last_wait_ms();
     const double lr = learning_rate(tc, step);
+    const int64_t position = consumed_at(step);
     params->zero_grads();
+    if (fault && fault->hits(position / tc.batch_size, grid.world().rank()))
+      Kokkos::deep_copy(Kokkos::subview(params->grads(), fault_element), fault->value());
     auto load = [&](int m, MicroBatch<float>& micro_batch) {
       load_microbatch(batch, m, micro, micro_batch);
       // Dropout masks follow the sample's place in the global batch: this rank's share, then the microbatch.
@@ -364,12 +408,28 @@ TrainSummary train(const Config& input, MPI_Comm world) {
     // Sum over this rank's samples of their mean row loss (the last stage's; 0 on the others).
     double loss_sum = pipeline.run(n_micro, load, loss_scale, tied.hold_back(data_parallel.ready_hook()));
     tied.sum();
-    const double norm = data_parallel.finish_step(lr, tc.grad_clip);
+    double norm = data_parallel.reduce_gradients();
     grid.pp().all_reduce_sum(&loss_sum, 1);
     grid.dp().all_reduce_sum(&loss_sum, 1);
-    const double loss = loss_sum / tc.batch_size;
-    STRATA_CHECK(std::isfinite(loss) && std::isfinite(norm), "step {}: loss {} / gradient norm {} is not finite",
-                 step + 1, loss, norm);
+    double loss = loss_sum / tc.batch_size;
+    // The guard judges before the update; every rank judges rank 0's numbers, so all skip together.
+    GuardVerdict verdict;
+    if (config.guard.enabled) {
+      double judged[2] = {loss, norm};
+      STRATA_MPI(MPI_Bcast(judged, 2, MPI_DOUBLE, 0, grid.world_comm()));
+      loss = judged[0];
+      norm = judged[1];
+      verdict = guard.judge(step + 1, position, loss, norm);
+    } else {
+      STRATA_CHECK(std::isfinite(loss) && std::isfinite(norm),
+                   "step {}: loss {} / gradient norm {} is not finite (guard.enabled = false)", step + 1, loss, norm);
+    }
+    if (!verdict.skip) data_parallel.apply_update(lr, tc.grad_clip);
+    if (verdict.skip && lead) {
+      fmt::print("guard: step {} skipped ({}), {} bad step(s) in a row\n", step + 1, verdict.cause,
+                 guard.events().back().value("bad_in_row", int64_t(1)));
+      write_guard_report(tc.out_dir, guard, tc.batch_size);
+    }
     if (pruner.maybe_update(step + 1)) report_pruning(step + 1);
     Kokkos::fence();
     const double ms = ms_since(start);
@@ -377,8 +437,39 @@ TrainSummary train(const Config& input, MPI_Comm world) {
     if (log)
       log->step({step + 1, loss, lr, norm, units_per_step / (ms / 1000.0), ms,
                  data_parallel.comm_wait_ms() + tensor_parallel.take_comm_ms() + pipeline.comm_ms(), wait_ms.back(),
-                 tc.l1 > 0 || tc.l2 > 0 || tc.l2_init > 0 ? data_parallel.last_penalty() : -1.0});
-    if (step == resumed.step) summary.first_loss = loss;
+                 tc.l1 > 0 || tc.l2 > 0 || tc.l2_init > 0 ? data_parallel.last_penalty() : -1.0, verdict.cause});
+    if (guard.rollback_due()) {
+      // Back to the newest checkpoint before the bad run; its batches are skipped from now on (deterministically:
+      // the skipped intervals are part of the guard's state, saved at once with the rolled-back checkpoint).
+      const int64_t first_bad = guard.first_bad_step();
+      guard.check_rollback_allowed(step + 1);
+      batches.reset();  // its thread reads positions the rollback changes
+      const auto back = checkpoints.roll_back(first_bad - 1);
+      guard.record_rollback(step + 1, back.step, back.path);
+      guard.restore_window(back.guard_state, back.path);
+      resumed = back;
+      early.restore(back.early_stop);
+      checkpoints.set_early_stop(early.state());
+      if (pruner.on()) pruner.apply();
+      const double back_lr = learning_rate(tc, std::max<int64_t>(0, back.step - 1));
+      checkpoints.save_now(back.step, back.consumed_samples, back_lr, /*again=*/true);
+      if (lead) {
+        fmt::print(
+            "guard: rollback {} of at most {}: {} bad steps in a row ({} .. {}); back to step {} ({}), "
+            "skipping their batches from now on\n",
+            guard.rollbacks(), config.guard.max_rollbacks, step + 2 - first_bad, first_bad, step + 1, back.step,
+            back.path);
+        write_guard_report(tc.out_dir, guard, tc.batch_size);
+        open_log(back.step);
+      }
+      batches =
+          std::make_unique<data::Prefetcher<HostBatch>>(read_batch, data.prototype(), back.step, config.data.prefetch);
+      summary.steps = back.step;
+      step = back.step - 1;  // the loop's ++step: back.step
+      continue;
+    }
+    if (!first_loss_seen) summary.first_loss = loss;
+    first_loss_seen = true;
     summary.final_loss = loss;
     summary.steps = step + 1;
     // Evaluate before the checkpoint of the same step, so that it records the early-stopping state after it.
@@ -482,11 +573,16 @@ TrainSummary train(const Config& input, MPI_Comm world) {
                  format_bytes(peak), format_bytes(largest.estimate.total()));
     summary.peak_rss_bytes = peak;
   }
+  summary.skipped_steps = guard.skipped_steps();
+  summary.rollbacks = guard.rollbacks();
+  if (lead && (guard.skipped_steps() > 0 || guard.rollbacks() > 0))
+    fmt::print("guard: {} step(s) skipped and {} rollback(s) in this run's history ({}/guard.json has each)\n",
+               guard.skipped_steps(), guard.rollbacks(), tc.out_dir);
   summary.median_ms = median(step_ms);
   summary.median_data_wait_ms = median(wait_ms);
   if (lead)
     fmt::print("data: waited for batches {:.3f} ms/step (median), {:.1f} ms in all, reading {} batch(es) ahead\n",
-               summary.median_data_wait_ms, batches.total_wait_ms(), config.data.prefetch);
+               summary.median_data_wait_ms, total_wait_ms, config.data.prefetch);
   if (pp > 1) {
     std::vector<double> peak(static_cast<size_t>(pp)), mine{double(pipeline.peak_slots())};
     grid.pp().all_gather(mine.data(), peak.data(), 1);

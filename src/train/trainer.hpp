@@ -23,8 +23,9 @@ struct TrainSummary {
   int64_t best_step = 0;
   double best_metric = 0;
   std::string checkpoint_dir;
-  double sparsity = -1;       // pruning: the pruned tensors' final sparsity (-1: off)
-  double peak_rss_bytes = 0;  // the largest rank's peak host resident set
+  double sparsity = -1;                      // pruning: the pruned tensors' final sparsity (-1: off)
+  double peak_rss_bytes = 0;                 // the largest rank's peak host resident set
+  int64_t skipped_steps = 0, rollbacks = 0;  // the step guard's (train/step_guard.hpp)
 };
 
 // Validates the layout against `world` and the dataset against the config before any work (filling in the model
