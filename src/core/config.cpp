@@ -250,6 +250,14 @@ const std::vector<Binding>& bindings() {
       STRATA_FIELD(guard, skip_batches,
                    "global batch indices never trained on (batch i holds the samples at positions i * batch_size .. "
                    "of the sample order; step s reads batch s - 1 when none is skipped)"),
+      STRATA_FIELD(watchdog, timeout_s,
+                   "seconds a rank's step, evaluation or checkpoint save may go without progress before the watchdog "
+                   "names the ranks that have not arrived and ends the job with exit code 76 (resumable); 0: off"),
+      STRATA_FIELD(watchdog, straggler_every,
+                   "steps between gathers of every rank's compute time per step (also <out_dir>/rank_times.jsonl); 0: "
+                   "off"),
+      STRATA_FIELD(watchdog, straggler_factor,
+                   "a rank whose compute time exceeds the median's this many times is named"),
   };
   return table;
 }
@@ -402,10 +410,10 @@ void apply_file(Config& config, const std::string& path) {
   }
   STRATA_CHECK(root.is_table(), "{}: expected a TOML table at the top level", path);
   for (const auto& [section, table] : root.as_table()) {
-    STRATA_CHECK(
-        table.is_table(),
-        "{}: '{}' should be a [section] table (model, data, train, parallel, checkpoint, distill, prune, guard)", path,
-        section);
+    STRATA_CHECK(table.is_table(),
+                 "{}: '{}' should be a [section] table (model, data, train, parallel, checkpoint, distill, prune, "
+                 "guard, watchdog)",
+                 path, section);
     for (const auto& [name, value] : table.as_table()) {
       const std::string key = section + "." + name;
       const Binding* b = find_binding(key);
@@ -673,6 +681,17 @@ void check_guard(const Config& c, const std::string& f) {
                  g.skip_batches[i]);
 }
 
+// watchdog.*: a timeout and a factor that make sense.
+void check_watchdog(const Config& c, const std::string& f) {
+  const WatchdogConfig& w = c.watchdog;
+  STRATA_CHECK(w.timeout_s >= 0 && std::isfinite(w.timeout_s), "{}: watchdog.timeout_s = {}: expected >= 0 (0: off)", f,
+               w.timeout_s);
+  STRATA_CHECK(w.straggler_every >= 0, "{}: watchdog.straggler_every = {}: expected >= 0 (0: off)", f,
+               w.straggler_every);
+  STRATA_CHECK(w.straggler_factor > 1 && std::isfinite(w.straggler_factor),
+               "{}: watchdog.straggler_factor = {}: expected > 1", f, w.straggler_factor);
+}
+
 }  // namespace
 
 int stage_units(const ModelConfig& m) { return m.kind == "cnn" ? int(m.channels.size()) : m.n_layer; }
@@ -766,6 +785,7 @@ void validate_config(const Config& c) {
                c.distill.alpha);
   check_pruning(c, f);
   check_guard(c, f);
+  check_watchdog(c, f);
   STRATA_CHECK(c.checkpoint.every >= 0, "{}: checkpoint.every = {}: expected >= 0", f, c.checkpoint.every);
   STRATA_CHECK(c.checkpoint.keep_last >= 1, "{}: checkpoint.keep_last = {}: expected >= 1 (the latest is always kept)",
                f, c.checkpoint.keep_last);

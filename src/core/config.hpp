@@ -168,6 +168,13 @@ struct GuardConfig {
   std::vector<int64_t> skip_batches;  // global batch indices never trained on (batch i: samples i*batch_size ...)
 };
 
+// The hang watchdog and stragglers (train/watchdog.hpp, train/straggler_report.hpp, docs/monitoring.md).
+struct WatchdogConfig {
+  double timeout_s = 600;         // a rank whose step, evaluation or save makes no progress this long: a hang; 0: off
+  int64_t straggler_every = 100;  // steps between gathers of every rank's compute time per step; 0: off
+  double straggler_factor = 1.5;  // a rank this many times slower than the median is named
+};
+
 struct Config {
   ModelConfig model;
   DataConfig data;
@@ -177,6 +184,7 @@ struct Config {
   DistillConfig distill;
   PruneConfig prune;
   GuardConfig guard;
+  WatchdogConfig watchdog;
   std::string source = "<defaults>";  // the file it came from, for error messages
   // The keys the file and --set gave, in order, each with where it came from (checked against model.kind).
   std::vector<std::pair<std::string, std::string>> given;

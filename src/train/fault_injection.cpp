@@ -19,8 +19,9 @@ std::optional<GradientFault> gradient_fault_from_env() {
   long step = 0, count = 1, rank = 0;
   const int n = std::sscanf(v, "%15[^:]:%ld:%ld:%ld", kind, &step, &count, &rank);
   GradientFault f{kind, step - 1, count, int(rank)};
-  STRATA_CHECK(n >= 2 && (f.kind == "nan" || f.kind == "spike") && step >= 1 && count >= 1 && rank >= 0,
-               "STRATA_DEBUG_INJECT = '{}': expected nan|spike:STEP[:COUNT[:RANK]] with STEP >= 1", v);
+  STRATA_CHECK(
+      n >= 2 && (f.kind == "nan" || f.kind == "spike" || f.kind == "slow") && step >= 1 && count >= 1 && rank >= 0,
+      "STRATA_DEBUG_INJECT = '{}': expected nan|spike|slow:STEP[:COUNT[:RANK]] with STEP >= 1", v);
   return f;
 }
 

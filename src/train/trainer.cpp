@@ -7,6 +7,7 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <thread>
 
 #include "comm/process_grid.hpp"
 #include "core/atomic_file.hpp"
@@ -34,7 +35,9 @@
 #include "train/pruning.hpp"
 #include "train/step_guard.hpp"
 #include "train/stop_request.hpp"
+#include "train/straggler_report.hpp"
 #include "train/training_data.hpp"
+#include "train/watchdog.hpp"
 
 namespace strata {
 namespace {
@@ -383,17 +386,48 @@ TrainSummary train(const Config& input, MPI_Comm world) {
     fmt::print("early stopping: this run stopped at step {} ({} evaluations without improvement); nothing to do\n",
                resumed.step, early.state().bad_evals);
   StopRequest stop(tc.max_wall_minutes);
+  // The hang watchdog: heartbeats in <out_dir>/heartbeat (emptied first), a thread per rank. Stragglers: every rank's
+  // compute time per step, gathered every watchdog.straggler_every steps.
+  const auto identities = gather_identities(
+      grid.world_comm(), my_identity(grid.world_comm(), grid.coord().dp, grid.coord().tp, grid.coord().pp));
+  const std::string heartbeat_dir = (std::filesystem::path(tc.out_dir) / "heartbeat").string();
+  if (lead) std::filesystem::remove_all(heartbeat_dir);
+  grid.world().barrier();
+  Watchdog watchdog(config.watchdog.timeout_s, heartbeat_dir,
+                    (std::filesystem::path(tc.out_dir) / "status.json").string(), identities, grid.world().rank());
+  StragglerWatch stragglers(config.watchdog.straggler_every);
+  auto report_stragglers = [&](const StragglerCheck& c) {
+    const bool slow = c.ratio > config.watchdog.straggler_factor;
+    std::ofstream times(std::filesystem::path(tc.out_dir) / "rank_times.jsonl", std::ios::app);
+    times << nlohmann::json{{"step", c.last_step},      {"first_step", c.first_step}, {"busy_ms", c.busy_ms},
+                            {"median_ms", c.median_ms}, {"slowest_rank", c.slowest},  {"ratio", c.ratio},
+                            {"straggler", slow}}
+                 .dump()
+          << "\n";
+    if (slow)
+      fmt::print(
+          "stragglers: {} computes {:.1f} ms per step, {:.2f}x the others' median {:.1f} ms over steps {} .. {} "
+          "(watchdog.straggler_factor = {})\n",
+          identities[size_t(c.slowest)].describe(), c.busy_ms[size_t(c.slowest)], c.ratio, c.median_ms, c.first_step,
+          c.last_step, config.watchdog.straggler_factor);
+  };
   bool evaluated_last = false, first_loss_seen = false;
   for (int64_t step = already_stopped ? tc.steps : resumed.step; step < tc.steps; ++step) {
     const auto start = Clock::now();
+    watchdog.beat(step + 1, Phase::Data);
     const HostBatch& batch = batches->next();
     wait_ms.push_back(batches->last_wait_ms());
     total_wait_ms += batches->last_wait_ms();
     const double lr = learning_rate(tc, step);
     const int64_t position = consumed_at(step);
     params->zero_grads();
-    if (fault && fault->hits(position / tc.batch_size, grid.world().rank()))
-      Kokkos::deep_copy(Kokkos::subview(params->grads(), fault_element), fault->value());
+    watchdog.beat(step + 1, Phase::Compute);
+    if (fault && fault->hits(position / tc.batch_size, grid.world().rank())) {
+      if (fault->kind == "slow")
+        std::this_thread::sleep_for(std::chrono::milliseconds(kSlowMs));
+      else
+        Kokkos::deep_copy(Kokkos::subview(params->grads(), fault_element), fault->value());
+    }
     auto load = [&](int m, MicroBatch<float>& micro_batch) {
       load_microbatch(batch, m, micro, micro_batch);
       // Dropout masks follow the sample's place in the global batch: this rank's share, then the microbatch.
@@ -408,7 +442,9 @@ TrainSummary train(const Config& input, MPI_Comm world) {
     // Sum over this rank's samples of their mean row loss (the last stage's; 0 on the others).
     double loss_sum = pipeline.run(n_micro, load, loss_scale, tied.hold_back(data_parallel.ready_hook()));
     tied.sum();
+    watchdog.beat(step + 1, Phase::Reduce);
     double norm = data_parallel.reduce_gradients();
+    const auto sync_start = Clock::now();  // the loss's reductions and the guard's broadcast: waits, like comm
     grid.pp().all_reduce_sum(&loss_sum, 1);
     grid.dp().all_reduce_sum(&loss_sum, 1);
     double loss = loss_sum / tc.batch_size;
@@ -424,6 +460,8 @@ TrainSummary train(const Config& input, MPI_Comm world) {
       STRATA_CHECK(std::isfinite(loss) && std::isfinite(norm),
                    "step {}: loss {} / gradient norm {} is not finite (guard.enabled = false)", step + 1, loss, norm);
     }
+    const double sync_ms = ms_since(sync_start);
+    watchdog.beat(step + 1, Phase::Update);
     if (!verdict.skip) data_parallel.apply_update(lr, tc.grad_clip);
     if (verdict.skip && lead) {
       fmt::print("guard: step {} skipped ({}), {} bad step(s) in a row\n", step + 1, verdict.cause,
@@ -434,15 +472,18 @@ TrainSummary train(const Config& input, MPI_Comm world) {
     Kokkos::fence();
     const double ms = ms_since(start);
     step_ms.push_back(ms);
+    const double comm_ms = data_parallel.comm_wait_ms() + tensor_parallel.take_comm_ms() + pipeline.comm_ms() + sync_ms;
+    if (const auto check = stragglers.add(step + 1, ms - comm_ms - wait_ms.back(), grid.world()); check && lead)
+      report_stragglers(*check);
     if (log)
-      log->step({step + 1, loss, lr, norm, units_per_step / (ms / 1000.0), ms,
-                 data_parallel.comm_wait_ms() + tensor_parallel.take_comm_ms() + pipeline.comm_ms(), wait_ms.back(),
+      log->step({step + 1, loss, lr, norm, units_per_step / (ms / 1000.0), ms, comm_ms, wait_ms.back(),
                  tc.l1 > 0 || tc.l2 > 0 || tc.l2_init > 0 ? data_parallel.last_penalty() : -1.0, verdict.cause});
     if (guard.rollback_due()) {
       // Back to the newest checkpoint before the bad run; its batches are skipped from now on (deterministically:
       // the skipped intervals are part of the guard's state, saved at once with the rolled-back checkpoint).
       const int64_t first_bad = guard.first_bad_step();
       guard.check_rollback_allowed(step + 1);
+      watchdog.beat(step + 1, Phase::Checkpoint);
       batches.reset();  // its thread reads positions the rollback changes
       const auto back = checkpoints.roll_back(first_bad - 1);
       guard.record_rollback(step + 1, back.step, back.path);
@@ -478,9 +519,11 @@ TrainSummary train(const Config& input, MPI_Comm world) {
     const bool pause = tc.stop_after > 0 && step + 1 == tc.stop_after && !last;
     bool stop_for_early_stopping = false;
     if (last || pause || (tc.eval_every > 0 && (step + 1) % tc.eval_every == 0)) {
+      watchdog.beat(step + 1, Phase::Evaluate);
       stop_for_early_stopping = watch(step + 1, run_eval(step + 1)) && !last;
       evaluated_last = last;
     }
+    watchdog.beat(step + 1, Phase::Checkpoint);
     checkpoints.maybe_save(step + 1, consumed_at(step + 1), lr, /*final=*/last);
     if (stop_for_early_stopping) {
       checkpoints.save_now(step + 1, consumed_at(step + 1), lr);
@@ -503,6 +546,7 @@ TrainSummary train(const Config& input, MPI_Comm world) {
       break;
     }
   }
+  watchdog.beat(summary.steps, Phase::Finish);
   summary.checkpoint_dir = checkpoints.dir();
   if (summary.stopped_early) {
     checkpoints.wait();

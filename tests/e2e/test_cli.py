@@ -296,7 +296,7 @@ class TrainTest(StrataTestCase):
         # config.toml: the resolved config, with the --set values and the file's values.
         with open(out_dir / "config.toml", "rb") as f:
             resolved = tomllib.load(f)
-        self.assertEqual(set(resolved), {"model", "data", "train", "parallel", "checkpoint", "distill", "prune", "guard"})
+        self.assertEqual(set(resolved), {"model", "data", "train", "parallel", "checkpoint", "distill", "prune", "guard", "watchdog"})
         for key, want in dict(values, **{"data.path": data, "train.log_every": 10}).items():
             section, name = key.split(".")
             self.assertEqual(resolved[section][name], want, key)

@@ -8,6 +8,7 @@ machine by tests/e2e/slurm/cluster.sh for the duration of the tests.
 - a 4-task array sweep (jobs/sweep.sbatch) finishes and its summary names the best trial;
 - a 2-task cross-validation array (jobs/cv.sbatch) trains a fold per task and reports both;
 - `scontrol requeue` of a running job: it resumes once, and the script submits no continuation;
+- a rank stopped with SIGSTOP: the watchdog names it and ends the job (76), which requeues and resumes;
 - a run already complete is not started again (until train.steps grows);
 - a job with a bad config ends FAILED with the error in its log, without hanging;
 - jobs/scaling.sbatch writes its strong and weak scaling rows;
@@ -19,6 +20,7 @@ import csv
 import json
 import os
 import re
+import signal
 import subprocess
 import tempfile
 import time
@@ -189,6 +191,34 @@ class SlurmTest(unittest.TestCase):
         self.assertEqual(slurm("squeue", "-h", "-o", "%i"), "", "no other job may be queued")
         self.assertEqual(sorted(p.name for p in self.tmp.glob("slurm-*.out")), [f"slurm-strata-train-{job}.out"])
         self.assertRegex(log, r"resumed from \S+ \(step \d+,")
+        self.assertEqual([s["step"] for s in final_losses(run_dir)], list(range(1, steps + 1)))
+
+    def test_a_hung_rank_ends_the_job_which_requeues_and_resumes(self):
+        """One rank stopped (SIGSTOP) mid-run: the watchdog names it, the job ends with 76, the script treats that
+        like a preemption (requeue), and the requeued job resumes from the last checkpoint to the end."""
+        steps = 2000
+        sets = ["--set", f"train.steps={steps}", "--set", "model.d_model=64", "--set", "train.batch_size=16",
+                "--set", "checkpoint.every=100", "--set", "watchdog.timeout_s=3"]
+        job, run_dir = self.start_training(sets)
+        deadline = time.time() + 120
+        while not (run_dir / "checkpoints" / "latest").exists() and time.time() < deadline:
+            time.sleep(0.2)
+        pid = json.loads((run_dir / "heartbeat" / "rank-000001.json").read_text())["pid"]
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            fields = self.wait_through_requeue(job)
+        finally:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        log = self.log(f"slurm-strata-train-{job}.out")
+        self.assertEqual(fields["JobState"], "COMPLETED", log)
+        self.assertEqual(fields["Restarts"], "1", log)
+        self.assertRegex(log, r"strata: watchdog:   rank 1 \(host \S+, dp 1, tp 0, pp 0\): its heartbeat stopped")
+        self.assertIn("the watchdog ended a hung job", log)
+        self.assertIn(f"requeueing job {job}", log)
+        self.assertRegex(log, r"resumed from \S+ \(step \d+00,")
         self.assertEqual([s["step"] for s in final_losses(run_dir)], list(range(1, steps + 1)))
 
     def test_a_complete_run_is_not_started_again(self):
