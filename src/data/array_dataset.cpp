@@ -7,6 +7,7 @@
 
 #include "core/atomic_file.hpp"
 #include "core/error.hpp"
+#include "data/shard_reads.hpp"
 
 namespace strata::data {
 namespace fs = std::filesystem;
@@ -80,6 +81,7 @@ ArraySplit::ArraySplit(const std::string& dir, const std::string& split, bool ve
     s.path = (fs::path(dir) / e.file).string();
     std::error_code ec;
     STRATA_CHECK(fs::is_regular_file(s.path, ec), "{}: shard file '{}' ({}) not found", manifest_path_, s.path, field);
+    s.bytes = shard_bytes(s.path);
     s.file = h5::open_file(s.path);  // a truncated or overwritten file fails here, naming it
     for (const char* name : {"x", "y"})
       STRATA_CHECK(h5::exists(s.file, name), "{}: dataset '{}' is missing (an array shard holds 'x' and 'y')", s.path,
@@ -196,15 +198,17 @@ void ArraySplit::read(const int64_t* indices, int64_t n, float* x, int32_t* y) c
       if (rows.empty() || rows.back() != hsize_t(w.row)) rows.push_back(hsize_t(w.row));
     xbuf.resize(rows.size() * size_t(sample_elems_));
     ybuf.resize(rows.size() * size_t(label_elems_));
-    if (manifest_.dtype == "uint8") {  // read as stored (a converting read refills a 1 MiB buffer per call)
-      thread_local std::vector<uint8_t> bytes;
-      bytes.resize(xbuf.size());
-      h5::read_rows<uint8_t>(shards_[sh].x, rows, bytes.data());
-      std::copy(bytes.begin(), bytes.end(), xbuf.begin());
-    } else {
-      h5::read_rows<float>(shards_[sh].x, rows, xbuf.data());
-    }
-    h5::read_rows<int32_t>(shards_[sh].y, rows, ybuf.data());
+    read_shard(shards_[sh].path, shards_[sh].bytes, [&] {
+      if (manifest_.dtype == "uint8") {  // read as stored (a converting read refills a 1 MiB buffer per call)
+        thread_local std::vector<uint8_t> bytes;
+        bytes.resize(xbuf.size());
+        h5::read_rows<uint8_t>(shards_[sh].x, rows, bytes.data());
+        std::copy(bytes.begin(), bytes.end(), xbuf.begin());
+      } else {
+        h5::read_rows<float>(shards_[sh].x, rows, xbuf.data());
+      }
+      h5::read_rows<int32_t>(shards_[sh].y, rows, ybuf.data());
+    });
     size_t r = 0;
     for (const auto& w : want) {
       while (rows[r] != hsize_t(w.row)) ++r;

@@ -48,6 +48,7 @@ class ArraySplit {
   struct Shard {
     std::string path;
     int64_t start = 0, count = 0;  // first sample's index in the split
+    uint64_t bytes = 0;            // the file's size when opened (data/shard_reads.hpp)
     h5::Handle file, x, y;         // datasets close before the file
   };
   void verify_shard(const Shard& s, const ShardEntry& e, size_t index) const;

@@ -7,6 +7,7 @@
 #include "core/atomic_file.hpp"
 #include "core/error.hpp"
 #include "data/rank_work.hpp"
+#include "data/shard_reads.hpp"
 #include "data/token_dataset.hpp"
 
 namespace strata::data {
@@ -162,6 +163,7 @@ ShardedTokenWindows::ShardedTokenWindows(const std::string& dir, const std::stri
     s.start = num_tokens_;
     s.tokens = stored;
     num_tokens_ += stored;
+    s.bytes = shard_bytes(s.path);
     s.file = h5::open_file(s.path);
     s.dataset = h5::Handle(STRATA_H5(H5Dopen2(s.file, (split + "/tokens").c_str(), H5P_DEFAULT)), H5Dclose);
     s.stored_type = h5::element_type_name(s.dataset);
@@ -231,7 +233,7 @@ void ShardedTokenWindows::read_windows(const std::vector<int64_t>& windows, int3
     local.clear();
     while (i < positions.size() && int64_t(positions[i]) < s.start + s.tokens)
       local.push_back(positions[i++] - s.start);
-    read_token_positions(s.dataset, s.stored_type, local, ids.data() + k);
+    read_shard(s.path, s.bytes, [&] { read_token_positions(s.dataset, s.stored_type, local, ids.data() + k); });
     for (size_t j = 0; j < local.size(); ++j) check_id(s, ids[k + j], int64_t(local[j]));
   }
   scatter_windows(windows, seq_len_, positions, ids.data(), x, y);

@@ -47,6 +47,7 @@ class ShardedTokenWindows : public WindowSource {
     std::string path;
     int64_t start = 0, tokens = 0;  // global offset of its first token in the split
     std::string stored_type;        // h5::element_type_name of the dataset
+    uint64_t bytes = 0;             // the file's size when opened (data/shard_reads.hpp)
     h5::Handle file, dataset;       // dataset closes before the file (members destroyed in reverse order)
   };
   std::string dir_, split_;

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "core/error.hpp"
+#include "data/shard_reads.hpp"
 
 namespace strata::data {
 namespace {
@@ -74,6 +75,7 @@ TokenWindows::TokenWindows(const std::string& path, const std::string& split, in
   STRATA_CHECK(num_windows_ > 0,
                "{}: {}: {} holds {} tokens, fewer than seq_len+1 = {} needed for one window (model.seq_len {})", path,
                split, tokens_name(split), num_tokens_, int64_t{seq_len} + 1, seq_len);
+  bytes_ = shard_bytes(path);
   file_ = h5::open_file(path);
   dataset_ = h5::Handle(STRATA_H5(H5Dopen2(file_, tokens_name(split).c_str(), H5P_DEFAULT)), H5Dclose);
   stored_type_ = h5::element_type_name(dataset_);
@@ -162,7 +164,7 @@ void TokenWindows::read_windows(const std::vector<int64_t>& windows, int32_t* x,
     STRATA_CHECK(w >= 0 && w < num_windows_, "{}: {}: window {} out of range [0, {})", path_, split_, w, num_windows_);
   const auto positions = window_positions(windows, seq_len_);
   std::vector<int64_t> ids(positions.size());
-  read_token_positions(dataset_, stored_type_, positions, ids.data());
+  read_shard(path_, bytes_, [&] { read_token_positions(dataset_, stored_type_, positions, ids.data()); });
   for (size_t i = 0; i < ids.size(); ++i) check_id(ids[i], positions[i]);
   scatter_windows(windows, seq_len_, positions, ids.data(), x, y);
 }

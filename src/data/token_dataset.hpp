@@ -53,6 +53,7 @@ class TokenWindows : public WindowSource {
   TokenDatasetInfo info_;
   int64_t num_tokens_ = 0, num_windows_ = 0;
   std::string stored_type_;
+  uint64_t bytes_ = 0;         // the file's size when opened (data/shard_reads.hpp)
   h5::Handle file_, dataset_;  // declared in this order so the dataset closes before the file
 };
 

@@ -236,7 +236,20 @@ void Checkpointer::save(int64_t step, int64_t consumed_samples, double lr) {
   auto write_and_commit = [this, tmp, meta, rank, &c](ckpt::RankTensors mine, MPI_Comm comm) {
     ckpt::SaveOptions options;
     options.io = c.io;
-    const auto stats = ckpt::write_checkpoint(tmp, mine, meta, comm, options);
+    ckpt::SaveStats stats;
+    try {
+      stats = ckpt::write_checkpoint(tmp, mine, meta, comm, options);
+    } catch (const Error& e) {
+      // A full disk, a quota, an I/O error: the partial file goes (freeing its space); `latest` and the earlier
+      // checkpoints were never touched. Every rank throws (the collective write agrees on failure).
+      std::error_code ec;
+      if (rank == 0) std::filesystem::remove(tmp, ec);
+      const std::string latest = ckpt::latest_checkpoint(dir_);
+      STRATA_FAIL("checkpoint: saving step {} failed and was abandoned ({} removed); the newest complete checkpoint "
+                  "is still {}: {}",
+                  meta.step, std::filesystem::path(tmp).filename().string(),
+                  latest.empty() ? std::string("none") : latest, e.what());
+    }
     STRATA_MPI(MPI_Barrier(comm));  // every rank's data is synced before the rename makes it visible
     ckpt::crash_point("before_commit", meta.step, rank);
     if (rank == 0) {
