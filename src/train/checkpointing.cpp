@@ -245,10 +245,11 @@ void Checkpointer::save(int64_t step, int64_t consumed_samples, double lr) {
       std::error_code ec;
       if (rank == 0) std::filesystem::remove(tmp, ec);
       const std::string latest = ckpt::latest_checkpoint(dir_);
-      STRATA_FAIL("checkpoint: saving step {} failed and was abandoned ({} removed); the newest complete checkpoint "
-                  "is still {}: {}",
-                  meta.step, std::filesystem::path(tmp).filename().string(),
-                  latest.empty() ? std::string("none") : latest, e.what());
+      STRATA_FAIL(
+          "checkpoint: saving step {} failed and was abandoned ({} removed); the newest complete checkpoint "
+          "is still {}: {}",
+          meta.step, std::filesystem::path(tmp).filename().string(), latest.empty() ? std::string("none") : latest,
+          e.what());
     }
     STRATA_MPI(MPI_Barrier(comm));  // every rank's data is synced before the rename makes it visible
     ckpt::crash_point("before_commit", meta.step, rank);
