@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <chrono>
 #include <filesystem>
 #include <memory>
 #include <string>
@@ -10,6 +11,7 @@
 #include "core/atomic_file.hpp"
 #include "core/config.hpp"
 #include "core/error.hpp"
+#include "core/progress.hpp"
 #include "train/cross_validation.hpp"
 #include "train/stop_request.hpp"
 #include "train/trainer.hpp"
@@ -42,7 +44,10 @@ int run_cv(const CvOptions& o, MPI_Comm world) {
     return done == 1;
   };
   if (!o.report_only) {
-    for (int fold = o.fold >= 0 ? o.fold : 0; fold < (o.fold >= 0 ? o.fold + 1 : k); ++fold) {
+    const int first = o.fold >= 0 ? o.fold : 0, end = o.fold >= 0 ? o.fold + 1 : k;
+    const auto start = std::chrono::steady_clock::now();
+    int trained = 0;
+    for (int fold = first; fold < end; ++fold) {
       if (complete(fold)) {
         if (lead)
           fmt::print("cv: fold {} of {} is complete in {}: not trained again\n", fold, k, fold_dir(out_dir, fold));
@@ -54,6 +59,12 @@ int run_cv(const CvOptions& o, MPI_Comm world) {
       if (!o.resume.empty()) sets.push_back("checkpoint.resume=" + o.resume);
       const TrainSummary summary = train(load_config(o.config_path, sets), world);
       if (summary.stopped_early) return kExitResumable;  // a signal or the time limit: resume the same fold later
+      // Progress over the folds: this invocation's pace so far, for the folds it still has to train.
+      ++trained;
+      const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+      if (lead && end - fold > 1)
+        fmt::print("cv: fold {} of {} trained; {} elapsed, ETA {} for the {} fold(s) left\n", fold, k,
+                   format_duration(elapsed), format_duration(elapsed / trained * (end - fold - 1)), end - fold - 1);
     }
     if (o.fold >= 0) {
       int done = 0;

@@ -8,6 +8,7 @@
 #include <thread>
 
 #include "cli/preprocess_commands.hpp"
+#include "cli/progress_flags.hpp"
 #include "core/error.hpp"
 #include "data/array_batches.hpp"
 #include "data/open_tokens.hpp"
@@ -48,19 +49,30 @@ int inspect(const std::string& path) {
   return 0;
 }
 
-int verify(const std::string& path) {
+int verify(const std::string& path, bool progress) {
   const bool arrays = data::is_sharded_dataset(path) && !data::read_manifest(path).is_tokens();
+  int64_t total = 0, done = 0;
+  if (arrays) {
+    const auto m = data::read_manifest(path);
+    total = m.total("train") + m.total("val");
+  } else {
+    const auto info = data::inspect_tokens(path);
+    total = info.train_tokens + info.val_tokens;
+  }
+  Progress meter("verify", arrays ? "samples" : "tokens", total, progress);
+  auto verified = [&](int64_t n) { meter.update(done += n); };
   for (const char* split : {"train", "val"}) {
     if (arrays) {
-      data::ArraySplit s(path, split, /*verify=*/true);
+      data::ArraySplit s(path, split, /*verify=*/true, verified);
       fmt::print("{}: {} samples: checksums, shapes, labels and values OK\n", s.describe(), s.num_samples());
     } else {
       const auto info = data::inspect_tokens(path);
-      auto s = data::open_token_split(path, split, 1, info.vocab_size);
+      auto s = data::open_token_split(path, split, 1, info.vocab_size, verified);
       s->check_all_token_ids();
       fmt::print("{}: {} tokens: checksums and ids OK\n", s->describe(), s->num_windows() + 1);
     }
   }
+  meter.finish();
   return 0;
 }
 
@@ -146,8 +158,10 @@ void add_dataset_commands(CLI::App& app, MPI_Comm world, Action& action) {
       [&action, path, world] { action = [path, world] { return rank_of(world) == 0 ? inspect(*path) : 0; }; });
   auto* verify_cmd = ds->add_subcommand("verify", "read everything: checksums, shapes, dtypes, ids, labels, NaN");
   verify_cmd->add_option("path", *path, "dataset directory or token file")->required();
-  verify_cmd->callback(
-      [&action, path, world] { action = [path, world] { return rank_of(world) == 0 ? verify(*path) : 0; }; });
+  const auto verify_progress = add_progress_flags(verify_cmd);
+  verify_cmd->callback([&action, path, world, verify_progress] {
+    action = [path, world, verify_progress] { return rank_of(world) == 0 ? verify(*path, verify_progress->on()) : 0; };
+  });
   auto o = std::make_shared<BenchOptions>();
   auto* bench_cmd = ds->add_subcommand("bench",
                                        "read batches as training does; print samples/s, MB/s and the wait "

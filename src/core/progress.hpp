@@ -16,7 +16,8 @@ std::string format_duration(double seconds);
 
 class Progress {
  public:
-  // total <= 0: unknown (no percentage or ETA). enabled = false prints nothing (other ranks, tests).
+  // total <= 0: unknown (no percentage or ETA). enabled = false prints nothing (other ranks, tests). The environment
+  // variable STRATA_PROGRESS_INTERVAL_S, when set, replaces interval_s (tests).
   Progress(std::string label, std::string unit, int64_t total, bool enabled, double interval_s = 1.0);
   // Records that `done` units are finished (absolute, not a delta); prints when the interval has passed.
   void update(int64_t done);

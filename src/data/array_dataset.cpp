@@ -63,7 +63,8 @@ template ShardEntry write_array_shard<uint8_t>(const std::string&, const std::st
 template ShardEntry write_array_shard<float>(const std::string&, const std::string&, const std::string&,
                                              const DatasetManifest&, const float*, const int32_t*, int64_t);
 
-ArraySplit::ArraySplit(const std::string& dir, const std::string& split, bool verify)
+ArraySplit::ArraySplit(const std::string& dir, const std::string& split, bool verify,
+                       const std::function<void(int64_t)>& on_verified)
     : dir_(dir), split_(split), manifest_path_((fs::path(dir) / kManifestName).string()) {
   STRATA_CHECK(split == "train" || split == "val", "{}: split '{}' is not 'train' or 'val'", dir, split);
   manifest_ = read_manifest(dir);
@@ -103,7 +104,10 @@ ArraySplit::ArraySplit(const std::string& dir, const std::string& split, bool ve
     s.start = num_samples_;
     s.count = e.count;
     num_samples_ += e.count;
-    if (verify) verify_shard(s, e, i);
+    if (verify) {
+      verify_shard(s, e, i);
+      if (on_verified) on_verified(e.count);
+    }
     shards_.push_back(std::move(s));
   }
 }

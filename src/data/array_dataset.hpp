@@ -3,6 +3,7 @@
 // ...sample_shape] (uint8 or float32) and `y` [n, ...label_shape] (int32) of one split; the manifest lists the shards
 // per split.
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -25,7 +26,9 @@ ShardEntry write_array_shard(const std::string& dir, const std::string& file, co
 // floats. Errors name the manifest field, the shard file and the sample. Thread-safe reads (HDF5 is serialised).
 class ArraySplit {
  public:
-  ArraySplit(const std::string& dir, const std::string& split, bool verify = true);
+  // on_verified(samples): called after each shard is verified (progress of `strata dataset verify`).
+  ArraySplit(const std::string& dir, const std::string& split, bool verify = true,
+             const std::function<void(int64_t)>& on_verified = {});
 
   const DatasetManifest& manifest() const { return manifest_; }
   // Samples as read(): the split's, or the selected ones after select().

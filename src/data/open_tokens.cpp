@@ -41,8 +41,10 @@ TokenDatasetInfo inspect_tokens(const std::string& path) {
 }
 
 std::unique_ptr<WindowSource> open_token_split(const std::string& path, const std::string& split, int seq_len,
-                                               int64_t model_vocab_size) {
-  if (is_sharded_dataset(path)) return std::make_unique<ShardedTokenWindows>(path, split, seq_len, model_vocab_size);
+                                               int64_t model_vocab_size,
+                                               const std::function<void(int64_t)>& on_verified) {
+  if (is_sharded_dataset(path))
+    return std::make_unique<ShardedTokenWindows>(path, split, seq_len, model_vocab_size, true, on_verified);
   return std::make_unique<TokenWindows>(path, split, seq_len, model_vocab_size);
 }
 

@@ -130,7 +130,8 @@ void write_sharded_tokens(const std::string& dir, const TokenDatasetMeta& meta, 
 }
 
 ShardedTokenWindows::ShardedTokenWindows(const std::string& dir, const std::string& split, int seq_len,
-                                         int64_t model_vocab_size, bool verify_checksums)
+                                         int64_t model_vocab_size, bool verify_checksums,
+                                         const std::function<void(int64_t)>& on_verified)
     : dir_(dir), split_(split), seq_len_(seq_len), model_vocab_size_(model_vocab_size) {
   STRATA_CHECK(split == "train" || split == "val", "{}: split '{}' is not 'train' or 'val'", dir, split);
   STRATA_CHECK(seq_len > 0, "{}: {}: model.seq_len must be > 0, got {}", dir, split, seq_len);
@@ -189,6 +190,7 @@ ShardedTokenWindows::ShardedTokenWindows(const std::string& dir, const std::stri
           "{}: checksum mismatch: shard '{}' {}/tokens has xxh64 {}, manifest field 'splits.{}[{}].xxh64' says "
           "{} (shard corrupted or replaced)",
           manifest_path, s.path, split, checksum_hex(got), split, i, checksum_hex(e.xxh64));
+      if (on_verified) on_verified(stored);
     }
     shards_.push_back(std::move(s));
   }

@@ -4,6 +4,7 @@
 #include <mpi.h>
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -28,8 +29,9 @@ void write_sharded_tokens(const std::string& dir, const TokenDatasetMeta& meta, 
 // verify_checksums, reads every shard and checks its xxh64. Keeps every shard open. Not thread-safe.
 class ShardedTokenWindows : public WindowSource {
  public:
+  // on_verified(tokens): called after each shard's checksum is verified (progress of `strata dataset verify`).
   ShardedTokenWindows(const std::string& dir, const std::string& split, int seq_len, int64_t model_vocab_size,
-                      bool verify_checksums = true);
+                      bool verify_checksums = true, const std::function<void(int64_t)>& on_verified = {});
 
   int64_t num_windows() const override { return num_windows_; }
   int seq_len() const override { return seq_len_; }

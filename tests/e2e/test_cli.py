@@ -248,6 +248,45 @@ class PreprocessTest(StrataTestCase):
         self.assertEqual([int(x) for x in m.groups()], [n_train + n_val, n_train, n_val])
 
 
+class ProgressTest(StrataTestCase):
+    """Long commands show progress lines (with an ETA) on stderr when asked (--progress) or on a terminal, and none
+    in batch logs (stderr not a terminal) or with --quiet. STRATA_PROGRESS_INTERVAL_S=0 makes these small jobs print."""
+
+    def run_with(self, *args):
+        env = dict(os.environ, STRATA_PROGRESS_INTERVAL_S="0", OPENBLAS_NUM_THREADS="1")
+        return subprocess.run([STRATA, *map(str, args)], env=env, capture_output=True, text=True, errors="replace",
+                              timeout=300)
+
+    def test_progress_when_asked_quiet_in_batch_logs(self):
+        text = self.tmp / "t.txt"
+        text.write_text("%\n".join(repetitive_text(300)))
+        data = self.tmp / "sharded"
+        r = self.run_with("preprocess", "text", text, "-o", data, "--doc-separator", "%", "--shards", "3",
+                          "--progress")
+        self.check_ok(r)
+        self.assertRegex(r.stderr, r"preprocess \(rank 0 of 1\): cleaning: \d+ docs of 300 \(\d+%\)")
+        checks = {"verify": (["dataset", "verify", data], r"verify: \d+ tokens of 17353 \(\d+%\), [\d.e+]+ tokens/s, "
+                                                          r"(ETA \S+|done in)")}
+        cfg = write_config(self.tmp / "c.toml", {"model.n_layer": 1, "model.n_head": 2, "model.d_model": 16,
+                                                 "model.vocab_size": 257, "model.seq_len": 16, "data.path": str(data),
+                                                 "train.steps": 2, "train.batch_size": 4, "checkpoint.every": 2,
+                                                 "train.out_dir": str(self.tmp / "run"), "train.tensorboard": False})
+        self.check_ok(run_strata("train", "--config", cfg))
+        ckpt = self.tmp / "run" / "checkpoints" / "step-00000002.h5"
+        checks["inspect"] = (["inspect", ckpt], r"inspect: verifying: \d+ tensors of \d+ \(\d+%\)")
+        checks["export"] = (["export", ckpt, "--format", "safetensors", "-o", self.tmp / "m.safetensors"], r"export: \d+ tensors of \d+")
+        for name, (args, line) in checks.items():
+            with self.subTest(command=name):
+                loud = self.run_with(*args, "--progress")
+                self.check_ok(loud)
+                self.assertRegex(loud.stderr, line)
+                self.assertRegex(loud.stderr, r"done in [\d.]+ s")
+                for quiet in (self.run_with(*args), self.run_with(*args, "--quiet")):  # stderr is a pipe here
+                    self.check_ok(quiet)
+                    self.assertNotRegex(quiet.stderr, line)
+                    self.assertNotIn("done in", quiet.stderr)
+
+
 class TrainTest(StrataTestCase):
     def test_train_save_eval_sample(self):
         data = self.training_dataset()

@@ -7,6 +7,7 @@ too, and bad settings are refused with one line.
 Run: /usr/bin/python3 tests/e2e/test_cross_validation.py [-v]
 """
 import json
+import re
 import os
 import subprocess
 import unittest
@@ -57,6 +58,9 @@ class CrossValidationTest(StrataTestCase):
     def test_folds_partition_the_train_split_at_any_layout(self):
         r = self.cv("one", "--folds", 3)
         self.assertIn("mean +- std", r.stdout)
+        # Progress over the folds: elapsed and an ETA after each fold but the last.
+        self.assertEqual(re.findall(r"cv: fold (\d) of 3 trained; \S+ elapsed, ETA \S+ for the (\d) fold\(s\) left",
+                                    r.stdout), [("0", "2"), ("1", "1")])
         one = self.report("one")
         self.assertEqual(one["folds"], 3)
         self.assertEqual([f["fold"] for f in one["per_fold"]], [0, 1, 2])
