@@ -7,13 +7,14 @@
                                                  a cross-validated trial, its cv.json: the folds' mean val loss)
   sweep.py summary DIR                   collects DIR/trial-*.json into DIR/summary.csv, prints the table best first
   sweep.py halving SPEC --config FILE --dir DIR --trials N --min-steps R --max-steps M [--eta E] [--seed S]
-                   [--cv K] [--launch "mpiexec -np 2"] [--strata BIN] [-- --set k=v ...]
+                   [--cv K] [--launch "mpiexec -np 2"] [--strata BIN] [--progress | --quiet] [-- --set k=v ...]
       successive halving: N trials (grid points in order, then random draws) train R steps each (a pause:
       train.stop_after, with the schedule of M steps), the best 1/E by validation loss resume from their checkpoints
       to R*E steps, and so on until M; writes DIR/halving.json, DIR/halving.csv and DIR/best-config.toml (the
       winner's resolved config), prints the rungs and the ranking. With --cv K each trial is K runs, one per fold of
       the train split (data.cv_folds = K, data.cv_fold = f, in DIR/trial-I/fold-F), paused and resumed together;
-      its score at a rung is the folds' mean validation loss (their std is reported beside it)
+      its score at a rung is the folds' mean validation loss (their std is reported beside it). Progress over the
+      planned training steps (elapsed, ETA) goes to stderr when it is a terminal or with --progress
   sweep.py hyperband SPEC --config FILE --dir DIR --min-steps R --max-steps M [--eta E] ... (random keys only)
       Hyperband: brackets of successive halving from M / E^s steps (s = s_max .. 0), fresh trials in each; the best
       bracket winner's config goes to DIR/best-config.toml, the brackets to DIR/hyperband.json
@@ -32,6 +33,8 @@ import math
 import os
 import random
 import sys
+
+PROGRESS = False  # progress lines on stderr (halving, hyperband): --progress, or stderr a terminal unless --quiet
 
 
 def parse(spec):
@@ -133,8 +136,60 @@ def last_val_loss(run_dir, up_to):
     return best
 
 
+def duration(seconds):
+    """42.0s, 3m07s, 2h05m: as strata's progress lines print durations."""
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    s = int(seconds + 0.5)
+    return f"{s // 60}m{s % 60:02d}s" if s < 3600 else f"{s // 3600}h{(s % 3600) // 60:02d}m"
+
+
+class StepProgress:
+    """Progress over the training steps a search plans, on stderr when it is a terminal or --progress asks (quiet in
+    batch logs): "halving: 1200 of 5400 steps (22%), 17.0s elapsed, ETA 59.5s"."""
+
+    def __init__(self, label, total, enabled):
+        import time
+        self.label, self.total, self.done, self.enabled = label, total, 0, enabled
+        self.start = time.monotonic()
+
+    def add(self, steps):
+        import time
+        self.done += steps
+        if not self.enabled or self.done <= 0:
+            return
+        elapsed = time.monotonic() - self.start
+        left = elapsed / self.done * max(0, self.total - self.done)
+        print(f"{self.label}: {self.done} of {self.total} steps ({100 * self.done / max(1, self.total):.0f}%), "
+              f"{duration(elapsed)} elapsed, ETA {duration(left)}", file=sys.stderr, flush=True)
+
+
+def halving_rungs(min_steps, max_steps, eta):
+    """The steps each rung trains to: min_steps, x eta, ..., then max_steps."""
+    rungs, r = [], min_steps
+    while r < max_steps:
+        rungs.append(r)
+        r *= eta
+    return rungs + [max_steps]
+
+
+def halving_steps(trials, min_steps, max_steps, eta, folds):
+    """The training steps a successive-halving search plans (when no trial fails)."""
+    rungs = halving_rungs(min_steps, max_steps, eta)
+    plan = halving_plan(trials, rungs, eta)
+    return sum(n * (b - (rungs[k - 1] if k else 0)) for k, (n, b) in enumerate(zip(plan, rungs))) * folds
+
+
+def halving_plan(trials, rungs, eta):
+    """Trials alive at each rung when none fails: all, then the best 1/eta (at least one) rung by rung."""
+    alive = [trials]
+    for _ in rungs[1:]:
+        alive.append(max(1, math.ceil(alive[-1] / eta)))
+    return alive
+
+
 def halving(spec, config, out_dir, trials, min_steps, max_steps, eta, seed, launch, strata, extra, first_trial=0,
-            cv=0):
+            cv=0, progress=None):
     import shlex
     import subprocess
     if trials < 1 or min_steps < 1 or max_steps < min_steps or eta < 2:
@@ -143,15 +198,12 @@ def halving(spec, config, out_dir, trials, min_steps, max_steps, eta, seed, laun
         sys.exit("sweep.py halving: --cv K needs K >= 2 folds (0: no cross-validation)")
     folds = list(range(cv)) if cv else [None]
     os.makedirs(out_dir, exist_ok=True)
-    rungs = []
-    r = min_steps
-    while r < max_steps:
-        rungs.append(r)
-        r *= eta
-    rungs.append(max_steps)
+    rungs = halving_rungs(min_steps, max_steps, eta)
     state = {i: {"trial": i, "sets": trial(spec, i, seed), "scores": {}, "exit_code": 0}
              for i in range(first_trial, first_trial + trials)}
     alive = list(state)
+    if progress is None:  # this search's own progress (hyperband passes one over its brackets)
+        progress = StepProgress("halving", halving_steps(trials, min_steps, max_steps, eta, len(folds)), PROGRESS)
     for k, budget in enumerate(rungs):
         print(f"halving: rung {k}: {len(alive)} trial(s) to step {budget}", flush=True)
         for i in alive:
@@ -187,6 +239,7 @@ def halving(spec, config, out_dir, trials, min_steps, max_steps, eta, seed, laun
                         sum((x - score) ** 2 for x in fold_scores) / len(fold_scores))
             t["scores"][str(budget)] = score
             t["reached"] = budget
+            progress.add((budget - (rungs[k - 1] if k else 0)) * len(folds))
             what = "mean val loss over %d folds" % cv if cv else "val loss"
             print(f"  trial {i:>3} step {budget:>6}: " + (f"{what} {score:.4f}" + (
                   f" +- {t['std'][str(budget)]:.4f}" if cv else "") if score is not None
@@ -250,12 +303,16 @@ def hyperband(spec, config, out_dir, min_steps, max_steps, eta, seed, launch, st
         s_max += 1
     os.makedirs(out_dir, exist_ok=True)
     brackets, next_trial = [], 0
+    plan = [(math.ceil((s_max + 1) / (s + 1) * eta ** s), max(min_steps, max_steps // eta ** s))
+            for s in range(s_max, -1, -1)]
+    progress = StepProgress("hyperband", sum(halving_steps(n, r, max_steps, eta, max(1, cv)) for n, r in plan),
+                            PROGRESS)
     for s in range(s_max, -1, -1):
         n = math.ceil((s_max + 1) / (s + 1) * eta ** s)
         r = max(min_steps, max_steps // eta ** s)
         print(f"hyperband: bracket {s}: {n} trial(s) from {r} steps", flush=True)
         rows = halving(spec, config, os.path.join(out_dir, f"bracket-{s}"), n, r, max_steps, eta, seed, launch, strata,
-                       extra, first_trial=next_trial, cv=cv)
+                       extra, first_trial=next_trial, cv=cv, progress=progress)
         next_trial += n
         brackets.append({"bracket": s, "trials": n, "min_steps": r, "winner": rows[0]})
     finished = [b for b in brackets if b["winner"]["scores"].get(str(max_steps)) is not None]
@@ -309,7 +366,11 @@ def main(argv):
         ap.add_argument("--cv", type=int, default=0, help="score each trial by K-fold cross-validation (0: off)")
         ap.add_argument("--launch", default="", help='e.g. "mpiexec -np 2" or "srun"')
         ap.add_argument("--strata", default=os.environ.get("STRATA_BIN", "build/default/strata"))
+        ap.add_argument("--progress", action="store_true", help="progress lines on stderr even when not a terminal")
+        ap.add_argument("--quiet", action="store_true", help="no progress lines (the default in batch logs)")
         a = ap.parse_args(args)
+        global PROGRESS
+        PROGRESS = a.progress or (not a.quiet and sys.stderr.isatty())
         if cmd == "halving":
             halving(a.spec, a.config, a.dir, a.trials, a.min_steps, a.max_steps, a.eta, a.seed, a.launch, a.strata, extra,
                     cv=a.cv)

@@ -7,6 +7,7 @@ the scores, Hyperband's brackets have their sizes and fresh trials, and the best
 Run: /usr/bin/python3 tests/e2e/test_halving.py [-v]
 """
 import json
+import re
 import subprocess
 import sys
 import tomllib
@@ -29,9 +30,12 @@ class HalvingTest(StrataTestCase):
         # Four learning rates, one too small to learn in 4 steps: it must drop out at the first rung.
         r = subprocess.run([sys.executable, str(REPO / "jobs" / "sweep.py"), "halving",
                             "train.lr=1e-4,3e-3,1e-2,3e-2", "--config", str(config), "--dir", str(out), "--trials", "4",
-                            "--min-steps", "4", "--max-steps", "16", "--eta", "2", "--strata", STRATA],
+                            "--min-steps", "4", "--max-steps", "16", "--eta", "2", "--strata", STRATA, "--progress"],
                            capture_output=True, text=True, timeout=600)
         self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        # Progress over the planned steps (4 x 4 + 2 x 4 + 1 x 8 = 32), after every trial-rung, with an ETA.
+        done = [int(d) for d in re.findall(r"halving: (\d+) of 32 steps \(\d+%\), \S+ elapsed, ETA \S+", r.stderr)]
+        self.assertEqual(done, [4, 8, 12, 16, 20, 24, 32], r.stderr)
         result = json.loads((out / "halving.json").read_text())
         self.assertEqual(result["rungs"], [4, 8, 16])
         reached = {t["trial"]: t["reached"] for t in result["trials"]}
