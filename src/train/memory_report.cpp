@@ -3,7 +3,15 @@
 #include <fmt/format.h>
 #include <sys/resource.h>
 
+#include <Kokkos_Core.hpp>
+
 #include <algorithm>
+
+#include "core/error.hpp"
+
+#if defined(KOKKOS_ENABLE_CUDA) && defined(STRATA_HAVE_CUDA)
+#include <cuda_runtime.h>
+#endif
 
 namespace strata {
 
@@ -50,6 +58,17 @@ const RankMemory& largest_memory(const std::vector<RankMemory>& ranks) {
   return *std::max_element(ranks.begin(), ranks.end(), [](const RankMemory& a, const RankMemory& b) {
     return a.estimate.total() < b.estimate.total();
   });
+}
+
+double device_memory_used_bytes() {
+#if defined(KOKKOS_ENABLE_CUDA) && defined(STRATA_HAVE_CUDA)
+  size_t free = 0, total = 0;
+  const cudaError_t err = cudaMemGetInfo(&free, &total);
+  STRATA_CHECK(err == cudaSuccess, "cudaMemGetInfo: {}", cudaGetErrorString(err));
+  return double(total - free);
+#else
+  return -1;
+#endif
 }
 
 double peak_host_rss_bytes() {

@@ -42,4 +42,8 @@ std::string format_bytes(double bytes);
 // The peak resident set size of this process so far, in bytes (getrusage).
 double peak_host_rss_bytes();
 
+// Bytes in use on this rank's GPU now (its total less its free memory: one rank per GPU), or -1 on a host build.
+// Sampled after every step for the peak (cudaMemGetInfo is cheap); Kokkos' and cuBLAS' pools count, as they occupy it.
+double device_memory_used_bytes();
+
 }  // namespace strata

@@ -52,6 +52,7 @@ void MetricsLog::step(const StepMetrics& m) {
                       {"data_wait_ms", m.data_wait_ms}};
   if (m.penalty >= 0) j["penalty"] = m.penalty;
   if (!m.skipped.empty()) j["skipped"] = m.skipped;
+  if (m.device_mib >= 0) j["device_mib"] = m.device_mib;
   if (tb_) {
     for (const auto& [tag, value] : {std::pair{"train/loss", m.loss},
                                      {"train/lr", m.lr},
@@ -63,6 +64,7 @@ void MetricsLog::step(const StepMetrics& m) {
       tb_->scalar(tag, value, m.step);
     if (m.penalty >= 0) tb_->scalar("train/penalty", m.penalty, m.step);
     tb_->scalar("guard/skipped", m.skipped.empty() ? 0.0 : 1.0, m.step);
+    if (m.device_mib >= 0) tb_->scalar("memory/device_used_mib", m.device_mib, m.step);
     if (const double rss = peak_host_rss_bytes(); rss > 0)
       tb_->scalar("memory/host_peak_rss_mib", rss / (1024.0 * 1024.0), m.step);
   }

@@ -21,6 +21,7 @@ struct StepMetrics {
   double data_wait_ms = 0;  // within ms: the step loop waiting for its batch (0 when the prefetch kept up)
   double penalty = -1;      // the L1/L2 penalty added to the loss (train.l1, train.l2); < 0: not regularized
   std::string skipped;      // the step guard skipped the update: why (empty: applied)
+  double device_mib = -1;   // GPU memory in use after the step (rank 0's); < 0: a host build
 };
 
 enum class Throughput { Tokens, Samples };  // "tokens_per_s" / "tok/s" or "samples_per_s" / "samples/s"

@@ -412,6 +412,7 @@ TrainSummary train(const Config& input, MPI_Comm world) {
           c.last_step, config.watchdog.straggler_factor);
   };
   bool evaluated_last = false, first_loss_seen = false;
+  double peak_device = -1;  // GPU memory in use after a step, the most seen (-1: a host build)
   for (int64_t step = already_stopped ? tc.steps : resumed.step; step < tc.steps; ++step) {
     const auto start = Clock::now();
     watchdog.beat(step + 1, Phase::Data);
@@ -472,12 +473,15 @@ TrainSummary train(const Config& input, MPI_Comm world) {
     Kokkos::fence();
     const double ms = ms_since(start);
     step_ms.push_back(ms);
+    const double device_used = device_memory_used_bytes();  // -1 on host builds
+    peak_device = std::max(peak_device, device_used);
     const double comm_ms = data_parallel.comm_wait_ms() + tensor_parallel.take_comm_ms() + pipeline.comm_ms() + sync_ms;
     if (const auto check = stragglers.add(step + 1, ms - comm_ms - wait_ms.back(), grid.world()); check && lead)
       report_stragglers(*check);
     if (log)
       log->step({step + 1, loss, lr, norm, units_per_step / (ms / 1000.0), ms, comm_ms, wait_ms.back(),
-                 tc.l1 > 0 || tc.l2 > 0 || tc.l2_init > 0 ? data_parallel.last_penalty() : -1.0, verdict.cause});
+                 tc.l1 > 0 || tc.l2 > 0 || tc.l2_init > 0 ? data_parallel.last_penalty() : -1.0, verdict.cause,
+                 device_used >= 0 ? device_used / (1024.0 * 1024.0) : -1.0});
     if (guard.rollback_due()) {
       // Back to the newest checkpoint before the bad run; its batches are skipped from now on (deterministically:
       // the skipped intervals are part of the guard's state, saved at once with the rolled-back checkpoint).
@@ -616,6 +620,11 @@ TrainSummary train(const Config& input, MPI_Comm world) {
       fmt::print("memory: peak host RSS {} (the largest rank; estimated {} of buffers and activations)\n",
                  format_bytes(peak), format_bytes(largest.estimate.total()));
     summary.peak_rss_bytes = peak;
+    grid.world().all_reduce_max(&peak_device, 1);
+    if (lead && peak_device >= 0)
+      fmt::print("memory: peak device memory in use {} (the largest rank's GPU, sampled after each step)\n",
+                 format_bytes(peak_device));
+    summary.peak_device_bytes = peak_device;
   }
   summary.skipped_steps = guard.skipped_steps();
   summary.rollbacks = guard.rollbacks();

@@ -25,6 +25,7 @@ struct TrainSummary {
   std::string checkpoint_dir;
   double sparsity = -1;                      // pruning: the pruned tensors' final sparsity (-1: off)
   double peak_rss_bytes = 0;                 // the largest rank's peak host resident set
+  double peak_device_bytes = -1;             // the largest rank's peak GPU memory in use (-1: a host build)
   int64_t skipped_steps = 0, rollbacks = 0;  // the step guard's (train/step_guard.hpp)
 };
 
