@@ -2,19 +2,24 @@
 
 #include <fmt/format.h>
 
+#include <atomic>
 #include <csignal>
 
 #include "core/error.hpp"
 
 namespace strata {
 namespace {
-volatile std::sig_atomic_t g_signal = 0;  // the last stop signal received, 0: none
-void on_signal(int sig) { g_signal = sig; }
+// The last stop signal received, 0: none. A lock-free atomic, not a volatile sig_atomic_t: the handler may run on any
+// thread of the process (Open MPI's and PMIx's threads receive signals too) while the main thread reads it, which
+// ThreadSanitizer reported as a data race; a lock-free atomic is safe in a handler and across threads.
+std::atomic<int> g_signal{0};
+static_assert(std::atomic<int>::is_always_lock_free, "the signal flag must be lock-free to be set in a handler");
+void on_signal(int sig) { g_signal.store(sig, std::memory_order_relaxed); }
 }  // namespace
 
 StopRequest::StopRequest(double max_wall_minutes)
     : budget_s_(max_wall_minutes * 60.0), start_(std::chrono::steady_clock::now()) {
-  g_signal = 0;
+  g_signal.store(0);
   struct sigaction sa {};
   sa.sa_handler = on_signal;
   sigemptyset(&sa.sa_mask);
@@ -30,7 +35,7 @@ StopRequest::~StopRequest() = default;
 
 bool StopRequest::agreed(MPI_Comm world) {
   // 2: a signal, 1: the time budget, 0: carry on. The max over ranks decides, so every rank stops at the same step.
-  const int sig = g_signal;
+  const int sig = g_signal.load(std::memory_order_relaxed);
   const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
   int mine[2] = {sig != 0 ? 2 : (budget_s_ > 0 && elapsed >= budget_s_ ? 1 : 0), sig}, all[2] = {0, 0};
   STRATA_MPI(MPI_Allreduce(mine, all, 2, MPI_INT, MPI_MAX, world));

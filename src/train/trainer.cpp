@@ -7,6 +7,7 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <thread>
 
 #include "comm/process_grid.hpp"
@@ -60,10 +61,15 @@ std::string decode_bytes(const std::vector<int32_t>& tokens, int64_t eot_id) {
 }
 
 // <out_dir>/status.json: how the run ended, for batch scripts ("complete" or "stopped", and the step), written
-// atomically by rank 0 as the last thing it does.
+// atomically by rank 0 as the last thing it does. A "hung" status (the watchdog's report: the file is removed when a
+// run starts, so it is this run's) is kept: while MPI_Abort ends the job, the stopped rank may be continued and the
+// ranks reach a graceful stop (the launcher's SIGTERM) that must not overwrite the report.
 void write_status(const std::string& out_dir, const char* state, int64_t step) {
-  write_file_atomically((std::filesystem::path(out_dir) / "status.json").string(),
-                        fmt::format("{{\"state\": \"{}\", \"step\": {}}}\n", state, step));
+  const auto path = (std::filesystem::path(out_dir) / "status.json").string();
+  std::ifstream existing(path);
+  const std::string seen((std::istreambuf_iterator<char>(existing)), std::istreambuf_iterator<char>());
+  if (seen.find("\"hung\"") != std::string::npos) return;
+  write_file_atomically(path, fmt::format("{{\"state\": \"{}\", \"step\": {}}}\n", state, step));
 }
 
 // <out_dir>/guard.json: the step guard's skips and rollbacks so far, rewritten atomically by the lead at each one.

@@ -127,6 +127,7 @@ Watchdog::~Watchdog() {
 }
 
 void Watchdog::beat(int64_t step, Phase phase) {
+  while (ended_.load(std::memory_order_acquire)) std::this_thread::sleep_for(std::chrono::seconds(1));
   step_.store(step, std::memory_order_relaxed);
   phase_.store(int(phase), std::memory_order_relaxed);
   beat_ns_.store(steady_ns(), std::memory_order_release);
@@ -219,6 +220,7 @@ void Watchdog::report_and_end(const std::vector<Laggard>& laggards, const Heartb
   std::stringstream seen;
   seen << status.rdbuf();
   if (seen.str().find("\"hung\"") != std::string::npos) {
+    ended_.store(true, std::memory_order_release);
     std::this_thread::sleep_for(std::chrono::duration<double>(timeout_s_));  // MPI_Abort ends this process meanwhile
     std::_Exit(kExitHung);
   }
@@ -245,6 +247,7 @@ void Watchdog::report_and_end(const std::vector<Laggard>& laggards, const Heartb
   }
   text +=
       fmt::format("strata: watchdog: ending the job with exit code {} (resume from the last checkpoint)\n", kExitHung);
+  ended_.store(true, std::memory_order_release);  // this rank's training goes no further
   std::fputs(text.c_str(), stderr);
   std::fflush(stderr);
   try {

@@ -64,7 +64,9 @@ class Watchdog {
   Watchdog(const Watchdog&) = delete;
   Watchdog& operator=(const Watchdog&) = delete;
 
-  // Main thread: now running `step` (1-based), in `phase`.
+  // Main thread: now running `step` (1-based), in `phase`. Once this rank has reported a hang (or seen another's
+  // report), it parks here instead: while MPI_Abort ends the job the stopped rank may be continued, and the ranks
+  // must not train on (and checkpoint past the reported step) meanwhile.
   void beat(int64_t step, Phase phase);
   bool on() const { return timeout_s_ > 0; }
 
@@ -80,7 +82,8 @@ class Watchdog {
   int my_rank_;
   std::atomic<int64_t> step_{0};
   std::atomic<int> phase_{int(Phase::Start)};
-  std::atomic<int64_t> beat_ns_;  // steady clock of the last beat
+  std::atomic<int64_t> beat_ns_;    // steady clock of the last beat
+  std::atomic<bool> ended_{false};  // a hang was reported: the job is ending
   int64_t counter_ = 0;
   std::mutex mutex_;
   std::condition_variable wake_;
