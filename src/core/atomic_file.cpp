@@ -36,8 +36,10 @@ void commit_file(const std::string& tmp, const std::string& path) {
   }
 }
 
+std::string temporary_path(const std::string& path) { return path + "." + std::to_string(::getpid()) + ".tmp"; }
+
 void write_atomically(const std::string& path, const std::function<void(const std::string& tmp)>& write) {
-  const std::string tmp = path + ".tmp";
+  const std::string tmp = temporary_path(path);
   try {
     write(tmp);
     commit_file(tmp, path);

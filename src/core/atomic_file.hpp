@@ -1,6 +1,6 @@
 #pragma once
 // The one commit step every writer uses (datasets, tokenizers, manifests, weights, checkpoints, exports): data goes
-// to `path.tmp`; commit_file fsyncs it, renames it over `path` and fsyncs the directory, so a crash at any moment
+// to a temporary beside `path`; commit_file fsyncs it, renames it over `path` and fsyncs the directory, so a crash at any moment
 // leaves either the old file or the complete new one under the final name.
 #include <functional>
 #include <string>
@@ -11,7 +11,12 @@ namespace strata {
 // refuses to fsync directories). Errors name the files.
 void commit_file(const std::string& tmp, const std::string& path);
 
-// Calls write(tmp) with tmp = `path.tmp` (it creates, writes and closes that file), then commit_file(tmp, path).
+// `path.PID.tmp`: the temporary this process writes `path` through. Per process, because independent processes may
+// write the same file at once (two Slurm array tasks that both finish a cross-validation write its summary): each
+// then renames its own complete file and the last rename wins, instead of one renaming the other's half-written file.
+std::string temporary_path(const std::string& path);
+
+// Calls write(tmp) with tmp = temporary_path(path) (it creates, writes and closes that file), then commit_file(tmp, path).
 // If either throws, the temporary is removed and the error rethrown.
 void write_atomically(const std::string& path, const std::function<void(const std::string& tmp)>& write);
 

@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "ckpt/checkpoint.hpp"
+#include "core/atomic_file.hpp"
 #include "core/error.hpp"
 #include "core/h5.hpp"
 #include "models/gpt_layout.hpp"
@@ -40,7 +41,7 @@ TEST(SafetensorsExport, ParsesAndHoldsEveryParameterTensorBitForBit) {
   const auto all = gpt_layout(model).specs;
   EXPECT_EQ(r.tensors, int64_t(all.size()));
   EXPECT_EQ(r.step, 9);
-  EXPECT_FALSE(fs::exists(out + ".tmp"));
+  EXPECT_FALSE(fs::exists(strata::temporary_path(out)));
 
   const std::string bytes = read_bytes(out);
   ASSERT_GE(bytes.size(), 8u);
@@ -101,7 +102,7 @@ TEST(SafetensorsExport, CorruptCheckpointRefusesToExport) {
     const std::string out = dir.file("out." + format);
     expect_error([&] { export_checkpoint(ckpt, out, format); }, {ckpt, "'params/h.1.ln_2.bias'", "checksum"});
     EXPECT_FALSE(fs::exists(out));
-    EXPECT_FALSE(fs::exists(out + ".tmp"));
+    EXPECT_FALSE(fs::exists(strata::temporary_path(out)));
   }
   // A truncated checkpoint: an error naming it, nothing written.
   const std::string cut = dir.file("cut.h5"), out = dir.file("cut.safetensors");
@@ -109,7 +110,7 @@ TEST(SafetensorsExport, CorruptCheckpointRefusesToExport) {
   fs::resize_file(cut, fs::file_size(ckpt) / 2);
   expect_error([&] { export_checkpoint(cut, out, "safetensors"); }, {cut});
   EXPECT_FALSE(fs::exists(out));
-  EXPECT_FALSE(fs::exists(out + ".tmp"));
+  EXPECT_FALSE(fs::exists(strata::temporary_path(out)));
 }
 
 TEST(SafetensorsExport, OnlyTheExportedTensorsAreChecked) {
@@ -127,7 +128,7 @@ TEST(WeightsExport, Hdf5ExportIsAWeightsFileThatLoads) {
   const std::string ckpt = dir.file("ckpt.h5"), out = dir.file("weights.h5");
   write_test_checkpoint(ckpt, model, 9);
   export_checkpoint(ckpt, out, "hdf5");
-  EXPECT_FALSE(fs::exists(out + ".tmp"));
+  EXPECT_FALSE(fs::exists(strata::temporary_path(out)));
   {
     auto file = h5::open_file(out), source = h5::open_file(ckpt);
     EXPECT_EQ(h5::read_attr_string(file, "format", out), "strata-weights");

@@ -14,6 +14,7 @@
 #include <thread>
 #include <vector>
 
+#include "core/atomic_file.hpp"
 #include "support/expect_error.hpp"
 #include "temp_dir.hpp"
 
@@ -334,10 +335,10 @@ TEST(BpeTokenizer, SavesAtomicallyAndLoads) {
   const std::string path = dir.file("tokenizer.json");
   dir.write("tokenizer.json", "old contents");
   tok.save(path);
-  EXPECT_FALSE(std::filesystem::exists(path + ".tmp"));
+  EXPECT_FALSE(std::filesystem::exists(strata::temporary_path(path)));
   EXPECT_EQ(BpeTokenizer::load(path).merges(), tok.merges());
   expect_error([&] { BpeTokenizer::load(dir.file("missing.json")); }, {"missing.json"});
-  expect_error([&] { tok.save(dir.file("no/such/dir/t.json")); }, {"no/such/dir/t.json.tmp"});
+  expect_error([&] { tok.save(dir.file("no/such/dir/t.json")); }, {"no/such/dir/t.json.", ".tmp"});
 }
 
 TEST(BpeTokenizer, FromJsonNamesTheFileAndTheField) {

@@ -6,6 +6,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "core/atomic_file.hpp"
 #include "core/error.hpp"
 #include "core/h5.hpp"
 #include "data/token_dataset.hpp"
@@ -98,7 +99,7 @@ TEST(PreprocessText, SeparatedDocumentsRoundTrip) {
   int64_t total = 0;
   for (const auto& d : docs) total += static_cast<int64_t>(d.size()) + 1;
   EXPECT_EQ(r.train_tokens + r.val_tokens, total);
-  EXPECT_FALSE(std::filesystem::exists(opt.output + ".tmp"));
+  EXPECT_FALSE(std::filesystem::exists(strata::temporary_path(opt.output)));
 }
 
 TEST(PreprocessText, EachFileIsOneDocumentWithoutSeparator) {
@@ -154,7 +155,7 @@ TEST(PreprocessText, Errors) {
     opt.clean = opt.dedup = false;
     expect_error([&] { preprocess_text(opt); }, fragments);
     EXPECT_EQ(slurp(old), "previous content") << "a failed run must not touch an existing output";
-    EXPECT_FALSE(std::filesystem::exists(out + ".tmp"));
+    EXPECT_FALSE(std::filesystem::exists(strata::temporary_path(out)));
   };
   fails({{ok, dir.file("missing.txt")}, out, "%", 0.1, 0}, {dir.file("missing.txt"), "not found"});
   auto empty = dir.write("empty.txt", "");

@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "core/atomic_file.hpp"
 #include "core/error.hpp"
 #include "data/batch_sampler.hpp"
 #include "data/manifest.hpp"
@@ -74,7 +75,7 @@ TEST(ShardedTokens, WriterLaysOutShardsAndManifest) {
   int32_t x[4], y[4];
   w.read_window(1, x, y);
   EXPECT_EQ(x[0], static_cast<int32_t>(train[4]));
-  EXPECT_FALSE(std::filesystem::exists(dir + "/manifest.json.tmp"));
+  EXPECT_FALSE(std::filesystem::exists(strata::temporary_path(dir + "/manifest.json")));
   // The manifest is plain JSON with the documented fields.
   auto j = load_json(dir + "/manifest.json");
   EXPECT_EQ(j["format"], "strata-dataset");

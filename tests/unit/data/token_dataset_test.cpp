@@ -6,6 +6,7 @@
 #include <numeric>
 #include <set>
 
+#include "core/atomic_file.hpp"
 #include "core/error.hpp"
 #include "core/h5.hpp"
 #include "data/token_writer.hpp"
@@ -59,7 +60,7 @@ TEST(TokenDataset, InspectReportsAttributesAndLengths) {
   h5::Handle type(H5Dget_type(ds), H5Tclose);
   EXPECT_EQ(H5Tget_size(type), 2u);
   EXPECT_EQ(H5Tget_sign(type), H5T_SGN_NONE);
-  EXPECT_FALSE(std::filesystem::exists(path + ".tmp"));
+  EXPECT_FALSE(std::filesystem::exists(strata::temporary_path(path)));
 }
 
 TEST(TokenDataset, LargeVocabularyStoredAsUint32) {
@@ -300,7 +301,7 @@ TEST(TokenDataset, WriterRejectsIdsOutsideVocabularyAndLeavesNoFile) {
       },
       {"train/tokens", "token id 257 at index 2 >= vocab_size 257"});
   EXPECT_FALSE(std::filesystem::exists(path));
-  EXPECT_FALSE(std::filesystem::exists(path + ".tmp"));
+  EXPECT_FALSE(std::filesystem::exists(strata::temporary_path(path)));
 }
 
 }  // namespace
