@@ -8,6 +8,7 @@
 #include <fstream>
 
 #include "core/error.hpp"
+#include "train/run_status.hpp"
 
 namespace strata {
 
@@ -21,15 +22,8 @@ std::vector<std::string> fold_overrides(const std::string& out_dir, int k, int f
 }
 
 bool fold_complete(const std::string& out_dir, int fold) {
-  std::ifstream in(std::filesystem::path(fold_dir(out_dir, fold)) / "status.json");
-  if (!in) return false;
-  nlohmann::json status;
-  try {
-    in >> status;
-  } catch (const nlohmann::json::exception&) {
-    return false;  // a status being written when the job died: the fold runs (resumes) again
-  }
-  return status.value("state", "") == "complete";
+  // Unreadable (being written when the job died): the fold runs (resumes) again.
+  return read_run_state(status_path(fold_dir(out_dir, fold))) == "complete";
 }
 
 FoldResult read_fold_result(const std::string& out_dir, int fold) {

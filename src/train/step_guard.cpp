@@ -39,6 +39,11 @@ nlohmann::json parse_state(const std::string& json, const std::string& where) {
 }  // namespace
 
 StepGuard::StepGuard(const GuardConfig& config, int64_t batch_size) : config_(config), batch_size_(batch_size) {
+  add_configured_skips();
+}
+
+// The operator's guard.skip_batches, as sample intervals; added again after a restore replaced the intervals.
+void StepGuard::add_configured_skips() {
   for (int64_t b : config_.skip_batches) add_skipped(b * batch_size_, (b + 1) * batch_size_);
 }
 
@@ -187,7 +192,7 @@ void StepGuard::restore(const std::string& json, const std::string& where) {
   } catch (const nlohmann::json::exception& e) {
     throw_error(__FILE__, __LINE__, fmt::format("{}: attribute 'guard': {}", where, e.what()));
   }
-  for (int64_t b : config_.skip_batches) add_skipped(b * batch_size_, (b + 1) * batch_size_);
+  add_configured_skips();
 }
 
 }  // namespace strata

@@ -62,6 +62,7 @@ class StepGuard {
 
  private:
   void add_skipped(int64_t begin, int64_t end);  // keeps skipped_ sorted and disjoint
+  void add_configured_skips();
   std::string spike(const char* what, double value, const std::deque<double>& window) const;
 
   GuardConfig config_;

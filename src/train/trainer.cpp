@@ -7,7 +7,6 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
-#include <iterator>
 #include <thread>
 
 #include "comm/process_grid.hpp"
@@ -34,6 +33,7 @@
 #include "train/metrics_log.hpp"
 #include "train/model_source.hpp"
 #include "train/pruning.hpp"
+#include "train/run_status.hpp"
 #include "train/step_guard.hpp"
 #include "train/stop_request.hpp"
 #include "train/straggler_report.hpp"
@@ -58,18 +58,6 @@ std::string decode_bytes(const std::vector<int32_t>& tokens, int64_t eot_id) {
       text += char(t);
   }
   return text;
-}
-
-// <out_dir>/status.json: how the run ended, for batch scripts ("complete" or "stopped", and the step), written
-// atomically by rank 0 as the last thing it does. A "hung" status (the watchdog's report: the file is removed when a
-// run starts, so it is this run's) is kept: while MPI_Abort ends the job, the stopped rank may be continued and the
-// ranks reach a graceful stop (the launcher's SIGTERM) that must not overwrite the report.
-void write_status(const std::string& out_dir, const char* state, int64_t step) {
-  const auto path = (std::filesystem::path(out_dir) / "status.json").string();
-  std::ifstream existing(path);
-  const std::string seen((std::istreambuf_iterator<char>(existing)), std::istreambuf_iterator<char>());
-  if (seen.find("\"hung\"") != std::string::npos) return;
-  write_file_atomically(path, fmt::format("{{\"state\": \"{}\", \"step\": {}}}\n", state, step));
 }
 
 // <out_dir>/guard.json: the step guard's skips and rollbacks so far, rewritten atomically by the lead at each one.
@@ -125,7 +113,7 @@ TrainSummary train(const Config& input, MPI_Comm world) {
 
   if (lead) {
     std::filesystem::create_directories(tc.out_dir);
-    std::filesystem::remove(std::filesystem::path(tc.out_dir) / "status.json");  // running: no verdict yet
+    std::filesystem::remove(status_path(tc.out_dir));  // running: no verdict yet
     std::ofstream resolved(std::filesystem::path(tc.out_dir) / "config.toml");
     resolved << to_toml(config);
     STRATA_CHECK(resolved.good(), "cannot write '{}/config.toml'", tc.out_dir);
@@ -400,7 +388,7 @@ TrainSummary train(const Config& input, MPI_Comm world) {
   if (lead) std::filesystem::remove_all(heartbeat_dir);
   grid.world().barrier();
   Watchdog watchdog(config.watchdog.timeout_s, heartbeat_dir,
-                    (std::filesystem::path(tc.out_dir) / "status.json").string(), identities, grid.world().rank());
+                    status_path(tc.out_dir), identities, grid.world().rank());
   StragglerWatch stragglers(config.watchdog.straggler_every);
   auto report_stragglers = [&](const StragglerCheck& c) {
     const bool slow = c.ratio > config.watchdog.straggler_factor;
@@ -563,7 +551,7 @@ TrainSummary train(const Config& input, MPI_Comm world) {
     if (lead)
       fmt::print("stopped after step {} ({}): checkpoint written to {}; continue with --resume auto (exit code {})\n",
                  summary.steps, summary.stop_reason, checkpoints.dir(), kExitResumable);
-    if (lead) write_status(tc.out_dir, "stopped", summary.steps);
+    if (lead) write_run_status(tc.out_dir, "stopped", summary.steps);
     grid.world().barrier();
     return summary;
   }
@@ -685,7 +673,7 @@ TrainSummary train(const Config& input, MPI_Comm world) {
       fmt::print("--- sample token ids ---\n{}\n", fmt::join(tokens, " "));
     }
   }
-  if (lead) write_status(tc.out_dir, "complete", summary.steps);
+  if (lead) write_run_status(tc.out_dir, "complete", summary.steps);
   grid.world().barrier();  // nobody exits (and finalises MPI) while the lead still writes
   return summary;
 }

@@ -14,6 +14,7 @@
 #include <utility>
 
 #include "core/atomic_file.hpp"
+#include "train/run_status.hpp"
 
 namespace strata {
 namespace {
@@ -216,10 +217,7 @@ void Watchdog::run() {
 
 void Watchdog::report_and_end(const std::vector<Laggard>& laggards, const Heartbeat& me) {
   // Reported already by another rank (the job is ending): one report per hang.
-  std::ifstream status(status_path_);
-  std::stringstream seen;
-  seen << status.rdbuf();
-  if (seen.str().find("\"hung\"") != std::string::npos) {
+  if (read_run_state(status_path_) == "hung") {
     ended_.store(true, std::memory_order_release);
     std::this_thread::sleep_for(std::chrono::duration<double>(timeout_s_));  // MPI_Abort ends this process meanwhile
     std::_Exit(kExitHung);
