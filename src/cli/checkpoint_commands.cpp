@@ -81,7 +81,8 @@ void add_checkpoint_commands(CLI::App& app, MPI_Comm world, Action& action) {
                    "strata eval --weights, perf/torch_gpt.load_strata_weights)")
       ->required()
       ->check(CLI::IsMember(ckpt::export_formats()));
-  export_cmd->add_option("-o,--output", ex->output, "file to write (atomically: OUTPUT.PID.tmp, then renamed)")->required();
+  export_cmd->add_option("-o,--output", ex->output, "file to write (atomically: OUTPUT.PID.tmp, then renamed)")
+      ->required();
   const auto export_progress = add_progress_flags(export_cmd);
   export_cmd->callback([&action, ex, world, export_progress] {
     action = [ex, world, export_progress] {

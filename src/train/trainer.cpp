@@ -387,8 +387,7 @@ TrainSummary train(const Config& input, MPI_Comm world) {
   const std::string heartbeat_dir = (std::filesystem::path(tc.out_dir) / "heartbeat").string();
   if (lead) std::filesystem::remove_all(heartbeat_dir);
   grid.world().barrier();
-  Watchdog watchdog(config.watchdog.timeout_s, heartbeat_dir,
-                    status_path(tc.out_dir), identities, grid.world().rank());
+  Watchdog watchdog(config.watchdog.timeout_s, heartbeat_dir, status_path(tc.out_dir), identities, grid.world().rank());
   StragglerWatch stragglers(config.watchdog.straggler_every);
   auto report_stragglers = [&](const StragglerCheck& c) {
     const bool slow = c.ratio > config.watchdog.straggler_factor;
