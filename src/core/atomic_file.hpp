@@ -1,7 +1,7 @@
 #pragma once
 // The one commit step every writer uses (datasets, tokenizers, manifests, weights, checkpoints, exports): data goes
-// to a temporary beside `path`; commit_file fsyncs it, renames it over `path` and fsyncs the directory, so a crash at any moment
-// leaves either the old file or the complete new one under the final name.
+// to a temporary beside `path`; commit_file fsyncs it, renames it over `path` and fsyncs the directory, so a crash
+// at any moment leaves either the old file or the complete new one under the final name.
 #include <functional>
 #include <string>
 
