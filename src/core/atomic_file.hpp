@@ -16,7 +16,8 @@ void commit_file(const std::string& tmp, const std::string& path);
 // then renames its own complete file and the last rename wins, instead of one renaming the other's half-written file.
 std::string temporary_path(const std::string& path);
 
-// Calls write(tmp) with tmp = temporary_path(path) (it creates, writes and closes that file), then commit_file(tmp, path).
+// Calls write(tmp) with tmp = temporary_path(path) (it creates, writes and closes that file), then
+// commit_file(tmp, path).
 // If either throws, the temporary is removed and the error rethrown.
 void write_atomically(const std::string& path, const std::function<void(const std::string& tmp)>& write);
 
