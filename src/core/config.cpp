@@ -5,7 +5,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <functional>
 #include <limits>
 #include <map>
 #include <set>
@@ -20,8 +19,10 @@ namespace {
 struct Binding {
   ConfigField field;
   bool is_int32;  // stored in an `int`: values must fit
-  std::function<void(Config&, const ConfigValue&)> set;
-  std::function<ConfigValue(const Config&)> get;
+  using Setter = void (*)(Config&, const ConfigValue&);
+  using Getter = ConfigValue (*)(const Config&);
+  Setter set;
+  Getter get;
 };
 
 template <class M>
@@ -42,223 +43,288 @@ ConfigValue as_value(const M& member) {
   }
 }
 
-#define STRATA_KIND_FIELD(section, name, kinds, doc)                              \
-  Binding {                                                                       \
-    ConfigField{#section "." #name, as_value(Config{}.section.name), doc, kinds}, \
-        std::is_same_v<decltype(Config{}.section.name), int>,                     \
-        [](Config& c, const ConfigValue& v) { assign(c.section.name, v); },       \
-        [](const Config& c) { return as_value(c.section.name); }                  \
-  }
+using Kinds = std::initializer_list<const char*>;
+
+// Out of line, so that the table's function is a list of calls: with every entry's strings, vectors and variant
+// inlined (and a whole Config{} built for each default) it took a minute to compile, two under ASan.
+[[gnu::noinline]] Binding make_binding(const char* key, ConfigValue default_value, const char* doc, Kinds kinds,
+                                       bool is_int32, Binding::Setter set, Binding::Getter get) {
+  return Binding{ConfigField{key, std::move(default_value), doc, std::vector<std::string>(kinds.begin(), kinds.end())},
+                 is_int32, set, get};
+}
+
+#define STRATA_KIND_FIELD(section, name, kinds, doc)                      \
+  make_binding(                                                           \
+      #section "." #name, as_value(defaults.section.name), doc, kinds,    \
+      std::is_same_v<decltype(Config{}.section.name), int>,               \
+      [](Config& c, const ConfigValue& v) { assign(c.section.name, v); }, \
+      [](const Config& c) { return as_value(c.section.name); })
 #define STRATA_FIELD(section, name, doc) STRATA_KIND_FIELD(section, name, {}, doc)
-using Kinds = std::vector<std::string>;
 
 const std::vector<Binding>& bindings() {
-  static const std::vector<Binding> table = {
-      STRATA_FIELD(model, kind,
-                   "the model: gpt (language model on a token dataset), cnn (image classifier) or lstm "
-                   "(sequence classifier); each kind has its own fields"),
-      STRATA_KIND_FIELD(model, n_layer, (Kinds{"gpt", "lstm"}),
-                        "gpt: transformer blocks; lstm: stacked recurrent layers"),
-      STRATA_KIND_FIELD(model, n_head, Kinds{"gpt"}, "attention heads per block (must divide d_model)"),
-      STRATA_KIND_FIELD(model, d_model, Kinds{"gpt"}, "width of the residual stream"),
-      STRATA_KIND_FIELD(model, vocab_size, Kinds{"gpt"}, "number of token ids (>= the dataset's vocab_size)"),
-      STRATA_KIND_FIELD(model, seq_len, Kinds{"gpt"}, "context length in tokens (also the size of the position table)"),
-      STRATA_KIND_FIELD(model, d_head, Kinds{"gpt"},
-                        "width of one attention head (the attention is n_head * d_head wide); 0: d_model / n_head "
-                        "(strata prune --heads writes models with fewer heads of the same width)"),
-      STRATA_KIND_FIELD(model, d_mlp, Kinds{"gpt"}, "hidden units of each block's MLP; 0: 4 * d_model"),
-      STRATA_KIND_FIELD(model, channels, Kinds{"cnn"}, "output channels of each conv block, e.g. [16, 32]"),
-      STRATA_KIND_FIELD(model, kernel_size, Kinds{"cnn"}, "square convolution kernel size"),
-      STRATA_KIND_FIELD(model, conv_stride, Kinds{"cnn"}, "convolution stride"),
-      STRATA_KIND_FIELD(model, padding, Kinds{"cnn"}, "zero padding on each side (-1: kernel_size / 2)"),
-      STRATA_KIND_FIELD(model, pool, Kinds{"cnn"}, "pooling after each block: max | avg | none"),
-      STRATA_KIND_FIELD(model, pool_size, Kinds{"cnn"}, "pooling window and stride"),
-      STRATA_KIND_FIELD(model, norm, Kinds{"cnn"},
-                        "normalization after each convolution: group (GroupNorm: the same for any dp) | none"),
-      STRATA_KIND_FIELD(model, norm_groups, Kinds{"cnn"},
-                        "GroupNorm groups, dividing every channel count (1: LayerNorm over channels and pixels)"),
-      STRATA_KIND_FIELD(model, activation, (Kinds{"cnn", "lstm"}),
-                        "relu | gelu (tanh approximation): the cnn blocks' and the hidden layer's"),
-      STRATA_KIND_FIELD(model, hidden, (Kinds{"cnn", "lstm"}),
-                        "units of a hidden layer (with the activation) before the classifier head (0: none)"),
-      STRATA_KIND_FIELD(model, cell, Kinds{"lstm"}, "recurrent cell: lstm | gru (PyTorch's equations)"),
-      STRATA_KIND_FIELD(model, hidden_size, Kinds{"lstm"}, "recurrent state size of each layer"),
-      STRATA_KIND_FIELD(model, input_shape, (Kinds{"cnn", "lstm"}),
-                        "sample shape: cnn [C, H, W], lstm [T, F] ([]: the dataset's)"),
-      STRATA_KIND_FIELD(model, num_classes, (Kinds{"cnn", "lstm"}), "classes (0: the dataset's num_classes)"),
-      STRATA_KIND_FIELD(model, labels, Kinds{"lstm"},
-                        "sequence (one label per sequence, read at the last step) | step (one per step) | auto "
-                        "(the dataset's label shape)"),
-      STRATA_FIELD(data, path,
-                   "dataset: tokens (gpt; one HDF5 file or a directory), images (cnn) or sequences (lstm) "
-                   "(a directory with a manifest; docs/dataset-format.md)"),
-      STRATA_FIELD(data, shuffle, "shuffle training windows per epoch (false: batch b = windows b*B..b*B+B-1)"),
-      STRATA_FIELD(data, seed, "seed of the per-epoch shuffle"),
-      STRATA_FIELD(data, prefetch, "batches a background thread reads ahead of the step loop (0: read in the loop)"),
-      STRATA_FIELD(
-          data, normalize,
-          "images, sequences: normalize with the manifest's statistics of the train split, where it stores them"),
-      STRATA_FIELD(data, crop_padding, "images: random crops with this much zero padding, in training batches"),
-      STRATA_FIELD(data, flip, "images: random horizontal flips, in training batches"),
-      STRATA_FIELD(data, noise_std, "images: additive Gaussian noise of this standard deviation, in training batches"),
-      STRATA_FIELD(data, cv_folds,
-                   "k-fold cross-validation (strata cv): split the train split into this many folds, a pure function "
-                   "of (data.seed, k), stratified by label for one-label-per-sample classifiers; 0: off"),
-      STRATA_FIELD(data, old_path,
-                   "continual training: the previous task's dataset (fitting the same model); its validation split is "
-                   "evaluated before and after training and the forgetting reported (<out_dir>/forgetting.json)"),
-      STRATA_FIELD(data, replay_fraction,
-                   "continual training: this fraction of each global batch's rows (the last ones) replays the "
-                   "previous task, data.old_path's train split, in its own seeded order; 0: off"),
-      STRATA_FIELD(data, cv_fold,
-                   "with cv_folds: the fold held out for validation (0 .. cv_folds-1); training reads the others and "
-                   "the val split is not used"),
-      STRATA_FIELD(train, batch_size, "sequences per optimizer step, over all data-parallel ranks"),
-      STRATA_FIELD(train, micro_batch_size,
-                   "sequences per forward/backward on one rank (gradient accumulation); 0: batch_size / dp"),
-      STRATA_FIELD(train, steps, "optimizer steps to run"),
-      STRATA_FIELD(train, lr, "peak learning rate"),
-      STRATA_FIELD(train, min_lr, "final learning rate of the cosine/linear decay"),
-      STRATA_FIELD(train, warmup_steps, "linear warm-up steps from 0 to lr"),
-      STRATA_FIELD(train, lr_schedule,
-                   "after warm-up: constant | cosine | linear (to min_lr at the last step) | step | multistep | "
-                   "exponential | cosine_restarts | wsd (warm-up, stable, linear decay over the last "
-                   "lr_decay_fraction); formulas in docs/training.md"),
-      STRATA_FIELD(train, lr_gamma, "step, multistep: factor at each decay; exponential: factor per step"),
-      STRATA_FIELD(train, lr_step_size, "step: steps between decays, counted from the end of warm-up"),
-      STRATA_FIELD(train, lr_milestones,
-                   "multistep: steps (after warm-up, increasing) at which lr is multiplied by "
-                   "lr_gamma"),
-      STRATA_FIELD(train, lr_restart_period, "cosine_restarts: steps of the first cosine cycle"),
-      STRATA_FIELD(train, lr_restart_mult, "cosine_restarts: each cycle is this many times longer than the last"),
-      STRATA_FIELD(train, lr_decay_fraction, "wsd: fraction of train.steps, at the end, that decays to min_lr"),
-      STRATA_FIELD(train, early_stop_metric,
-                   "validation metric to keep the best weights by (<out_dir>/best.h5) and to stop on: val_loss "
-                   "(any model) or, for classifiers, val_accuracy | val_top3 | val_top5 | val_macro_f1 | "
-                   "val_weighted_f1; empty: off. Needs eval_every"),
-      STRATA_FIELD(train, early_stop_patience,
-                   "stop after this many evaluations in a row without improvement (0: never stop, keep the best)"),
-      STRATA_FIELD(train, early_stop_min_delta, "an improvement must beat the best value by more than this"),
-      STRATA_FIELD(train, precision,
-                   "fp32 | bf16: GEMM operands rounded to bfloat16 with fp32 accumulation; fp32 master weights, AdamW "
-                   "state, norms, softmax and loss"),
-      STRATA_FIELD(train, bf16_activations,
-                   "with precision = bf16: keep the activations that only feed GEMMs (GPT: LayerNorm outputs, qkv, "
-                   "attention output, GELU output) as bf16 until backward; the GEMMs round them anyway, so results "
-                   "are identical and those buffers take half the memory. false keeps them in fp32"),
-      STRATA_FIELD(train, weight_decay, "AdamW decoupled weight decay, applied to 2-D weights only"),
-      STRATA_FIELD(train, dropout,
-                   "drop probability of inverted dropout at every site of the model, in training batches only: gpt "
-                   "embedding output, attention probabilities, residual branches; cnn the head's inputs (flattened "
-                   "features, hidden layer); lstm each layer's output states and the hidden layer. Masks are drawn "
-                   "from (seed, step, sample, element): the same at every layout and after a restart. 0: off"),
-      STRATA_FIELD(train, embedding_dropout, "gpt: dropout of the embedding output; -1: train.dropout"),
-      STRATA_FIELD(train, attention_dropout, "gpt: dropout of the attention probabilities; -1: train.dropout"),
-      STRATA_FIELD(train, residual_dropout,
-                   "gpt: dropout of the residual branches (attention and MLP outputs); -1: train.dropout"),
-      STRATA_FIELD(train, label_smoothing,
-                   "classifiers: train against (1 - e) on the label plus e spread over all classes (torch's "
-                   "label_smoothing); validation reports the plain cross-entropy. 0: off"),
-      STRATA_FIELD(train, l1, "L1 penalty l1 * sum|w| added to the loss (its gradient goes through AdamW; 0: off)"),
-      STRATA_FIELD(train, l2,
-                   "L2 penalty (l2/2) * sum w^2 added to the loss: unlike weight_decay, its gradient is normalised by "
-                   "AdamW like the data gradient (0: off)"),
-      STRATA_FIELD(train, regularize,
-                   "tensors l1/l2 apply to: weights (2-D weight matrices and embeddings, as weight_decay; not norms "
-                   "or biases) | all"),
-      STRATA_FIELD(train, init_from,
-                   "continual training: start from these weights (a weights file, checkpoint file or checkpoint "
-                   "directory of the same model) with a new optimizer state and schedule; ignored when resuming"),
-      STRATA_FIELD(train, l2_init,
-                   "with init_from: pull every tensor toward the starting weights, (l2_init / 2) sum (w - w_init)^2 "
-                   "added to the loss (logged as penalty); 0: off"),
-      STRATA_FIELD(train, beta1, "AdamW beta1"),
-      STRATA_FIELD(train, beta2, "AdamW beta2"),
-      STRATA_FIELD(train, eps, "AdamW epsilon"),
-      STRATA_FIELD(train, grad_clip, "clip the global gradient norm to this (0: off)"),
-      STRATA_FIELD(train, seed, "seed of parameter initialisation and sampling"),
-      STRATA_FIELD(train, stop_after,
-                   "pause after this step: evaluate, checkpoint, exit 75 (resume with a later stop_after or none); the "
-                   "schedule still spans train.steps (successive halving: jobs/sweep.py halving); 0: off"),
-      STRATA_FIELD(train, max_wall_minutes,
-                   "stop cleanly after this many minutes: checkpoint, exit code 75 (resume later); 0: no limit"),
-      STRATA_FIELD(train, memory_limit_gb,
-                   "stop before training when a rank's estimated memory (parameters, gradients, optimizer state, "
-                   "the activations its pipeline stage holds) exceeds this many GiB (2^30 bytes); 0: no limit"),
-      STRATA_FIELD(train, log_every, "print a step line every N steps (JSON lines get every step)"),
-      STRATA_FIELD(train, tensorboard,
-                   "write TensorBoard event files to <out_dir>/tb: training and validation scalars, time, memory, the "
-                   "resolved config (a resumed run continues them without repeating steps)"),
-      STRATA_FIELD(train, eval_every, "validation loss every N steps (0: only at the end)"),
-      STRATA_FIELD(train, eval_batches, "validation batches per evaluation (0: the whole split)"),
-      STRATA_FIELD(train, out_dir, "directory for metrics.jsonl, config.toml and saved weights"),
-      STRATA_FIELD(train, save_weights, "write final weights to this HDF5 file (relative: inside out_dir)"),
-      STRATA_FIELD(train, sample_tokens, "generate this many tokens after training (0: none)"),
-      STRATA_FIELD(train, sample_temperature, "softmax temperature of the generated sample"),
-      STRATA_FIELD(parallel, dp, "data-parallel ranks (-1: the ranks left after tp and pp)"),
-      STRATA_FIELD(parallel, tp, "tensor-parallel ranks"),
-      STRATA_FIELD(parallel, pp, "pipeline stages"),
-      STRATA_FIELD(parallel, zero1, "shard the AdamW state over data-parallel ranks (ZeRO stage 1)"),
-      STRATA_FIELD(parallel, schedule, "pipeline schedule: 1f1b (at most pp microbatches in flight) or gpipe"),
-      STRATA_FIELD(parallel, device_comm,
-                   "what carries device buffers (gradients, activations, tensor-parallel sums): auto (NCCL when the "
-                   "model is in GPU memory and Strata has NCCL, else MPI; host-staged MPI on GPUs without NCCL), nccl, "
-                   "mpi (host memory only), staged (MPI through host copies)"),
-      STRATA_FIELD(parallel, bucket_mb, "gradient all-reduce bucket size in MiB (launched as backward completes it)"),
-      STRATA_FIELD(checkpoint, dir, "checkpoint directory (relative to train.out_dir unless absolute)"),
-      STRATA_FIELD(checkpoint, every, "save every this many steps and at the end (0: never)"),
-      STRATA_FIELD(checkpoint, keep_last, "keep the newest this many checkpoints"),
-      STRATA_FIELD(checkpoint, keep_every, "also keep every checkpoint whose step is a multiple of this (0: none)"),
-      STRATA_FIELD(checkpoint, resume, "none | auto (latest valid checkpoint in dir, else a fresh start) | a file"),
-      STRATA_FIELD(checkpoint, async, "write checkpoints in a background thread while training continues"),
-      STRATA_FIELD(checkpoint, verify, "check every tensor's checksum before loading a checkpoint"),
-      STRATA_FIELD(checkpoint, io,
-                   "direct (two-phase collective writes with O_DIRECT) | buffered (the same via the page cache) | "
-                   "hdf5 (collective H5Dwrite through MPI-IO)"),
-      STRATA_FIELD(distill, teacher,
-                   "knowledge distillation: the teacher (a weights file, checkpoint file or checkpoint directory of a "
-                   "model of any size for the same dataset: same classes or vocabulary); empty: off"),
-      STRATA_FIELD(distill, temperature, "T: the soft loss compares softmax(teacher / T) and softmax(student / T)"),
-      STRATA_FIELD(distill, alpha,
-                   "weight of the soft loss T^2 KL(teacher || student); the label's cross-entropy gets 1 - alpha"),
-      STRATA_FIELD(prune, sparsity,
-                   "magnitude pruning: the final fraction of the selected tensors' elements set to zero (smallest "
-                   "|w| first) and kept at zero by a mask applied after every step; in [0, 1), 0: off"),
-      STRATA_FIELD(prune, initial_sparsity, "the fraction pruned at start_step; the cubic schedule rises from it"),
-      STRATA_FIELD(prune, start_step, "steps done at the first mask update"),
-      STRATA_FIELD(prune, end_step,
-                   "steps done when sparsity is reached: s = sparsity + (initial - sparsity) (1 - (t - start) / (end "
-                   "- start))^3 in between; -1: three quarters of train.steps"),
-      STRATA_FIELD(prune, every, "steps between mask updates (and at end_step)"),
-      STRATA_FIELD(prune, scope,
-                   "global (one |w| threshold over all selected tensors) | layer (each tensor pruned to the "
-                   "fraction on its own)"),
-      STRATA_FIELD(prune, tensors,
-                   "weights (weight matrices and conv kernels; not embeddings, norms or biases) | all (embeddings "
-                   "too)"),
-      STRATA_FIELD(guard, enabled,
-                   "skip a step whose loss or gradient norm is not finite (or spikes, guard.spike_z) on every rank, "
-                   "and roll back after guard.rollback_after of them in a row; false: a non-finite step stops the run"),
-      STRATA_FIELD(guard, spike_z,
-                   "a step spikes when its loss or gradient norm lies this many standard deviations above the mean "
-                   "of the last guard.window accepted steps; 0: off"),
-      STRATA_FIELD(guard, window, "accepted steps the spike z-scores look back on (no spikes until it is full)"),
-      STRATA_FIELD(guard, rollback_after,
-                   "bad steps in a row that roll the run back to its newest checkpoint before them, skipping their "
-                   "batches from then on; 0: never roll back (only skip)"),
-      STRATA_FIELD(guard, max_rollbacks, "rollbacks a run may make; the next stops it with an error"),
-      STRATA_FIELD(guard, skip_batches,
-                   "global batch indices never trained on (batch i holds the samples at positions i * batch_size .. "
-                   "of the sample order; step s reads batch s - 1 when none is skipped)"),
-      STRATA_FIELD(watchdog, timeout_s,
-                   "seconds a rank's step, evaluation or checkpoint save may go without progress before the watchdog "
-                   "names the ranks that have not arrived and ends the job with exit code 76 (resumable); 0: off"),
-      STRATA_FIELD(watchdog, straggler_every,
-                   "steps between gathers of every rank's compute time per step (also <out_dir>/rank_times.jsonl); 0: "
-                   "off"),
-      STRATA_FIELD(watchdog, straggler_factor,
-                   "a rank whose compute time exceeds the median's this many times is named"),
-  };
+  static const std::vector<Binding> table = [] {
+    const Config defaults{};
+    std::vector<Binding> t;
+    t.push_back(STRATA_FIELD(model, kind,
+                             "the model: gpt (language model on a token dataset), cnn (image classifier) or lstm "
+                             "(sequence classifier); each kind has its own fields"));
+    t.push_back(STRATA_KIND_FIELD(model, n_layer, (Kinds{"gpt", "lstm"}),
+                                  "gpt: transformer blocks; lstm: stacked recurrent layers"));
+    t.push_back(STRATA_KIND_FIELD(model, n_head, Kinds{"gpt"}, "attention heads per block (must divide d_model)"));
+    t.push_back(STRATA_KIND_FIELD(model, d_model, Kinds{"gpt"}, "width of the residual stream"));
+    t.push_back(
+        STRATA_KIND_FIELD(model, vocab_size, Kinds{"gpt"}, "number of token ids (>= the dataset's vocab_size)"));
+    t.push_back(STRATA_KIND_FIELD(model, seq_len, Kinds{"gpt"},
+                                  "context length in tokens (also the size of the position table)"));
+    t.push_back(
+        STRATA_KIND_FIELD(model, d_head, Kinds{"gpt"},
+                          "width of one attention head (the attention is n_head * d_head wide); 0: d_model / n_head "
+                          "(strata prune --heads writes models with fewer heads of the same width)"));
+    t.push_back(STRATA_KIND_FIELD(model, d_mlp, Kinds{"gpt"}, "hidden units of each block's MLP; 0: 4 * d_model"));
+    t.push_back(STRATA_KIND_FIELD(model, channels, Kinds{"cnn"}, "output channels of each conv block, e.g. [16, 32]"));
+    t.push_back(STRATA_KIND_FIELD(model, kernel_size, Kinds{"cnn"}, "square convolution kernel size"));
+    t.push_back(STRATA_KIND_FIELD(model, conv_stride, Kinds{"cnn"}, "convolution stride"));
+    t.push_back(STRATA_KIND_FIELD(model, padding, Kinds{"cnn"}, "zero padding on each side (-1: kernel_size / 2)"));
+    t.push_back(STRATA_KIND_FIELD(model, pool, Kinds{"cnn"}, "pooling after each block: max | avg | none"));
+    t.push_back(STRATA_KIND_FIELD(model, pool_size, Kinds{"cnn"}, "pooling window and stride"));
+    t.push_back(
+        STRATA_KIND_FIELD(model, norm, Kinds{"cnn"},
+                          "normalization after each convolution: group (GroupNorm: the same for any dp) | none"));
+    t.push_back(
+        STRATA_KIND_FIELD(model, norm_groups, Kinds{"cnn"},
+                          "GroupNorm groups, dividing every channel count (1: LayerNorm over channels and pixels)"));
+    t.push_back(STRATA_KIND_FIELD(model, activation, (Kinds{"cnn", "lstm"}),
+                                  "relu | gelu (tanh approximation): the cnn blocks' and the hidden layer's"));
+    t.push_back(
+        STRATA_KIND_FIELD(model, hidden, (Kinds{"cnn", "lstm"}),
+                          "units of a hidden layer (with the activation) before the classifier head (0: none)"));
+    t.push_back(STRATA_KIND_FIELD(model, cell, Kinds{"lstm"}, "recurrent cell: lstm | gru (PyTorch's equations)"));
+    t.push_back(STRATA_KIND_FIELD(model, hidden_size, Kinds{"lstm"}, "recurrent state size of each layer"));
+    t.push_back(STRATA_KIND_FIELD(model, input_shape, (Kinds{"cnn", "lstm"}),
+                                  "sample shape: cnn [C, H, W], lstm [T, F] ([]: the dataset's)"));
+    t.push_back(
+        STRATA_KIND_FIELD(model, num_classes, (Kinds{"cnn", "lstm"}), "classes (0: the dataset's num_classes)"));
+    t.push_back(
+        STRATA_KIND_FIELD(model, labels, Kinds{"lstm"},
+                          "sequence (one label per sequence, read at the last step) | step (one per step) | auto "
+                          "(the dataset's label shape)"));
+    t.push_back(STRATA_FIELD(data, path,
+                             "dataset: tokens (gpt; one HDF5 file or a directory), images (cnn) or sequences (lstm) "
+                             "(a directory with a manifest; docs/dataset-format.md)"));
+    t.push_back(
+        STRATA_FIELD(data, shuffle, "shuffle training windows per epoch (false: batch b = windows b*B..b*B+B-1)"));
+    t.push_back(STRATA_FIELD(data, seed, "seed of the per-epoch shuffle"));
+    t.push_back(
+        STRATA_FIELD(data, prefetch, "batches a background thread reads ahead of the step loop (0: read in the loop)"));
+    t.push_back(STRATA_FIELD(
+        data, normalize,
+        "images, sequences: normalize with the manifest's statistics of the train split, where it stores them"));
+    t.push_back(
+        STRATA_FIELD(data, crop_padding, "images: random crops with this much zero padding, in training batches"));
+    t.push_back(STRATA_FIELD(data, flip, "images: random horizontal flips, in training batches"));
+    t.push_back(STRATA_FIELD(data, noise_std,
+                             "images: additive Gaussian noise of this standard deviation, in training batches"));
+    t.push_back(
+        STRATA_FIELD(data, cv_folds,
+                     "k-fold cross-validation (strata cv): split the train split into this many folds, a pure function "
+                     "of (data.seed, k), stratified by label for one-label-per-sample classifiers; 0: off"));
+    t.push_back(STRATA_FIELD(
+        data, old_path,
+        "continual training: the previous task's dataset (fitting the same model); its validation split is "
+        "evaluated before and after training and the forgetting reported (<out_dir>/forgetting.json)"));
+    t.push_back(
+        STRATA_FIELD(data, replay_fraction,
+                     "continual training: this fraction of each global batch's rows (the last ones) replays the "
+                     "previous task, data.old_path's train split, in its own seeded order; 0: off"));
+    t.push_back(
+        STRATA_FIELD(data, cv_fold,
+                     "with cv_folds: the fold held out for validation (0 .. cv_folds-1); training reads the others and "
+                     "the val split is not used"));
+    t.push_back(STRATA_FIELD(train, batch_size, "sequences per optimizer step, over all data-parallel ranks"));
+    t.push_back(STRATA_FIELD(train, micro_batch_size,
+                             "sequences per forward/backward on one rank (gradient accumulation); 0: batch_size / dp"));
+    t.push_back(STRATA_FIELD(train, steps, "optimizer steps to run"));
+    t.push_back(STRATA_FIELD(train, lr, "peak learning rate"));
+    t.push_back(STRATA_FIELD(train, min_lr, "final learning rate of the cosine/linear decay"));
+    t.push_back(STRATA_FIELD(train, warmup_steps, "linear warm-up steps from 0 to lr"));
+    t.push_back(
+        STRATA_FIELD(train, lr_schedule,
+                     "after warm-up: constant | cosine | linear (to min_lr at the last step) | step | multistep | "
+                     "exponential | cosine_restarts | wsd (warm-up, stable, linear decay over the last "
+                     "lr_decay_fraction); formulas in docs/training.md"));
+    t.push_back(STRATA_FIELD(train, lr_gamma, "step, multistep: factor at each decay; exponential: factor per step"));
+    t.push_back(STRATA_FIELD(train, lr_step_size, "step: steps between decays, counted from the end of warm-up"));
+    t.push_back(STRATA_FIELD(train, lr_milestones,
+                             "multistep: steps (after warm-up, increasing) at which lr is multiplied by "
+                             "lr_gamma"));
+    t.push_back(STRATA_FIELD(train, lr_restart_period, "cosine_restarts: steps of the first cosine cycle"));
+    t.push_back(
+        STRATA_FIELD(train, lr_restart_mult, "cosine_restarts: each cycle is this many times longer than the last"));
+    t.push_back(
+        STRATA_FIELD(train, lr_decay_fraction, "wsd: fraction of train.steps, at the end, that decays to min_lr"));
+    t.push_back(
+        STRATA_FIELD(train, early_stop_metric,
+                     "validation metric to keep the best weights by (<out_dir>/best.h5) and to stop on: val_loss "
+                     "(any model) or, for classifiers, val_accuracy | val_top3 | val_top5 | val_macro_f1 | "
+                     "val_weighted_f1; empty: off. Needs eval_every"));
+    t.push_back(
+        STRATA_FIELD(train, early_stop_patience,
+                     "stop after this many evaluations in a row without improvement (0: never stop, keep the best)"));
+    t.push_back(STRATA_FIELD(train, early_stop_min_delta, "an improvement must beat the best value by more than this"));
+    t.push_back(STRATA_FIELD(
+        train, precision,
+        "fp32 | bf16: GEMM operands rounded to bfloat16 with fp32 accumulation; fp32 master weights, AdamW "
+        "state, norms, softmax and loss"));
+    t.push_back(
+        STRATA_FIELD(train, bf16_activations,
+                     "with precision = bf16: keep the activations that only feed GEMMs (GPT: LayerNorm outputs, qkv, "
+                     "attention output, GELU output) as bf16 until backward; the GEMMs round them anyway, so results "
+                     "are identical and those buffers take half the memory. false keeps them in fp32"));
+    t.push_back(STRATA_FIELD(train, weight_decay, "AdamW decoupled weight decay, applied to 2-D weights only"));
+    t.push_back(
+        STRATA_FIELD(train, dropout,
+                     "drop probability of inverted dropout at every site of the model, in training batches only: gpt "
+                     "embedding output, attention probabilities, residual branches; cnn the head's inputs (flattened "
+                     "features, hidden layer); lstm each layer's output states and the hidden layer. Masks are drawn "
+                     "from (seed, step, sample, element): the same at every layout and after a restart. 0: off"));
+    t.push_back(STRATA_FIELD(train, embedding_dropout, "gpt: dropout of the embedding output; -1: train.dropout"));
+    t.push_back(
+        STRATA_FIELD(train, attention_dropout, "gpt: dropout of the attention probabilities; -1: train.dropout"));
+    t.push_back(STRATA_FIELD(train, residual_dropout,
+                             "gpt: dropout of the residual branches (attention and MLP outputs); -1: train.dropout"));
+    t.push_back(STRATA_FIELD(train, label_smoothing,
+                             "classifiers: train against (1 - e) on the label plus e spread over all classes (torch's "
+                             "label_smoothing); validation reports the plain cross-entropy. 0: off"));
+    t.push_back(
+        STRATA_FIELD(train, l1, "L1 penalty l1 * sum|w| added to the loss (its gradient goes through AdamW; 0: off)"));
+    t.push_back(STRATA_FIELD(
+        train, l2,
+        "L2 penalty (l2/2) * sum w^2 added to the loss: unlike weight_decay, its gradient is normalised by "
+        "AdamW like the data gradient (0: off)"));
+    t.push_back(
+        STRATA_FIELD(train, regularize,
+                     "tensors l1/l2 apply to: weights (2-D weight matrices and embeddings, as weight_decay; not norms "
+                     "or biases) | all"));
+    t.push_back(
+        STRATA_FIELD(train, init_from,
+                     "continual training: start from these weights (a weights file, checkpoint file or checkpoint "
+                     "directory of the same model) with a new optimizer state and schedule; ignored when resuming"));
+    t.push_back(
+        STRATA_FIELD(train, l2_init,
+                     "with init_from: pull every tensor toward the starting weights, (l2_init / 2) sum (w - w_init)^2 "
+                     "added to the loss (logged as penalty); 0: off"));
+    t.push_back(STRATA_FIELD(train, beta1, "AdamW beta1"));
+    t.push_back(STRATA_FIELD(train, beta2, "AdamW beta2"));
+    t.push_back(STRATA_FIELD(train, eps, "AdamW epsilon"));
+    t.push_back(STRATA_FIELD(train, grad_clip, "clip the global gradient norm to this (0: off)"));
+    t.push_back(STRATA_FIELD(train, seed, "seed of parameter initialisation and sampling"));
+    t.push_back(STRATA_FIELD(
+        train, stop_after,
+        "pause after this step: evaluate, checkpoint, exit 75 (resume with a later stop_after or none); the "
+        "schedule still spans train.steps (successive halving: jobs/sweep.py halving); 0: off"));
+    t.push_back(
+        STRATA_FIELD(train, max_wall_minutes,
+                     "stop cleanly after this many minutes: checkpoint, exit code 75 (resume later); 0: no limit"));
+    t.push_back(
+        STRATA_FIELD(train, memory_limit_gb,
+                     "stop before training when a rank's estimated memory (parameters, gradients, optimizer state, "
+                     "the activations its pipeline stage holds) exceeds this many GiB (2^30 bytes); 0: no limit"));
+    t.push_back(STRATA_FIELD(train, log_every, "print a step line every N steps (JSON lines get every step)"));
+    t.push_back(STRATA_FIELD(
+        train, tensorboard,
+        "write TensorBoard event files to <out_dir>/tb: training and validation scalars, time, memory, the "
+        "resolved config (a resumed run continues them without repeating steps)"));
+    t.push_back(STRATA_FIELD(train, eval_every, "validation loss every N steps (0: only at the end)"));
+    t.push_back(STRATA_FIELD(train, eval_batches, "validation batches per evaluation (0: the whole split)"));
+    t.push_back(STRATA_FIELD(train, out_dir, "directory for metrics.jsonl, config.toml and saved weights"));
+    t.push_back(STRATA_FIELD(train, save_weights, "write final weights to this HDF5 file (relative: inside out_dir)"));
+    t.push_back(STRATA_FIELD(train, sample_tokens, "generate this many tokens after training (0: none)"));
+    t.push_back(STRATA_FIELD(train, sample_temperature, "softmax temperature of the generated sample"));
+    t.push_back(STRATA_FIELD(parallel, dp, "data-parallel ranks (-1: the ranks left after tp and pp)"));
+    t.push_back(STRATA_FIELD(parallel, tp, "tensor-parallel ranks"));
+    t.push_back(STRATA_FIELD(parallel, pp, "pipeline stages"));
+    t.push_back(STRATA_FIELD(parallel, zero1, "shard the AdamW state over data-parallel ranks (ZeRO stage 1)"));
+    t.push_back(
+        STRATA_FIELD(parallel, schedule, "pipeline schedule: 1f1b (at most pp microbatches in flight) or gpipe"));
+    t.push_back(STRATA_FIELD(
+        parallel, device_comm,
+        "what carries device buffers (gradients, activations, tensor-parallel sums): auto (NCCL when the "
+        "model is in GPU memory and Strata has NCCL, else MPI; host-staged MPI on GPUs without NCCL), nccl, "
+        "mpi (host memory only), staged (MPI through host copies)"));
+    t.push_back(STRATA_FIELD(parallel, bucket_mb,
+                             "gradient all-reduce bucket size in MiB (launched as backward completes it)"));
+    t.push_back(STRATA_FIELD(checkpoint, dir, "checkpoint directory (relative to train.out_dir unless absolute)"));
+    t.push_back(STRATA_FIELD(checkpoint, every, "save every this many steps and at the end (0: never)"));
+    t.push_back(STRATA_FIELD(checkpoint, keep_last, "keep the newest this many checkpoints"));
+    t.push_back(
+        STRATA_FIELD(checkpoint, keep_every, "also keep every checkpoint whose step is a multiple of this (0: none)"));
+    t.push_back(
+        STRATA_FIELD(checkpoint, resume, "none | auto (latest valid checkpoint in dir, else a fresh start) | a file"));
+    t.push_back(STRATA_FIELD(checkpoint, async, "write checkpoints in a background thread while training continues"));
+    t.push_back(STRATA_FIELD(checkpoint, verify, "check every tensor's checksum before loading a checkpoint"));
+    t.push_back(
+        STRATA_FIELD(checkpoint, io,
+                     "direct (two-phase collective writes with O_DIRECT) | buffered (the same via the page cache) | "
+                     "hdf5 (collective H5Dwrite through MPI-IO)"));
+    t.push_back(STRATA_FIELD(
+        distill, teacher,
+        "knowledge distillation: the teacher (a weights file, checkpoint file or checkpoint directory of a "
+        "model of any size for the same dataset: same classes or vocabulary); empty: off"));
+    t.push_back(
+        STRATA_FIELD(distill, temperature, "T: the soft loss compares softmax(teacher / T) and softmax(student / T)"));
+    t.push_back(
+        STRATA_FIELD(distill, alpha,
+                     "weight of the soft loss T^2 KL(teacher || student); the label's cross-entropy gets 1 - alpha"));
+    t.push_back(
+        STRATA_FIELD(prune, sparsity,
+                     "magnitude pruning: the final fraction of the selected tensors' elements set to zero (smallest "
+                     "|w| first) and kept at zero by a mask applied after every step; in [0, 1), 0: off"));
+    t.push_back(
+        STRATA_FIELD(prune, initial_sparsity, "the fraction pruned at start_step; the cubic schedule rises from it"));
+    t.push_back(STRATA_FIELD(prune, start_step, "steps done at the first mask update"));
+    t.push_back(
+        STRATA_FIELD(prune, end_step,
+                     "steps done when sparsity is reached: s = sparsity + (initial - sparsity) (1 - (t - start) / (end "
+                     "- start))^3 in between; -1: three quarters of train.steps"));
+    t.push_back(STRATA_FIELD(prune, every, "steps between mask updates (and at end_step)"));
+    t.push_back(STRATA_FIELD(prune, scope,
+                             "global (one |w| threshold over all selected tensors) | layer (each tensor pruned to the "
+                             "fraction on its own)"));
+    t.push_back(
+        STRATA_FIELD(prune, tensors,
+                     "weights (weight matrices and conv kernels; not embeddings, norms or biases) | all (embeddings "
+                     "too)"));
+    t.push_back(STRATA_FIELD(
+        guard, enabled,
+        "skip a step whose loss or gradient norm is not finite (or spikes, guard.spike_z) on every rank, "
+        "and roll back after guard.rollback_after of them in a row; false: a non-finite step stops the run"));
+    t.push_back(
+        STRATA_FIELD(guard, spike_z,
+                     "a step spikes when its loss or gradient norm lies this many standard deviations above the mean "
+                     "of the last guard.window accepted steps; 0: off"));
+    t.push_back(
+        STRATA_FIELD(guard, window, "accepted steps the spike z-scores look back on (no spikes until it is full)"));
+    t.push_back(
+        STRATA_FIELD(guard, rollback_after,
+                     "bad steps in a row that roll the run back to its newest checkpoint before them, skipping their "
+                     "batches from then on; 0: never roll back (only skip)"));
+    t.push_back(STRATA_FIELD(guard, max_rollbacks, "rollbacks a run may make; the next stops it with an error"));
+    t.push_back(
+        STRATA_FIELD(guard, skip_batches,
+                     "global batch indices never trained on (batch i holds the samples at positions i * batch_size .. "
+                     "of the sample order; step s reads batch s - 1 when none is skipped)"));
+    t.push_back(
+        STRATA_FIELD(watchdog, timeout_s,
+                     "seconds a rank's step, evaluation or checkpoint save may go without progress before the watchdog "
+                     "names the ranks that have not arrived and ends the job with exit code 76 (resumable); 0: off"));
+    t.push_back(STRATA_FIELD(
+        watchdog, straggler_every,
+        "steps between gathers of every rank's compute time per step (also <out_dir>/rank_times.jsonl); 0: "
+        "off"));
+    t.push_back(STRATA_FIELD(watchdog, straggler_factor,
+                             "a rank whose compute time exceeds the median's this many times is named"));
+    return t;
+  }();
   return table;
 }
 #undef STRATA_FIELD
