@@ -11,7 +11,7 @@ echo "== style: clang-format (.clang-format) on every C++ source"
 find src kernels tests perf \( -name '*.cpp' -o -name '*.hpp' \) -print0 | xargs -0 clang-format --dry-run --Werror
 
 # Where threads and MPI meet, the tests run under the sanitizers instead of in the release build: the MPI tests (but
-# the two-phase write's, whose byte-by-byte checks take minutes at -O0; they run in release) and the end-to-end runs of
+# the two-phase write's, whose byte-by-byte checks took minutes per rank count under ASan; they run in release) and the end-to-end runs of
 # checkpoints (the asynchronous writer), faults, the guard, the watchdog, TensorBoard, memory, datasets (the prefetcher,
 # MPI preprocessing) and every layout.
 sanitized='^(mpi_(comm|tensor_parallel|pipeline_schedule|pruning)\.np[0-9]+|e2e\.(checkpoints|faults|guard|watchdog|tensorboard|memory|datasets|layouts))$'
